@@ -1,0 +1,106 @@
+//! `SeccompProfile`: a seccomp filter, installed on every node as a Localhost profile.
+
+use crate::model::SeccompDocument;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A seccomp profile. The node agent writes it to every node as
+/// `<kubelet-root>/seccomp/operator/<namespace>/<name>.json`; pods use it with
+/// `securityContext.seccompProfile: {type: Localhost, localhostProfile: <status.localhostProfile>}`.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "seccomp-operator.dev",
+    version = "v1alpha1",
+    kind = "SeccompProfile",
+    plural = "seccompprofiles",
+    shortname = "sp",
+    namespaced,
+    status = "SeccompProfileStatus",
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Installed","type":"string","jsonPath":".status.installedNodes"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"LocalhostProfile","type":"string","jsonPath":".status.localhostProfile","priority":1}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompProfileSpec {
+    /// The filter, as the OCI runtime-spec `linux.seccomp` section.
+    #[serde(flatten)]
+    pub document: SeccompDocument,
+    /// A profile to build on: another SeccompProfile in this namespace, or a built-in base
+    /// (`builtin:runc`). The result is the base's syscalls plus this profile's; this profile's
+    /// own fields win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_profile_name: Option<String>,
+    /// Keep the profile but do not install it on nodes (an installed file is removed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+}
+
+/// Where a profile is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ProfilePhase {
+    /// Accepted, not yet on any node.
+    Pending,
+    /// On some nodes, not all.
+    Installing,
+    /// On every node that runs the agent.
+    Installed,
+    /// Invalid, its base chain does not resolve, or a node failed to install it.
+    Error,
+    /// `spec.disabled` is set: not on any node.
+    Disabled,
+    /// Being deleted; waits for the pods that use it.
+    Terminating,
+}
+
+/// Install progress over the nodes that run the agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCounts {
+    /// Nodes whose installed file has this profile's `contentHash`.
+    pub installed: u32,
+    /// Nodes that run the agent.
+    pub total: u32,
+}
+
+/// Observed state of a SeccompProfile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompProfileStatus {
+    /// Summary of the profile's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<ProfilePhase>,
+    /// The exact value for a pod's `seccompProfile.localhostProfile`:
+    /// `operator/<namespace>/<name>.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localhost_profile: Option<String>,
+    /// `sha256:<hex>` of the rendered document the nodes must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// Install progress over nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<NodeCounts>,
+    /// `installed/total`, for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_nodes: Option<String>,
+    /// Pods (`<namespace>/<name>`) that reference this profile; while any exists, deletion
+    /// waits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active_workloads: Vec<String>,
+    /// Standard conditions: `Valid` (spec and base chain are acceptable) and `Ready`
+    /// (installed on every node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl SeccompProfile {
+    /// The value pods put in `localhostProfile` for the profile `name` in `namespace`.
+    pub fn localhost_path(namespace: &str, name: &str) -> String {
+        format!("{}/{namespace}/{name}.json", crate::LOCALHOST_DIR)
+    }
+}

@@ -1,0 +1,110 @@
+//! `ProfileRecording`: learn profiles from the containers of matching pods.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Records the syscalls of containers in pods that match `podSelector` and are created after
+/// the recording, and turns them into SeccompProfiles named `<recording>-<container>`.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "seccomp-operator.dev",
+    version = "v1alpha1",
+    kind = "ProfileRecording",
+    plural = "profilerecordings",
+    shortname = "prec",
+    namespaced,
+    status = "ProfileRecordingStatus",
+    printcolumn = r#"{"name":"Recorder","type":"string","jsonPath":".spec.recorder"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileRecordingSpec {
+    /// The kind of profile produced.
+    #[serde(default)]
+    pub kind: RecordingKind,
+    /// How syscalls are observed: `Bpf` (an eBPF program on sys_enter, no filter on the
+    /// workload) or `Logs` (an SCMP_ACT_LOG filter and the kernel's audit records).
+    #[serde(default)]
+    pub recorder: Recorder,
+    /// Pods in this namespace to record. Only pods created after the recording are recorded.
+    pub pod_selector: LabelSelector,
+    /// Only these containers (by name); all containers when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Vec<String>>,
+    /// `Containers` merges the recordings of all pods into one profile per container name;
+    /// `None` keeps one profile per pod and container.
+    #[serde(default)]
+    pub merge_strategy: MergeStrategy,
+    /// Stop recording this many seconds after the recording was created; unset records until
+    /// the pods end or the recording is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub duration_seconds: Option<u32>,
+}
+
+/// The kind of profile a recording produces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RecordingKind {
+    /// A seccomp profile.
+    #[default]
+    SeccompProfile,
+}
+
+/// How syscalls are observed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Recorder {
+    /// eBPF on the raw sys_enter tracepoint.
+    #[default]
+    Bpf,
+    /// An SCMP_ACT_LOG seccomp filter and the kernel's audit records.
+    Logs,
+}
+
+/// How per-pod recordings are combined.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MergeStrategy {
+    /// One profile per pod and container.
+    None,
+    /// One profile per container name, the union over all recorded pods.
+    #[default]
+    Containers,
+}
+
+/// Where a recording is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RecordingPhase {
+    /// Waiting for matching pods.
+    Pending,
+    /// Matching pods are being recorded.
+    Recording,
+    /// Recording ended; partial profiles are being merged.
+    Merging,
+    /// Every produced profile exists.
+    Completed,
+    /// The spec is invalid.
+    Error,
+}
+
+/// Observed state of a ProfileRecording.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileRecordingStatus {
+    /// Summary of the recording's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RecordingPhase>,
+    /// Pods (`<name>`) being recorded now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active_workloads: Vec<String>,
+    /// Names of the SeccompProfiles this recording produced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    /// Standard conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}

@@ -1,0 +1,57 @@
+//! seccomp-operator's API (`seccomp-operator.dev/v1alpha1`) and its seccomp profile document
+//! model.
+//!
+//! - [`api`]: the custom resources, derived with kube's `CustomResource`.
+//! - [`model`]: parse, validate, render, resolve, merge and diff seccomp profiles.
+//! - the names users and tools depend on (labels, finalizer, paths), as constants.
+
+pub mod api;
+pub mod model;
+
+pub use api::*;
+
+/// The API group.
+pub const GROUP: &str = "seccomp-operator.dev";
+/// The API version.
+pub const VERSION: &str = "v1alpha1";
+/// Finalizer held by the operator while pods use a profile.
+pub const FINALIZER_IN_USE: &str = "seccomp-operator.dev/in-use";
+/// Namespace label that turns on the binding webhook.
+pub const LABEL_BINDING: &str = "seccomp-operator.dev/binding";
+/// Label on profiles produced by a recording: the recording's name.
+pub const LABEL_RECORDING: &str = "seccomp-operator.dev/recording";
+/// Label on profiles produced by a recording: the container's name.
+pub const LABEL_CONTAINER: &str = "seccomp-operator.dev/container";
+/// Label on per-pod partial profiles still waiting to be merged.
+pub const LABEL_PARTIAL: &str = "seccomp-operator.dev/partial";
+/// Directory, relative to `<kubelet-root>/seccomp`, that holds the operator's profiles; also
+/// the first component of every `localhostProfile` value.
+pub const LOCALHOST_DIR: &str = "operator";
+/// The default kubelet root directory.
+pub const DEFAULT_KUBELET_ROOT: &str = "/var/lib/kubelet";
+
+/// All CRDs, for `crdgen` and tests.
+pub fn crds(
+) -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    use kube::CustomResourceExt;
+    vec![
+        SeccompProfile::crd(),
+        ProfileRecording::crd(),
+        ProfileBinding::crd(),
+        SeccompNodeStatus::crd(),
+    ]
+}
+
+/// Every CRD as `(file name, YAML)`, the file name being `<plural>.yaml`. The YAML is what
+/// `crdgen` writes and what is committed under `crds/`.
+pub fn crd_yaml() -> Vec<(String, String)> {
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let file = format!("{}.yaml", crd.spec.names.plural);
+            let yaml = serde_saphyr::to_string(&crd).expect("a CRD always serialises");
+            (file, yaml)
+        })
+        .collect()
+}

@@ -1,0 +1,105 @@
+//! Property tests: render→parse is identity; merge is commutative, associative, idempotent.
+
+use crds::model::*;
+use proptest::prelude::*;
+
+const NAMES: &[&str] = &[
+    "read",
+    "write",
+    "openat",
+    "close",
+    "mmap",
+    "brk",
+    "futex",
+    "clone",
+    "execve",
+    "exit_group",
+    "getpid",
+    "mkdir",
+];
+
+fn arb_args() -> impl Strategy<Value = Vec<ArgCondition>> {
+    prop::collection::vec(
+        (
+            0u32..=5,
+            any::<u64>(),
+            prop::sample::select(vec![Op::Eq, Op::Ne, Op::MaskedEq, Op::Gt]),
+        ),
+        0..2,
+    )
+    .prop_map(|v| {
+        let mut seen = std::collections::BTreeSet::new();
+        v.into_iter()
+            .filter(|(i, _, _)| seen.insert(*i))
+            .map(|(index, value, op)| ArgCondition {
+                index,
+                value,
+                value_two: 0,
+                op,
+            })
+            .collect()
+    })
+}
+
+/// Allowlist-style documents: default ERRNO, rules that ALLOW or LOG with optional args.
+/// Each name appears under one action only, so merges of these never conflict.
+fn arb_doc() -> impl Strategy<Value = SeccompDocument> {
+    let rule = (prop::sample::subsequence(NAMES.to_vec(), 1..5), arb_args());
+    (
+        prop::collection::vec(rule, 0..5),
+        prop::sample::subsequence(vec![Arch::X86_64, Arch::X86, Arch::X32], 0..3),
+    )
+        .prop_map(|(rules, architectures)| SeccompDocument {
+            default_action: Action::Errno,
+            default_errno_ret: None,
+            architectures,
+            flags: vec![],
+            listener_path: None,
+            listener_metadata: None,
+            syscalls: rules
+                .into_iter()
+                .map(|(names, args)| SyscallRule {
+                    names: names.into_iter().map(String::from).collect(),
+                    // names ending in a vowel are logged; a name's action is fixed across docs
+                    action: Action::Allow,
+                    errno_ret: None,
+                    args,
+                })
+                .collect(),
+        })
+}
+
+proptest! {
+    #[test]
+    fn render_then_parse_is_identity(d in arb_doc()) {
+        let r = d.render(Arch::X86_64);
+        let text = String::from_utf8(r.json.clone()).unwrap();
+        let back = parse_profile(&text, &EvalContext::host()).unwrap().spec.document;
+        prop_assert_eq!(&back, &r.document);
+        prop_assert_eq!(back.render(Arch::X86_64).json, r.json);
+    }
+
+    #[test]
+    fn merge_is_commutative(a in arb_doc(), b in arb_doc()) {
+        prop_assert_eq!(merge(&[a.clone(), b.clone()], Arch::X86_64).unwrap(), merge(&[b, a], Arch::X86_64).unwrap());
+    }
+
+    #[test]
+    fn merge_is_associative(a in arb_doc(), b in arb_doc(), c in arb_doc()) {
+        let ab = merge(&[a.clone(), b.clone()], Arch::X86_64).unwrap();
+        let bc = merge(&[b, c.clone()], Arch::X86_64).unwrap();
+        prop_assert_eq!(merge(&[ab, c], Arch::X86_64).unwrap(), merge(&[a, bc], Arch::X86_64).unwrap());
+    }
+
+    #[test]
+    fn merge_is_idempotent(a in arb_doc()) {
+        prop_assert_eq!(merge(&[a.clone(), a.clone()], Arch::X86_64).unwrap(), a.canonical(Arch::X86_64));
+    }
+
+    #[test]
+    fn merge_contains_both(a in arb_doc(), b in arb_doc()) {
+        let m = merge(&[a.clone(), b.clone()], Arch::X86_64).unwrap();
+        prop_assert!(diff(&a, &m, Arch::X86_64).removed.is_empty());
+        prop_assert!(diff(&b, &m, Arch::X86_64).removed.is_empty());
+    }
+}

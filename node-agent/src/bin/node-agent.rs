@@ -1,1 +1,90 @@
-fn main() {}
+//! `node-agent`: the DaemonSet binary. Installs every SeccompProfile on its node.
+
+use anyhow::Context;
+use clap::Parser;
+use node_agent::installer::{controller, paths::ProfileRoot, Installer};
+use node_agent::metrics::Metrics;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Installs seccomp-operator profiles on this node as Localhost seccomp profiles.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Name of this node (from the downward API).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// The kubelet's root directory; profiles go to <root>/seccomp/operator/.
+    #[arg(long, env = "KUBELET_ROOT", default_value = crds::DEFAULT_KUBELET_ROOT)]
+    kubelet_root: PathBuf,
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logs(args.log_format);
+    let root = ProfileRoot::new(&args.kubelet_root);
+    let mut installer = Installer::new(root.clone())
+        .with_context(|| format!("reading {}", root.dir().display()))?;
+    let metrics = Arc::new(Metrics::new());
+    installer.set_metrics(metrics.clone());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(node_agent::server::serve(
+        args.listen,
+        node_agent::server::router(ready.clone(), metrics.clone()),
+        async move {
+            let _ = server_stop.changed().await;
+        },
+    ));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    tracing::info!(node = %args.node_name, root = %root.dir().display(), "node agent starting");
+    controller::run(client, args.node_name, installer, ready, stop_rx).await?;
+    server.await??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

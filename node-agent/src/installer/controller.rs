@@ -1,0 +1,195 @@
+//! Feeds the [`Installer`] from the cluster: a reflector over all SeccompProfiles, a debounced
+//! sync loop, and a batched status writer for this node's SeccompNodeStatus.
+//!
+//! Safety rules:
+//! - nothing is synced before the first complete list (the reflector store is ready);
+//! - when the API server goes away the store keeps its last complete state and the files stay;
+//!   the watcher reconnects with backoff and a relist replaces the store only once complete;
+//! - status is written at most once per [`STATUS_INTERVAL`], whatever the rate of changes.
+
+use super::{Installer, SyncReport};
+use crds::{SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus, SeccompProfile};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::{reflector, watcher, WatchStreamExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// Most one status write per this interval.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// Changes arriving within this window are applied together.
+pub const DEBOUNCE: Duration = Duration::from_millis(20);
+/// Full resync period (also retries failed writes).
+pub const RESYNC: Duration = Duration::from_secs(60);
+/// Retry period after a sync with failures.
+pub const RETRY: Duration = Duration::from_secs(5);
+
+/// Field manager name for server-side apply.
+pub const MANAGER: &str = "seccomp-node-agent";
+
+/// Run the installer against the cluster until `shutdown` turns true.
+pub async fn run(
+    client: Client,
+    node_name: String,
+    mut installer: Installer,
+    ready: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let api: Api<SeccompProfile> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    let changed = Arc::new(Notify::new());
+    let notify = changed.clone();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    let watch_task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(_) => notify.notify_one(),
+                Err(e) => tracing::warn!(error = %e, "watching SeccompProfiles failed; retrying"),
+            }
+        }
+    });
+
+    let (status_tx, status_rx) = watch::channel(None::<SeccompNodeStatusStatus>);
+    let status_task = tokio::spawn(status_writer(client.clone(), node_name.clone(), status_rx));
+
+    tracing::info!("waiting for the first complete list of SeccompProfiles");
+    tokio::select! {
+        r = reader.wait_until_ready() => r?,
+        _ = shutdown.changed() => return Ok(()),
+    }
+    let mut next_resync = RESYNC;
+    loop {
+        let snapshot: Vec<_> = reader
+            .state()
+            .iter()
+            .filter_map(|p| Some((p.namespace()?, p.name_any(), p.spec.clone())))
+            .collect();
+        let report: SyncReport = tokio::task::block_in_place(|| installer.sync(&snapshot));
+        if report != SyncReport::default() {
+            tracing::info!(?report, profiles = snapshot.len(), "synced");
+        }
+        next_resync = if report.failed > 0 {
+            RETRY
+        } else {
+            RESYNC.max(next_resync.min(RESYNC))
+        };
+        let entries = installer.node_status();
+        let _ = status_tx.send(Some(SeccompNodeStatusStatus {
+            ready: true,
+            installed: installer.installed_count() as u32,
+            errors: entries
+                .iter()
+                .filter(|e| e.state == crds::NodeProfileState::Error)
+                .count() as u32,
+            profiles: entries,
+        }));
+        if !ready.swap(true, Ordering::SeqCst) {
+            tracing::info!(
+                installed = installer.installed_count(),
+                "first sync done; ready"
+            );
+        }
+        tokio::select! {
+            _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = tokio::time::sleep(next_resync) => {},
+            _ = shutdown.changed() => break,
+        }
+    }
+    watch_task.abort();
+    status_task.abort();
+    Ok(())
+}
+
+/// Writes the node's SeccompNodeStatus with server-side apply, at most once per
+/// [`STATUS_INTERVAL`], always the latest state; retries failed writes.
+async fn status_writer(
+    client: Client,
+    node_name: String,
+    mut rx: watch::Receiver<Option<SeccompNodeStatusStatus>>,
+) {
+    let api: Api<SeccompNodeStatus> = Api::all(client.clone());
+    let mut created = false;
+    let mut last_written: Option<SeccompNodeStatusStatus> = None;
+    while rx.changed().await.is_ok() {
+        let Some(status) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        if last_written.as_ref() == Some(&status) {
+            continue;
+        }
+        if !created {
+            match ensure_object(&client, &api, &node_name).await {
+                Ok(()) => created = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create SeccompNodeStatus; retrying");
+                    tokio::time::sleep(STATUS_INTERVAL).await;
+                    rx.mark_changed();
+                    continue;
+                }
+            }
+        }
+        let patch = serde_json::json!({
+            "apiVersion": "seccomp-operator.dev/v1alpha1",
+            "kind": "SeccompNodeStatus",
+            "status": status,
+        });
+        match api
+            .patch_status(
+                &node_name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => last_written = Some(status),
+            Err(e) => {
+                tracing::warn!(error = %e, "writing SeccompNodeStatus failed; retrying");
+                if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                    created = false;
+                }
+                rx.mark_changed();
+            }
+        }
+        tokio::time::sleep(STATUS_INTERVAL).await;
+    }
+}
+
+/// Create (or adopt) the node's SeccompNodeStatus, owned by the Node so it goes with it.
+async fn ensure_object(
+    client: &Client,
+    api: &Api<SeccompNodeStatus>,
+    node_name: &str,
+) -> anyhow::Result<()> {
+    let mut obj = SeccompNodeStatus::new(
+        node_name,
+        SeccompNodeStatusSpec {
+            node_name: node_name.to_owned(),
+        },
+    );
+    if let Ok(node) = Api::<Node>::all(client.clone()).get(node_name).await {
+        if let Some(owner) = node.controller_owner_ref(&()) {
+            let mut owner = owner;
+            owner.controller = Some(false);
+            obj.meta_mut().owner_references = Some(vec![owner]);
+        }
+    }
+    let mut value = serde_json::to_value(&obj)?;
+    if let Some(m) = value.as_object_mut() {
+        m.remove("status");
+    }
+    api.patch(
+        node_name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! From the cluster's SeccompProfiles to the set of files this node must have. Pure: no I/O,
+//! no API server; the controller feeds it a snapshot.
+
+use super::paths::ProfileKey;
+use crate::seccomp::{self, Libseccomp};
+use crds::model::{resolve, validate_spec, Arch};
+use crds::SeccompProfileSpec;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// What one profile should be on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Desired {
+    /// A file with exactly these bytes.
+    Install {
+        /// `sha256:<hex>` of `json`.
+        hash: String,
+        /// The rendered document.
+        json: Arc<Vec<u8>>,
+    },
+    /// The profile cannot be installed: why. Whatever file is on disk stays as it is, so pods
+    /// that could start before keep starting while the error is fixed.
+    Error(String),
+}
+
+/// Remembers which rendered documents libseccomp accepted, so each distinct document is
+/// compiled once, however often the set is recomputed.
+#[derive(Default, Debug)]
+pub struct CompileCache {
+    results: HashMap<String, Result<(), String>>,
+}
+
+impl CompileCache {
+    fn check(&mut self, hash: &str, doc: &crds::model::SeccompDocument) -> Result<(), String> {
+        if let Some(r) = self.results.get(hash) {
+            return r.clone();
+        }
+        let r = seccomp::compile(doc).map(|_| ()).map_err(|e| e.to_string());
+        if self.results.len() > 10_000 {
+            self.results.clear();
+        }
+        self.results.insert(hash.to_owned(), r.clone());
+        r
+    }
+}
+
+/// The desired state of every enabled profile. Disabled profiles are absent (their files are
+/// removed); profiles whose names cannot be paths are reported as errors.
+pub fn compute(
+    profiles: &[(String, String, SeccompProfileSpec)],
+    cache: &mut CompileCache,
+) -> BTreeMap<ProfileKey, Desired> {
+    let mut by_ns: BTreeMap<&str, BTreeMap<String, SeccompProfileSpec>> = BTreeMap::new();
+    for (ns, name, spec) in profiles {
+        by_ns
+            .entry(ns.as_str())
+            .or_default()
+            .insert(name.clone(), spec.clone());
+    }
+    let native = Arch::native();
+    let mut out = BTreeMap::new();
+    for (ns, name, spec) in profiles {
+        if spec.disabled {
+            continue;
+        }
+        let key = match ProfileKey::new(ns, name) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(namespace = %ns, name = %name, error = %e, "profile skipped");
+                continue;
+            }
+        };
+        let desired = (|| {
+            validate_spec(spec, Some(&Libseccomp)).map_err(|errs| {
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+            let lookup = &by_ns[ns.as_str()];
+            let doc = resolve(name, spec, lookup).map_err(|e| e.to_string())?;
+            let rendered = doc.render(native);
+            cache.check(&rendered.hash, &rendered.document)?;
+            Ok(Desired::Install {
+                hash: rendered.hash,
+                json: Arc::new(rendered.json),
+            })
+        })();
+        out.insert(key, desired.unwrap_or_else(Desired::Error));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crds::model::{parse_profile, EvalContext};
+
+    fn spec(json: &str) -> SeccompProfileSpec {
+        parse_profile(json, &EvalContext::host()).unwrap().spec
+    }
+
+    fn p(ns: &str, name: &str, json: &str) -> (String, String, SeccompProfileSpec) {
+        (ns.into(), name.into(), spec(json))
+    }
+
+    #[test]
+    fn computes_installs_errors_and_skips_disabled() {
+        let set = vec![
+            p(
+                "a",
+                "base",
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            ),
+            p(
+                "a",
+                "app",
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","baseProfileName":"base","syscalls":[{"names":["write"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            ),
+            p(
+                "b",
+                "app",
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","baseProfileName":"base"}"#,
+            ),
+            p(
+                "a",
+                "off",
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","disabled":true}"#,
+            ),
+            p(
+                "a",
+                "typo",
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["raed"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            ),
+        ];
+        let d = compute(&set, &mut CompileCache::default());
+        let k = |ns: &str, n: &str| ProfileKey::new(ns, n).unwrap();
+        let Desired::Install { json, .. } = &d[&k("a", "app")] else {
+            panic!("{d:?}")
+        };
+        let text = String::from_utf8(json.to_vec()).unwrap();
+        assert!(text.contains("\"read\"") && text.contains("\"write\""));
+        assert!(
+            matches!(&d[&k("b", "app")], Desired::Error(m) if m.contains("`base` (wanted by `app`) does not exist")),
+            "bases never cross namespaces"
+        );
+        assert!(!d.contains_key(&k("a", "off")));
+        assert!(
+            matches!(&d[&k("a", "typo")], Desired::Error(m) if m.contains("`raed` is not a syscall"))
+        );
+    }
+
+    #[test]
+    fn a_base_change_changes_dependents() {
+        let mut set = vec![
+            p(
+                "a",
+                "base",
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            ),
+            p(
+                "a",
+                "app",
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","baseProfileName":"base"}"#,
+            ),
+        ];
+        let mut cache = CompileCache::default();
+        let k = ProfileKey::new("a", "app").unwrap();
+        let before = compute(&set, &mut cache)[&k].clone();
+        set[0] = p(
+            "a",
+            "base",
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","close"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let after = compute(&set, &mut cache)[&k].clone();
+        assert_ne!(before, after);
+    }
+}

@@ -1,0 +1,303 @@
+//! The profile installer: puts every SeccompProfile on this node as a Localhost profile file.
+//!
+//! The core ([`Installer`]) takes a complete snapshot of the cluster's profiles and makes the
+//! files match it; it needs no API server, so it is tested directly. [`controller`] feeds it
+//! from a kube reflector and reports to the node's SeccompNodeStatus.
+
+pub mod controller;
+pub mod desired;
+pub mod fsops;
+pub mod paths;
+pub mod plan;
+
+use crate::metrics::Metrics;
+use crds::{NodeProfileState, NodeProfileStatus, SeccompProfileSpec};
+use desired::{CompileCache, Desired};
+use fsops::{Faults, NoFaults};
+use paths::{ProfileKey, ProfileRoot};
+use plan::Op;
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// State of one profile on this node, as reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// Installed, Error or Removing.
+    pub state: NodeProfileState,
+    /// Hash of the file on disk, if any.
+    pub hash: Option<String>,
+    /// Why, for Error and Removing.
+    pub message: Option<String>,
+}
+
+/// What one sync did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Files written.
+    pub written: usize,
+    /// Files removed.
+    pub removed: usize,
+    /// Writes or removals that failed (retried on the next sync).
+    pub failed: usize,
+    /// Profiles that cannot be installed (invalid, unresolvable, refused by libseccomp).
+    pub invalid: usize,
+}
+
+/// Makes the files under `<kubelet-root>/seccomp/operator` match a set of profiles.
+pub struct Installer {
+    root: ProfileRoot,
+    faults: Arc<dyn Faults>,
+    actual: BTreeMap<ProfileKey, String>,
+    status: BTreeMap<ProfileKey, KeyStatus>,
+    cache: CompileCache,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Installer {
+    /// An installer for `root`, knowing what is on disk already. Leftover temp files of an
+    /// interrupted write are removed now; files no profile backs wait for the first sync.
+    pub fn new(root: ProfileRoot) -> io::Result<Self> {
+        Self::with_faults(root, Arc::new(NoFaults))
+    }
+
+    /// Like [`Installer::new`], with injected write failures (for tests).
+    pub fn with_faults(root: ProfileRoot, faults: Arc<dyn Faults>) -> io::Result<Self> {
+        let disk = fsops::scan(&root)?;
+        fsops::remove_temps(&disk.temps);
+        for f in &disk.foreign {
+            tracing::warn!(path = %f.display(), "not a profile file; left alone");
+        }
+        Ok(Installer {
+            root,
+            faults,
+            actual: disk.files,
+            status: BTreeMap::new(),
+            cache: CompileCache::default(),
+            metrics: None,
+        })
+    }
+
+    /// Report to these metrics.
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &ProfileRoot {
+        &self.root
+    }
+
+    /// Make the files match `profiles` (namespace, name, spec): the complete set of
+    /// profiles in the cluster, from a successful list. Never call it with a partial set:
+    /// files of profiles not in it are removed.
+    pub fn sync(&mut self, profiles: &[(String, String, SeccompProfileSpec)]) -> SyncReport {
+        let started = Instant::now();
+        let desired = desired::compute(profiles, &mut self.cache);
+        let ops = plan::plan(&desired, &self.actual);
+        let mut report = SyncReport::default();
+        for op in ops {
+            match op {
+                Op::Write { key, hash, json } => {
+                    match fsops::write_atomic(&self.root, &key, &json, self.faults.as_ref()) {
+                        Ok(()) => {
+                            tracing::info!(profile = %key, %hash, "installed");
+                            self.actual.insert(key, hash);
+                            report.written += 1;
+                        }
+                        Err(e) => {
+                            tracing::error!(profile = %key, error = %e, "write failed");
+                            self.set_error(
+                                &key,
+                                format!("writing {}: {e}", self.root.file(&key).display()),
+                            );
+                            report.failed += 1;
+                        }
+                    }
+                }
+                Op::Remove { key } => match fsops::remove(&self.root, &key) {
+                    Ok(()) => {
+                        tracing::info!(profile = %key, "removed");
+                        self.actual.remove(&key);
+                        report.removed += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!(profile = %key, error = %e, "remove failed");
+                        self.status.insert(
+                            key.clone(),
+                            KeyStatus {
+                                state: NodeProfileState::Removing,
+                                hash: self.actual.get(&key).cloned(),
+                                message: Some(format!("removing: {e}")),
+                            },
+                        );
+                        report.failed += 1;
+                    }
+                },
+            }
+        }
+        // Status follows from desired + actual.
+        let mut status = BTreeMap::new();
+        for (key, d) in &desired {
+            let on_disk = self.actual.get(key).cloned();
+            let s = match d {
+                Desired::Install { hash, .. } if on_disk.as_ref() == Some(hash) => KeyStatus {
+                    state: NodeProfileState::Installed,
+                    hash: on_disk,
+                    message: None,
+                },
+                Desired::Install { .. } => self.status.get(key).cloned().unwrap_or(KeyStatus {
+                    state: NodeProfileState::Error,
+                    hash: on_disk,
+                    message: Some("not written yet".into()),
+                }),
+                Desired::Error(msg) => {
+                    report.invalid += 1;
+                    KeyStatus {
+                        state: NodeProfileState::Error,
+                        hash: on_disk.clone(),
+                        message: Some(if on_disk.is_some() {
+                            format!("{msg} (the last installed version stays on the node)")
+                        } else {
+                            msg.clone()
+                        }),
+                    }
+                }
+            };
+            status.insert(key.clone(), s);
+        }
+        for (key, s) in &self.status {
+            if s.state == NodeProfileState::Removing && self.actual.contains_key(key) {
+                status.insert(key.clone(), s.clone());
+            }
+        }
+        self.status = status;
+        if let Some(m) = &self.metrics {
+            m.observe_sync(&report, self.installed_count(), started.elapsed());
+        }
+        report
+    }
+
+    fn set_error(&mut self, key: &ProfileKey, message: String) {
+        self.status.insert(
+            key.clone(),
+            KeyStatus {
+                state: NodeProfileState::Error,
+                hash: self.actual.get(key).cloned(),
+                message: Some(message),
+            },
+        );
+    }
+
+    /// Number of profiles installed with their desired content.
+    pub fn installed_count(&self) -> usize {
+        self.status
+            .values()
+            .filter(|s| s.state == NodeProfileState::Installed)
+            .count()
+    }
+
+    /// Per-profile status, sorted by namespace and name.
+    pub fn status(&self) -> &BTreeMap<ProfileKey, KeyStatus> {
+        &self.status
+    }
+
+    /// The status as the SeccompNodeStatus entries.
+    pub fn node_status(&self) -> Vec<NodeProfileStatus> {
+        self.status
+            .iter()
+            .map(|(k, s)| NodeProfileStatus {
+                namespace: k.namespace.clone(),
+                name: k.name.clone(),
+                content_hash: s.hash.clone(),
+                state: s.state,
+                message: s.message.clone(),
+                updated: None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crds::model::{parse_profile, EvalContext};
+
+    fn p(ns: &str, name: &str, json: &str) -> (String, String, SeccompProfileSpec) {
+        (
+            ns.into(),
+            name.into(),
+            parse_profile(json, &EvalContext::host()).unwrap().spec,
+        )
+    }
+    const ALLOW_READ: &str = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
+
+    #[test]
+    fn sync_writes_skips_rewrites_and_removes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = ProfileRoot::new(tmp.path());
+        let mut inst = Installer::new(root.clone()).unwrap();
+        let mut set = vec![p("a", "one", ALLOW_READ), p("b", "two", ALLOW_READ)];
+        assert_eq!(inst.sync(&set).written, 2);
+        assert_eq!(
+            inst.sync(&set),
+            SyncReport::default(),
+            "nothing to do the second time"
+        );
+        assert_eq!(inst.installed_count(), 2);
+
+        set[0].2.disabled = true;
+        let r = inst.sync(&set);
+        assert_eq!((r.written, r.removed), (0, 1));
+        assert!(
+            !tmp.path().join("seccomp/operator/a").exists(),
+            "empty namespace dir removed"
+        );
+
+        set.pop();
+        assert_eq!(inst.sync(&set).removed, 1);
+        assert!(inst.status().is_empty());
+    }
+
+    #[test]
+    fn restart_adopts_files_and_gc_removes_unbacked_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = ProfileRoot::new(tmp.path());
+        let set = vec![p("a", "keep", ALLOW_READ), p("a", "drop", ALLOW_READ)];
+        Installer::new(root.clone()).unwrap().sync(&set);
+        std::fs::write(
+            tmp.path().join("seccomp/operator/a/.keep.json.tmp-9-9"),
+            b"{",
+        )
+        .unwrap();
+        // a new process: the temp file goes at once, the unbacked file at the first sync,
+        // the unchanged file is not rewritten.
+        let mut inst = Installer::new(root.clone()).unwrap();
+        assert!(!tmp
+            .path()
+            .join("seccomp/operator/a/.keep.json.tmp-9-9")
+            .exists());
+        let r = inst.sync(&set[..1]);
+        assert_eq!((r.written, r.removed), (0, 1));
+    }
+
+    #[test]
+    fn invalid_update_keeps_the_last_good_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut inst = Installer::new(ProfileRoot::new(tmp.path())).unwrap();
+        let file = tmp.path().join("seccomp/operator/a/x.json");
+        inst.sync(&[p("a", "x", ALLOW_READ)]);
+        let good = std::fs::read(&file).unwrap();
+        let r = inst.sync(&[p("a", "x", r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["raed"],"action":"SCMP_ACT_ALLOW"}]}"#)]);
+        assert_eq!(r.invalid, 1);
+        assert_eq!(std::fs::read(&file).unwrap(), good);
+        let s = &inst.node_status()[0];
+        assert_eq!(s.state, NodeProfileState::Error);
+        assert!(s
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("last installed version stays"));
+    }
+}

@@ -1,0 +1,94 @@
+//! The installer's decisions, as a pure function: desired files and files on disk in,
+//! file operations out.
+
+use super::desired::Desired;
+use super::paths::ProfileKey;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One file operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Write (create or replace) a profile's file.
+    Write {
+        /// The profile.
+        key: ProfileKey,
+        /// Hash of `json`.
+        hash: String,
+        /// The content.
+        json: Arc<Vec<u8>>,
+    },
+    /// Remove a profile's file.
+    Remove {
+        /// The profile.
+        key: ProfileKey,
+    },
+}
+
+/// The operations that take the node from `on_disk` (profile → content hash) to `desired`.
+///
+/// - a file whose hash already matches is not written again;
+/// - a profile in error keeps whatever file it has;
+/// - a file no desired profile backs is removed: callers pass a `desired` built from a
+///   complete, successful list of profiles, never from a failed or partial one.
+pub fn plan(
+    desired: &BTreeMap<ProfileKey, Desired>,
+    on_disk: &BTreeMap<ProfileKey, String>,
+) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for (key, d) in desired {
+        if let Desired::Install { hash, json } = d {
+            if on_disk.get(key) != Some(hash) {
+                ops.push(Op::Write {
+                    key: key.clone(),
+                    hash: hash.clone(),
+                    json: json.clone(),
+                });
+            }
+        }
+    }
+    for key in on_disk.keys() {
+        if !desired.contains_key(key) {
+            ops.push(Op::Remove { key: key.clone() });
+        }
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(n: &str) -> ProfileKey {
+        ProfileKey::new("ns", n).unwrap()
+    }
+    fn install(h: &str) -> Desired {
+        Desired::Install {
+            hash: h.into(),
+            json: Arc::new(h.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn unchanged_files_are_skipped() {
+        let desired = BTreeMap::from([(k("a"), install("h1"))]);
+        let disk = BTreeMap::from([(k("a"), "h1".to_string())]);
+        assert!(plan(&desired, &disk).is_empty());
+    }
+
+    #[test]
+    fn changed_and_new_files_are_written() {
+        let desired = BTreeMap::from([(k("a"), install("h2")), (k("b"), install("h3"))]);
+        let disk = BTreeMap::from([(k("a"), "h1".to_string())]);
+        let ops = plan(&desired, &disk);
+        assert_eq!(ops.len(), 2);
+        assert!(ops.iter().all(|o| matches!(o, Op::Write { .. })));
+    }
+
+    #[test]
+    fn unbacked_files_are_removed_and_errors_keep_theirs() {
+        let desired = BTreeMap::from([(k("bad"), Desired::Error("x".into()))]);
+        let disk = BTreeMap::from([(k("bad"), "h1".to_string()), (k("gone"), "h2".to_string())]);
+        assert_eq!(plan(&desired, &disk), vec![Op::Remove { key: k("gone") }]);
+    }
+}

@@ -1,0 +1,95 @@
+//! Prometheus metrics of the node agent.
+
+use crate::installer::SyncReport;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The agent's metrics and their registry.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    installed: Gauge,
+    install_errors: Counter,
+    writes: Counter,
+    removals: Counter,
+    apply_duration: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("seccomp_agent");
+        let installed = Gauge::default();
+        let install_errors = Counter::default();
+        let writes = Counter::default();
+        let removals = Counter::default();
+        let apply_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "installed_profiles",
+            "Profiles installed on this node with their current content",
+            installed.clone(),
+        );
+        registry.register(
+            "install_errors",
+            "Failed profile writes and removals",
+            install_errors.clone(),
+        );
+        registry.register("profile_writes", "Profile files written", writes.clone());
+        registry.register(
+            "profile_removals",
+            "Profile files removed",
+            removals.clone(),
+        );
+        registry.register(
+            "apply_duration_seconds",
+            "Time to apply one snapshot of profiles to disk",
+            apply_duration.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            installed,
+            install_errors,
+            writes,
+            removals,
+            apply_duration,
+        }
+    }
+
+    /// Record one installer sync.
+    pub fn observe_sync(&self, r: &SyncReport, installed: usize, took: Duration) {
+        self.installed.set(installed as i64);
+        self.install_errors.inc_by(r.failed as u64);
+        self.writes.inc_by(r.written as u64);
+        self.removals.inc_by(r.removed as u64);
+        self.apply_duration.observe(took.as_secs_f64());
+    }
+
+    /// The registry, for other parts of the agent to register their own metrics.
+    pub fn with_registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        f(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = encode(&mut out, &reg);
+        out
+    }
+}

@@ -2,6 +2,8 @@
 //! libseccomp boundary they share with the `seccompctl` CLI.
 
 pub mod installer;
+pub mod local;
 pub mod metrics;
+pub mod recorder;
 pub mod seccomp;
 pub mod server;

@@ -1,1 +1,311 @@
-fn main() {}
+//! `seccompctl`: record, enforce, validate, convert, merge and diff seccomp profiles on the
+//! local machine, with no cluster.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use crds::model::{self, Arch, SeccompDocument};
+use crds::{SeccompProfile, SeccompProfileSpec};
+use node_agent::local;
+use node_agent::recorder::Recorder;
+use node_agent::seccomp::{self, Libseccomp};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Record seccomp profiles from real programs and containers, and enforce them.
+#[derive(Parser, Debug)]
+#[command(version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a command (or a runc container) and learn the syscalls it makes.
+    ///
+    /// The command runs in a fresh mount namespace, recorded with eBPF from its first syscall
+    /// until it exits, children included. Its stdin, stdout and stderr pass through, and
+    /// seccompctl exits with its exit status. The profile (default SCMP_ACT_ERRNO, the syscalls
+    /// seen, explicit architectures) goes to -o FILE, or to stdout after the command ends.
+    /// Needs root.
+    Record {
+        /// Where to write the profile (default: stdout, after the command's own output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// metadata.name of the SeccompProfile.
+        #[arg(long, default_value = "recorded")]
+        name: String,
+        /// metadata.namespace of the SeccompProfile.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Output format: a SeccompProfile resource (YAML) or plain OCI JSON.
+        #[arg(long, value_enum, default_value = "cr")]
+        format: Format,
+        /// Record a runc container from this OCI bundle instead of a command.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        runc_bundle: Option<PathBuf>,
+        /// Container ID for --runc-bundle.
+        #[arg(long, requires = "runc_bundle")]
+        id: Option<String>,
+        /// The runc binary for --runc-bundle.
+        #[arg(long, default_value = "runc")]
+        runc: String,
+        /// The command to record, after `--`.
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    /// Run a command under a profile, as a container runtime would apply it.
+    ///
+    /// Sets NoNewPrivileges, installs the profile with libseccomp and execs the command, which
+    /// keeps seccompctl's stdin, stdout, stderr and PID (so its exit status is the command's).
+    Run {
+        /// The profile (any supported format).
+        #[arg(short, long)]
+        profile: PathBuf,
+        /// The command, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    /// Check profiles: syntax, every field, syscall names (libseccomp), and that libseccomp
+    /// compiles them. Exits 1 if any is invalid.
+    Validate {
+        /// Profile files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Convert a profile (SeccompProfile, SPO, OCI, Docker, containers-common) to OCI JSON or a
+    /// SeccompProfile resource. Docker conditions are evaluated for this machine.
+    Convert {
+        /// Output format.
+        #[arg(long, value_enum)]
+        to: Format,
+        /// metadata.name, for --to cr (default: the input's, or the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// metadata.namespace, for --to cr.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// The profile.
+        file: PathBuf,
+    },
+    /// The union of profiles (same default action required).
+    Merge {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "oci")]
+        to: Format,
+        /// metadata.name, for --to cr.
+        #[arg(long, default_value = "merged")]
+        name: String,
+        /// Profiles to merge.
+        #[arg(required = true, num_args = 2..)]
+        files: Vec<PathBuf>,
+    },
+    /// What differs between two profiles (exit 0 if equivalent, 1 if not).
+    Diff {
+        /// The old profile.
+        a: PathBuf,
+        /// The new profile.
+        b: PathBuf,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// A seccomp-operator.dev SeccompProfile resource, YAML.
+    Cr,
+    /// Plain OCI linux.seccomp JSON.
+    Oci,
+}
+
+fn render(
+    doc: &SeccompDocument,
+    format: Format,
+    name: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<String> {
+    match format {
+        Format::Oci => Ok(String::from_utf8(doc.render(Arch::native()).json)?),
+        Format::Cr => {
+            let mut p = SeccompProfile::new(
+                name,
+                SeccompProfileSpec {
+                    document: doc.canonical(Arch::native()),
+                    base_profile_name: None,
+                    disabled: false,
+                },
+            );
+            p.metadata.namespace = namespace.map(str::to_owned);
+            let mut v = serde_json::to_value(&p)?;
+            if let Some(m) = v.as_object_mut() {
+                m.remove("status");
+            }
+            Ok(serde_saphyr::to_string(&v)?)
+        }
+    }
+}
+
+fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match path {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn load_doc(path: &Path) -> anyhow::Result<SeccompDocument> {
+    Ok(local::load_profile(path)?.1)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("seccompctl: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Record {
+            output,
+            name,
+            namespace,
+            format,
+            runc_bundle,
+            id,
+            runc,
+            command,
+        } => {
+            if runc_bundle.is_none() && command.is_empty() {
+                bail!("nothing to record: give a command after `--`, or --runc-bundle DIR");
+            }
+            local::check_recorder()?;
+            let mut rec = Recorder::load()?;
+            let recording = match &runc_bundle {
+                Some(bundle) => {
+                    let id = id.unwrap_or_else(|| format!("seccompctl-{}", std::process::id()));
+                    local::record_runc(&mut rec, &runc, bundle, &id)?
+                }
+                None => local::record_command(&mut rec, &command)?,
+            };
+            let doc = recording.document();
+            let text = render(&doc, format, &name, namespace.as_deref())?;
+            write_out(output.as_deref(), &text)?;
+            eprintln!(
+                "seccompctl: recorded {} syscalls{}{}",
+                recording.allowed.len(),
+                if recording.setup_only.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (left out {} of runtime set-up)",
+                        recording.setup_only.len()
+                    )
+                },
+                output
+                    .map(|p| format!(" -> {}", p.display()))
+                    .unwrap_or_default()
+            );
+            Ok(ExitCode::from(recording.exit_code.clamp(0, 255) as u8))
+        }
+        Cmd::Run { profile, command } => {
+            let doc = load_doc(&profile)?;
+            Err(local::run_enforced(&doc, &command))
+        }
+        Cmd::Validate { files } => {
+            let mut bad = 0;
+            for f in &files {
+                match local::load_profile(f).and_then(|(p, doc)| {
+                    let filter = seccomp::compile(&doc)?;
+                    Ok((p, doc, filter))
+                }) {
+                    Ok((p, doc, filter)) => {
+                        let n: usize = doc.syscalls.iter().map(|r| r.names.len()).sum();
+                        println!(
+                            "{}: ok ({}, {n} syscall names in {} rules, {} BPF instructions)",
+                            f.display(),
+                            p.format,
+                            doc.syscalls.len(),
+                            filter.instructions()
+                        );
+                        for w in &p.warnings {
+                            println!("  warning: {w}");
+                        }
+                        if !filter.skipped.is_empty() {
+                            println!(
+                                "  note: unknown to {}, skipped as runc would: {}",
+                                model::SyscallTable::describe(&Libseccomp),
+                                filter.skipped.join(", ")
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        println!("{}: INVALID", f.display());
+                        for line in format!("{e:#}").split("; ") {
+                            println!("  {line}");
+                        }
+                    }
+                }
+            }
+            Ok(if bad > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Convert {
+            to,
+            name,
+            namespace,
+            file,
+        } => {
+            let (parsed, doc) = local::load_profile(&file)?;
+            let name = name.or(parsed.name.clone()).unwrap_or_else(|| {
+                file.file_stem()
+                    .map(|s| s.to_string_lossy().to_lowercase().replace(['_', ' '], "-"))
+                    .unwrap_or_else(|| "converted".into())
+            });
+            for w in &parsed.warnings {
+                eprintln!("seccompctl: warning: {w}");
+            }
+            write_out(
+                None,
+                &render(
+                    &doc,
+                    to,
+                    &name,
+                    namespace.as_deref().or(parsed.namespace.as_deref()),
+                )?,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Merge { to, name, files } => {
+            let docs = files
+                .iter()
+                .map(|f| load_doc(f))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let merged = model::merge(&docs, Arch::native())?;
+            write_out(None, &render(&merged, to, &name, None)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Diff { a, b } => {
+            let d = model::diff(&load_doc(&a)?, &load_doc(&b)?, Arch::native());
+            print!("{d}");
+            Ok(if d.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}

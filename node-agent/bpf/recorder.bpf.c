@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+//
+// seccomp-operator syscall recorder.
+//
+// One program on the raw sys_enter tracepoint (tp_btf: BTF-typed, no probe reads) sets a bit
+// per syscall in a per-mount-namespace record. A second one on sched_process_exec marks the
+// moment a recorded namespace first execs: bits before it are the container runtime's set-up
+// (mount, pivot_root, ...), bits after it are the container's own program. Userspace builds
+// profiles from the "after" bits plus what the runtime needs once the filter is applied.
+//
+// Which namespaces are recorded:
+// - `recording` (HASH, never evicts): namespaces userspace chose, e.g. the fresh namespace
+//   `seccompctl record` makes before it execs the command;
+// - `pending` (LRU_HASH, bounded): while `config.armed` is set, every other non-host namespace
+//   the program meets is recorded here from its first syscall, so a container that starts
+//   before userspace learns about it loses nothing. Userspace moves the namespaces it wants to
+//   `recording` and marks the rest IGNORED (one lookup, then return).
+// When nothing is armed and nothing is chosen, the program costs one array lookup plus the
+// namespace read.
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+// Only the fields used, relocated against the running kernel's BTF (CO-RE).
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct mnt_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
+} __attribute__((preserve_access_index));
+
+struct thread_info {
+	u32 status;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct thread_info thread_info;
+	struct nsproxy *nsproxy;
+} __attribute__((preserve_access_index));
+
+#define NR_WORDS 16                  // 1024 syscall numbers per class
+#define NR_CLASSES 3                 // 0 native, 1 ia32 compat, 2 x32
+#define X32_SYSCALL_BIT 0x40000000
+#define TS_COMPAT 0x0002
+
+#define FLAG_EXECED 1ULL               // the namespace has exec'd its program
+#define FLAG_IGNORED 2ULL              // userspace does not want this namespace
+
+struct ns_record {
+	u64 flags;
+	// [phase][class][word]; phase 0 before the first exec, 1 after it
+	u64 bits[2][NR_CLASSES][NR_WORDS];
+};
+
+struct config {
+	u64 host_mntns;
+	u32 armed;
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u64);
+	__type(value, struct ns_record);
+} recording SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, u64);
+	__type(value, struct ns_record);
+} pending SEC(".maps");
+
+// Counters: 0 namespaces newly seen while armed, 1 pending inserts that failed.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, u32);
+	__type(value, u64);
+} stats SEC(".maps");
+
+static const struct ns_record zero_record;
+
+static __always_inline void count(u32 idx)
+{
+	u64 *v = bpf_map_lookup_elem(&stats, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void set_bit(struct ns_record *r, u32 class, long nr)
+{
+	u32 phase = (r->flags & FLAG_EXECED) ? 1 : 0;
+	u32 word = ((u64)nr >> 6) & (NR_WORDS - 1);
+	u64 mask = 1ULL << (nr & 63);
+	u64 *w = &r->bits[phase][class][word];
+	// Read first: the common case (bit already set) takes no atomic and dirties no line.
+	if (!(*w & mask))
+		__sync_fetch_and_or(w, mask);
+}
+
+SEC("tp_btf/sys_enter")
+int sys_enter(u64 *ctx)
+{
+	long nr = (long)ctx[1];
+	u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return 0;
+
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	u64 mntns = task->nsproxy->mnt_ns->ns.inum;
+	if (mntns == cfg->host_mntns)
+		return 0;
+
+	u32 class = 0;
+	if (nr & X32_SYSCALL_BIT) {
+		class = 2;
+		nr &= ~X32_SYSCALL_BIT;
+	} else if (bpf_core_field_exists(task->thread_info.status) &&
+		   (task->thread_info.status & TS_COMPAT)) {
+		class = 1;
+	}
+	if (nr < 0 || nr >= NR_WORDS * 64)
+		return 0;
+
+	struct ns_record *r = bpf_map_lookup_elem(&recording, &mntns);
+	if (r) {
+		set_bit(r, class, nr);
+		return 0;
+	}
+	if (!cfg->armed)
+		return 0;
+	r = bpf_map_lookup_elem(&pending, &mntns);
+	if (!r) {
+		count(0);
+		if (bpf_map_update_elem(&pending, &mntns, &zero_record, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&pending, &mntns)) {
+			count(1);
+			return 0;
+		}
+		r = bpf_map_lookup_elem(&pending, &mntns);
+		if (!r)
+			return 0;
+	}
+	if (r->flags & FLAG_IGNORED)
+		return 0;
+	set_bit(r, class, nr);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int sched_process_exec(u64 *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	u64 mntns = task->nsproxy->mnt_ns->ns.inum;
+	struct ns_record *r = bpf_map_lookup_elem(&recording, &mntns);
+	if (!r)
+		r = bpf_map_lookup_elem(&pending, &mntns);
+	if (r && !(r->flags & FLAG_EXECED))
+		__sync_fetch_and_or(&r->flags, FLAG_EXECED);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

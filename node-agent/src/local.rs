@@ -1,0 +1,295 @@
+//! Recording and enforcing on the local machine, with no cluster: what `seccompctl record` and
+//! `seccompctl run` do.
+
+use crate::recorder::{mntns_of, NsRecord, Phase, Recorder, RecorderError};
+use crate::seccomp::{self, Libseccomp};
+use anyhow::{bail, Context};
+use crds::model::{self, Arch, EvalContext, SeccompDocument, BUILTIN_PREFIX};
+use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::collections::BTreeSet;
+use std::ffi::{CString, OsString};
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The result of a recording.
+#[derive(Debug)]
+pub struct Recording {
+    /// How the recorded program ended, as a shell would report it (code, or 128 + signal).
+    pub exit_code: i32,
+    /// Everything the namespace called.
+    pub record: NsRecord,
+    /// The allowlist: what the program called from its exec on, plus what the runtime calls
+    /// after the filter is installed.
+    pub allowed: BTreeSet<String>,
+    /// What was left out as runtime set-up before the program's exec.
+    pub setup_only: BTreeSet<String>,
+}
+
+impl Recording {
+    fn new(exit_code: i32, record: NsRecord, runtime_extra: &[&str]) -> Self {
+        let mut allowed = record.all_names(Phase::AfterExec);
+        allowed.extend(runtime_extra.iter().map(|s| s.to_string()));
+        let setup_only = record
+            .all_names(Phase::BeforeExec)
+            .difference(&allowed)
+            .cloned()
+            .collect();
+        Recording {
+            exit_code,
+            record,
+            allowed,
+            setup_only,
+        }
+    }
+
+    /// The learned profile: default `SCMP_ACT_ERRNO`, the allowlist, explicit architectures.
+    pub fn document(&self) -> SeccompDocument {
+        SeccompDocument::allowlist(self.allowed.iter().cloned()).canonical(Arch::native())
+    }
+}
+
+fn exit_code(status: WaitStatus) -> i32 {
+    match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => 1,
+    }
+}
+
+fn wait_for(pid: Pid) -> anyhow::Result<WaitStatus> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Ok(s),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("waiting for the recorded program"),
+        }
+    }
+}
+
+fn cstrings(argv: &[OsString]) -> anyhow::Result<Vec<CString>> {
+    argv.iter()
+        .map(|a| CString::new(a.as_bytes()).context("an argument contains a NUL byte"))
+        .collect()
+}
+
+/// Find `cmd` the way execvp would (an explicit path is used as it is).
+pub fn find_program(cmd: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if cmd.as_os_str().as_bytes().contains(&b'/') {
+        return executable(cmd).then(|| cmd.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|p| executable(p))
+}
+
+/// Run `argv` in a fresh mount namespace and record it and its children until it exits.
+/// Standard input, output and error are the caller's.
+pub fn record_command(rec: &mut Recorder, argv: &[OsString]) -> anyhow::Result<Recording> {
+    let Some(cmd) = argv.first() else {
+        bail!("no command given")
+    };
+    let Some(program) = find_program(Path::new(cmd)) else {
+        bail!("command not found: {}", cmd.to_string_lossy())
+    };
+    let program = CString::new(program.as_os_str().as_bytes())?;
+    let args = cstrings(argv)?;
+    let (ready_r, ready_w) = nix::unistd::pipe()?;
+    let (go_r, go_w) = nix::unistd::pipe()?;
+    // SAFETY: seccompctl is single-threaded here; the child only calls async-signal-safe
+    // functions (unshare, read, write, execv, _exit) before exec.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop(ready_r);
+            drop(go_w);
+            let ok = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).is_ok();
+            let mut ready = std::fs::File::from(ready_w);
+            let _ = ready.write_all(if ok { b"1" } else { b"0" });
+            let mut go = std::fs::File::from(go_r);
+            let mut b = [0u8; 1];
+            if !ok || go.read_exact(&mut b).is_err() {
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(127) };
+            }
+            let _ = nix::unistd::execv(&program, &args);
+            let msg = b"seccompctl: exec failed\n";
+            // SAFETY: write and _exit are async-signal-safe.
+            unsafe {
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(127)
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(go_r);
+            // The terminal's ^C goes to the command; seccompctl waits for it and still writes
+            // the profile.
+            // SAFETY: installing SIG_IGN has no preconditions.
+            unsafe {
+                let _ = signal(Signal::SIGINT, SigHandler::SigIgn);
+                let _ = signal(Signal::SIGQUIT, SigHandler::SigIgn);
+            }
+            let mut b = [0u8; 1];
+            std::fs::File::from(ready_r).read_exact(&mut b)?;
+            if b[0] != b'1' {
+                let _ = wait_for(child);
+                bail!("could not create a mount namespace for the command (unshare failed)");
+            }
+            let mntns = mntns_of(&child.to_string())?;
+            rec.watch(mntns)?;
+            std::fs::File::from(go_w).write_all(b"1")?;
+            let status = wait_for(child)?;
+            let record = rec.take(mntns).unwrap_or_default();
+            // execve runs after `seccompctl run` installs the filter.
+            Ok(Recording::new(exit_code(status), record, &["execve"]))
+        }
+    }
+}
+
+/// Read `process.noNewPrivileges` from a bundle's config.json.
+pub fn bundle_no_new_privileges(bundle: &Path) -> anyhow::Result<bool> {
+    let path = bundle.join("config.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let cfg: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(cfg["process"]["noNewPrivileges"].as_bool().unwrap_or(false))
+}
+
+/// Run a runc container from `bundle` and record it from its first syscall. The profile gets
+/// the container program's syscalls plus those runc's init makes after installing the filter
+/// (which depend on NoNewPrivileges); runc's set-up before that (mount, pivot_root, ...) is
+/// left out.
+pub fn record_runc(
+    rec: &mut Recorder,
+    runc: &str,
+    bundle: &Path,
+    id: &str,
+) -> anyhow::Result<Recording> {
+    let nnp = bundle_no_new_privileges(bundle)?;
+    // The container's init is reparented to us when `runc create` exits, so we can wait for it.
+    // SAFETY: prctl with these arguments has no memory-safety preconditions.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        bail!(
+            "prctl(PR_SET_CHILD_SUBREAPER): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    rec.arm(true)?;
+    let cleanup = |id: &str| {
+        let _ = Command::new(runc).args(["delete", "--force", id]).status();
+    };
+    let created = Command::new(runc)
+        .args(["create", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .status()
+        .with_context(|| format!("running `{runc} create`"))?;
+    if !created.success() {
+        rec.arm(false)?;
+        cleanup(id);
+        bail!(
+            "`{runc} create --bundle {} {id}` failed ({created})",
+            bundle.display()
+        );
+    }
+    let state = Command::new(runc).args(["state", id]).output()?;
+    let state: serde_json::Value =
+        serde_json::from_slice(&state.stdout).context("parsing `runc state`")?;
+    let pid = state["pid"].as_i64().context("`runc state` has no pid")?;
+    let mntns = mntns_of(&pid.to_string())?;
+    rec.watch(mntns)?;
+    for other in rec.pending_namespaces() {
+        if other != mntns {
+            let _ = rec.ignore(other);
+        }
+    }
+    rec.arm(false)?;
+    // SAFETY: installing SIG_IGN has no preconditions.
+    unsafe {
+        let _ = signal(Signal::SIGINT, SigHandler::SigIgn);
+    }
+    let started = Command::new(runc).args(["start", id]).status()?;
+    if !started.success() {
+        cleanup(id);
+        bail!("`{runc} start {id}` failed ({started})");
+    }
+    let status = wait_for(Pid::from_raw(pid as i32))?;
+    let record = rec.take(mntns).unwrap_or_default();
+    cleanup(id);
+    let extra = if nnp {
+        model::builtin::RUNC_INIT_NNP
+    } else {
+        model::builtin::RUNC_INIT
+    };
+    Ok(Recording::new(exit_code(status), record, extra))
+}
+
+/// Read a profile file in any supported format, validate it against libseccomp's tables and
+/// resolve built-in bases. Bases that are other SeccompProfiles only exist in a cluster.
+pub fn load_profile(path: &Path) -> anyhow::Result<(model::ParsedProfile, SeccompDocument)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let parsed = model::parse_profile(&text, &EvalContext::host())
+        .with_context(|| format!("{}: not a valid profile", path.display()))?;
+    parsed
+        .validate(Some(&Libseccomp))
+        .with_context(|| format!("{}: invalid profile", path.display()))?;
+    let doc = match &parsed.spec.base_profile_name {
+        Some(b) if !b.starts_with(BUILTIN_PREFIX) => bail!(
+            "{}: baseProfileName `{b}` names a SeccompProfile, which only a cluster can resolve; locally only `{BUILTIN_PREFIX}` bases work",
+            path.display()
+        ),
+        _ => model::resolve("local", &parsed.spec, &std::collections::BTreeMap::new())?,
+    };
+    Ok((parsed, doc.canonical(Arch::native())))
+}
+
+/// Install `doc` as this process's seccomp filter (with NoNewPrivileges) and exec `argv`.
+/// Returns only on failure.
+pub fn run_enforced(doc: &SeccompDocument, argv: &[OsString]) -> anyhow::Error {
+    let inner = || -> anyhow::Result<std::convert::Infallible> {
+        let Some(cmd) = argv.first() else {
+            bail!("no command given")
+        };
+        let program = find_program(Path::new(cmd))
+            .with_context(|| format!("command not found: {}", cmd.to_string_lossy()))?;
+        let allowed = doc.names_by_action();
+        let execve_allowed = doc.default_action == model::Action::Allow
+            || allowed
+                .get("SCMP_ACT_ALLOW")
+                .is_some_and(|s| s.contains("execve"))
+            || allowed
+                .get("SCMP_ACT_LOG")
+                .is_some_and(|s| s.contains("execve"));
+        if !execve_allowed {
+            bail!("the profile does not allow execve, so no program can start under it");
+        }
+        let filter = seccomp::compile(doc)?;
+        let program = CString::new(program.as_os_str().as_bytes())?;
+        let args = cstrings(argv)?;
+        filter.load()?;
+        let e = nix::unistd::execv(&program, &args).unwrap_err();
+        bail!("exec {}: {e}", cmd.to_string_lossy())
+    };
+    match inner() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+/// Whether this process may load the recorder, as a plain message when not.
+pub fn check_recorder() -> Result<(), RecorderError> {
+    crate::recorder::preflight()
+}

@@ -241,8 +241,11 @@ pub fn record_runc(
 pub fn load_profile(path: &Path) -> anyhow::Result<(model::ParsedProfile, SeccompDocument)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let parsed = model::parse_profile(&text, &EvalContext::host())
+    let mut parsed = model::parse_profile(&text, &EvalContext::host())
         .with_context(|| format!("{}: not a valid profile", path.display()))?;
+    if parsed.is_imported() {
+        parsed.drop_unknown_syscalls(&Libseccomp);
+    }
     parsed
         .validate(Some(&Libseccomp))
         .with_context(|| format!("{}: invalid profile", path.display()))?;

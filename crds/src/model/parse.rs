@@ -135,6 +135,67 @@ impl ParsedProfile {
         })
     }
 
+    /// Whether the profile comes from another tool's format (Docker, containers-common, the
+    /// Security Profiles Operator), whose default profiles list syscalls of many architectures
+    /// and kernels.
+    pub fn is_imported(&self) -> bool {
+        matches!(
+            self.format,
+            SourceFormat::Docker | SourceFormat::ContainersCommon | SourceFormat::SpoResource
+        )
+    }
+
+    /// Drop syscall names `table` knows on none of the profile's architectures, as runc and
+    /// crun skip them when they load such a profile, with a warning per name. Meant for
+    /// imported profiles ([`Self::is_imported`]); this project's own formats treat unknown
+    /// names as errors (a typo must not silently allow nothing).
+    pub fn drop_unknown_syscalls(&mut self, table: &dyn super::validate::SyscallTable) {
+        let archs: Vec<Arch> = if self.spec.document.architectures.is_empty() {
+            Arch::native().with_compat()
+        } else {
+            self.spec.document.architectures.clone()
+        };
+        let archs: Vec<Arch> = archs.into_iter().filter(|a| table.supports(*a)).collect();
+        if archs.is_empty() {
+            return;
+        }
+        let mut dropped = Vec::new();
+        for rule in &mut self.spec.document.syscalls {
+            rule.names.retain(|n| {
+                let known = archs.iter().any(|a| table.knows(*a, n));
+                if !known {
+                    dropped.push(n.clone());
+                }
+                known
+            });
+        }
+        let mut kept_origins = Vec::new();
+        let mut i = 0;
+        self.spec.document.syscalls.retain(|r| {
+            let keep = !r.names.is_empty();
+            if keep {
+                kept_origins.push(self.origins.get(i).copied().unwrap_or(i));
+            }
+            i += 1;
+            keep
+        });
+        self.origins = kept_origins;
+        if !dropped.is_empty() {
+            dropped.sort();
+            dropped.dedup();
+            self.warnings.push(format!(
+                "not syscalls on {} according to {}, left out as a runtime would: {}",
+                archs
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                table.describe(),
+                dropped.join(", ")
+            ));
+        }
+    }
+
     /// Rewrite `syscalls[i]` in an error's field to the rule's index in the source file.
     fn source_field(&self, mut e: FieldError, prefix: &str) -> FieldError {
         let head = format!("{prefix}syscalls[");
@@ -317,6 +378,7 @@ pub fn parse_value(
         SourceFormat::Docker | SourceFormat::ContainersCommon
     ) {
         warnings = later_rules_win(&mut spec.document, &origins, prefix);
+        warnings.extend(clamp_errno(&mut spec.document, &origins, prefix));
     }
     Ok(ParsedProfile {
         format,
@@ -341,6 +403,31 @@ fn detect_file_format(raw: &RawProfile) -> SourceFormat {
     } else {
         SourceFormat::Oci
     }
+}
+
+/// The kernel caps SCMP_ACT_ERRNO values at 4095 whatever the filter says, and libseccomp
+/// refuses 4095 and above; imported profiles get the largest value that works.
+fn clamp_errno(doc: &mut SeccompDocument, origins: &[usize], prefix: &str) -> Vec<String> {
+    use super::types::MAX_ERRNO;
+    let mut warnings = Vec::new();
+    if doc.default_action == Action::Errno {
+        if let Some(r) = doc.default_errno_ret.filter(|r| *r > MAX_ERRNO) {
+            warnings.push(format!("{prefix}defaultErrnoRet: {r} lowered to {MAX_ERRNO}, the largest errno libseccomp accepts"));
+            doc.default_errno_ret = Some(MAX_ERRNO);
+        }
+    }
+    for (i, rule) in doc.syscalls.iter_mut().enumerate() {
+        if rule.action == Action::Errno {
+            if let Some(r) = rule.errno_ret.filter(|r| *r > MAX_ERRNO) {
+                warnings.push(format!(
+                    "{prefix}syscalls[{}].errnoRet: {r} lowered to {MAX_ERRNO}, the largest errno libseccomp accepts",
+                    origins[i]
+                ));
+                rule.errno_ret = Some(MAX_ERRNO);
+            }
+        }
+    }
+    warnings
 }
 
 /// Docker-style profiles list a broad allowlist first and conditional overrides after it (e.g.

@@ -295,6 +295,20 @@ pub enum Flag {
 /// The largest value `errnoRet` can carry (`SECCOMP_RET_DATA` is 16 bits wide).
 pub const MAX_RET_DATA: u32 = 0xffff;
 
+/// The largest errno an SCMP_ACT_ERRNO rule can return: the kernel caps the value at its
+/// `MAX_ERRNO` (4095), and libseccomp refuses 4095 and above.
+pub const MAX_ERRNO: u32 = 4094;
+
+/// The largest return value `action` can carry: [`MAX_ERRNO`] for SCMP_ACT_ERRNO,
+/// [`MAX_RET_DATA`] for SCMP_ACT_TRACE.
+pub fn max_ret(action: Action) -> u32 {
+    if action == Action::Errno {
+        MAX_ERRNO
+    } else {
+        MAX_RET_DATA
+    }
+}
+
 /// The return value an `SCMP_ACT_ERRNO`/`SCMP_ACT_TRACE` rule gets when it names none (EPERM),
 /// as runc and crun do.
 pub const DEFAULT_ERRNO: u32 = 1;

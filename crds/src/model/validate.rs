@@ -6,7 +6,7 @@
 use super::document::{effective_ret, rule_label, ArgCondition, SeccompDocument};
 use super::error::FieldError;
 use super::resolve::BUILTIN_PREFIX;
-use super::types::{Action, Arch, MAX_ARG_INDEX, MAX_RET_DATA};
+use super::types::{max_ret, Action, Arch, MAX_ARG_INDEX};
 use crate::api::profile::SeccompProfileSpec;
 use std::collections::BTreeMap;
 
@@ -103,9 +103,9 @@ pub fn validate_document(
             format!("{prefix}defaultErrnoRet"),
             format!("not allowed with defaultAction {a}: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take a return value"),
         ),
-        (_, Some(r)) if r > MAX_RET_DATA => err(
+        (a, Some(r)) if r > max_ret(a) => err(
             format!("{prefix}defaultErrnoRet"),
-            format!("{r} is out of range 0..={MAX_RET_DATA}"),
+            format!("{r} is out of range 0..={} for {a}", max_ret(a)),
         ),
         _ => {}
     }
@@ -153,10 +153,14 @@ pub fn validate_document(
                     format!("{field}.errnoRet"),
                     format!("not allowed with action {}: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take a return value", rule.action),
                 );
-            } else if r > MAX_RET_DATA {
+            } else if r > max_ret(rule.action) {
                 err(
                     format!("{field}.errnoRet"),
-                    format!("{r} is out of range 0..={MAX_RET_DATA}"),
+                    format!(
+                        "{r} is out of range 0..={} for {}",
+                        max_ret(rule.action),
+                        rule.action
+                    ),
                 );
             }
         }

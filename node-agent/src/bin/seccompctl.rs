@@ -102,6 +102,19 @@ enum Cmd {
         #[arg(required = true, num_args = 2..)]
         files: Vec<PathBuf>,
     },
+    /// Install profiles as the node agent does, without a cluster: every given profile is
+    /// written atomically to <kubelet-root>/seccomp/operator/<namespace>/<name>.json and files
+    /// of profiles not given are removed (the directory ends up holding exactly these).
+    Install {
+        /// The kubelet's root directory.
+        #[arg(long, default_value = crds::DEFAULT_KUBELET_ROOT)]
+        kubelet_root: PathBuf,
+        /// Namespace for profiles whose file names none.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// Profile files (metadata.name, or the file name, names each profile).
+        files: Vec<PathBuf>,
+    },
     /// What differs between two profiles (exit 0 if equivalent, 1 if not).
     Diff {
         /// The old profile.
@@ -297,6 +310,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let merged = model::merge(&docs, Arch::native())?;
             write_out(None, &render(&merged, to, &name, None)?)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Install {
+            kubelet_root,
+            namespace,
+            files,
+        } => {
+            let mut set = Vec::new();
+            for f in &files {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                let parsed = model::parse_profile(&text, &model::EvalContext::host())
+                    .with_context(|| format!("{}: not a valid profile", f.display()))?;
+                let name = parsed.name.clone().unwrap_or_else(|| {
+                    f.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                });
+                let ns = parsed
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| namespace.clone());
+                set.push((ns, name, parsed.spec));
+            }
+            let root = node_agent::installer::paths::ProfileRoot::new(&kubelet_root);
+            let mut installer = node_agent::installer::Installer::new(root.clone())
+                .with_context(|| format!("reading {}", root.dir().display()))?;
+            let report = installer.sync(&set);
+            let mut errors = 0;
+            for (key, st) in installer.status() {
+                if let Some(msg) = &st.message {
+                    errors += 1;
+                    eprintln!("{key}: {:?}: {msg}", st.state);
+                }
+            }
+            println!(
+                "{}: {} written, {} removed, {} unchanged, {} failed, {} invalid",
+                root.dir().display(),
+                report.written,
+                report.removed,
+                installer.installed_count().saturating_sub(report.written),
+                report.failed,
+                report.invalid
+            );
+            Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Diff { a, b } => {
             let d = model::diff(&load_doc(&a)?, &load_doc(&b)?, Arch::native());

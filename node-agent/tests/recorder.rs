@@ -1,0 +1,287 @@
+//! Kernel tests (root): record real programs with the eBPF recorder through `seccompctl
+//! record`, then run them under the learned profile with `seccompctl run` (and runc for
+//! containers). Each program runs 20 times and must succeed every time; with a needed syscall
+//! taken out of the profile, it must fail with EPERM.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn record(dir: &Path, name: &str, cmd: &[&str]) -> (std::path::PathBuf, serde_json::Value) {
+    let path = dir.join(format!("{name}.json"));
+    let out = run(seccompctl()
+        .args(["record", "--format", "oci", "-o"])
+        .arg(&path)
+        .arg("--")
+        .args(cmd));
+    assert!(
+        out.status.success(),
+        "record {cmd:?}: {}",
+        text(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    (path, doc)
+}
+
+fn allowed(doc: &serde_json::Value) -> Vec<String> {
+    doc["syscalls"][0]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn without(dir: &Path, doc: &serde_json::Value, name: &str, drop: &str) -> std::path::PathBuf {
+    let mut d = doc.clone();
+    let names: Vec<serde_json::Value> = allowed(doc)
+        .into_iter()
+        .filter(|n| n != drop)
+        .map(Into::into)
+        .collect();
+    assert_ne!(
+        names.len(),
+        allowed(doc).len(),
+        "{drop} was not recorded for {name}"
+    );
+    d["syscalls"][0]["names"] = names.into();
+    let p = dir.join(format!("{name}-without-{drop}.json"));
+    std::fs::write(&p, serde_json::to_vec(&d).unwrap()).unwrap();
+    p
+}
+
+fn run_under(profile: &Path, cmd: &[&str]) -> std::process::Output {
+    run(seccompctl()
+        .arg("run")
+        .arg("--profile")
+        .arg(profile)
+        .arg("--")
+        .args(cmd))
+}
+
+fn twenty_times(profile: &Path, cmd: &[&str], expect_stdout: &str) {
+    for i in 0..20 {
+        let out = run_under(profile, cmd);
+        assert!(
+            out.status.success(),
+            "run {i} of {cmd:?} failed: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), expect_stdout, "run {i} of {cmd:?}");
+    }
+}
+
+#[test]
+fn records_and_enforces_local_programs() {
+    skip_unless!(can_record(), "needs root and a BTF kernel");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+
+    // /bin/true
+    let (p, doc) = record(dir, "true", &["/bin/true"]);
+    assert!(allowed(&doc).contains(&"execve".to_string()));
+    twenty_times(&p, &["/bin/true"], "");
+
+    // sh -c 'echo hi' (its exit status and stdout pass through record)
+    let out = run(seccompctl()
+        .args(["record", "--format", "oci", "-o"])
+        .arg(dir.join("sh.json"))
+        .args(["--", "sh", "-c", "echo hi; exit 7"]));
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(text(&out.stdout), "hi\n");
+    let (p, doc) = record(dir, "sh", &["sh", "-c", "echo hi"]);
+    twenty_times(&p, &["sh", "-c", "echo hi"], "hi\n");
+    let out = run_under(&without(dir, &doc, "sh", "write"), &["sh", "-c", "echo hi"]);
+    assert!(
+        !out.status.success() && out.stdout.is_empty(),
+        "echo without write: {out:?}"
+    );
+
+    // ls /
+    let (p, doc) = record(dir, "ls", &["ls", "/"]);
+    let expected = text(&run(std::process::Command::new("ls").arg("/")).stdout);
+    twenty_times(&p, &["ls", "/"], &expected);
+    let out = run_under(&without(dir, &doc, "ls", "getdents64"), &["ls", "/"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Operation not permitted"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // a small Python script
+    let script = dir.join("script.py");
+    let scratch = dir.join("scratch");
+    std::fs::write(
+        &script,
+        format!(
+            "import os\nos.mkdir({0:?})\nos.rmdir({0:?})\nprint(sorted(os.listdir('/etc'))[:3])\n",
+            scratch.display().to_string()
+        ),
+    )
+    .unwrap();
+    let script = script.to_str().unwrap();
+    let (p, doc) = record(dir, "py", &["python3", "-S", script]);
+    let expected = text(&run(std::process::Command::new("python3").args(["-S", script])).stdout);
+    twenty_times(&p, &["python3", "-S", script], &expected);
+    let out = run_under(
+        &without(dir, &doc, "py", "mkdir"),
+        &["python3", "-S", script],
+    );
+    assert!(
+        text(&out.stderr).contains("Operation not permitted"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn records_the_children_of_the_command() {
+    skip_unless!(can_record(), "needs root and a BTF kernel");
+    let tmp = tempfile::tempdir().unwrap();
+    // mkdir runs in a child process of sh: its syscall must be in the profile.
+    let target = tmp.path().join("made");
+    let cmd = format!("mkdir {}; rmdir {}", target.display(), target.display());
+    let (_, doc) = record(tmp.path(), "child", &["sh", "-c", &cmd]);
+    let names = allowed(&doc);
+    assert!(
+        names.contains(&"mkdir".to_string()) && names.contains(&"rmdir".to_string()),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn record_without_a_command_is_a_clear_error() {
+    let out = run(seccompctl().args(["record", "-o", "/dev/null"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("nothing to record"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn runc_container_profile_matches_the_kernel_and_always_starts() {
+    skip_unless!(can_record(), "needs root and a BTF kernel");
+    skip_unless!(which("runc").is_some(), "runc is not installed");
+    for nnp in [true, false] {
+        let tmp = tempfile::tempdir().unwrap();
+        let bundle = busybox_bundle(tmp.path(), &["sh", "-c", "echo hi"], nnp, None);
+        let out_path = tmp.path().join("learned.json");
+        let out = run(seccompctl()
+            .args(["record", "--format", "oci", "--id"])
+            .arg(cid(&format!("rec{nnp}")))
+            .arg("--runc-bundle")
+            .arg(&bundle)
+            .arg("-o")
+            .arg(&out_path));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "hi\n");
+        let learned: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+        let learned_names = allowed(&learned);
+        for runtime_setup in [
+            "mount",
+            "pivot_root",
+            "sethostname",
+            "keyctl",
+            "seccomp",
+            "umount2",
+        ] {
+            assert!(
+                !learned_names.iter().any(|n| n == runtime_setup),
+                "{runtime_setup} is runc's own set-up: {learned_names:?}"
+            );
+        }
+
+        // The kernel's own count: run the container under SCMP_ACT_LOG and read the audit
+        // records (kmsg), distinct syscalls of the container's processes.
+        let kernel = kernel_logged_syscalls(tmp.path(), nnp);
+        let diff = learned_names.len() as i64 - kernel.len() as i64;
+        eprintln!(
+            "nnp={nnp}: recorded {} syscalls, kernel reported {} ({diff:+})",
+            learned_names.len(),
+            kernel.len()
+        );
+        let missing: Vec<_> = kernel
+            .iter()
+            .filter(|k| !learned_names.contains(k))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the kernel saw syscalls the recording lacks: {missing:?}"
+        );
+        assert!(
+            diff.abs() <= 2,
+            "recorded {learned_names:?} vs kernel {kernel:?}"
+        );
+
+        // Enforced: 20 starts out of 20.
+        let bundle = busybox_bundle(
+            tmp.path(),
+            &["sh", "-c", "echo hi"],
+            nnp,
+            Some(learned.clone()),
+        );
+        for i in 0..20 {
+            let (code, stdout, stderr) = runc_run(&bundle, &cid(&format!("enf{nnp}{i}")));
+            assert_eq!((code, stdout.as_str()), (0, "hi\n"), "start {i}: {stderr}");
+        }
+        // Outside the recording: EPERM.
+        let bundle = busybox_bundle(
+            tmp.path(),
+            &["sh", "-c", "echo hi; mkdir /tmp/x"],
+            nnp,
+            Some(learned),
+        );
+        let (code, stdout, stderr) = runc_run(&bundle, &cid(&format!("deny{nnp}")));
+        assert_eq!(stdout, "hi\n");
+        assert_ne!(code, 0);
+        assert!(stderr.contains("Operation not permitted"), "{stderr}");
+    }
+}
+
+/// Distinct syscall names the kernel logs for a busybox `sh -c 'echo hi'` container run under
+/// an SCMP_ACT_LOG profile (what runc's init and the program make after the filter is on).
+fn kernel_logged_syscalls(dir: &Path, nnp: bool) -> Vec<String> {
+    let log_all = serde_json::json!({"defaultAction": "SCMP_ACT_LOG"});
+    let bundle_dir = dir.join("log-bundle");
+    std::fs::create_dir_all(&bundle_dir).unwrap();
+    let bundle = busybox_bundle(&bundle_dir, &["sh", "-c", "echo hi"], nnp, Some(log_all));
+    // printk's rate limit would drop most records without auditd.
+    let old = std::fs::read_to_string("/proc/sys/kernel/printk_ratelimit").unwrap_or_default();
+    std::fs::write("/proc/sys/kernel/printk_ratelimit", "0").unwrap();
+    let id = cid(&format!("log{nnp}"));
+    let marker = format!("seccomp-operator-test-{id}");
+    std::fs::write("/dev/kmsg", &marker).unwrap();
+    let (code, _, stderr) = runc_run(&bundle, &id);
+    assert_eq!(code, 0, "{stderr}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let all = text(&run(std::process::Command::new("dmesg")).stdout);
+    let log = all.rsplit(&marker).next().unwrap_or_default().to_owned();
+    let _ = std::fs::write("/proc/sys/kernel/printk_ratelimit", old.trim());
+    let mut names: Vec<String> = log
+        .lines()
+        .filter(|l| {
+            l.contains("type=1326")
+                && (l.contains("comm=\"runc:[2:INIT]\"") || l.contains("comm=\"sh\""))
+        })
+        .filter_map(|l| {
+            l.split("syscall=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<i32>()
+                .ok()
+        })
+        .filter_map(|nr| node_agent::seccomp::syscall_name(crds::model::Arch::native(), nr))
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(
+        names.len() > 10,
+        "no audit records in the kernel log: {log}"
+    );
+    names
+}

@@ -214,6 +214,27 @@ impl SeccompDocument {
     }
 }
 
+impl SeccompDocument {
+    /// Problems that keep every program from starting under the profile (the profile is still
+    /// valid): a profile that does not let `execve` run makes a container fail at start.
+    pub fn startup_problems(&self) -> Vec<String> {
+        let runs = |a: super::types::Action| {
+            matches!(a, super::types::Action::Allow | super::types::Action::Log)
+        };
+        let execve_allowed = self
+            .syscalls
+            .iter()
+            .find(|r| r.args.is_empty() && r.names.iter().any(|n| n == "execve"))
+            .map(|r| runs(r.action))
+            .unwrap_or_else(|| runs(self.default_action));
+        if execve_allowed {
+            Vec::new()
+        } else {
+            vec!["execve is not allowed: no program can start under this profile (a container using it fails at start)".into()]
+        }
+    }
+}
+
 /// A human label of a rule's effect: the action, its return value and its conditions.
 pub(crate) fn rule_label(rule: &SyscallRule) -> String {
     let mut label = rule.action.as_str().to_owned();

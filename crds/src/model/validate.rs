@@ -138,7 +138,8 @@ pub fn validate_document(
     };
 
     // (name, args) -> (rule index, action, return value), to find contradicting rules.
-    let mut seen: BTreeMap<(&str, &[ArgCondition]), (usize, Action, Option<u32>)> = BTreeMap::new();
+    type Seen<'a> = BTreeMap<(&'a str, &'a [ArgCondition]), (usize, Action, Option<u32>)>;
+    let mut seen: Seen = BTreeMap::new();
     for (i, rule) in doc.syscalls.iter().enumerate() {
         let field = format!("{prefix}syscalls[{i}]");
         if rule.names.is_empty() {

@@ -250,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             doc.syscalls.len(),
                             filter.instructions()
                         );
-                        for w in &p.warnings {
+                        for w in p.warnings.iter().chain(&doc.startup_problems()) {
                             println!("  warning: {w}");
                         }
                         if !filter.skipped.is_empty() {

@@ -1,0 +1,121 @@
+//! Crash safety: SIGKILL the installer (`seccompctl install`) at random moments while it
+//! rewrites hundreds of profiles, many times; every file at a final path must always be one
+//! complete version, and the next run must clean up and converge.
+
+mod common;
+use common::*;
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+fn profile(i: usize, version: usize) -> String {
+    // Versions differ in size so a torn write would be visible.
+    let extra: Vec<String> = (0..version * 40)
+        .map(|_| "\"getpid\"".to_string())
+        .collect();
+    format!(
+        r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{{"names":["read","write","close"{}{}],"action":"SCMP_ACT_ALLOW"}},{{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":{}}}]}}"#,
+        if extra.is_empty() { "" } else { "," },
+        extra.join(","),
+        i % 100 + 2
+    )
+}
+
+#[test]
+fn sigkill_during_writes_never_leaves_a_partial_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kubelet = tmp.path().join("kubelet");
+    let n = 200;
+    let sets: Vec<Vec<std::path::PathBuf>> = (0..2)
+        .map(|v| {
+            let d = tmp.path().join(format!("v{v}"));
+            std::fs::create_dir_all(&d).unwrap();
+            (0..n)
+                .map(|i| {
+                    let p = d.join(format!("p{i:03}.json"));
+                    std::fs::write(&p, profile(i, v)).unwrap();
+                    p
+                })
+                .collect()
+        })
+        .collect();
+    // The exact bytes each version renders to.
+    let valid: BTreeSet<Vec<u8>> = (0..n)
+        .flat_map(|i| (0..2).map(move |v| (i, v)))
+        .map(|(i, v)| {
+            let spec =
+                crds::model::parse_profile(&profile(i, v), &crds::model::EvalContext::host())
+                    .unwrap()
+                    .spec;
+            spec.document.render(crds::model::Arch::native()).json
+        })
+        .collect();
+
+    let mut seed: u64 = 0x5eed;
+    let mut kills = 0;
+    for round in 0..60 {
+        let set = &sets[round % 2];
+        let mut child = seccompctl()
+            .arg("install")
+            .arg("--kubelet-root")
+            .arg(&kubelet)
+            .args(set)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_micros(2_000 + (seed >> 33) % 40_000));
+        if child.try_wait().unwrap().is_none() {
+            kills += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        for e in walk(&kubelet.join("seccomp/operator")) {
+            let name = e.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue; // a temp file; never at a final path
+            }
+            let bytes = std::fs::read(&e).unwrap();
+            assert!(
+                valid.contains(&bytes),
+                "round {round}: {} is not a complete version: {:?}",
+                e.display(),
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+    assert!(
+        kills > 10,
+        "only {kills} runs were killed mid-way; the test did not exercise crashes"
+    );
+    // A final run cleans temp files and converges.
+    let out = run(seccompctl()
+        .arg("install")
+        .arg("--kubelet-root")
+        .arg(&kubelet)
+        .args(&sets[0]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let files = walk(&kubelet.join("seccomp/operator"));
+    assert_eq!(files.len(), n, "{files:?}");
+    assert!(files
+        .iter()
+        .all(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.')));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

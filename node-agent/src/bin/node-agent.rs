@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// Installs seccomp-operator profiles on this node as Localhost seccomp profiles.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Name of this node (from the downward API).
     #[arg(long, env = "NODE_NAME")]

@@ -37,7 +37,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# bpffs, for the recorder's pinned maps.
-if [ "$(id -u)" -eq 0 ] && ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
-  mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+# bpffs (the recorder's pinned maps) and tracefs (tracepoints for bpftrace), when missing.
+if [ "$(id -u)" -eq 0 ]; then
+  mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+  mountpoint -q /sys/kernel/tracing 2>/dev/null || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 fi

@@ -5,10 +5,15 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let src = "bpf/recorder.bpf.c";
-    println!("cargo:rerun-if-changed={src}");
     println!("cargo:rerun-if-env-changed=CLANG");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("recorder.bpf.o");
+    for name in ["recorder", "empty"] {
+        compile(&format!("bpf/{name}.bpf.c"), &format!("{name}.bpf.o"));
+    }
+}
+
+fn compile(src: &str, obj: &str) {
+    println!("cargo:rerun-if-changed={src}");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join(obj);
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
     let target_arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let (bpf_arch, multiarch) = match target_arch.as_str() {

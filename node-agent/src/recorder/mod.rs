@@ -50,16 +50,19 @@ impl Default for NsRecord {
     }
 }
 
+const FILTER_BITS: u64 = 4096;
+
 /// Mirror of `struct config`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Config {
     host_mntns: u64,
     armed: u32,
-    pad: u32,
+    watched: u32,
+    filter: [u64; (FILTER_BITS / 64) as usize],
 }
 
-// SAFETY: plain old data, `repr(C)`, explicit padding field.
+// SAFETY: plain old data, `repr(C)`, no padding (u64, u32, u32, u64 array).
 unsafe impl Pod for Config {}
 
 /// Which part of a namespace's life.
@@ -189,6 +192,7 @@ pub struct Recorder {
     ebpf: Ebpf,
     host_mntns: u64,
     armed: bool,
+    watched: std::collections::BTreeSet<u64>,
     extra: std::collections::HashMap<u64, NsRecord>,
 }
 
@@ -199,6 +203,27 @@ impl std::fmt::Debug for Recorder {
             .field("armed", &self.armed)
             .finish()
     }
+}
+
+/// Load and attach an empty program on the recorder's hook: the floor any sys_enter program
+/// costs, for benchmarks. Detached when the returned value is dropped.
+pub fn load_empty_program() -> Result<Ebpf, RecorderError> {
+    preflight()?;
+    static EMPTY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/empty.bpf.o"));
+    let load = |e: &dyn std::fmt::Display| RecorderError::Load(e.to_string());
+    let btf = Btf::from_sys_fs().map_err(|e| load(&e))?;
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        .load(EMPTY)
+        .map_err(|e| load(&e))?;
+    let p: &mut BtfTracePoint = ebpf
+        .program_mut("sys_enter")
+        .ok_or_else(|| load(&"program sys_enter missing"))?
+        .try_into()
+        .map_err(|e| load(&e))?;
+    p.load("sys_enter", &btf).map_err(|e| load(&e))?;
+    p.attach().map_err(|e| load(&e))?;
+    Ok(ebpf)
 }
 
 /// Check that this process can load the recorder, with a plain reason when not.
@@ -245,6 +270,7 @@ impl Recorder {
             ebpf,
             host_mntns,
             armed: false,
+            watched: Default::default(),
             extra: Default::default(),
         };
         r.write_config()?;
@@ -252,19 +278,21 @@ impl Recorder {
     }
 
     fn write_config(&mut self) -> Result<(), RecorderError> {
-        let mut cfg: Array<&mut MapData, Config> =
+        let mut filter = [0u64; (FILTER_BITS / 64) as usize];
+        for ns in &self.watched {
+            let bit = ns % FILTER_BITS;
+            filter[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+        let cfg = Config {
+            host_mntns: self.host_mntns,
+            armed: u32::from(self.armed),
+            watched: self.watched.len() as u32,
+            filter,
+        };
+        let mut map: Array<&mut MapData, Config> =
             Array::try_from(self.ebpf.map_mut("config").expect("config map"))
                 .map_err(map_err("config"))?;
-        cfg.set(
-            0,
-            Config {
-                host_mntns: self.host_mntns,
-                armed: u32::from(self.armed),
-                pad: 0,
-            },
-            0,
-        )
-        .map_err(map_err("config"))
+        map.set(0, cfg, 0).map_err(map_err("config"))
     }
 
     /// The host mount namespace the recorder skips.
@@ -303,6 +331,9 @@ impl Recorder {
             Err(aya::maps::MapError::SyscallError(e))
                 if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(map_err("recording")(e)),
+        }
+        if self.watched.insert(mntns) {
+            self.write_config()?;
         }
         let earlier = self.pending()?.get(&mntns, 0).ok();
         let entry = self.extra.entry(mntns).or_default();
@@ -359,6 +390,9 @@ impl Recorder {
         let _ = self.recording().ok()?.remove(&mntns);
         let _ = self.pending().map(|mut m| m.remove(&mntns));
         self.extra.remove(&mntns);
+        if self.watched.remove(&mntns) {
+            let _ = self.write_config();
+        }
         Some(r)
     }
 

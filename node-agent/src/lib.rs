@@ -5,5 +5,5 @@ pub mod installer;
 pub mod local;
 pub mod metrics;
 pub mod recorder;
-pub mod seccomp;
+pub use seccomp_filter as seccomp;
 pub mod server;

@@ -1,5 +1,5 @@
-//! The libseccomp boundary: everything that turns a profile document into a kernel filter, and
-//! syscall names into numbers and back, lives here (and only here).
+//! The libseccomp boundary of seccomp-operator: everything that turns a profile document into a
+//! kernel filter, and syscall names into numbers and back, lives here (and only here).
 
 use crds::model::{Action, Arch, Flag, Op, SeccompDocument, SyscallTable};
 use libseccomp::{

@@ -1,0 +1,316 @@
+//! Which pods use which profiles: parsing a pod's seccomp references and an index kept from a
+//! pod watch. Pure, tested without an API server.
+
+use k8s_openapi::api::core::v1::{Pod, SeccompProfile as PodSeccompProfile};
+use kube::ResourceExt;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A profile, by namespace and name.
+pub type ProfileId = (String, String);
+
+/// The profile a `localhostProfile` value names, if it is one of the operator's:
+/// `operator/<namespace>/<name>.json`.
+pub fn parse_localhost(path: &str) -> Option<ProfileId> {
+    let rest = path.strip_prefix(crds::LOCALHOST_DIR)?.strip_prefix('/')?;
+    let (ns, file) = rest.split_once('/')?;
+    let name = file.strip_suffix(".json")?;
+    if ns.is_empty() || name.is_empty() || name.contains('/') {
+        return None;
+    }
+    Some((ns.to_owned(), name.to_owned()))
+}
+
+fn from_profile(p: Option<&PodSeccompProfile>) -> Option<String> {
+    let p = p?;
+    (p.type_ == "Localhost")
+        .then(|| p.localhost_profile.clone())
+        .flatten()
+}
+
+/// One place in a pod that names a seccomp profile.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reference {
+    /// Where: `pod`, `container <name>`, `initContainer <name>`, `ephemeralContainer <name>`,
+    /// or `annotation <key>`.
+    pub place: String,
+    /// The `localhostProfile` value.
+    pub path: String,
+}
+
+/// Every Localhost seccomp reference in a pod: the pod-level and container-level security
+/// contexts (containers, init and ephemeral containers) and the legacy annotations.
+pub fn references(pod: &Pod) -> Vec<Reference> {
+    let mut out = Vec::new();
+    let mut push = |place: String, path: Option<String>| {
+        if let Some(path) = path {
+            out.push(Reference { place, path });
+        }
+    };
+    if let Some(spec) = &pod.spec {
+        push(
+            "pod".into(),
+            from_profile(
+                spec.security_context
+                    .as_ref()
+                    .and_then(|s| s.seccomp_profile.as_ref()),
+            ),
+        );
+        for c in &spec.containers {
+            push(
+                format!("container {}", c.name),
+                from_profile(
+                    c.security_context
+                        .as_ref()
+                        .and_then(|s| s.seccomp_profile.as_ref()),
+                ),
+            );
+        }
+        for c in spec.init_containers.iter().flatten() {
+            push(
+                format!("initContainer {}", c.name),
+                from_profile(
+                    c.security_context
+                        .as_ref()
+                        .and_then(|s| s.seccomp_profile.as_ref()),
+                ),
+            );
+        }
+        for c in spec.ephemeral_containers.iter().flatten() {
+            push(
+                format!("ephemeralContainer {}", c.name),
+                from_profile(
+                    c.security_context
+                        .as_ref()
+                        .and_then(|s| s.seccomp_profile.as_ref()),
+                ),
+            );
+        }
+    }
+    for (k, v) in pod.annotations() {
+        let legacy = k == "seccomp.security.alpha.kubernetes.io/pod"
+            || k.starts_with("container.seccomp.security.alpha.kubernetes.io/");
+        if legacy {
+            push(
+                format!("annotation {k}"),
+                v.strip_prefix("localhost/").map(str::to_owned),
+            );
+        }
+    }
+    out
+}
+
+/// The operator's profiles a pod uses.
+pub fn profiles_of(pod: &Pod) -> BTreeSet<ProfileId> {
+    references(pod)
+        .iter()
+        .filter_map(|r| parse_localhost(&r.path))
+        .collect()
+}
+
+/// Whether a pod still counts as a user: its containers can still start (not Succeeded or
+/// Failed).
+pub fn is_live(pod: &Pod) -> bool {
+    !matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// `<namespace>/<name>` of a pod.
+pub fn pod_key(pod: &Pod) -> String {
+    format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
+}
+
+/// Profiles → live pods that use them, kept up to date from pod events.
+#[derive(Debug, Default)]
+pub struct PodIndex {
+    users: BTreeMap<ProfileId, BTreeSet<String>>,
+    by_pod: HashMap<String, BTreeSet<ProfileId>>,
+    bound_by: HashMap<String, String>,
+    resync: Option<BTreeSet<String>>,
+}
+
+/// Annotation the binding webhook puts on the pods it changed: the binding's name.
+pub const BOUND_BY: &str = "seccomp-operator.dev/bound-by";
+
+impl PodIndex {
+    /// A pod was added or changed. Returns the profiles whose users changed.
+    pub fn apply(&mut self, pod: &Pod) -> BTreeSet<ProfileId> {
+        let key = pod_key(pod);
+        if let Some(seen) = self.resync.as_mut() {
+            seen.insert(key.clone());
+        }
+        match pod.annotations().get(BOUND_BY) {
+            Some(b) if is_live(pod) => {
+                self.bound_by.insert(
+                    key.clone(),
+                    format!("{}/{b}", pod.namespace().unwrap_or_default()),
+                );
+            }
+            _ => {
+                self.bound_by.remove(&key);
+            }
+        }
+        let now = if is_live(pod) {
+            profiles_of(pod)
+        } else {
+            BTreeSet::new()
+        };
+        self.set(key, now)
+    }
+
+    /// A pod is gone. Returns the profiles whose users changed.
+    pub fn delete(&mut self, pod: &Pod) -> BTreeSet<ProfileId> {
+        let key = pod_key(pod);
+        self.bound_by.remove(&key);
+        self.set(key, BTreeSet::new())
+    }
+
+    fn set(&mut self, key: String, now: BTreeSet<ProfileId>) -> BTreeSet<ProfileId> {
+        let before = self.by_pod.remove(&key).unwrap_or_default();
+        for p in before.difference(&now) {
+            if let Some(users) = self.users.get_mut(p) {
+                users.remove(&key);
+                if users.is_empty() {
+                    self.users.remove(p);
+                }
+            }
+        }
+        for p in now.difference(&before) {
+            self.users.entry(p.clone()).or_default().insert(key.clone());
+        }
+        let changed = before.symmetric_difference(&now).cloned().collect();
+        if !now.is_empty() {
+            self.by_pod.insert(key, now);
+        }
+        changed
+    }
+
+    /// A relist starts: pods not seen again before [`PodIndex::end_resync`] are dropped.
+    pub fn begin_resync(&mut self) {
+        self.resync = Some(BTreeSet::new());
+    }
+
+    /// A relist ended. Returns the profiles whose users changed.
+    pub fn end_resync(&mut self) -> BTreeSet<ProfileId> {
+        let Some(seen) = self.resync.take() else {
+            return BTreeSet::new();
+        };
+        let gone: Vec<String> = self
+            .by_pod
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        self.bound_by.retain(|k, _| seen.contains(k));
+        let mut changed = BTreeSet::new();
+        for k in gone {
+            changed.extend(self.set(k, BTreeSet::new()));
+        }
+        changed
+    }
+
+    /// Live pods (`<namespace>/<name>`) that use a profile.
+    pub fn users(&self, id: &ProfileId) -> Vec<String> {
+        self.users
+            .get(id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Live pods a binding (`<namespace>/<name>`) bound.
+    pub fn bound_count(&self, binding: &str) -> usize {
+        self.bound_by.values().filter(|b| *b == binding).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, json: serde_json::Value) -> Pod {
+        let mut v = serde_json::json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":name,"namespace":"shop"}});
+        v.as_object_mut()
+            .unwrap()
+            .extend(json.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn localhost(p: &str) -> serde_json::Value {
+        serde_json::json!({"seccompProfile":{"type":"Localhost","localhostProfile":p}})
+    }
+
+    #[test]
+    fn parses_operator_paths_only() {
+        assert_eq!(
+            parse_localhost("operator/shop/web.json"),
+            Some(("shop".into(), "web".into()))
+        );
+        assert_eq!(
+            parse_localhost("operator/shop/web.v2.json"),
+            Some(("shop".into(), "web.v2".into()))
+        );
+        assert_eq!(parse_localhost("profiles/web.json"), None);
+        assert_eq!(parse_localhost("operator/shop/web.yaml"), None);
+        assert_eq!(parse_localhost("operator/shop/a/b.json"), None);
+        assert_eq!(parse_localhost("operator//x.json"), None);
+        assert_eq!(parse_localhost("operatorx/shop/web.json"), None);
+    }
+
+    #[test]
+    fn finds_every_reference() {
+        let p = pod(
+            "p",
+            serde_json::json!({
+                "metadata": {"name":"p","namespace":"shop","annotations":{"container.seccomp.security.alpha.kubernetes.io/old":"localhost/operator/shop/legacy.json"}},
+                "spec": {
+                    "securityContext": localhost("operator/shop/podlevel.json"),
+                    "containers": [{"name":"a","image":"x","securityContext":localhost("operator/shop/a.json")},
+                                   {"name":"b","image":"x","securityContext":{"seccompProfile":{"type":"RuntimeDefault"}}}],
+                    "initContainers": [{"name":"i","image":"x","securityContext":localhost("operator/other/i.json")}],
+                    "ephemeralContainers": [{"name":"e","image":"x","securityContext":localhost("operator/shop/e.json")}]
+                }
+            }),
+        );
+        let names: Vec<String> = profiles_of(&p)
+            .into_iter()
+            .map(|(ns, n)| format!("{ns}/{n}"))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                "other/i",
+                "shop/a",
+                "shop/e",
+                "shop/legacy",
+                "shop/podlevel"
+            ]
+        );
+    }
+
+    #[test]
+    fn index_tracks_users_through_changes_completion_and_relists() {
+        let mut idx = PodIndex::default();
+        let id = ("shop".to_string(), "web".to_string());
+        let p1 = pod(
+            "p1",
+            serde_json::json!({"spec":{"containers":[{"name":"a","image":"x","securityContext":localhost("operator/shop/web.json")}]}}),
+        );
+        assert_eq!(idx.apply(&p1), BTreeSet::from([id.clone()]));
+        assert_eq!(idx.apply(&p1), BTreeSet::new(), "no change");
+        assert_eq!(idx.users(&id), vec!["shop/p1"]);
+        // completion frees the profile
+        let mut done = p1.clone();
+        done.status =
+            Some(serde_json::from_value(serde_json::json!({"phase":"Succeeded"})).unwrap());
+        assert_eq!(idx.apply(&done), BTreeSet::from([id.clone()]));
+        assert!(idx.users(&id).is_empty());
+        // a relist that no longer has the pod drops it
+        idx.apply(&p1);
+        idx.begin_resync();
+        assert_eq!(idx.end_resync(), BTreeSet::from([id.clone()]));
+        assert!(idx.users(&id).is_empty());
+        idx.apply(&p1);
+        assert_eq!(idx.delete(&p1), BTreeSet::from([id.clone()]));
+    }
+}

@@ -1,0 +1,35 @@
+//! seccomp-operator's operator: the SeccompProfile, ProfileRecording and ProfileBinding
+//! controllers and the admission webhooks, one small module per role.
+
+pub mod binding_status;
+pub mod index;
+pub mod leader;
+pub mod metrics;
+pub mod profile_controller;
+pub mod profile_status;
+pub mod recording_controller;
+pub mod server;
+pub mod webhook;
+
+/// Errors of the controllers.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    /// A namespaced object came without a namespace.
+    #[error("object has no namespace")]
+    MissingNamespace,
+    /// A lock was poisoned by a panic elsewhere.
+    #[error("internal state lock poisoned")]
+    Poisoned,
+    /// A recording could not be merged.
+    #[error("merging recorded profiles: {0}")]
+    Merge(String),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+/// Result of the controllers.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

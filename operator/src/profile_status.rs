@@ -1,0 +1,378 @@
+//! A SeccompProfile's status, computed from what is observed: its spec, the profiles it builds
+//! on, the node agents' reports and the pods that use it. Pure: tested without an API server.
+
+use crds::model::{resolve, validate_spec, Arch, SyscallTable};
+use crds::{
+    NodeCounts, NodeProfileState, ProfilePhase, SeccompNodeStatus, SeccompProfile,
+    SeccompProfileSpec, SeccompProfileStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+use std::collections::BTreeMap;
+
+/// At most this many pods are listed in `status.activeWorkloads`.
+pub const MAX_LISTED_WORKLOADS: usize = 50;
+
+/// What the status is computed from.
+pub struct Observed<'a> {
+    /// The profile.
+    pub profile: &'a SeccompProfile,
+    /// Every profile of its namespace, by name (for base resolution).
+    pub namespace_profiles: &'a BTreeMap<String, SeccompProfileSpec>,
+    /// Every node's report.
+    pub nodes: &'a [SeccompNodeStatus],
+    /// Live pods that use the profile.
+    pub users: Vec<String>,
+    /// Syscall tables for validation (libseccomp in the operator).
+    pub table: Option<&'a dyn SyscallTable>,
+}
+
+/// The computed status (condition times are filled in by [`with_transition_times`]).
+pub fn compute(o: &Observed) -> SeccompProfileStatus {
+    let p = o.profile;
+    let ns = p.namespace().unwrap_or_default();
+    let name = p.name_any();
+    let mut status = SeccompProfileStatus {
+        localhost_profile: Some(SeccompProfile::localhost_path(&ns, &name)),
+        observed_generation: p.metadata.generation,
+        ..Default::default()
+    };
+    let mut users = o.users.clone();
+    users.truncate(MAX_LISTED_WORKLOADS);
+    status.active_workloads = users;
+
+    let valid = validate_spec(&p.spec, o.table)
+        .map_err(|errs| {
+            (
+                "Invalid",
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
+        .and_then(|()| {
+            resolve(&name, &p.spec, o.namespace_profiles)
+                .map_err(|e| ("BaseProfileUnresolved", e.to_string()))
+        });
+    let doc = match valid {
+        Ok(doc) => {
+            status.conditions.push(condition(
+                "Valid",
+                true,
+                "Valid",
+                "spec and base profiles are valid",
+            ));
+            Some(doc)
+        }
+        Err((reason, message)) => {
+            status
+                .conditions
+                .push(condition("Valid", false, reason, &message));
+            None
+        }
+    };
+    let hash = doc.as_ref().map(|d| d.render(Arch::native()).hash);
+    status.content_hash = hash.clone();
+
+    // Nodes: agents that finished a first sync count; a node has the profile when its
+    // entry has this content hash.
+    let ready_nodes: Vec<&SeccompNodeStatus> = o
+        .nodes
+        .iter()
+        .filter(|n| n.status.as_ref().is_some_and(|s| s.ready))
+        .collect();
+    let total = ready_nodes.len() as u32;
+    let mut installed = 0;
+    let mut node_errors = Vec::new();
+    for n in &ready_nodes {
+        let entry = n.status.as_ref().and_then(|s| {
+            s.profiles
+                .iter()
+                .find(|e| e.namespace == ns && e.name == name)
+        });
+        match entry {
+            Some(e) if e.state == NodeProfileState::Installed && e.content_hash == hash => {
+                installed += 1
+            }
+            Some(e) if e.state == NodeProfileState::Error => node_errors.push(format!(
+                "node {}: {}",
+                n.name_any(),
+                e.message.as_deref().unwrap_or("error")
+            )),
+            _ => {}
+        }
+    }
+    status.nodes = Some(NodeCounts { installed, total });
+    status.installed_nodes = Some(format!("{installed}/{total}"));
+
+    let (phase, ready, reason, message) = if p.metadata.deletion_timestamp.is_some() {
+        let msg = if o.users.is_empty() {
+            "being deleted".to_owned()
+        } else {
+            format!(
+                "deletion waits for {} pod(s) that use the profile: {}",
+                o.users.len(),
+                o.users
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        (ProfilePhase::Terminating, false, "Terminating", msg)
+    } else if p.spec.disabled {
+        (
+            ProfilePhase::Disabled,
+            false,
+            "Disabled",
+            "spec.disabled is set: not installed on any node".to_owned(),
+        )
+    } else if doc.is_none() {
+        (
+            ProfilePhase::Error,
+            false,
+            "Invalid",
+            "the profile is invalid; see the Valid condition".to_owned(),
+        )
+    } else if !node_errors.is_empty() {
+        (
+            ProfilePhase::Error,
+            false,
+            "NodeError",
+            node_errors.join("; "),
+        )
+    } else if total == 0 {
+        (
+            ProfilePhase::Pending,
+            false,
+            "NoNodes",
+            "no node agent has reported yet".to_owned(),
+        )
+    } else if installed == total {
+        (
+            ProfilePhase::Installed,
+            true,
+            "Installed",
+            format!("installed on all {total} node(s)"),
+        )
+    } else if installed > 0 {
+        (
+            ProfilePhase::Installing,
+            false,
+            "Installing",
+            format!("installed on {installed} of {total} node(s)"),
+        )
+    } else {
+        (
+            ProfilePhase::Pending,
+            false,
+            "Pending",
+            format!("not installed on any of {total} node(s) yet"),
+        )
+    };
+    status.phase = Some(phase);
+    status
+        .conditions
+        .push(condition("Ready", ready, reason, &message));
+    status
+}
+
+fn condition(type_: &str, ok: bool, reason: &str, message: &str) -> Condition {
+    Condition {
+        type_: type_.to_owned(),
+        status: if ok { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message: message.chars().take(1024).collect(),
+        observed_generation: None,
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// Fill in each condition's `lastTransitionTime` (and generation): kept from `old` when the
+/// condition's status did not change, `now` otherwise.
+pub fn with_transition_times(
+    mut new: SeccompProfileStatus,
+    old: Option<&SeccompProfileStatus>,
+    now: Time,
+) -> SeccompProfileStatus {
+    for c in &mut new.conditions {
+        c.observed_generation = new.observed_generation;
+        let prev = old.and_then(|o| o.conditions.iter().find(|p| p.type_ == c.type_));
+        c.last_transition_time = match prev {
+            Some(p) if p.status == c.status => p.last_transition_time.clone(),
+            _ => now.clone(),
+        };
+    }
+    new
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crds::{NodeProfileStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus};
+
+    fn profile(json: serde_json::Value) -> SeccompProfile {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+            "metadata": {"name": "web", "namespace": "shop", "generation": 3},
+            "spec": json,
+        }))
+        .unwrap()
+    }
+
+    fn node(name: &str, ready: bool, entries: Vec<NodeProfileStatus>) -> SeccompNodeStatus {
+        let mut n = SeccompNodeStatus::new(
+            name,
+            SeccompNodeStatusSpec {
+                node_name: name.into(),
+            },
+        );
+        n.status = Some(SeccompNodeStatusStatus {
+            ready,
+            installed: 0,
+            errors: 0,
+            profiles: entries,
+        });
+        n
+    }
+
+    fn entry(hash: &str, state: NodeProfileState) -> NodeProfileStatus {
+        NodeProfileStatus {
+            namespace: "shop".into(),
+            name: "web".into(),
+            content_hash: Some(hash.into()),
+            state,
+            message: Some("disk full".into()),
+            updated: None,
+        }
+    }
+
+    fn status(
+        p: &SeccompProfile,
+        nodes: &[SeccompNodeStatus],
+        users: Vec<String>,
+    ) -> SeccompProfileStatus {
+        let ns = BTreeMap::from([("web".to_string(), p.spec.clone())]);
+        compute(&Observed {
+            profile: p,
+            namespace_profiles: &ns,
+            nodes,
+            users,
+            table: None,
+        })
+    }
+
+    fn ready(s: &SeccompProfileStatus) -> &Condition {
+        s.conditions.iter().find(|c| c.type_ == "Ready").unwrap()
+    }
+
+    #[test]
+    fn phases_follow_the_nodes() {
+        let p = profile(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
+        );
+        let s = status(&p, &[], vec![]);
+        assert_eq!(s.phase, Some(ProfilePhase::Pending));
+        assert_eq!(
+            s.localhost_profile.as_deref(),
+            Some("operator/shop/web.json")
+        );
+        assert_eq!(s.observed_generation, Some(3));
+        let hash = s.content_hash.clone().unwrap();
+
+        let nodes = [
+            node("a", true, vec![entry(&hash, NodeProfileState::Installed)]),
+            node("b", true, vec![]),
+            node("c", false, vec![]),
+        ];
+        let s = status(&p, &nodes, vec![]);
+        assert_eq!(
+            (s.phase, s.installed_nodes.as_deref()),
+            (Some(ProfilePhase::Installing), Some("1/2"))
+        );
+
+        let nodes = [
+            node("a", true, vec![entry(&hash, NodeProfileState::Installed)]),
+            node("b", true, vec![entry(&hash, NodeProfileState::Installed)]),
+        ];
+        let s = status(&p, &nodes, vec![]);
+        assert_eq!(
+            (s.phase, s.installed_nodes.as_deref()),
+            (Some(ProfilePhase::Installed), Some("2/2"))
+        );
+        assert_eq!(ready(&s).status, "True");
+
+        // a stale hash does not count
+        let nodes = [node(
+            "a",
+            true,
+            vec![entry("sha256:old", NodeProfileState::Installed)],
+        )];
+        assert_eq!(
+            status(&p, &nodes, vec![]).phase,
+            Some(ProfilePhase::Pending)
+        );
+
+        let nodes = [node("a", true, vec![entry(&hash, NodeProfileState::Error)])];
+        let s = status(&p, &nodes, vec![]);
+        assert_eq!(s.phase, Some(ProfilePhase::Error));
+        assert!(ready(&s).message.contains("node a: disk full"));
+    }
+
+    #[test]
+    fn invalid_disabled_and_terminating() {
+        let p = profile(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}),
+        );
+        let s = status(&p, &[], vec![]);
+        assert_eq!(s.phase, Some(ProfilePhase::Error));
+        let valid = s.conditions.iter().find(|c| c.type_ == "Valid").unwrap();
+        assert_eq!(
+            (valid.status.as_str(), valid.reason.as_str()),
+            ("False", "Invalid")
+        );
+        assert!(valid
+            .message
+            .contains("spec.syscalls[0].errnoRet: not allowed with action SCMP_ACT_ALLOW"));
+
+        let p = profile(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": "missing"}),
+        );
+        let s = status(&p, &[], vec![]);
+        let valid = s.conditions.iter().find(|c| c.type_ == "Valid").unwrap();
+        assert_eq!(valid.reason, "BaseProfileUnresolved");
+
+        let p = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "disabled": true}));
+        assert_eq!(status(&p, &[], vec![]).phase, Some(ProfilePhase::Disabled));
+
+        let mut p = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"}));
+        p.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+        let s = status(&p, &[], vec!["shop/pod-1".into()]);
+        assert_eq!(s.phase, Some(ProfilePhase::Terminating));
+        assert!(ready(&s)
+            .message
+            .contains("waits for 1 pod(s) that use the profile: shop/pod-1"));
+        assert_eq!(s.active_workloads, vec!["shop/pod-1"]);
+    }
+
+    #[test]
+    fn transition_times_are_kept_while_status_holds() {
+        let p = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"}));
+        let t1 = Time(k8s_openapi::jiff::Timestamp::from_second(1000).unwrap());
+        let t2 = Time(k8s_openapi::jiff::Timestamp::from_second(2000).unwrap());
+        let first = with_transition_times(status(&p, &[], vec![]), None, t1.clone());
+        let again = with_transition_times(status(&p, &[], vec![]), Some(&first), t2.clone());
+        assert_eq!(again, first, "nothing changed: same times");
+        let mut q = p.clone();
+        q.spec.disabled = true;
+        let changed = with_transition_times(status(&q, &[], vec![]), Some(&first), t2.clone());
+        let ready = changed
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Valid")
+            .unwrap();
+        assert_eq!(ready.last_transition_time, t1, "Valid stayed True");
+    }
+}

@@ -1,0 +1,272 @@
+//! The ProfileRecording controller: tracks the pods a recording matches, and when the
+//! recording ends (its pods are gone, its duration passed, or it is deleted) merges the
+//! per-pod partial profiles the node agents produced into one SeccompProfile per container,
+//! `<recording>-<container>`. A finalizer keeps the recording until every partial is merged.
+
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+use crds::model::{merge, Arch};
+use crds::{
+    MergeStrategy, ProfileRecording, ProfileRecordingStatus, RecordingPhase, SeccompProfile,
+    SeccompProfileSpec, LABEL_CONTAINER, LABEL_PARTIAL, LABEL_RECORDING,
+};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Finalizer on recordings with partial profiles not merged yet.
+pub const FINALIZER: &str = "seccomp-operator.dev/recording";
+
+/// Shared state.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A label selector as the `labelSelector` query string.
+pub fn selector_string(sel: &LabelSelector) -> String {
+    let mut parts: Vec<String> = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in sel.match_expressions.iter().flatten() {
+        let vals = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({vals})", e.key),
+            "NotIn" => format!("{} notin ({vals})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+/// The name of a merged profile.
+pub fn merged_name(recording: &str, container: &str) -> String {
+    format!("{recording}-{container}")
+}
+
+/// Reconcile one recording.
+pub async fn reconcile(rec: Arc<ProfileRecording>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let ns = rec.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<ProfileRecording> = Api::namespaced(ctx.client.clone(), &ns);
+    let r = finalizer(&api, FINALIZER, rec, |ev| async {
+        match ev {
+            Finalizer::Apply(rec) => apply(&rec, &ctx, &ns).await,
+            Finalizer::Cleanup(rec) => {
+                if rec.spec.merge_strategy == MergeStrategy::Containers {
+                    merge_partials(&rec, &ctx, &ns).await?;
+                }
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(e.to_string()));
+    ctx.metrics
+        .reconciled("ProfileRecording", started.elapsed(), r.is_ok());
+    r
+}
+
+async fn partials(ctx: &Context, ns: &str, rec: &str) -> Result<Vec<SeccompProfile>> {
+    let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
+    let lp = ListParams::default().labels(&format!("{LABEL_RECORDING}={rec},{LABEL_PARTIAL}=true"));
+    Ok(api.list(&lp).await.map_err(Error::Kube)?.items)
+}
+
+async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action> {
+    let name = rec.name_any();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let created = rec.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let selector = selector_string(&rec.spec.pod_selector);
+    let matching = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::Kube)?
+        .items;
+    let active: Vec<String> = matching
+        .iter()
+        .filter(|p| crate::index::is_live(p))
+        .filter(
+            |p| match (created, p.metadata.creation_timestamp.as_ref()) {
+                (Some(c), Some(pc)) => pc.0 >= c,
+                _ => true,
+            },
+        )
+        .map(|p| p.name_any())
+        .collect();
+    let parts = partials(ctx, ns, &name).await?;
+    let expired = match (created, rec.spec.duration_seconds) {
+        (Some(c), Some(d)) => {
+            k8s_openapi::jiff::Timestamp::now()
+                >= c + k8s_openapi::jiff::SignedDuration::from_secs(d.into())
+        }
+        _ => false,
+    };
+    let ended = expired || active.is_empty();
+    if ended && !parts.is_empty() && rec.spec.merge_strategy == MergeStrategy::Containers {
+        merge_partials(rec, ctx, ns).await?;
+    }
+    let produced: Vec<String> = {
+        let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
+        let lp = ListParams::default().labels(&format!("{LABEL_RECORDING}={name}"));
+        let mut v: Vec<String> = api
+            .list(&lp)
+            .await
+            .map_err(Error::Kube)?
+            .items
+            .iter()
+            .filter(|p| {
+                rec.spec.merge_strategy == MergeStrategy::None
+                    || p.labels().get(LABEL_PARTIAL).map(String::as_str) != Some("true")
+            })
+            .map(|p| p.name_any())
+            .collect();
+        v.sort();
+        v
+    };
+    let phase = if !active.is_empty() && !expired {
+        RecordingPhase::Recording
+    } else if !parts.is_empty() && rec.spec.merge_strategy == MergeStrategy::Containers {
+        RecordingPhase::Merging
+    } else if !produced.is_empty() {
+        RecordingPhase::Completed
+    } else {
+        RecordingPhase::Pending
+    };
+    let status = ProfileRecordingStatus {
+        phase: Some(phase),
+        active_workloads: active,
+        profiles: produced,
+        conditions: rec.status.clone().unwrap_or_default().conditions,
+        observed_generation: rec.metadata.generation,
+    };
+    if rec.status.as_ref() != Some(&status) {
+        let api: Api<ProfileRecording> = Api::namespaced(ctx.client.clone(), ns);
+        let patch = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "status": status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
+    }
+    Ok(Action::requeue(Duration::from_secs(
+        if phase == RecordingPhase::Recording {
+            10
+        } else {
+            60
+        },
+    )))
+}
+
+/// Merge the partials per container into `<recording>-<container>` (server-side apply, so a
+/// retry after a crash converges), then delete the partials.
+async fn merge_partials(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<()> {
+    let name = rec.name_any();
+    let parts = partials(ctx, ns, &name).await?;
+    let mut by_container: BTreeMap<String, Vec<&SeccompProfile>> = BTreeMap::new();
+    for p in &parts {
+        let c = p
+            .labels()
+            .get(LABEL_CONTAINER)
+            .cloned()
+            .unwrap_or_else(|| "container".into());
+        by_container.entry(c).or_default().push(p);
+    }
+    let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
+    for (container, ps) in &by_container {
+        let docs: Vec<_> = ps.iter().map(|p| p.spec.document.clone()).collect();
+        let doc = merge(&docs, Arch::native()).map_err(|e| Error::Merge(e.to_string()))?;
+        let target = merged_name(&name, container);
+        let mut obj = SeccompProfile::new(
+            &target,
+            SeccompProfileSpec {
+                document: doc,
+                base_profile_name: None,
+                disabled: false,
+            },
+        );
+        obj.metadata.labels = Some(BTreeMap::from([
+            (LABEL_RECORDING.to_owned(), name.clone()),
+            (LABEL_CONTAINER.to_owned(), container.clone()),
+        ]));
+        let mut v = serde_json::to_value(&obj).map_err(|e| Error::Merge(e.to_string()))?;
+        if let Some(m) = v.as_object_mut() {
+            m.remove("status");
+        }
+        api.patch(
+            &target,
+            &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+            &Patch::Apply(&v),
+        )
+        .await
+        .map_err(Error::Kube)?;
+        tracing::info!(recording = %name, profile = %target, partials = ps.len(), "merged");
+    }
+    for p in &parts {
+        match api.delete(&p.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Retry soon after an error.
+pub fn error_policy(rec: Arc<ProfileRecording>, err: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(recording = %rec.name_any(), error = %err, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Run the controller: recordings, re-checked when partial profiles appear.
+pub async fn run(client: Client, metrics: Arc<Metrics>) {
+    let recs: Api<ProfileRecording> = Api::all(client.clone());
+    let profiles: Api<SeccompProfile> = Api::all(client.clone());
+    let ctx = Arc::new(Context { client, metrics });
+    Controller::new(recs, watcher::Config::default())
+        .watches(
+            profiles,
+            watcher::Config::default().labels(LABEL_RECORDING),
+            |p: SeccompProfile| {
+                let ns = p.namespace()?;
+                let rec = p.labels().get(LABEL_RECORDING)?.clone();
+                Some(kube::runtime::reflector::ObjectRef::new(&rec).within(&ns))
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_become_query_strings() {
+        let sel: LabelSelector = serde_json::from_value(serde_json::json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}, {"key": "canary", "operator": "DoesNotExist"}]
+        }))
+        .unwrap();
+        assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!canary");
+        assert_eq!(merged_name("rec", "nginx"), "rec-nginx");
+    }
+}

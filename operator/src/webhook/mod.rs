@@ -1,0 +1,334 @@
+//! Admission webhooks. The decisions are pure functions of an admission request and a view of
+//! the cluster's profiles and bindings, so they are tested on AdmissionReview fixtures.
+//!
+//! - binding (mutating, pod CREATE): containers whose image matches a ProfileBinding get the
+//!   bound profile as their container-level `seccompProfile`;
+//! - gate (validating, pod CREATE): a pod may reference an operator profile only when it
+//!   exists and is Installed on every node;
+//! - isolation (validating, pod CREATE/UPDATE): a pod may reference only profiles of its own
+//!   namespace and of the namespaces the operator shares.
+
+pub mod tls;
+
+use crate::index::{parse_localhost, references};
+use crds::{ProfileBinding, ProfilePhase, SeccompProfile};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::DynamicObject;
+use kube::ResourceExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// What the webhooks need to know about the cluster.
+pub trait ClusterView: Send + Sync {
+    /// A profile by namespace and name.
+    fn profile(&self, namespace: &str, name: &str) -> Option<Arc<SeccompProfile>>;
+    /// The bindings of a namespace.
+    fn bindings(&self, namespace: &str) -> Vec<Arc<ProfileBinding>>;
+}
+
+impl ClusterView
+    for (
+        kube::runtime::reflector::Store<SeccompProfile>,
+        kube::runtime::reflector::Store<ProfileBinding>,
+    )
+{
+    fn profile(&self, namespace: &str, name: &str) -> Option<Arc<SeccompProfile>> {
+        self.0
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+    fn bindings(&self, namespace: &str) -> Vec<Arc<ProfileBinding>> {
+        self.1
+            .state()
+            .into_iter()
+            .filter(|b| b.namespace().as_deref() == Some(namespace))
+            .collect()
+    }
+}
+
+/// Parse an AdmissionReview body. `Err` carries a message for a 400 answer (there is no
+/// request UID to answer to).
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| format!("not an AdmissionReview: {e}"))?;
+    review
+        .try_into()
+        .map_err(|_| "AdmissionReview without a request".to_owned())
+}
+
+/// The pod in a request, if the request is about a pod. `Err` when it is a pod that cannot be
+/// read (the answer is a denial naming why).
+fn pod_of(req: &AdmissionRequest<DynamicObject>) -> Option<Result<Pod, String>> {
+    if req.kind.kind != "Pod" || !req.kind.group.is_empty() || req.sub_resource.is_some() {
+        return None;
+    }
+    let obj = req.object.as_ref()?;
+    let mut value = match serde_json::to_value(obj) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(format!("cannot read the pod: {e}"))),
+    };
+    if let Some(m) = value.as_object_mut() {
+        m.entry("apiVersion").or_insert("v1".into());
+        m.entry("kind").or_insert("Pod".into());
+    }
+    Some(
+        serde_json::from_value::<Pod>(value)
+            .map_err(|e| format!("cannot read the pod: {e}"))
+            .map(|mut p| {
+                // CREATE requests may come before the namespace is defaulted into the object.
+                if p.metadata.namespace.is_none() {
+                    p.metadata.namespace = req.namespace.clone();
+                }
+                p
+            }),
+    )
+}
+
+/// The validating gate: every operator profile a new pod references must exist and be
+/// Installed on every node.
+pub fn gate(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
+    if req.operation != Operation::Create {
+        return resp;
+    }
+    let pod = match pod_of(req) {
+        None => return resp,
+        Some(Err(e)) => return resp.deny(e),
+        Some(Ok(p)) => p,
+    };
+    let mut problems = Vec::new();
+    for r in references(&pod) {
+        let Some((ns, name)) = parse_localhost(&r.path) else {
+            continue;
+        };
+        let why = match view.profile(&ns, &name) {
+            None => Some(format!("SeccompProfile {ns}/{name} does not exist")),
+            Some(p) => {
+                let status = p.status.clone().unwrap_or_default();
+                let nodes = status
+                    .installed_nodes
+                    .clone()
+                    .unwrap_or_else(|| "0/0".into());
+                let ready_msg = status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == "Ready")
+                    .map(|c| c.message.clone())
+                    .unwrap_or_default();
+                if p.metadata.deletion_timestamp.is_some() {
+                    Some(format!("SeccompProfile {ns}/{name} is being deleted"))
+                } else {
+                    match status.phase {
+                        Some(ProfilePhase::Installed) => None,
+                        Some(ProfilePhase::Disabled) => Some(format!("SeccompProfile {ns}/{name} is disabled")),
+                        Some(ProfilePhase::Error) => Some(format!("SeccompProfile {ns}/{name} is in Error: {ready_msg}")),
+                        _ => Some(format!("SeccompProfile {ns}/{name} is not installed on every node yet ({nodes} nodes)")),
+                    }
+                }
+            }
+        };
+        if let Some(why) = why {
+            problems.push(format!("{} uses {}: {why}", r.place, r.path));
+        }
+    }
+    if problems.is_empty() {
+        resp
+    } else {
+        resp.deny(format!(
+            "seccomp-operator install gate: {}; the pod can be created once the profile is Installed",
+            problems.join("; ")
+        ))
+    }
+}
+
+/// Tenant isolation: a pod may reference only `operator/<its namespace>/...` profiles and
+/// those of `shared` namespaces.
+pub fn isolation(
+    req: &AdmissionRequest<DynamicObject>,
+    shared: &BTreeSet<String>,
+) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return resp;
+    }
+    let pod = match pod_of(req) {
+        None => return resp,
+        Some(Err(e)) => return resp.deny(e),
+        Some(Ok(p)) => p,
+    };
+    let own = pod.namespace().unwrap_or_default();
+    let mut problems = Vec::new();
+    for r in references(&pod) {
+        let Some((ns, _)) = parse_localhost(&r.path) else {
+            if r.path.starts_with(&format!("{}/", crds::LOCALHOST_DIR)) {
+                problems.push(format!("{} uses {}: not a valid operator profile path (operator/<namespace>/<name>.json)", r.place, r.path));
+            }
+            continue;
+        };
+        if ns != own && !shared.contains(&ns) {
+            problems.push(format!(
+                "{} uses {}: a pod in namespace {own} may only use profiles of namespace {own}{}",
+                r.place,
+                r.path,
+                if shared.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " or of the shared namespaces ({})",
+                        shared.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                }
+            ));
+        }
+    }
+    if problems.is_empty() {
+        resp
+    } else {
+        resp.deny(format!(
+            "seccomp-operator tenant isolation: {}",
+            problems.join("; ")
+        ))
+    }
+}
+
+fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let exact = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs = sel.match_expressions.iter().flatten().all(|e| {
+        let vals = e.values.clone().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => labels.get(&e.key).is_some_and(|v| vals.contains(v)),
+            "NotIn" => labels.get(&e.key).is_none_or(|v| !vals.contains(v)),
+            "Exists" => labels.contains_key(&e.key),
+            "DoesNotExist" => !labels.contains_key(&e.key),
+            _ => false,
+        }
+    });
+    exact && exprs
+}
+
+/// The binding that applies to a container, if any: exact image matches beat `*`, then the
+/// binding's name decides, so the choice is deterministic.
+fn binding_for<'a>(
+    bindings: &'a [Arc<ProfileBinding>],
+    pod_labels: &BTreeMap<String, String>,
+    c: &Container,
+) -> Option<&'a ProfileBinding> {
+    let mut candidates: Vec<&ProfileBinding> = bindings
+        .iter()
+        .map(|b| &**b)
+        .filter(|b| b.spec.image == "*" || Some(&b.spec.image) == c.image.as_ref())
+        .filter(|b| {
+            b.spec
+                .pod_selector
+                .as_ref()
+                .is_none_or(|s| selector_matches(s, pod_labels))
+        })
+        .filter(|b| {
+            b.spec
+                .container_names
+                .as_ref()
+                .is_none_or(|names| names.contains(&c.name))
+        })
+        .collect();
+    candidates.sort_by_key(|b| (b.spec.image == "*", b.name_any()));
+    candidates.into_iter().next()
+}
+
+/// The binding webhook: sets the container-level `seccompProfile` of matching containers that
+/// set none (and whose pod sets none), and marks the pod with the binding's name.
+pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
+    if req.operation != Operation::Create {
+        return resp;
+    }
+    let pod = match pod_of(req) {
+        None => return resp,
+        // Binding fails open: a pod it cannot read is left as it is.
+        Some(Err(_)) => return resp,
+        Some(Ok(p)) => p,
+    };
+    let ns = pod.namespace().unwrap_or_default();
+    let bindings = view.bindings(&ns);
+    let Some(spec) = pod.spec.as_ref() else {
+        return resp;
+    };
+    if bindings.is_empty()
+        || spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.seccomp_profile.as_ref())
+            .is_some()
+    {
+        return resp;
+    }
+    let labels = pod.labels().clone();
+    let mut ops = Vec::new();
+    let mut bound_by = None;
+    for (list, containers) in [
+        ("containers", Some(&spec.containers)),
+        ("initContainers", spec.init_containers.as_ref()),
+    ] {
+        for (i, c) in containers.into_iter().flatten().enumerate() {
+            if c.security_context
+                .as_ref()
+                .and_then(|s| s.seccomp_profile.as_ref())
+                .is_some()
+            {
+                continue;
+            }
+            let Some(b) = binding_for(&bindings, &labels, c) else {
+                continue;
+            };
+            let profile = serde_json::json!({
+                "type": "Localhost",
+                "localhostProfile": SeccompProfile::localhost_path(&ns, &b.spec.profile_ref.name),
+            });
+            let (path, value) = if c.security_context.is_none() {
+                (
+                    format!("/spec/{list}/{i}/securityContext"),
+                    serde_json::json!({"seccompProfile": profile}),
+                )
+            } else {
+                (
+                    format!("/spec/{list}/{i}/securityContext/seccompProfile"),
+                    profile,
+                )
+            };
+            ops.push(add_op(&path, value));
+            bound_by.get_or_insert_with(|| b.name_any());
+        }
+    }
+    let Some(bound_by) = bound_by else {
+        return resp;
+    };
+    if pod.metadata.annotations.is_none() {
+        ops.push(add_op(
+            "/metadata/annotations",
+            serde_json::json!({ crate::index::BOUND_BY: bound_by }),
+        ));
+    } else {
+        ops.push(add_op(
+            &format!(
+                "/metadata/annotations/{}",
+                crate::index::BOUND_BY.replace('/', "~1")
+            ),
+            bound_by.into(),
+        ));
+    }
+    match serde_json::from_value::<json_patch::Patch>(serde_json::Value::Array(ops)) {
+        Ok(patch) => resp.clone().with_patch(patch).unwrap_or(resp),
+        Err(_) => resp,
+    }
+}
+
+fn add_op(path: &str, value: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"op": "add", "path": path, "value": value})
+}
+
+#[cfg(test)]
+mod tests;

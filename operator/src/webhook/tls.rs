@@ -1,0 +1,369 @@
+//! TLS for the webhook server without cert-manager: a CA and a serving certificate made with
+//! rcgen, kept in a Secret (so every replica and restart serves the same one), the CA bundle
+//! injected into the operator's webhook configurations, renewal before expiry.
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Renew the serving certificate when it has less than this left.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Lifetime of a serving certificate.
+pub const SERVING_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Lifetime of the CA.
+pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Errors of certificate management.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Generating a key or certificate failed.
+    #[error("generating certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// rustls refused the key.
+    #[error("loading the serving key: {0}")]
+    Key(String),
+    /// An API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// PEM material of the CA and the serving certificate, and the serving certificate's expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundle {
+    /// CA certificate (PEM) — what the API server trusts.
+    pub ca_cert: String,
+    /// CA private key (PEM).
+    pub ca_key: String,
+    /// Serving certificate (PEM).
+    pub cert: String,
+    /// Serving private key (PEM).
+    pub key: String,
+    /// Serving certificate expiry, seconds since the epoch.
+    pub not_after: u64,
+    /// CA expiry, seconds since the epoch.
+    pub ca_not_after: u64,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn offset(secs: u64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+fn ca_params(not_after: u64) -> Result<CertificateParams, TlsError> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(DnType::CommonName, "seccomp-operator webhook CA");
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = offset(now_secs().saturating_sub(3600));
+    p.not_after = offset(not_after);
+    Ok(p)
+}
+
+/// DNS names of the webhook Service.
+pub fn service_names(service: &str, namespace: &str) -> Vec<String> {
+    vec![
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}.svc.cluster.local"),
+        format!("{service}.{namespace}"),
+    ]
+}
+
+impl Bundle {
+    /// A new CA and serving certificate for `names`.
+    pub fn generate(names: &[String]) -> Result<Self, TlsError> {
+        let ca_not_after = now_secs() + CA_LIFETIME.as_secs();
+        let ca_key = KeyPair::generate()?;
+        let ca_cert = ca_params(ca_not_after)?.self_signed(&ca_key)?;
+        let mut b = Bundle {
+            ca_cert: ca_cert.pem(),
+            ca_key: ca_key.serialize_pem(),
+            cert: String::new(),
+            key: String::new(),
+            not_after: 0,
+            ca_not_after,
+        };
+        b.renew_serving(names)?;
+        Ok(b)
+    }
+
+    /// A new serving certificate signed by the existing CA.
+    pub fn renew_serving(&mut self, names: &[String]) -> Result<(), TlsError> {
+        let ca_key = KeyPair::from_pem(&self.ca_key)?;
+        let issuer = Issuer::new(ca_params(self.ca_not_after)?, ca_key);
+        let not_after = (now_secs() + SERVING_LIFETIME.as_secs()).min(self.ca_not_after);
+        let mut p = CertificateParams::new(names.to_vec())?;
+        p.distinguished_name.push(
+            DnType::CommonName,
+            names.first().cloned().unwrap_or_default(),
+        );
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.not_before = offset(now_secs().saturating_sub(3600));
+        p.not_after = offset(not_after);
+        let key = KeyPair::generate()?;
+        let cert = p.signed_by(&key, &issuer)?;
+        self.cert = cert.pem();
+        self.key = key.serialize_pem();
+        self.not_after = not_after;
+        Ok(())
+    }
+
+    /// What to do with this bundle now: nothing, a new serving certificate, or a new CA.
+    pub fn needs(&self, now: u64) -> Renewal {
+        if self.ca_not_after <= now + 2 * SERVING_LIFETIME.as_secs() {
+            Renewal::NewCa
+        } else if self.not_after <= now + RENEW_BEFORE.as_secs() {
+            Renewal::NewServing
+        } else {
+            Renewal::None
+        }
+    }
+
+    fn to_secret_data(&self) -> BTreeMap<String, ByteString> {
+        let mut d = BTreeMap::new();
+        for (k, v) in [
+            ("ca.crt", self.ca_cert.clone()),
+            ("ca.key", self.ca_key.clone()),
+            ("tls.crt", self.cert.clone()),
+            ("tls.key", self.key.clone()),
+            ("not-after", self.not_after.to_string()),
+            ("ca-not-after", self.ca_not_after.to_string()),
+        ] {
+            d.insert(k.to_owned(), ByteString(v.into_bytes()));
+        }
+        d
+    }
+
+    fn from_secret(s: &Secret) -> Option<Self> {
+        let d = s.data.as_ref()?;
+        let get = |k: &str| d.get(k).and_then(|v| String::from_utf8(v.0.clone()).ok());
+        Some(Bundle {
+            ca_cert: get("ca.crt")?,
+            ca_key: get("ca.key")?,
+            cert: get("tls.crt")?,
+            key: get("tls.key")?,
+            not_after: get("not-after")?.parse().ok()?,
+            ca_not_after: get("ca-not-after")?.parse().ok()?,
+        })
+    }
+
+    /// The serving certificate as rustls wants it.
+    pub fn certified_key(&self) -> Result<Arc<CertifiedKey>, TlsError> {
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.cert.as_bytes())
+                .chain(CertificateDer::pem_slice_iter(self.ca_cert.as_bytes()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| TlsError::Key(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(self.key.as_bytes())
+            .map_err(|e| TlsError::Key(e.to_string()))?;
+        let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+            .map_err(|e| TlsError::Key(e.to_string()))?;
+        Ok(Arc::new(CertifiedKey::new(certs, signing)))
+    }
+}
+
+/// What a bundle needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Good as it is.
+    None,
+    /// The serving certificate expires soon.
+    NewServing,
+    /// The CA expires soon.
+    NewCa,
+}
+
+/// Serves whatever certificate is current; swapped in place on renewal.
+#[derive(Debug)]
+pub struct Resolver {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl Resolver {
+    /// A resolver serving `key`.
+    pub fn new(key: Arc<CertifiedKey>) -> Self {
+        Resolver {
+            current: RwLock::new(key),
+        }
+    }
+    /// Serve `key` from now on.
+    pub fn set(&self, key: Arc<CertifiedKey>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = key;
+    }
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// Where the certificate lives and what it is injected into.
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    /// Namespace of the operator (Secret, Service).
+    pub namespace: String,
+    /// Secret holding the bundle.
+    pub secret: String,
+    /// The webhook Service's name.
+    pub service: String,
+    /// MutatingWebhookConfigurations whose webhooks get the CA bundle.
+    pub mutating: Vec<String>,
+    /// ValidatingWebhookConfigurations whose webhooks get the CA bundle.
+    pub validating: Vec<String>,
+}
+
+/// Load the bundle from the Secret, creating or renewing it when needed. Concurrent replicas
+/// race on create/replace; the loser re-reads the winner's bundle.
+pub async fn ensure_bundle(client: &Client, cfg: &TlsConfig) -> Result<Bundle, TlsError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &cfg.namespace);
+    let names = service_names(&cfg.service, &cfg.namespace);
+    for _ in 0..5 {
+        let existing = api.get_opt(&cfg.secret).await?;
+        let current = existing.as_ref().and_then(Bundle::from_secret);
+        let next = match &current {
+            Some(b) => match b.needs(now_secs()) {
+                Renewal::None => return Ok(b.clone()),
+                Renewal::NewServing => {
+                    let mut b = b.clone();
+                    b.renew_serving(&names)?;
+                    b
+                }
+                Renewal::NewCa => Bundle::generate(&names)?,
+            },
+            None => Bundle::generate(&names)?,
+        };
+        let mut secret = existing.clone().unwrap_or_default();
+        secret.metadata.name = Some(cfg.secret.clone());
+        secret.metadata.namespace = Some(cfg.namespace.clone());
+        secret.type_ = Some("Opaque".into());
+        secret.data = Some(next.to_secret_data());
+        let r = if existing.is_some() {
+            api.replace(&cfg.secret, &PostParams::default(), &secret)
+                .await
+        } else {
+            api.create(&PostParams::default(), &secret).await
+        };
+        match r {
+            Ok(_) => {
+                tracing::info!(secret = %cfg.secret, not_after = next.not_after, "webhook certificate written");
+                return Ok(next);
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(TlsError::Key(
+        "could not settle the webhook certificate Secret".into(),
+    ))
+}
+
+/// Put the CA bundle into every webhook of the operator's configurations (idempotent; a
+/// `kubectl apply` that reset it is repaired on the next call).
+pub async fn inject_ca(client: &Client, cfg: &TlsConfig, ca_pem: &str) -> Result<(), TlsError> {
+    let ca = ByteString(ca_pem.as_bytes().to_vec());
+    let mapi: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    for name in &cfg.mutating {
+        let Some(mut c) = mapi.get_opt(name).await? else {
+            continue;
+        };
+        let mut changed = false;
+        for w in c.webhooks.iter_mut().flatten() {
+            if w.client_config.ca_bundle.as_ref() != Some(&ca) {
+                w.client_config.ca_bundle = Some(ca.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            let patch = serde_json::json!({"webhooks": c.webhooks});
+            mapi.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            tracing::info!(config = %name, "CA bundle injected");
+        }
+    }
+    let vapi: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    for name in &cfg.validating {
+        let Some(mut c) = vapi.get_opt(name).await? else {
+            continue;
+        };
+        let mut changed = false;
+        for w in c.webhooks.iter_mut().flatten() {
+            if w.client_config.ca_bundle.as_ref() != Some(&ca) {
+                w.client_config.ca_bundle = Some(ca.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            let patch = serde_json::json!({"webhooks": c.webhooks});
+            vapi.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            tracing::info!(config = %name, "CA bundle injected");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_bundle_loads_into_rustls_and_renews() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let names = service_names("seccomp-operator-webhook", "seccomp-operator");
+        let b = Bundle::generate(&names).unwrap();
+        assert!(b.cert.contains("BEGIN CERTIFICATE") && b.ca_cert.contains("BEGIN CERTIFICATE"));
+        b.certified_key().unwrap();
+        assert_eq!(b.needs(now_secs()), Renewal::None);
+        assert_eq!(b.needs(b.not_after - 10 * 24 * 3600), Renewal::NewServing);
+        assert_eq!(b.needs(b.ca_not_after - 24 * 3600), Renewal::NewCa);
+        let mut r = b.clone();
+        r.renew_serving(&names).unwrap();
+        assert_ne!(r.cert, b.cert);
+        assert_eq!(
+            r.ca_cert, b.ca_cert,
+            "renewal keeps the CA the API server trusts"
+        );
+        let back = Bundle::from_secret(&Secret {
+            data: Some(r.to_secret_data()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(back, r);
+    }
+}

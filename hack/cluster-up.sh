@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Brings up a real single-node Kubernetes v1.20.2 cluster on this machine from Debian packages
+# and a one-time source build: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# containerd + runc, kube-proxy (iptables), kubelet. Writes the admin kubeconfig to
+# .local-cluster/kubeconfig. Idempotent: on a running cluster it only prints the export line.
+#
+# Every process it starts is recorded in .local-cluster/pids/ for hack/cluster-down.sh.
+# Traffic stays on this machine: the API server listens on the node IP and loopback, pods live
+# in network namespaces on a local bridge, and kube-proxy is up before any pod or service IP
+# is used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+. hack/lib/cluster-env.sh
+
+[ "$(id -u)" -eq 0 ] || { echo "hack/cluster-up.sh needs root" >&2; exit 1; }
+
+alive() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+all_alive() { for c in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kube-proxy kubelet; do alive "$c" || return 1; done; }
+if all_alive && "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/dev/null 2>&1; then
+  echo "cluster already running"
+  echo "export KUBECONFIG=$KUBECONFIG_PATH"
+  exit 0
+fi
+if [ -d "$PIDS" ] && ls "$PIDS"/*.pid >/dev/null 2>&1; then
+  echo "== a previous cluster is partly running; stopping it first"
+  hack/cluster-down.sh
+fi
+
+echo "== packages"
+hack/deps.sh test
+missing=()
+for p in etcd-server containerd containernetworking-plugins conntrack iptables openssl gcc python3 iproute2; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's etcd-server and containerd packages start system services; this cluster runs its own.
+for svc in etcd containerd; do
+  if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
+done
+hack/k8s-build.sh
+
+mkdir -p "$STATE" "$RUN" "$PIDS" "$LOGS" "$PKI" "$CNI_CONF" /var/lib/kubelet
+sysctl -qw net.ipv4.ip_forward=1
+sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+
+echo "== certificates and kubeconfigs ($PKI)"
+hack/lib/cluster-pki.sh
+
+start() { # name, log, command...
+  local name=$1; shift
+  if alive "$name"; then return; fi
+  setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! >"$PIDS/$name.pid"
+}
+wait_for() { # description, timeout seconds, command...
+  local what=$1 t=$2; shift 2
+  for _ in $(seq "$((t * 5))"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  echo "timed out waiting for $what; logs in $LOGS" >&2
+  return 1
+}
+http_ok() { python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$1"; }
+
+echo "== etcd"
+start etcd etcd --name local --data-dir "$STATE/etcd" \
+  --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+  --initial-cluster local=http://127.0.0.1:2380 --log-level warn
+wait_for etcd 30 http_ok http://127.0.0.1:2379/health
+
+echo "== kube-apiserver ($NODE_IP:6443)"
+start kube-apiserver "$K8S_BIN/kube-apiserver" \
+  --etcd-servers=http://127.0.0.1:2379 \
+  --bind-address=0.0.0.0 --secure-port=6443 --insecure-port=0 --advertise-address="$NODE_IP" \
+  --service-cluster-ip-range="$SERVICE_CIDR" \
+  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+  --client-ca-file="$PKI/ca.crt" \
+  --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+  --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+  --kubelet-preferred-address-types=InternalIP \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+  --allow-privileged=true --profiling=false --v=1
+wait_for "the API server" 90 "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz
+
+echo "== kube-controller-manager, kube-scheduler"
+start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+  --kubeconfig="$STATE/controller-manager.kubeconfig" \
+  --authentication-kubeconfig="$STATE/controller-manager.kubeconfig" \
+  --authorization-kubeconfig="$STATE/controller-manager.kubeconfig" \
+  --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+  --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+  --use-service-account-credentials=true --leader-elect=false \
+  --bind-address=127.0.0.1 --secure-port=10257 --port=0 --v=1
+start kube-scheduler "$K8S_BIN/kube-scheduler" \
+  --kubeconfig="$STATE/scheduler.kubeconfig" \
+  --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
+  --authorization-kubeconfig="$STATE/scheduler.kubeconfig" \
+  --leader-elect=false --bind-address=127.0.0.1 --secure-port=10259 --port=0 --v=1
+
+echo "== containerd (own root, socket $CONTAINERD_SOCK)"
+hack/lib/cluster-containerd-config.sh
+start containerd containerd --config "$STATE/containerd.toml"
+wait_for containerd 30 ctr --address "$CONTAINERD_SOCK" version
+
+echo "== images (pause, busybox)"
+hack/lib/cluster-images.sh
+
+echo "== kube-proxy (iptables)"
+start kube-proxy "$K8S_BIN/kube-proxy" \
+  --kubeconfig="$STATE/kube-proxy.kubeconfig" --proxy-mode=iptables \
+  --hostname-override="$NODE_NAME" --cluster-cidr="$POD_CIDR" \
+  --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
+  --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 --v=1
+wait_for kube-proxy 30 http_ok http://127.0.0.1:10256/healthz
+
+echo "== kubelet (node $NODE_NAME)"
+cat >"$STATE/kubelet-config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: "$PKI/ca.crt"}
+authorization: {mode: AlwaysAllow}
+cgroupDriver: cgroupfs
+failSwapOn: false
+tlsCertFile: "$PKI/kubelet.crt"
+tlsPrivateKeyFile: "$PKI/kubelet.key"
+clusterDomain: cluster.local
+resolvConf: /etc/resolv.conf
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
+enforceNodeAllocatable: []
+EOF
+start kubelet "$K8S_BIN/kubelet" \
+  --kubeconfig="$STATE/kubelet.kubeconfig" --config="$STATE/kubelet-config.yaml" \
+  --container-runtime=remote --container-runtime-endpoint="unix://$CONTAINERD_SOCK" \
+  --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --root-dir=/var/lib/kubelet \
+  --v=1
+node_ready() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -q True; }
+wait_for "node $NODE_NAME Ready" 120 node_ready
+# The default ServiceAccount must exist before pods can be created in a namespace.
+wait_for "the default ServiceAccount" 60 "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get serviceaccount default
+
+echo "cluster up: node $NODE_NAME ($NODE_IP), Kubernetes $("$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
+echo "export KUBECONFIG=$KUBECONFIG_PATH"

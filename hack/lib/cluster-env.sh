@@ -1,0 +1,19 @@
+# Shared settings of the local cluster scripts (sourced).
+K8S_BIN=${K8S_CACHE:-/var/cache/seccomp-operator/k8s-v1.20.2}/bin
+KUBECTL=$K8S_BIN/kubectl
+LOCAL=$REPO/.local-cluster
+KUBECONFIG_PATH=$LOCAL/kubeconfig
+PIDS=$LOCAL/pids
+LOGS=$LOCAL/logs
+STATE=/var/lib/seccomp-operator-cluster
+RUN=/run/seccomp-operator-cluster
+PKI=$STATE/pki
+CNI_CONF=$STATE/cni/net.d
+CONTAINERD_SOCK=$RUN/containerd.sock
+NODE_NAME=${NODE_NAME:-$(hostname | tr '[:upper:]_' '[:lower:]-')}
+# This machine's own primary address: the API server and the kubelet listen on it.
+NODE_IP=${NODE_IP:-$(ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1)}
+SERVICE_CIDR=10.96.0.0/24
+API_SERVICE_IP=10.96.0.1
+POD_CIDR=10.88.0.0/16
+export KUBECONFIG=$KUBECONFIG_PATH

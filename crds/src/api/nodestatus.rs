@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct SeccompNodeStatusSpec {
     /// The node this object describes (equal to the object's name).
-    #[serde(default)]
     pub node_name: String,
 }
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds the project's images without a registry or a container engine (OCI layout tarballs of
+# the release binaries and the shared libraries they need, imported with ctr), applies
+# config/local (CRDs, RBAC, operator, node agent, webhooks) and waits until everything is ready.
+# Needs a cluster from hack/cluster-up.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+. hack/lib/cluster-env.sh
+[ "$(id -u)" -eq 0 ] || { echo "hack/deploy.sh needs root (ctr)" >&2; exit 1; }
+"$KUBECTL" get --raw /readyz >/dev/null 2>&1 || { echo "no cluster: run hack/cluster-up.sh first" >&2; exit 1; }
+
+echo "== building release binaries"
+cargo build --release --quiet -p operator --bin operator -p node-agent --bin node-agent --bin seccompctl
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+image() { # containerfile, image name, binaries...
+  local cf=$1 name=$2; shift 2
+  local root=$work/$(basename "$(dirname "$cf")")
+  mkdir -p "$root/usr/local/bin" "$root/tmp" "$root/etc"
+  chmod 1777 "$root/tmp"
+  echo "root:x:0:0:root:/:/bin/sh" > "$root/etc/passwd"
+  echo "nonroot:x:65532:65532:nonroot:/:/bin/sh" >> "$root/etc/passwd"
+  for b in "$@"; do
+    install -m 0755 "target/release/$b" "$root/usr/local/bin/$b"
+    # the shared libraries the binary loads (libseccomp, libc, libgcc_s, the loader)
+    for lib in $(ldd "target/release/$b" | grep -oE '/[^ ]+\.so[^ ]*'); do
+      mkdir -p "$root$(dirname "$lib")"
+      cp -L "$lib" "$root$lib"
+    done
+  done
+  # Keep in step with the Containerfile: its runtime packages must be what ldd found.
+  grep -q 'runtime-packages: libseccomp2' "$cf" || { echo "$cf: runtime packages changed; update hack/deploy.sh" >&2; exit 1; }
+  ls "$root"/usr/lib/*/libseccomp.so.2 >/dev/null 2>&1 || ls "$root"/lib/*/libseccomp.so.2 >/dev/null || { echo "libseccomp missing from $name" >&2; exit 1; }
+  local user entry
+  user=$(grep -E '^USER ' "$cf" | tail -1 | awk '{print $2}')
+  entry=$(grep -E '^ENTRYPOINT ' "$cf" | tail -1 | sed -E 's/^ENTRYPOINT //')
+  python3 hack/lib/oci-image.py --rootfs "$root" --name "$name" --entrypoint "$entry" --user "$user" --out "$work/img.tar"
+  ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$work/img.tar" >/dev/null
+  echo "image: $name ($(du -sh "$work/img.tar" | cut -f1))"
+}
+echo "== images"
+image operator/Containerfile localhost/seccomp-operator/operator:dev operator
+image node-agent/Containerfile localhost/seccomp-operator/node-agent:dev node-agent seccompctl
+
+echo "== applying config/local"
+# Rendered with a current kustomize (the system kubectl), applied with the cluster's kubectl.
+kustomize=$(command -v kubectl || true)
+[ -n "$kustomize" ] && [ "$kustomize" != "$KUBECTL" ] || { echo "hack/deploy.sh needs a kubectl with kustomize v3+ on PATH to render config/" >&2; exit 1; }
+"$kustomize" kustomize config/local > "$work/all.yaml"
+# CRDs first, so the custom resources in the same apply are known.
+for f in crds/*.yaml; do [ "$(basename "$f")" = kustomization.yaml ] || "$KUBECTL" apply -f "$f" >/dev/null; done
+"$KUBECTL" wait --for=condition=Established crd --all --timeout=60s >/dev/null
+"$KUBECTL" apply -f "$work/all.yaml" >/dev/null
+# New images under the same tag: restart so pods run what was just built.
+"$KUBECTL" -n seccomp-operator rollout restart daemonset/seccomp-node-agent deployment/seccomp-operator >/dev/null
+"$KUBECTL" -n seccomp-operator rollout status daemonset/seccomp-node-agent --timeout=180s
+"$KUBECTL" -n seccomp-operator rollout status deployment/seccomp-operator --timeout=180s
+# The webhooks are usable once the operator injected its CA.
+for _ in $(seq 150); do
+  ca=$("$KUBECTL" get validatingwebhookconfiguration seccomp-operator-gate -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null || true)
+  [ -n "$ca" ] && break
+  sleep 0.2
+done
+[ -n "$ca" ] || { echo "the operator did not inject its CA bundle" >&2; exit 1; }
+echo "deployed: operator and node agent ready"

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of seccomp-operator on this machine, installing what it needs:
-# formatting, lints, the CRD drift check, unit tests, kernel tests (eBPF recorder, libseccomp,
-# as root) and runtime tests (runc, as root).
-# Tests that need root skip with a reason when not root; under CI=true they must run.
+#   1. cargo fmt --check, cargo clippy --all-targets -D warnings
+#   2. unit tests, kernel tests (eBPF recorder, libseccomp; root) and runtime tests (runc; root)
+#   3. end-to-end tests on a real local cluster: hack/cluster-up.sh, hack/deploy.sh, the
+#      journeys in e2e/, then hack/cluster-down.sh (a cluster that was already up stays up)
+# Tests that need root or a cluster print SKIP with the reason when those are missing; under
+# CI=true they must run. SKIP_E2E=1 skips step 3 on purpose.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p target
+out=target/test-output.txt
+: > "$out"
 
 hack/deps.sh test
 
@@ -14,15 +20,40 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "== cargo test (unit, kernel, runtime)"
-mkdir -p target
+echo "== unit, kernel and runtime tests"
 set +e +o pipefail
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+cargo test --workspace --exclude e2e --no-fail-fast 2>&1 | tee -a "$out"
 status=${PIPESTATUS[0]}
 set -e -o pipefail
 
-passed=$(grep -Eo '^test result: .*' target/test-output.txt | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/' | awk '{p+=$1; f+=$2; i+=$3} END {print p, f, i}')
-read -r p f i <<<"$passed"
+e2e_reason=""
+if [ "${SKIP_E2E:-}" = 1 ]; then
+  e2e_reason="SKIP_E2E=1"
+elif [ "$(id -u)" -ne 0 ]; then
+  e2e_reason="not root (the local cluster needs root)"
+fi
+if [ -n "$e2e_reason" ]; then
+  if [ -n "${CI:-}" ] && [ "${SKIP_E2E:-}" != 1 ]; then
+    echo "CI must run the e2e tests, but: $e2e_reason" >&2
+    status=1
+  else
+    echo "SKIP: e2e tests: $e2e_reason"
+  fi
+else
+  echo "== end-to-end tests on a local cluster"
+  was_up=false
+  [ -f .local-cluster/kubeconfig ] && /var/cache/seccomp-operator/k8s-v1.20.2/bin/kubectl --kubeconfig .local-cluster/kubeconfig get --raw /readyz >/dev/null 2>&1 && was_up=true
+  $was_up || trap 'hack/cluster-down.sh >/dev/null 2>&1 || true' EXIT
+  hack/cluster-up.sh
+  hack/deploy.sh
+  set +e +o pipefail
+  KUBECONFIG=$PWD/.local-cluster/kubeconfig cargo test -p e2e --no-fail-fast -- --test-threads=1 2>&1 | tee -a "$out"
+  e2e_status=${PIPESTATUS[0]}
+  set -e -o pipefail
+  [ "$e2e_status" -eq 0 ] || status=$e2e_status
+fi
+
+read -r p f i < <(grep -Eo '^test result: .*' "$out" | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/' | awk '{p+=$1; f+=$2; i+=$3} END {print p+0, f+0, i+0}')
 echo
 echo "summary: $p passed, $f failed, $i skipped"
 exit "$status"

@@ -1,1 +1,312 @@
+//! Helpers for the end-to-end tests: a client for the local cluster, per-test namespaces,
+//! waiting with timeouts, and failure output that shows what the cluster saw.
 
+use anyhow::{bail, Context};
+use crds::SeccompProfile;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{LogParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The kubeconfig of the local cluster, when one is up.
+pub fn kubeconfig() -> Option<PathBuf> {
+    let p = std::env::var_os("KUBECONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".local-cluster/kubeconfig"));
+    p.exists().then_some(p)
+}
+
+/// A client for the local cluster, or `None` (the test prints SKIP) when there is none.
+/// Under `CI=true` a missing cluster is a failure, unless `SECCOMP_E2E=skip`.
+pub async fn client() -> Option<Client> {
+    let Some(path) = kubeconfig() else {
+        if std::env::var_os("CI").is_some() && std::env::var("SECCOMP_E2E").as_deref() != Ok("skip")
+        {
+            panic!("CI must run the e2e tests: no cluster (hack/cluster-up.sh, hack/deploy.sh)");
+        }
+        eprintln!("SKIP: no local cluster (run hack/cluster-up.sh and hack/deploy.sh)");
+        return None;
+    };
+    let cfg = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&path).expect("kubeconfig"),
+        &Default::default(),
+    )
+    .await
+    .expect("kubeconfig usable");
+    Some(Client::try_from(cfg).expect("client"))
+}
+
+/// Poll `check` until it returns `Some`, or fail after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A namespace for one test, deleted when dropped.
+pub struct TestNs {
+    /// The client.
+    pub client: Client,
+    /// The namespace's name.
+    pub name: String,
+}
+
+impl TestNs {
+    /// Create `e2e-<tag>-<suffix>`.
+    pub async fn new(client: Client, tag: &str) -> anyhow::Result<Self> {
+        let suffix = format!(
+            "{:x}",
+            std::process::id() ^ (Instant::now().elapsed().subsec_nanos())
+        );
+        let name = format!("e2e-{tag}-{suffix}");
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
+        // Pods can be created once the namespace's default ServiceAccount exists.
+        let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &name);
+        wait_for(
+            "default ServiceAccount",
+            Duration::from_secs(30),
+            || async { sa.get_opt("default").await.ok().flatten() },
+        )
+        .await?;
+        Ok(TestNs { client, name })
+    }
+
+    /// Typed API in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Server-side apply a manifest (JSON) in this namespace.
+    pub async fn apply<K>(&self, obj: serde_json::Value) -> anyhow::Result<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .context("metadata.name")?
+            .to_owned();
+        let api: Api<K> = self.api();
+        Ok(api
+            .patch(
+                &name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&obj),
+            )
+            .await?)
+    }
+
+    /// Wait for a profile to satisfy `pred`.
+    pub async fn wait_profile(
+        &self,
+        name: &str,
+        what: &str,
+        pred: impl Fn(&SeccompProfile) -> bool,
+    ) -> anyhow::Result<SeccompProfile> {
+        let api: Api<SeccompProfile> = self.api();
+        let r = wait_for(what, Duration::from_secs(60), || async {
+            api.get_opt(name).await.ok().flatten().filter(|p| pred(p))
+        })
+        .await;
+        if r.is_err() {
+            self.dump().await;
+        }
+        r
+    }
+
+    /// Wait for a pod to end; its phase and logs.
+    pub async fn run_pod(&self, pod: serde_json::Value) -> anyhow::Result<(String, String)> {
+        let name = pod["metadata"]["name"]
+            .as_str()
+            .context("metadata.name")?
+            .to_owned();
+        let api: Api<Pod> = self.api();
+        api.create(&PostParams::default(), &serde_json::from_value(pod)?)
+            .await?;
+        self.pod_result(&name).await
+    }
+
+    /// Phase and logs of a pod once it has ended.
+    pub async fn pod_result(&self, name: &str) -> anyhow::Result<(String, String)> {
+        let api: Api<Pod> = self.api();
+        let phase = wait_for(
+            &format!("pod {name} to end"),
+            Duration::from_secs(90),
+            || async {
+                let p = api.get_opt(name).await.ok().flatten()?;
+                let phase = p.status.as_ref()?.phase.clone()?;
+                matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+            },
+        )
+        .await;
+        let phase = match phase {
+            Ok(p) => p,
+            Err(e) => {
+                self.dump().await;
+                return Err(e);
+            }
+        };
+        let logs = api
+            .logs(name, &LogParams::default())
+            .await
+            .unwrap_or_default();
+        Ok((phase, logs))
+    }
+
+    /// Print what the cluster has in this namespace, and the agent's recent logs.
+    pub async fn dump(&self) {
+        let kubectl = KUBECTL;
+        let kc = kubeconfig().unwrap_or_default();
+        for args in [
+            vec!["-n", &self.name, "get", "sp,pods,pb", "-o", "wide"],
+            vec!["-n", &self.name, "describe", "sp,pods"],
+            vec![
+                "-n",
+                "seccomp-operator",
+                "logs",
+                "--tail=30",
+                "-l",
+                "app.kubernetes.io/name=seccomp-node-agent",
+            ],
+            vec![
+                "-n",
+                "seccomp-operator",
+                "logs",
+                "--tail=30",
+                "-l",
+                "app.kubernetes.io/name=seccomp-operator",
+            ],
+        ] {
+            if let Ok(o) = std::process::Command::new(kubectl)
+                .arg("--kubeconfig")
+                .arg(&kc)
+                .args(&args)
+                .output()
+            {
+                eprintln!(
+                    "--- kubectl {}\n{}{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        // Fire and forget, through kubectl: the test's runtime may be shutting down, and
+        // blocking it here would deadlock its own client.
+        let kc = kubeconfig().unwrap_or_default();
+        let _ = std::process::Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(kc)
+            .args([
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The cluster's kubectl (built by hack/k8s-build.sh).
+pub const KUBECTL: &str = "/var/cache/seccomp-operator/k8s-v1.20.2/bin/kubectl";
+
+/// A busybox pod running `script` under `profile` (a localhostProfile value), or none.
+pub fn busybox_pod(name: &str, script: &str, profile: Option<&str>) -> serde_json::Value {
+    let mut c = serde_json::json!({
+        "name": "main", "image": "localhost/busybox:1", "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", script]
+    });
+    if let Some(p) = profile {
+        c["securityContext"] =
+            serde_json::json!({"seccompProfile": {"type": "Localhost", "localhostProfile": p}});
+    }
+    serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [c]}})
+}
+
+/// The kubelet root the cluster uses.
+pub const KUBELET_ROOT: &str = "/var/lib/kubelet";
+
+/// The file a profile is installed at on this node.
+pub fn profile_file(ns: &str, name: &str) -> PathBuf {
+    PathBuf::from(KUBELET_ROOT)
+        .join("seccomp/operator")
+        .join(ns)
+        .join(format!("{name}.json"))
+}
+
+/// Name of the (single) node agent pod.
+pub async fn agent_pod(client: &Client) -> anyhow::Result<Pod> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+    let pods = api
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=seccomp-node-agent"))
+        .await?;
+    pods.items
+        .into_iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+        .context("no node agent pod")
+}
+
+/// Whether a pod is Ready.
+pub fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Phase of a profile, as a string.
+pub fn phase(p: &SeccompProfile) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .map(|ph| format!("{ph:?}"))
+        .unwrap_or_default()
+}
+
+/// `<name>` of an object.
+pub fn name_of<K: ResourceExt>(o: &K) -> String {
+    o.name_any()
+}

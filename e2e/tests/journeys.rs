@@ -1,0 +1,504 @@
+//! User journeys on the real local cluster (hack/cluster-up.sh + hack/deploy.sh): the real
+//! operator and node agent, a real kube-apiserver, kubelet, containerd and runc.
+//! Run one at a time (`--test-threads=1`): one restarts the node agent.
+
+use crds::model::{parse_profile, Arch, EvalContext};
+use crds::{ProfileBinding, SeccompProfile};
+use e2e::*;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+fn sp(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name}, "spec": spec})
+}
+
+fn no_mkdir() -> serde_json::Value {
+    json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
+}
+
+fn installed(p: &SeccompProfile) -> bool {
+    phase(p) == "Installed"
+}
+
+#[tokio::test]
+async fn j1_profile_is_installed_and_enforced() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client, "install").await?;
+    ns.apply::<SeccompProfile>(sp("no-mkdir", no_mkdir()))
+        .await?;
+    let p = ns
+        .wait_profile("no-mkdir", "Installed 1/1", installed)
+        .await?;
+    let st = p.status.clone().unwrap();
+    assert_eq!(st.installed_nodes.as_deref(), Some("1/1"));
+    let path = format!("operator/{}/no-mkdir.json", ns.name);
+    assert_eq!(st.localhost_profile.as_deref(), Some(path.as_str()));
+
+    // The file on the node is exactly the rendered document, with its hash.
+    let file = std::fs::read(profile_file(&ns.name, "no-mkdir"))?;
+    let expected = parse_profile(&serde_json::to_string(&no_mkdir())?, &EvalContext::host())?
+        .spec
+        .document
+        .render(Arch::native());
+    assert_eq!(file, expected.json);
+    assert_eq!(st.content_hash.as_deref(), Some(expected.hash.as_str()));
+
+    let (phase, logs) = ns
+        .run_pod(busybox_pod(
+            "confined",
+            "echo allowed; grep Seccomp: /proc/1/status; mkdir /tmp/x",
+            Some(&path),
+        ))
+        .await?;
+    assert!(logs.contains("allowed"), "{logs}");
+    assert!(logs.contains("Seccomp:\t2"), "{logs}");
+    assert!(
+        logs.contains("mkdir: can't create directory '/tmp/x': Operation not permitted"),
+        "{logs}"
+    );
+    assert_eq!(phase, "Failed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn j2_updates_follow_and_disable_removes_the_file() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client, "update").await?;
+    let path = format!("operator/{}/p.json", ns.name);
+    ns.apply::<SeccompProfile>(sp("p", no_mkdir())).await?;
+    let first = ns.wait_profile("p", "Installed", installed).await?;
+    let (_, logs) = ns
+        .run_pod(busybox_pod(
+            "before",
+            "mkdir /tmp/x && echo made; touch /tmp/f && echo touched",
+            Some(&path),
+        ))
+        .await?;
+    assert!(
+        logs.contains("Operation not permitted")
+            && logs.contains("touched")
+            && !logs.contains("made"),
+        "{logs}"
+    );
+
+    // Deny setting file times instead: the file and the next pod follow.
+    let deny_touch = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["utimensat"], "action": "SCMP_ACT_ERRNO"}]});
+    ns.apply::<SeccompProfile>(sp("p", deny_touch.clone()))
+        .await?;
+    let old_hash = first.status.unwrap().content_hash;
+    let updated = ns
+        .wait_profile("p", "the new content Installed", |p| {
+            installed(p) && p.status.as_ref().unwrap().content_hash != old_hash
+        })
+        .await?;
+    let file = std::fs::read(profile_file(&ns.name, "p"))?;
+    assert_eq!(
+        Some(crds::model::content_hash(&file)),
+        updated.status.unwrap().content_hash
+    );
+    let (_, logs) = ns
+        .run_pod(busybox_pod(
+            "after",
+            "mkdir /tmp/x && echo made; touch /tmp/x",
+            Some(&path),
+        ))
+        .await?;
+    assert!(logs.contains("made"), "mkdir allowed now: {logs}");
+    assert!(
+        logs.contains("Operation not permitted"),
+        "touch denied now: {logs}"
+    );
+
+    // Disable: the file goes, the phase says so.
+    let mut disabled = deny_touch;
+    disabled["disabled"] = json!(true);
+    ns.apply::<SeccompProfile>(sp("p", disabled)).await?;
+    ns.wait_profile("p", "Disabled", |p| phase(p) == "Disabled")
+        .await?;
+    wait_for(
+        "the file to be removed",
+        Duration::from_secs(30),
+        || async { (!profile_file(&ns.name, "p").exists()).then_some(()) },
+    )
+    .await?;
+    assert!(
+        !profile_file(&ns.name, "p").parent().unwrap().exists(),
+        "empty namespace directory removed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn j3_deletion_waits_for_pods_that_use_the_profile() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client, "delete").await?;
+    let path = format!("operator/{}/used.json", ns.name);
+    ns.apply::<SeccompProfile>(sp("used", no_mkdir())).await?;
+    ns.wait_profile("used", "Installed", installed).await?;
+    let pods: Api<Pod> = ns.api();
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(busybox_pod("user", "sleep 3600", Some(&path)))?,
+    )
+    .await?;
+    ns.wait_profile("used", "the in-use finalizer", |p| {
+        p.finalizers().iter().any(|f| f == crds::FINALIZER_IN_USE)
+    })
+    .await?;
+
+    let profiles: Api<SeccompProfile> = ns.api();
+    profiles.delete("used", &DeleteParams::default()).await?;
+    let p = ns
+        .wait_profile("used", "Terminating", |p| phase(p) == "Terminating")
+        .await?;
+    assert_eq!(
+        p.status.unwrap().active_workloads,
+        vec![format!("{}/user", ns.name)]
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        profiles.get_opt("used").await?.is_some(),
+        "deletion must wait for the pod"
+    );
+    assert!(
+        profile_file(&ns.name, "used").exists(),
+        "the file stays while the pod may restart"
+    );
+
+    pods.delete(
+        "user",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await?;
+    wait_for(
+        "the profile to be gone",
+        Duration::from_secs(60),
+        || async {
+            profiles
+                .get_opt("used")
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await?;
+    wait_for("the file to be gone", Duration::from_secs(30), || async {
+        (!profile_file(&ns.name, "used").exists()).then_some(())
+    })
+    .await?;
+
+    // A profile nobody uses is deleted at once: no finalizer was ever added.
+    ns.apply::<SeccompProfile>(sp("unused", no_mkdir())).await?;
+    let p = ns.wait_profile("unused", "Installed", installed).await?;
+    assert!(p.finalizers().is_empty());
+    profiles.delete("unused", &DeleteParams::default()).await?;
+    wait_for("unused to be gone", Duration::from_secs(10), || async {
+        profiles
+            .get_opt("unused")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn j4_invalid_profiles_are_rejected_or_report_the_reason() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client, "invalid").await?;
+    let profiles: Api<SeccompProfile> = ns.api();
+    // Rejected by the CRD schema at apply.
+    for (name, spec, fragment) in [
+        (
+            "bad-action",
+            json!({"defaultAction": "SCMP_ACT_MAYBE"}),
+            "spec.defaultAction",
+        ),
+        (
+            "bad-index",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+            "index",
+        ),
+        (
+            "no-names",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"}]}),
+            "names",
+        ),
+    ] {
+        let err = ns
+            .apply::<SeccompProfile>(sp(name, spec))
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains(fragment), "{name}: {err:#}");
+    }
+    // Accepted by the schema, invalid by the model: Error with the reason in status and events.
+    for (name, spec, fragment) in [
+        (
+            "typo",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["raed"], "action": "SCMP_ACT_ALLOW"}]}),
+            "`raed` is not a syscall",
+        ),
+        (
+            "errno-on-allow",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}),
+            "spec.syscalls[0].errnoRet: not allowed with action SCMP_ACT_ALLOW",
+        ),
+        (
+            "conflict",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}, {"names": ["read"], "action": "SCMP_ACT_LOG"}]}),
+            "cannot have two actions",
+        ),
+        (
+            "no-base",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": "missing"}),
+            "base profile `missing` (wanted by `no-base`) does not exist",
+        ),
+    ] {
+        ns.apply::<SeccompProfile>(sp(name, spec)).await?;
+        let p = ns
+            .wait_profile(name, "Error", |p| phase(p) == "Error")
+            .await?;
+        let valid = p
+            .status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Valid")
+            .unwrap();
+        assert_eq!(valid.status, "False");
+        assert!(
+            valid.message.contains(fragment),
+            "{name}: {}",
+            valid.message
+        );
+        assert!(
+            !profile_file(&ns.name, name).exists(),
+            "{name} must not be installed"
+        );
+    }
+    // The reason also reaches events.
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let found = wait_for("a warning event", Duration::from_secs(20), || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("`raed` is not a syscall"))
+        })
+    })
+    .await;
+    assert!(found.is_ok(), "no Warning event with the reason");
+    let _ = profiles;
+    Ok(())
+}
+
+#[tokio::test]
+async fn j5_other_namespaces_profiles_are_refused() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let owner = TestNs::new(client.clone(), "owner").await?;
+    let tenant = TestNs::new(client, "tenant").await?;
+    owner
+        .apply::<SeccompProfile>(sp("private", no_mkdir()))
+        .await?;
+    owner
+        .wait_profile("private", "Installed", installed)
+        .await?;
+    let pods: Api<Pod> = tenant.api();
+    let path = format!("operator/{}/private.json", owner.name);
+    let err = pods
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(busybox_pod("thief", "true", Some(&path)))?,
+        )
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("seccomp-operator tenant isolation"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "a pod in namespace {} may only use profiles of namespace {}",
+            tenant.name, tenant.name
+        )),
+        "{msg}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn j6_install_gate_holds_pods_until_the_profile_is_installed() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client, "gate").await?;
+    let path = format!("operator/{}/later.json", ns.name);
+    let pods: Api<Pod> = ns.api();
+    let pod: Pod = serde_json::from_value(busybox_pod(
+        "early",
+        "grep Seccomp: /proc/1/status; mkdir /tmp/x",
+        Some(&path),
+    ))?;
+    let err = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("seccomp-operator install gate"), "{err}");
+    assert!(
+        err.contains(&format!("SeccompProfile {}/later does not exist", ns.name)),
+        "{err}"
+    );
+
+    ns.apply::<SeccompProfile>(sp("later", no_mkdir())).await?;
+    ns.wait_profile("later", "Installed", installed).await?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let (_, logs) = ns.pod_result("early").await?;
+    assert!(
+        logs.contains("Seccomp:\t2") && logs.contains("Operation not permitted"),
+        "{logs}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn j7_binding_injects_the_profile_by_image() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "binding").await?;
+    let nsapi: Api<Namespace> = Api::all(client);
+    nsapi
+        .patch(
+            &ns.name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {crds::LABEL_BINDING: "enabled"}}})),
+        )
+        .await?;
+    ns.apply::<SeccompProfile>(sp("bb", no_mkdir())).await?;
+    ns.wait_profile("bb", "Installed", installed).await?;
+    ns.apply::<ProfileBinding>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileBinding", "metadata": {"name": "busybox"},
+        "spec": {"profileRef": {"kind": "SeccompProfile", "name": "bb"}, "image": "localhost/busybox:1"}}))
+    .await?;
+    // The webhook reads bindings from its cache: give it a moment to see the new one.
+    let pods: Api<Pod> = ns.api();
+    let created = wait_for(
+        "a pod with the bound profile",
+        Duration::from_secs(30),
+        || async {
+            let name = format!(
+                "bound-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .as_millis()
+            );
+            let pod: Pod = serde_json::from_value(busybox_pod(
+                &name,
+                "grep Seccomp: /proc/1/status; mkdir /tmp/x",
+                None,
+            ))
+            .ok()?;
+            let p = pods.create(&PostParams::default(), &pod).await.ok()?;
+            let sc = p.spec.as_ref()?.containers[0]
+                .security_context
+                .as_ref()?
+                .seccomp_profile
+                .clone();
+            if sc.is_some() {
+                Some((name, sc))
+            } else {
+                let _ = pods.delete(&name, &DeleteParams::default()).await;
+                None
+            }
+        },
+    )
+    .await?;
+    let (name, sc) = created;
+    let sc = sc.unwrap();
+    assert_eq!(sc.type_, "Localhost");
+    assert_eq!(
+        sc.localhost_profile,
+        Some(format!("operator/{}/bb.json", ns.name))
+    );
+    let (_, logs) = ns.pod_result(&name).await?;
+    assert!(
+        logs.contains("Seccomp:\t2") && logs.contains("Operation not permitted"),
+        "{logs}"
+    );
+    let bindings: Api<ProfileBinding> = ns.api();
+    wait_for(
+        "boundPods in the binding's status",
+        Duration::from_secs(30),
+        || async {
+            let b = bindings.get("busybox").await.ok()?;
+            (b.status?.bound_pods >= 1).then_some(())
+        },
+    )
+    .await
+    .ok();
+    Ok(())
+}
+
+#[tokio::test]
+async fn j8_agent_restart_leaves_files_untouched() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "restart").await?;
+    ns.apply::<SeccompProfile>(sp("steady", no_mkdir())).await?;
+    ns.wait_profile("steady", "Installed", installed).await?;
+    let file = profile_file(&ns.name, "steady");
+    let before = std::fs::metadata(&file)?;
+
+    let old = agent_pod(&client).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+    pods.delete(&old.name_any(), &DeleteParams::default())
+        .await?;
+    wait_for(
+        "a new ready node agent",
+        Duration::from_secs(90),
+        || async {
+            let p = agent_pod(&client).await.ok()?;
+            (p.uid() != old.uid() && is_ready(&p)).then_some(())
+        },
+    )
+    .await?;
+    // The new agent adopted the file: same inode, same mtime (no rewrite).
+    let after = std::fs::metadata(&file)?;
+    assert_eq!(
+        (before.ino(), before.mtime(), before.mtime_nsec()),
+        (after.ino(), after.mtime(), after.mtime_nsec())
+    );
+    // Status converges (the new agent reports the profile).
+    ns.wait_profile("steady", "Installed after the restart", installed)
+        .await?;
+    let nodes: Api<crds::SeccompNodeStatus> = Api::all(client);
+    let all = nodes.list(&Default::default()).await?;
+    assert!(all
+        .items
+        .iter()
+        .all(|n| n.status.as_ref().is_some_and(|s| s.ready)));
+    Ok(())
+}

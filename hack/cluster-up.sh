@@ -22,10 +22,8 @@ if all_alive && "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/d
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   exit 0
 fi
-if [ -d "$PIDS" ] && ls "$PIDS"/*.pid >/dev/null 2>&1; then
-  echo "== a previous cluster is partly running; stopping it first"
-  hack/cluster-down.sh
-fi
+# Stop what an earlier run left half running, and clean its mounts, namespaces and rules.
+hack/cluster-down.sh >/dev/null
 
 echo "== packages"
 hack/deps.sh test

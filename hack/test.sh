@@ -43,7 +43,11 @@ else
   echo "== end-to-end tests on a local cluster"
   was_up=false
   [ -f .local-cluster/kubeconfig ] && /var/cache/seccomp-operator/k8s-v1.20.2/bin/kubectl --kubeconfig .local-cluster/kubeconfig get --raw /readyz >/dev/null 2>&1 && was_up=true
-  $was_up || trap 'hack/cluster-down.sh >/dev/null 2>&1 || true' EXIT
+  if ! $was_up; then
+    # A fresh cluster: whatever an earlier, interrupted run left (state, mounts, rules) goes.
+    hack/cluster-down.sh --wipe >/dev/null 2>&1 || true
+    trap 'hack/cluster-down.sh >/dev/null 2>&1 || true' EXIT
+  fi
   hack/cluster-up.sh
   hack/deploy.sh
   set +e +o pipefail

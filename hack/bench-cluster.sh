@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Cluster benchmark on the local cluster (brought up and deployed if needed): apply 1000
+# SeccompProfiles at once -> seconds until every file is on disk and until all are Installed;
+# apply->file latency p50/p99 over 100 single applies; peak RSS of the node agent and the
+# operator. Prints figures; asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+. hack/lib/cluster-env.sh
+"$KUBECTL" get --raw /readyz >/dev/null 2>&1 || hack/cluster-up.sh
+"$KUBECTL" -n seccomp-operator get daemonset seccomp-node-agent >/dev/null 2>&1 || hack/deploy.sh
+"$KUBECTL" delete namespace bench --ignore-not-found --wait=true >/dev/null
+"$KUBECTL" create namespace bench >/dev/null
+python3 - "$KUBECONFIG_PATH" "${N:-1000}" "${SINGLE:-100}" <<'PY'
+import base64, json, os, ssl, statistics, sys, tempfile, threading, time, http.client, re, queue
+
+kubeconfig, n, singles = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+text = open(kubeconfig).read()
+field = lambda k: re.search(rf"{k}: (\S+)", text).group(1)
+server = field("server").split("//")[1]
+host, port = server.rsplit(":", 1)
+tmp = tempfile.mkdtemp()
+for k, f in [("certificate-authority-data", "ca"), ("client-certificate-data", "crt"), ("client-key-data", "key")]:
+    open(f"{tmp}/{f}", "wb").write(base64.b64decode(field(k)))
+ctx = ssl.create_default_context(cafile=f"{tmp}/ca")
+ctx.load_cert_chain(f"{tmp}/crt", f"{tmp}/key")
+local = threading.local()
+
+def req(method, path, body=None, ctype="application/json"):
+    if not hasattr(local, "c"):
+        local.c = http.client.HTTPSConnection(host, int(port), context=ctx)
+    local.c.request(method, path, body=json.dumps(body) if body is not None else None, headers={"Content-Type": ctype})
+    r = local.c.getresponse()
+    data = r.read()
+    if r.status >= 300:
+        raise RuntimeError(f"{method} {path}: {r.status} {data[:300]}")
+    return json.loads(data) if data else None
+
+base = "/apis/seccomp-operator.dev/v1alpha1/namespaces/bench/seccompprofiles"
+pool = ["read", "write", "openat", "close", "mmap", "munmap", "brk", "futex", "clone", "execve", "exit_group",
+        "getpid", "fstat", "newfstatat", "lseek", "ioctl", "pread64", "readv", "writev", "access", "pipe2",
+        "nanosleep", "socket", "connect", "accept4", "sendto", "recvfrom", "bind", "listen", "epoll_wait"]
+def profile(name, i):
+    names = [pool[(i * 7 + k) % len(pool)] for k in range(20)]
+    return {"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name},
+            "spec": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": sorted(set(names)), "action": "SCMP_ACT_ALLOW"},
+                                                                    {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": (i % 100) + 2}]}}
+
+d = "/var/lib/kubelet/seccomp/operator/bench"
+count_files = lambda: len([f for f in os.listdir(d) if f.endswith(".json")]) if os.path.isdir(d) else 0
+
+# 1. n profiles at once (8 client threads)
+q = queue.Queue()
+for i in range(n):
+    q.put(i)
+def worker():
+    while True:
+        try:
+            i = q.get_nowait()
+        except queue.Empty:
+            return
+        req("POST", base, profile(f"p{i:04d}", i))
+t0 = time.time()
+threads = [threading.Thread(target=worker) for _ in range(8)]
+for t in threads: t.start()
+files_done = installed_done = None
+while files_done is None or installed_done is None:
+    now = time.time() - t0
+    if files_done is None and count_files() >= n:
+        files_done = now
+    if installed_done is None and int(now * 2) != int((now - 0.05) * 2):
+        items = req("GET", base)["items"]
+        if sum(1 for p in items if (p.get("status") or {}).get("phase") == "Installed") >= n:
+            installed_done = time.time() - t0
+    if now > 600:
+        break
+    time.sleep(0.05)
+for t in threads: t.join()
+created = time.time() - t0
+
+# 2. apply -> file latency, single profiles, one at a time
+lat = []
+for i in range(singles):
+    name = f"single{i:03d}"
+    path = f"{d}/{name}.json"
+    s = time.time()
+    req("POST", base, profile(name, i + 5000))
+    while not os.path.exists(path):
+        time.sleep(0.002)
+        if time.time() - s > 30:
+            break
+    lat.append((time.time() - s) * 1000)
+lat.sort()
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+
+def rss(pattern):
+    best = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode()
+            if cmd.endswith(pattern):
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        best = max(best, int(line.split()[1]))
+        except OSError:
+            pass
+    return best / 1024
+
+print(f"\ncluster benchmark ({os.cpu_count()} CPUs, 1 node, Kubernetes v1.20.2)\n")
+print(f"{n} profiles created with 8 client threads:      {created:6.2f} s to create")
+print(f"  all {n} files on disk:                     {files_done if files_done is not None else float('nan'):6.2f} s   (goal <= 10 s)")
+print(f"  all {n} Installed (status):               {installed_done if installed_done is not None else float('nan'):6.2f} s")
+print(f"apply -> file latency over {singles} single applies: p50 {p(0.5):6.1f} ms   p99 {p(0.99):6.1f} ms   (goal p99 <= 200 ms)")
+print(f"peak RSS: node agent {rss('/node-agent'):5.1f} MiB (goal <= 30 MiB), operator {rss('/operator'):5.1f} MiB")
+PY
+"$KUBECTL" delete namespace bench --wait=false >/dev/null

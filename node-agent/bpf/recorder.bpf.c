@@ -9,15 +9,14 @@
 // profiles from the "after" bits plus what the runtime needs once the filter is applied.
 //
 // Which namespaces are recorded:
-// - `recording` (HASH, never evicts): namespaces userspace chose, e.g. the fresh namespace
-//   `seccompctl record` makes before it execs the command;
+// - `slots` / `recording` (ARRAY / HASH, never evict): namespaces userspace chose, e.g. the
+//   fresh namespace `seccompctl record` makes before it execs the command;
 // - `pending` (LRU_HASH, bounded): while `config.armed` is set, every other non-host namespace
 //   the program meets is recorded here from its first syscall, so a container that starts
 //   before userspace learns about it loses nothing. Userspace moves the namespaces it wants to
 //   `recording` and marks the rest IGNORED (one lookup, then return).
 // When nothing is armed and nothing is watched, the program costs one (inlined) array lookup.
-// When namespaces are watched, others are turned away by a 4096-bit filter before any hash
-// lookup.
+// A watched namespace is found without hashing (see struct config).
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -62,16 +61,23 @@ struct ns_record {
 	u64 bits[2][NR_CLASSES][NR_WORDS];
 };
 
-#define FILTER_BITS 4096
+#define MAX_SLOTS 256
+#define SLOT_BUCKETS 1024
 
+// Watched namespaces live in `slots` (an array: its lookup is inlined, no hashing), found
+// through a direct-mapped table in the config: bucket (inum % SLOT_BUCKETS) holds slot + 1 and
+// slot_ns confirms the namespace. A namespace whose bucket is taken goes to the `recording`
+// hash map instead (rare: mount namespace inums are allocated close together).
 struct config {
 	u64 host_mntns;
 	u32 armed;
-	// number of watched namespaces; 0 and not armed: nothing to do
+	// watched namespaces (slots and hash); 0 and not armed: nothing to do
 	u32 watched;
-	// bit (inum % FILTER_BITS) is set for every watched namespace: most namespaces that are
-	// not recorded are turned away here, without a hash lookup
-	u64 filter[FILTER_BITS / 64];
+	// watched namespaces in the `recording` hash map
+	u32 hashed;
+	u32 pad;
+	u64 slot_ns[MAX_SLOTS];
+	unsigned short slot_of[SLOT_BUCKETS];
 };
 
 struct {
@@ -80,6 +86,13 @@ struct {
 	__type(key, u32);
 	__type(value, struct config);
 } config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SLOTS);
+	__type(key, u32);
+	__type(value, struct ns_record);
+} slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -123,6 +136,19 @@ static __always_inline void set_bit(struct ns_record *r, u32 class, long nr)
 		__sync_fetch_and_or(w, mask);
 }
 
+static __always_inline struct ns_record *watched(struct config *cfg, u64 mntns)
+{
+	unsigned short s = cfg->slot_of[mntns & (SLOT_BUCKETS - 1)];
+	if (s) {
+		u32 idx = (s - 1) & (MAX_SLOTS - 1);
+		if (cfg->slot_ns[idx] == mntns)
+			return bpf_map_lookup_elem(&slots, &idx);
+	}
+	if (cfg->hashed)
+		return bpf_map_lookup_elem(&recording, &mntns);
+	return 0;
+}
+
 SEC("tp_btf/sys_enter")
 int sys_enter(u64 *ctx)
 {
@@ -136,8 +162,8 @@ int sys_enter(u64 *ctx)
 	u64 mntns = task->nsproxy->mnt_ns->ns.inum;
 	if (mntns == cfg->host_mntns)
 		return 0;
-	u64 fbit = mntns % FILTER_BITS;
-	if (!cfg->armed && !(cfg->filter[fbit / 64] & (1ULL << (fbit % 64))))
+	struct ns_record *r = watched(cfg, mntns);
+	if (!r && !cfg->armed)
 		return 0;
 
 	u32 class = 0;
@@ -151,13 +177,10 @@ int sys_enter(u64 *ctx)
 	if (nr < 0 || nr >= NR_WORDS * 64)
 		return 0;
 
-	struct ns_record *r = bpf_map_lookup_elem(&recording, &mntns);
 	if (r) {
 		set_bit(r, class, nr);
 		return 0;
 	}
-	if (!cfg->armed)
-		return 0;
 	r = bpf_map_lookup_elem(&pending, &mntns);
 	if (!r) {
 		count(0);
@@ -179,10 +202,14 @@ int sys_enter(u64 *ctx)
 SEC("tp_btf/sched_process_exec")
 int sched_process_exec(u64 *ctx)
 {
+	u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || (!cfg->watched && !cfg->armed))
+		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
 	u64 mntns = task->nsproxy->mnt_ns->ns.inum;
-	struct ns_record *r = bpf_map_lookup_elem(&recording, &mntns);
-	if (!r)
+	struct ns_record *r = watched(cfg, mntns);
+	if (!r && cfg->armed)
 		r = bpf_map_lookup_elem(&pending, &mntns);
 	if (r && !(r->flags & FLAG_EXECED))
 		__sync_fetch_and_or(&r->flags, FLAG_EXECED);

@@ -50,7 +50,8 @@ impl Default for NsRecord {
     }
 }
 
-const FILTER_BITS: u64 = 4096;
+const MAX_SLOTS: usize = 256;
+const SLOT_BUCKETS: u64 = 1024;
 
 /// Mirror of `struct config`.
 #[repr(C)]
@@ -59,10 +60,13 @@ struct Config {
     host_mntns: u64,
     armed: u32,
     watched: u32,
-    filter: [u64; (FILTER_BITS / 64) as usize],
+    hashed: u32,
+    pad: u32,
+    slot_ns: [u64; MAX_SLOTS],
+    slot_of: [u16; SLOT_BUCKETS as usize],
 }
 
-// SAFETY: plain old data, `repr(C)`, no padding (u64, u32, u32, u64 array).
+// SAFETY: plain old data, `repr(C)`, no padding (u64, 4 x u32, u64 array, u16 array).
 unsafe impl Pod for Config {}
 
 /// Which part of a namespace's life.
@@ -192,7 +196,8 @@ pub struct Recorder {
     ebpf: Ebpf,
     host_mntns: u64,
     armed: bool,
-    watched: std::collections::BTreeSet<u64>,
+    slots: BTreeMap<u64, u32>,
+    hashed: BTreeSet<u64>,
     extra: std::collections::HashMap<u64, NsRecord>,
 }
 
@@ -270,7 +275,8 @@ impl Recorder {
             ebpf,
             host_mntns,
             armed: false,
-            watched: Default::default(),
+            slots: Default::default(),
+            hashed: Default::default(),
             extra: Default::default(),
         };
         r.write_config()?;
@@ -278,21 +284,27 @@ impl Recorder {
     }
 
     fn write_config(&mut self) -> Result<(), RecorderError> {
-        let mut filter = [0u64; (FILTER_BITS / 64) as usize];
-        for ns in &self.watched {
-            let bit = ns % FILTER_BITS;
-            filter[(bit / 64) as usize] |= 1 << (bit % 64);
-        }
-        let cfg = Config {
+        let mut cfg = Config {
             host_mntns: self.host_mntns,
             armed: u32::from(self.armed),
-            watched: self.watched.len() as u32,
-            filter,
+            watched: (self.slots.len() + self.hashed.len()) as u32,
+            hashed: self.hashed.len() as u32,
+            pad: 0,
+            slot_ns: [0; MAX_SLOTS],
+            slot_of: [0; SLOT_BUCKETS as usize],
         };
+        for (&ns, &slot) in &self.slots {
+            cfg.slot_ns[slot as usize] = ns;
+            cfg.slot_of[(ns % SLOT_BUCKETS) as usize] = slot as u16 + 1;
+        }
         let mut map: Array<&mut MapData, Config> =
             Array::try_from(self.ebpf.map_mut("config").expect("config map"))
                 .map_err(map_err("config"))?;
         map.set(0, cfg, 0).map_err(map_err("config"))
+    }
+
+    fn slot_map(&mut self) -> Result<Array<&mut MapData, NsRecord>, RecorderError> {
+        Array::try_from(self.ebpf.map_mut("slots").expect("slots map")).map_err(map_err("slots"))
     }
 
     /// The host mount namespace the recorder skips.
@@ -323,16 +335,33 @@ impl Recorder {
     /// read-modify-write could clear a bit the kernel sets in between); earlier bits from the
     /// pending map are kept in userspace and added on every read.
     pub fn watch(&mut self, mntns: u64) -> Result<(), RecorderError> {
-        match self
-            .recording()?
-            .insert(mntns, NsRecord::default(), BPF_NOEXIST)
-        {
-            Ok(()) => {}
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(map_err("recording")(e)),
-        }
-        if self.watched.insert(mntns) {
+        if !self.slots.contains_key(&mntns) && !self.hashed.contains(&mntns) {
+            let bucket_free = !self
+                .slots
+                .keys()
+                .any(|ns| ns % SLOT_BUCKETS == mntns % SLOT_BUCKETS);
+            let free = (0..MAX_SLOTS as u32).find(|s| !self.slots.values().any(|v| v == s));
+            match free.filter(|_| bucket_free) {
+                Some(slot) => {
+                    // A clean record first, then publish the slot.
+                    self.slot_map()?
+                        .set(slot, NsRecord::default(), 0)
+                        .map_err(map_err("slots"))?;
+                    self.slots.insert(mntns, slot);
+                }
+                None => {
+                    match self
+                        .recording()?
+                        .insert(mntns, NsRecord::default(), BPF_NOEXIST)
+                    {
+                        Ok(()) => {}
+                        Err(aya::maps::MapError::SyscallError(e))
+                            if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(e) => return Err(map_err("recording")(e)),
+                    }
+                    self.hashed.insert(mntns);
+                }
+            }
             self.write_config()?;
         }
         let earlier = self.pending()?.get(&mntns, 0).ok();
@@ -356,7 +385,11 @@ impl Recorder {
 
     /// A copy of what is recorded for a watched namespace so far.
     pub fn read(&mut self, mntns: u64) -> Option<NsRecord> {
-        let mut r = self.recording().ok()?.get(&mntns, 0).ok()?;
+        let mut r = match self.slots.get(&mntns).copied() {
+            Some(slot) => self.slot_map().ok()?.get(&slot, 0).ok()?,
+            None if self.hashed.contains(&mntns) => self.recording().ok()?.get(&mntns, 0).ok()?,
+            None => return None,
+        };
         // Bits a CPU put in the pending map just as the namespace was being watched.
         if let Ok(p) = self
             .pending()
@@ -387,12 +420,18 @@ impl Recorder {
     /// Final read of a namespace whose processes are gone: copy, then delete.
     pub fn take(&mut self, mntns: u64) -> Option<NsRecord> {
         let r = self.read(mntns)?;
-        let _ = self.recording().ok()?.remove(&mntns);
+        if let Some(slot) = self.slots.remove(&mntns) {
+            let _ = self.write_config();
+            let _ = self
+                .slot_map()
+                .map(|mut m| m.set(slot, NsRecord::default(), 0));
+        }
+        if self.hashed.remove(&mntns) {
+            let _ = self.write_config();
+            let _ = self.recording().map(|mut m| m.remove(&mntns));
+        }
         let _ = self.pending().map(|mut m| m.remove(&mntns));
         self.extra.remove(&mntns);
-        if self.watched.remove(&mntns) {
-            let _ = self.write_config();
-        }
         Some(r)
     }
 

@@ -11,6 +11,9 @@ pub mod recording_controller;
 pub mod server;
 pub mod webhook;
 
+#[cfg(test)]
+mod controller_tests;
+
 /// Errors of the controllers.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

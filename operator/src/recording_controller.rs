@@ -117,8 +117,10 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         _ => false,
     };
     let ended = expired || active.is_empty();
-    if ended && !parts.is_empty() && rec.spec.merge_strategy == MergeStrategy::Containers {
+    let mut parts_left = !parts.is_empty();
+    if ended && parts_left && rec.spec.merge_strategy == MergeStrategy::Containers {
         merge_partials(rec, ctx, ns).await?;
+        parts_left = false;
     }
     let produced: Vec<String> = {
         let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
@@ -140,7 +142,7 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
     };
     let phase = if !active.is_empty() && !expired {
         RecordingPhase::Recording
-    } else if !parts.is_empty() && rec.spec.merge_strategy == MergeStrategy::Containers {
+    } else if parts_left && rec.spec.merge_strategy == MergeStrategy::Containers {
         RecordingPhase::Merging
     } else if !produced.is_empty() {
         RecordingPhase::Completed

@@ -1,0 +1,367 @@
+//! Reconcile tests against a mocked API server (tower-test): each test scripts the requests
+//! the reconciler must make, in order, and the answers it gets.
+
+use crate::index::PodIndex;
+use crate::metrics::Metrics;
+use crate::{profile_controller, recording_controller};
+use crds::{ProfileRecording, SeccompProfile, FINALIZER_IN_USE};
+use http::{Request, Response};
+use k8s_openapi::api::core::v1::Pod;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::Client;
+use serde_json::{json, Value};
+use std::sync::{Arc, RwLock};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn mock() -> (Client, Handle) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(svc, "default"), handle)
+}
+
+/// One expected request: method, a fragment of its path+query, and the JSON answer. The
+/// request body is returned for assertions.
+async fn expect(handle: &mut Handle, method: &str, path: &str, answer: Value) -> Value {
+    let (req, send) = handle
+        .next_request()
+        .await
+        .unwrap_or_else(|| panic!("no request; expected {method} {path}"));
+    let uri = req.uri().to_string();
+    assert_eq!(req.method().as_str(), method, "{uri}");
+    assert!(
+        uri.contains(path),
+        "expected {method} ...{path}..., got {uri}"
+    );
+    let body = req.into_body().collect_bytes().await.unwrap();
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+            .unwrap(),
+    );
+    if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap()
+    }
+}
+
+fn event() -> Value {
+    json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "shop"}, "eventTime": "2026-01-01T00:00:00.000000Z"})
+}
+
+fn profile(spec: Value, meta: Value) -> SeccompProfile {
+    let mut m = json!({"name": "web", "namespace": "shop", "resourceVersion": "7", "generation": 1, "uid": "u1"});
+    m.as_object_mut()
+        .unwrap()
+        .extend(meta.as_object().cloned().unwrap_or_default());
+    serde_json::from_value(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": m, "spec": spec})).unwrap()
+}
+
+fn store_of(objs: &[SeccompProfile]) -> Store<SeccompProfile> {
+    let (store, mut w) = reflector::store();
+    w.apply_watcher_event(&watcher::Event::Init);
+    for o in objs {
+        w.apply_watcher_event(&watcher::Event::InitApply(o.clone()));
+    }
+    w.apply_watcher_event(&watcher::Event::InitDone);
+    store
+}
+
+fn ctx(
+    client: Client,
+    profiles: &[SeccompProfile],
+    index: PodIndex,
+) -> Arc<profile_controller::Context> {
+    let (nodes, mut nw) = reflector::store();
+    nw.apply_watcher_event(&watcher::Event::Init);
+    nw.apply_watcher_event(&watcher::Event::InitDone);
+    Arc::new(profile_controller::Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "test".into(),
+                instance: None,
+            },
+        ),
+        client,
+        profiles: store_of(profiles),
+        nodes,
+        index: Arc::new(RwLock::new(index)),
+        metrics: Arc::new(Metrics::default()),
+    })
+}
+
+fn user_pod() -> Pod {
+    serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "shop"},
+        "spec": {"containers": [{"name": "c", "image": "x", "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "operator/shop/web.json"}}}]}}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn invalid_spec_reports_error_status_and_a_warning_event() {
+    let (client, mut h) = mock();
+    let p = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["raed"], "action": "SCMP_ACT_ALLOW"}]}),
+        json!({}),
+    );
+    let c = ctx(client, &[p.clone()], PodIndex::default());
+    let answered = serde_json::to_value(&p).unwrap();
+    let server = tokio::spawn(async move {
+        let body = expect(&mut h, "PATCH", "/apis/seccomp-operator.dev/v1alpha1/namespaces/shop/seccompprofiles/web/status?&force=true&fieldManager=seccomp-operator", answered).await;
+        assert_eq!(body["status"]["phase"], "Error");
+        let valid = body["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Valid")
+            .unwrap()
+            .clone();
+        assert_eq!(valid["status"], "False");
+        assert!(
+            valid["message"]
+                .as_str()
+                .unwrap()
+                .contains("`raed` is not a syscall"),
+            "{valid}"
+        );
+        let ev = expect(
+            &mut h,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/shop/events",
+            event(),
+        )
+        .await;
+        assert_eq!(ev["type"], "Warning");
+        assert_eq!(ev["reason"], "Error");
+    });
+    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_used_profile_gets_the_finalizer() {
+    let (client, mut h) = mock();
+    let p = profile(json!({"defaultAction": "SCMP_ACT_ERRNO"}), json!({}));
+    let mut idx = PodIndex::default();
+    idx.apply(&user_pod());
+    let c = ctx(client, &[p.clone()], idx);
+    let answered = serde_json::to_value(&p).unwrap();
+    let server = tokio::spawn(async move {
+        let body = expect(&mut h, "PATCH", "/seccompprofiles/web?", answered.clone()).await;
+        assert_eq!(body["metadata"]["finalizers"], json!([FINALIZER_IN_USE]));
+        assert_eq!(
+            body["metadata"]["resourceVersion"], "7",
+            "the patch is conditional"
+        );
+        let status = expect(&mut h, "PATCH", "/seccompprofiles/web/status", answered).await;
+        assert_eq!(status["status"]["activeWorkloads"], json!(["shop/p1"]));
+        assert_eq!(status["status"]["phase"], "Pending", "no node has reported");
+        expect(&mut h, "POST", "/events", event()).await;
+    });
+    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn deletion_without_users_releases_the_finalizer_at_once() {
+    let (client, mut h) = mock();
+    let p = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO"}),
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [FINALIZER_IN_USE, "other.example/keep"]}),
+    );
+    let c = ctx(client, &[p.clone()], PodIndex::default());
+    let answered = serde_json::to_value(&p).unwrap();
+    let server = tokio::spawn(async move {
+        let body = expect(&mut h, "PATCH", "/seccompprofiles/web?", answered).await;
+        assert_eq!(
+            body["metadata"]["finalizers"],
+            json!(["other.example/keep"]),
+            "only our finalizer goes"
+        );
+        // nothing else: no status write for an object on its way out
+        assert!(h.next_request().await.is_none());
+    });
+    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn deletion_with_users_waits_and_says_why() {
+    let (client, mut h) = mock();
+    let p = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO"}),
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [FINALIZER_IN_USE]}),
+    );
+    let mut idx = PodIndex::default();
+    idx.apply(&user_pod());
+    let c = ctx(client, &[p.clone()], idx);
+    let answered = serde_json::to_value(&p).unwrap();
+    let server = tokio::spawn(async move {
+        let status = expect(&mut h, "PATCH", "/seccompprofiles/web/status", answered).await;
+        assert_eq!(status["status"]["phase"], "Terminating");
+        let ready = status["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert!(ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("deletion waits for 1 pod(s) that use the profile: shop/p1"));
+        expect(&mut h, "POST", "/events", event()).await;
+    });
+    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn base_chains_resolve_through_the_namespace_cache() {
+    let (client, mut h) = mock();
+    let base = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
+        json!({"name": "base"}),
+    );
+    let p = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": "base", "syscalls": [{"names": ["write"], "action": "SCMP_ACT_ALLOW"}]}),
+        json!({}),
+    );
+    let expected = crds::model::resolve(
+        "web",
+        &p.spec,
+        &std::collections::BTreeMap::from([("base".to_string(), base.spec.clone())]),
+    )
+    .unwrap()
+    .render(crds::model::Arch::native())
+    .hash;
+    let c = ctx(client, &[base, p.clone()], PodIndex::default());
+    let answered = serde_json::to_value(&p).unwrap();
+    let server = tokio::spawn(async move {
+        let status = expect(&mut h, "PATCH", "/seccompprofiles/web/status", answered).await;
+        assert_eq!(status["status"]["contentHash"], expected);
+        let valid = status["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Valid")
+            .unwrap()
+            .clone();
+        assert_eq!(valid["status"], "True");
+        expect(&mut h, "POST", "/events", event()).await;
+    });
+    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    server.await.unwrap();
+}
+
+fn recording(meta: Value) -> ProfileRecording {
+    let mut m = json!({"name": "rec", "namespace": "shop", "resourceVersion": "3", "uid": "r1", "creationTimestamp": "2026-01-01T00:00:00Z"});
+    m.as_object_mut()
+        .unwrap()
+        .extend(meta.as_object().cloned().unwrap_or_default());
+    serde_json::from_value(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "metadata": m,
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "mergeStrategy": "Containers"}})).unwrap()
+}
+
+fn partial(name: &str, container: &str, names: &[&str]) -> Value {
+    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+        "metadata": {"name": name, "namespace": "shop", "labels": {crds::LABEL_RECORDING: "rec", crds::LABEL_CONTAINER: container, crds::LABEL_PARTIAL: "true"}},
+        "spec": {"defaultAction": "SCMP_ACT_ERRNO", "disabled": true, "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]}})
+}
+
+#[tokio::test]
+async fn a_new_recording_gets_its_finalizer() {
+    let (client, mut h) = mock();
+    let r = recording(json!({}));
+    let answered = serde_json::to_value(&r).unwrap();
+    let c = Arc::new(recording_controller::Context {
+        client,
+        metrics: Arc::new(Metrics::default()),
+    });
+    let server = tokio::spawn(async move {
+        let body = expect(&mut h, "PATCH", "/profilerecordings/rec?", answered).await;
+        assert!(
+            body.to_string().contains(recording_controller::FINALIZER),
+            "{body}"
+        );
+    });
+    recording_controller::reconcile(Arc::new(r), c)
+        .await
+        .unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_ended_recording_merges_partials_per_container() {
+    let (client, mut h) = mock();
+    let r = recording(json!({"finalizers": [recording_controller::FINALIZER]}));
+    let c = Arc::new(recording_controller::Context {
+        client,
+        metrics: Arc::new(Metrics::default()),
+    });
+    let partials = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": [
+        partial("rec-pod-a-web", "web", &["read", "write"]),
+        partial("rec-pod-b-web", "web", &["read", "close"]),
+    ]});
+    let rec_answer = serde_json::to_value(&r).unwrap();
+    let server = tokio::spawn(async move {
+        // no live pods match: the recording has ended
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb",
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+        )
+        .await;
+        expect(&mut h, "GET", "/seccompprofiles?&labelSelector=seccomp-operator.dev%2Frecording%3Drec%2Cseccomp-operator.dev%2Fpartial%3Dtrue", partials.clone()).await;
+        expect(&mut h, "GET", "/seccompprofiles?&labelSelector=seccomp-operator.dev%2Frecording%3Drec%2Cseccomp-operator.dev%2Fpartial%3Dtrue", partials.clone()).await;
+        let merged = expect(
+            &mut h,
+            "PATCH",
+            "/namespaces/shop/seccompprofiles/rec-web?&force=true&fieldManager=seccomp-operator",
+            partial("rec-web", "web", &["read"]),
+        )
+        .await;
+        assert_eq!(
+            merged["spec"]["syscalls"][0]["names"],
+            json!(["close", "read", "write"])
+        );
+        assert_eq!(merged["metadata"]["labels"][crds::LABEL_CONTAINER], "web");
+        assert!(merged["metadata"]["labels"]
+            .get(crds::LABEL_PARTIAL)
+            .is_none());
+        expect(
+            &mut h,
+            "DELETE",
+            "/seccompprofiles/rec-pod-a-web",
+            partial("rec-pod-a-web", "web", &["read"]),
+        )
+        .await;
+        expect(
+            &mut h,
+            "DELETE",
+            "/seccompprofiles/rec-pod-b-web",
+            partial("rec-pod-b-web", "web", &["read"]),
+        )
+        .await;
+        let produced = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": [
+            {"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": "rec-web", "namespace": "shop", "labels": {crds::LABEL_RECORDING: "rec"}}, "spec": {"defaultAction": "SCMP_ACT_ERRNO"}}]});
+        expect(
+            &mut h,
+            "GET",
+            "/seccompprofiles?&labelSelector=seccomp-operator.dev%2Frecording%3Drec",
+            produced,
+        )
+        .await;
+        let status = expect(&mut h, "PATCH", "/profilerecordings/rec/status", rec_answer).await;
+        assert_eq!(status["status"]["phase"], "Completed");
+        assert_eq!(status["status"]["profiles"], json!(["rec-web"]));
+    });
+    recording_controller::reconcile(Arc::new(r), c)
+        .await
+        .unwrap();
+    server.await.unwrap();
+}

@@ -107,7 +107,7 @@ async fn invalid_spec_reports_error_status_and_a_warning_event() {
         json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["raed"], "action": "SCMP_ACT_ALLOW"}]}),
         json!({}),
     );
-    let c = ctx(client, &[p.clone()], PodIndex::default());
+    let c = ctx(client, std::slice::from_ref(&p), PodIndex::default());
     let answered = serde_json::to_value(&p).unwrap();
     let server = tokio::spawn(async move {
         let body = expect(&mut h, "PATCH", "/apis/seccomp-operator.dev/v1alpha1/namespaces/shop/seccompprofiles/web/status?&force=true&fieldManager=seccomp-operator", answered).await;
@@ -147,7 +147,7 @@ async fn a_used_profile_gets_the_finalizer() {
     let p = profile(json!({"defaultAction": "SCMP_ACT_ERRNO"}), json!({}));
     let mut idx = PodIndex::default();
     idx.apply(&user_pod());
-    let c = ctx(client, &[p.clone()], idx);
+    let c = ctx(client, std::slice::from_ref(&p), idx);
     let answered = serde_json::to_value(&p).unwrap();
     let server = tokio::spawn(async move {
         let body = expect(&mut h, "PATCH", "/seccompprofiles/web?", answered.clone()).await;
@@ -172,7 +172,7 @@ async fn deletion_without_users_releases_the_finalizer_at_once() {
         json!({"defaultAction": "SCMP_ACT_ERRNO"}),
         json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [FINALIZER_IN_USE, "other.example/keep"]}),
     );
-    let c = ctx(client, &[p.clone()], PodIndex::default());
+    let c = ctx(client, std::slice::from_ref(&p), PodIndex::default());
     let answered = serde_json::to_value(&p).unwrap();
     let server = tokio::spawn(async move {
         let body = expect(&mut h, "PATCH", "/seccompprofiles/web?", answered).await;
@@ -197,7 +197,7 @@ async fn deletion_with_users_waits_and_says_why() {
     );
     let mut idx = PodIndex::default();
     idx.apply(&user_pod());
-    let c = ctx(client, &[p.clone()], idx);
+    let c = ctx(client, std::slice::from_ref(&p), idx);
     let answered = serde_json::to_value(&p).unwrap();
     let server = tokio::spawn(async move {
         let status = expect(&mut h, "PATCH", "/seccompprofiles/web/status", answered).await;

@@ -285,3 +285,30 @@ fn kernel_logged_syscalls(dir: &Path, nnp: bool) -> Vec<String> {
     );
     names
 }
+
+#[test]
+fn record_says_plainly_that_it_needs_root() {
+    skip_unless!(
+        is_root() && which("setpriv").is_some(),
+        "needs root (to drop to nobody) and setpriv"
+    );
+    // The binary must be reachable by nobody: copy it somewhere world-readable.
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("seccompctl");
+    std::fs::copy(env!("CARGO_BIN_EXE_seccompctl"), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(&bin)
+        .args(["record", "-o", "/dev/null", "--", "/bin/true"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("the eBPF recorder needs root"), "{err}");
+}

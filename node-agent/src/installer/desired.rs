@@ -23,14 +23,37 @@ pub enum Desired {
     Error(String),
 }
 
-/// Remembers which rendered documents libseccomp accepted, so each distinct document is
-/// compiled once, however often the set is recomputed.
+/// Remembers which specs passed validation and which rendered documents libseccomp accepted,
+/// so each distinct spec is validated and each distinct document compiled once, however often
+/// the set is recomputed.
 #[derive(Default, Debug)]
 pub struct CompileCache {
     results: HashMap<String, Result<(), String>>,
+    validated: HashMap<u64, Result<(), String>>,
 }
 
 impl CompileCache {
+    fn validate(&mut self, spec: &SeccompProfileSpec) -> Result<(), String> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_vec(spec).unwrap_or_default().hash(&mut h);
+        let key = h.finish();
+        if let Some(r) = self.validated.get(&key) {
+            return r.clone();
+        }
+        let r = validate_spec(spec, Some(&Libseccomp)).map_err(|errs| {
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        if self.validated.len() > 10_000 {
+            self.validated.clear();
+        }
+        self.validated.insert(key, r.clone());
+        r
+    }
+
     fn check(&mut self, hash: &str, doc: &crds::model::SeccompDocument) -> Result<(), String> {
         if let Some(r) = self.results.get(hash) {
             return r.clone();
@@ -71,12 +94,7 @@ pub fn compute(
             }
         };
         let desired = (|| {
-            validate_spec(spec, Some(&Libseccomp)).map_err(|errs| {
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
+            cache.validate(spec)?;
             let lookup = &by_ns[ns.as_str()];
             let doc = resolve(name, spec, lookup).map_err(|e| e.to_string())?;
             let rendered = doc.render(native);

@@ -3,7 +3,7 @@
 //! injected into the operator's webhook configurations, renewal before expiry.
 
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
@@ -297,41 +297,59 @@ pub async fn ensure_bundle(client: &Client, cfg: &TlsConfig) -> Result<Bundle, T
 /// `kubectl apply` that reset it is repaired on the next call).
 pub async fn inject_ca(client: &Client, cfg: &TlsConfig, ca_pem: &str) -> Result<(), TlsError> {
     let ca = ByteString(ca_pem.as_bytes().to_vec());
-    let mapi: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    for name in &cfg.mutating {
-        let Some(mut c) = mapi.get_opt(name).await? else {
+    inject_into::<MutatingWebhookConfiguration>(client, &cfg.mutating, &ca, |c| {
+        c.webhooks
+            .iter_mut()
+            .flatten()
+            .map(|w| &mut w.client_config)
+            .collect()
+    })
+    .await?;
+    inject_into::<ValidatingWebhookConfiguration>(client, &cfg.validating, &ca, |c| {
+        c.webhooks
+            .iter_mut()
+            .flatten()
+            .map(|w| &mut w.client_config)
+            .collect()
+    })
+    .await
+}
+
+async fn inject_into<K>(
+    client: &Client,
+    names: &[String],
+    ca: &ByteString,
+    client_configs: impl Fn(&mut K) -> Vec<&mut WebhookClientConfig>,
+) -> Result<(), TlsError>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    for name in names {
+        let Some(mut c) = api.get_opt(name).await? else {
             continue;
         };
         let mut changed = false;
-        for w in c.webhooks.iter_mut().flatten() {
-            if w.client_config.ca_bundle.as_ref() != Some(&ca) {
-                w.client_config.ca_bundle = Some(ca.clone());
+        for cc in client_configs(&mut c) {
+            if cc.ca_bundle.as_ref() != Some(ca) {
+                cc.ca_bundle = Some(ca.clone());
                 changed = true;
             }
         }
         if changed {
-            let patch = serde_json::json!({"webhooks": c.webhooks});
-            mapi.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            tracing::info!(config = %name, "CA bundle injected");
-        }
-    }
-    let vapi: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    for name in &cfg.validating {
-        let Some(mut c) = vapi.get_opt(name).await? else {
-            continue;
-        };
-        let mut changed = false;
-        for w in c.webhooks.iter_mut().flatten() {
-            if w.client_config.ca_bundle.as_ref() != Some(&ca) {
-                w.client_config.ca_bundle = Some(ca.clone());
-                changed = true;
-            }
-        }
-        if changed {
-            let patch = serde_json::json!({"webhooks": c.webhooks});
-            vapi.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+            let webhooks = serde_json::to_value(&c)
+                .map(|v| v["webhooks"].clone())
+                .unwrap_or_default();
+            api.patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({"webhooks": webhooks})),
+            )
+            .await?;
             tracing::info!(config = %name, "CA bundle injected");
         }
     }

@@ -55,3 +55,30 @@ pub fn crd_yaml() -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Whether `labels` satisfy a Kubernetes label selector (matchLabels and matchExpressions
+/// with In, NotIn, Exists, DoesNotExist; an unknown operator matches nothing).
+pub fn selector_matches(
+    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let exact = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs = sel.match_expressions.iter().flatten().all(|e| {
+        let vals = e.values.clone().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => labels.get(&e.key).is_some_and(|v| vals.contains(v)),
+            "NotIn" => labels.get(&e.key).is_none_or(|v| !vals.contains(v)),
+            "Exists" => labels.contains_key(&e.key),
+            "DoesNotExist" => !labels.contains_key(&e.key),
+            _ => false,
+        }
+    });
+    exact && exprs
+}
+
+/// Label on profiles produced by a recording: the pod they were recorded from.
+pub const LABEL_POD: &str = "seccomp-operator.dev/pod";

@@ -502,3 +502,184 @@ async fn j8_agent_restart_leaves_files_untouched() -> anyhow::Result<()> {
         .all(|n| n.status.as_ref().is_some_and(|s| s.ready)));
     Ok(())
 }
+
+fn deployment(name: &str, replicas: i32, script: &str) -> serde_json::Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "app", "image": "localhost/busybox:1", "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", script]}]}}}})
+}
+
+async fn scale(ns: &TestNs, name: &str, replicas: i32) -> anyhow::Result<()> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"replicas": replicas}})),
+    )
+    .await?;
+    let pods: Api<Pod> = ns.api();
+    let want = replicas as usize;
+    wait_for(
+        &format!("{want} running pod(s) of {name}"),
+        Duration::from_secs(90),
+        || async {
+            let list = pods
+                .list(&kube::api::ListParams::default().labels(&format!("app={name}")))
+                .await
+                .ok()?;
+            let running = list
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            (list.items.len() == want && running == want).then_some(())
+        },
+    )
+    .await
+}
+
+const WORKLOAD: &str = "echo start; ls / >/dev/null; cat /etc/hostname; grep Seccomp: /proc/1/status; while true; do sleep 1; done";
+
+#[tokio::test]
+async fn j9_recording_merges_replicas_into_a_profile_that_runs_the_workload() -> anyhow::Result<()>
+{
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "record").await?;
+    ns.apply::<crds::ProfileRecording>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": "rec"},
+        "spec": {"podSelector": {"matchLabels": {"app": "demo"}}, "mergeStrategy": "Containers"}}))
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await; // pods must be newer than the recording
+    ns.apply::<k8s_openapi::api::apps::v1::Deployment>(deployment("demo", 2, WORKLOAD))
+        .await?;
+    scale(&ns, "demo", 2).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    scale(&ns, "demo", 0).await?;
+
+    // One merged profile for the container, Installed; no partials left.
+    let merged = ns
+        .wait_profile("rec-app", "the merged profile Installed", installed)
+        .await?;
+    assert_eq!(
+        merged
+            .labels()
+            .get(crds::LABEL_CONTAINER)
+            .map(String::as_str),
+        Some("app")
+    );
+    let names = merged.spec.document.syscalls[0].names.clone();
+    for needed in ["execve", "getdents64", "wait4"] {
+        assert!(
+            names.iter().any(|n| n == needed),
+            "{needed} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n == "mount" || n == "pivot_root"),
+        "runtime set-up recorded: {names:?}"
+    );
+    let profiles: Api<SeccompProfile> = ns.api();
+    let partials = profiles
+        .list(&kube::api::ListParams::default().labels(&format!("{}=true", crds::LABEL_PARTIAL)))
+        .await?;
+    assert!(
+        partials.items.is_empty(),
+        "partials left: {:?}",
+        partials
+            .items
+            .iter()
+            .map(|p| p.name_any())
+            .collect::<Vec<_>>()
+    );
+
+    // Bind it: the workload runs enforced; something outside the recording gets EPERM.
+    let nsapi: Api<Namespace> = Api::all(client);
+    nsapi
+        .patch(
+            &ns.name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {crds::LABEL_BINDING: "enabled"}}})),
+        )
+        .await?;
+    ns.apply::<ProfileBinding>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileBinding", "metadata": {"name": "demo"},
+        "spec": {"profileRef": {"kind": "SeccompProfile", "name": "rec-app"}, "image": "localhost/busybox:1"}}))
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await; // the webhook's cache sees the binding
+    scale(&ns, "demo", 1).await?;
+    let pods: Api<Pod> = ns.api();
+    let pod = pods
+        .list(&kube::api::ListParams::default().labels("app=demo"))
+        .await?
+        .items
+        .remove(0);
+    let sc = pod.spec.as_ref().unwrap().containers[0]
+        .security_context
+        .clone()
+        .and_then(|s| s.seccomp_profile);
+    assert_eq!(
+        sc.and_then(|s| s.localhost_profile),
+        Some(format!("operator/{}/rec-app.json", ns.name))
+    );
+    let logs = wait_for(
+        "the enforced workload's output",
+        Duration::from_secs(30),
+        || async {
+            let l = pods.logs(&pod.name_any(), &Default::default()).await.ok()?;
+            l.contains("Seccomp:\t2").then_some(l)
+        },
+    )
+    .await?;
+    assert!(logs.contains("start"), "{logs}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = pods.get(&pod.name_any()).await?;
+    assert_eq!(
+        p.status.and_then(|s| s.phase).as_deref(),
+        Some("Running"),
+        "the recorded profile runs the workload"
+    );
+
+    let (_, logs) = ns
+        .run_pod(busybox_pod("outsider", "echo start; mkdir /tmp/x", None))
+        .await?;
+    assert!(logs.contains("Operation not permitted"), "{logs}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn j10_recording_without_merge_gives_one_profile_per_pod() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client, "permpod").await?;
+    ns.apply::<crds::ProfileRecording>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": "rec"},
+        "spec": {"podSelector": {"matchLabels": {"app": "solo"}}, "mergeStrategy": "None"}}))
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ns.apply::<k8s_openapi::api::apps::v1::Deployment>(deployment("solo", 2, WORKLOAD))
+        .await?;
+    scale(&ns, "solo", 2).await?;
+    let pods: Api<Pod> = ns.api();
+    let names: Vec<String> = pods
+        .list(&kube::api::ListParams::default().labels("app=solo"))
+        .await?
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    scale(&ns, "solo", 0).await?;
+    for pod in &names {
+        let p = ns
+            .wait_profile(
+                &format!("rec-{pod}-app"),
+                "a per-pod profile Installed",
+                installed,
+            )
+            .await?;
+        assert!(p.labels().get(crds::LABEL_PARTIAL).is_none());
+    }
+    Ok(())
+}

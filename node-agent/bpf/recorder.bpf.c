@@ -42,9 +42,22 @@ struct thread_info {
 	u32 status;
 } __attribute__((preserve_access_index));
 
+struct kernfs_node {
+	const char *name;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	struct kernfs_node *kn;
+} __attribute__((preserve_access_index));
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	struct thread_info thread_info;
 	struct nsproxy *nsproxy;
+	struct css_set *cgroups;
 } __attribute__((preserve_access_index));
 
 #define NR_WORDS 16                  // 1024 syscall numbers per class
@@ -55,8 +68,13 @@ struct task_struct {
 #define FLAG_EXECED 1ULL               // the namespace has exec'd its program
 #define FLAG_IGNORED 2ULL              // userspace does not want this namespace
 
+#define CGROUP_NAME_LEN 72
+
 struct ns_record {
 	u64 flags;
+	// name of the unified-hierarchy cgroup the namespace's program exec'd in (the container
+	// ID for containerd, CRI-O and runc): identifies the container even after it exited
+	char cgroup[CGROUP_NAME_LEN];
 	// [phase][class][word]; phase 0 before the first exec, 1 after it
 	u64 bits[2][NR_CLASSES][NR_WORDS];
 };
@@ -211,8 +229,12 @@ int sched_process_exec(u64 *ctx)
 	struct ns_record *r = watched(cfg, mntns);
 	if (!r && cfg->armed)
 		r = bpf_map_lookup_elem(&pending, &mntns);
-	if (r && !(r->flags & FLAG_EXECED))
+	if (r && !(r->flags & FLAG_EXECED)) {
+		// By its program's exec the runtime has moved the process into the container's cgroup.
+		const char *name = task->cgroups->dfl_cgrp->kn->name;
+		bpf_probe_read_kernel_str(r->cgroup, sizeof(r->cgroup), name);
 		__sync_fetch_and_or(&r->flags, FLAG_EXECED);
+	}
 	return 0;
 }
 

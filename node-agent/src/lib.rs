@@ -5,5 +5,6 @@ pub mod installer;
 pub mod local;
 pub mod metrics;
 pub mod recorder;
+pub mod recording;
 pub use seccomp_filter as seccomp;
 pub mod server;

@@ -22,6 +22,9 @@ struct Args {
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// Record containers for ProfileRecordings (loads the eBPF recorder).
+    #[arg(long, env = "RECORD", default_value_t = true, action = clap::ArgAction::Set)]
+    record: bool,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -75,6 +78,22 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
     tracing::info!(node = %args.node_name, root = %root.dir().display(), "node agent starting");
+    // In-cluster recording needs the eBPF recorder; without it (no BTF, no privileges) the
+    // agent still installs profiles.
+    if args.record {
+        match node_agent::recorder::Recorder::load() {
+            Ok(rec) => {
+                tokio::spawn(node_agent::recording::run(
+                    client.clone(),
+                    args.node_name.clone(),
+                    rec,
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "recording disabled: the eBPF recorder cannot load")
+            }
+        }
+    }
     controller::run(client, args.node_name, installer, ready, stop_rx).await?;
     server.await??;
     Ok(())

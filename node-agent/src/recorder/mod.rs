@@ -30,11 +30,14 @@ const X32_SYSCALL_BIT: i32 = 0x4000_0000;
 /// `BPF_NOEXIST` flag of bpf_map_update_elem.
 const BPF_NOEXIST: u64 = 1;
 
+const CGROUP_NAME_LEN: usize = 72;
+
 /// Mirror of `struct ns_record`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NsRecord {
     flags: u64,
+    cgroup: [u8; CGROUP_NAME_LEN],
     bits: [[[u64; NR_WORDS]; NR_CLASSES]; 2],
 }
 
@@ -45,6 +48,7 @@ impl Default for NsRecord {
     fn default() -> Self {
         NsRecord {
             flags: 0,
+            cgroup: [0; CGROUP_NAME_LEN],
             bits: [[[0; NR_WORDS]; NR_CLASSES]; 2],
         }
     }
@@ -84,9 +88,23 @@ impl NsRecord {
         self.flags & FLAG_EXECED != 0
     }
 
+    /// The name of the cgroup the namespace's program exec'd in (a container ID for the
+    /// common runtimes), once it has exec'd.
+    pub fn cgroup_name(&self) -> Option<String> {
+        let end = self
+            .cgroup
+            .iter()
+            .position(|b| *b == 0)
+            .unwrap_or(CGROUP_NAME_LEN);
+        (end > 0).then(|| String::from_utf8_lossy(&self.cgroup[..end]).into_owned())
+    }
+
     /// Union of two records (bits and flags).
     pub fn union(&mut self, other: &NsRecord) {
         self.flags |= other.flags & FLAG_EXECED;
+        if self.cgroup[0] == 0 {
+            self.cgroup = other.cgroup;
+        }
         for (a, b) in self
             .bits
             .iter_mut()
@@ -407,13 +425,26 @@ impl Recorder {
 
     /// Namespaces the armed recorder met and nobody classified yet.
     pub fn pending_namespaces(&mut self) -> Vec<u64> {
+        self.pending_records().into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// Namespaces the armed recorder met and nobody classified yet, with what they recorded.
+    pub fn pending_records(&mut self) -> Vec<(u64, NsRecord)> {
         let Ok(map) = self.pending() else {
             return Vec::new();
         };
         map.iter()
             .filter_map(Result::ok)
             .filter(|(_, r)| r.flags & FLAG_IGNORED == 0)
-            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Namespaces being recorded now.
+    pub fn watched_namespaces(&self) -> Vec<u64> {
+        self.slots
+            .keys()
+            .chain(self.hashed.iter())
+            .copied()
             .collect()
     }
 

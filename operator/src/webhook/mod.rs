@@ -13,7 +13,6 @@ pub mod tls;
 use crate::index::{parse_localhost, references};
 use crds::{ProfileBinding, ProfilePhase, SeccompProfile};
 use k8s_openapi::api::core::v1::{Container, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
@@ -192,25 +191,6 @@ pub fn isolation(
     }
 }
 
-fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let exact = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let exprs = sel.match_expressions.iter().flatten().all(|e| {
-        let vals = e.values.clone().unwrap_or_default();
-        match e.operator.as_str() {
-            "In" => labels.get(&e.key).is_some_and(|v| vals.contains(v)),
-            "NotIn" => labels.get(&e.key).is_none_or(|v| !vals.contains(v)),
-            "Exists" => labels.contains_key(&e.key),
-            "DoesNotExist" => !labels.contains_key(&e.key),
-            _ => false,
-        }
-    });
-    exact && exprs
-}
-
 /// The binding that applies to a container, if any: exact image matches beat `*`, then the
 /// binding's name decides, so the choice is deterministic.
 fn binding_for<'a>(
@@ -226,7 +206,7 @@ fn binding_for<'a>(
             b.spec
                 .pod_selector
                 .as_ref()
-                .is_none_or(|s| selector_matches(s, pod_labels))
+                .is_none_or(|s| crds::selector_matches(s, pod_labels))
         })
         .filter(|b| {
             b.spec

@@ -17,6 +17,11 @@ pub struct Metrics {
     writes: Counter,
     removals: Counter,
     apply_duration: Histogram,
+    recording_containers: Gauge,
+    pending_namespaces: Gauge,
+    recorded_profiles: Counter,
+    recorded_syscalls: Counter,
+    dropped_namespaces: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -61,7 +66,42 @@ impl Metrics {
             "Time to apply one snapshot of profiles to disk",
             apply_duration.clone(),
         );
+        let recording_containers = Gauge::default();
+        let pending_namespaces = Gauge::default();
+        let recorded_profiles = Counter::default();
+        let recorded_syscalls = Counter::default();
+        let dropped_namespaces = Gauge::default();
+        registry.register(
+            "recording_containers",
+            "Containers being recorded",
+            recording_containers.clone(),
+        );
+        registry.register(
+            "recorder_pending_namespaces",
+            "Mount namespaces recorded but not yet matched to a container (LRU map occupancy)",
+            pending_namespaces.clone(),
+        );
+        registry.register(
+            "recorded_profiles",
+            "Recorded profiles written",
+            recorded_profiles.clone(),
+        );
+        registry.register(
+            "recorded_syscalls",
+            "Distinct syscalls in the recorded profiles written",
+            recorded_syscalls.clone(),
+        );
+        registry.register(
+            "recorder_dropped_namespaces",
+            "Namespaces the kernel could not add to the full pending map",
+            dropped_namespaces.clone(),
+        );
         Metrics {
+            recording_containers,
+            pending_namespaces,
+            recorded_profiles,
+            recorded_syscalls,
+            dropped_namespaces,
             registry: Mutex::new(registry),
             installed,
             install_errors,
@@ -78,6 +118,19 @@ impl Metrics {
         self.writes.inc_by(r.written as u64);
         self.removals.inc_by(r.removed as u64);
         self.apply_duration.observe(took.as_secs_f64());
+    }
+
+    /// Record the recorder's state.
+    pub fn observe_recorder(&self, recording: usize, pending: usize, dropped: u64) {
+        self.recording_containers.set(recording as i64);
+        self.pending_namespaces.set(pending as i64);
+        self.dropped_namespaces.set(dropped as i64);
+    }
+
+    /// Record a written recorded profile.
+    pub fn recorded(&self, syscalls: usize) {
+        self.recorded_profiles.inc();
+        self.recorded_syscalls.inc_by(syscalls as u64);
     }
 
     /// The registry, for other parts of the agent to register their own metrics.

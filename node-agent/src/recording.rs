@@ -227,7 +227,12 @@ pub fn recorded_profile(t: &Target, rec: &NsRecord) -> SeccompProfile {
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Record containers for ProfileRecordings on this node until the stream ends.
-pub async fn run(client: Client, node_name: String, mut recorder: Recorder) {
+pub async fn run(
+    client: Client,
+    node_name: String,
+    recorder: Recorder,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) {
     let (recs, rw) = reflector::store::<ProfileRecording>();
     let (pods, pw) = reflector::store::<Pod>();
     tokio::spawn(
@@ -254,111 +259,125 @@ pub async fn run(client: Client, node_name: String, mut recorder: Recorder) {
     );
     let _ = recs.wait_until_ready().await;
     let _ = pods.wait_until_ready().await;
-    let mut sessions: HashMap<u64, (String, Target)> = HashMap::new();
-    let mut first_seen: HashMap<u64, Instant> = HashMap::new();
-    let mut finished: Vec<(Target, NsRecord)> = Vec::new();
+    let mut state = State {
+        recorder,
+        sessions: HashMap::new(),
+        first_seen: HashMap::new(),
+        finished: Vec::new(),
+    };
     loop {
-        tick(
-            &client,
-            &mut recorder,
-            &recs,
-            &pods,
-            &mut sessions,
-            &mut first_seen,
-            &mut finished,
-        )
-        .await;
+        state.tick(&client, &recs, &pods, &metrics).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn tick(
-    client: &Client,
-    recorder: &mut Recorder,
-    recs: &Store<ProfileRecording>,
-    pods: &Store<Pod>,
-    sessions: &mut HashMap<u64, (String, Target)>,
-    first_seen: &mut HashMap<u64, Instant>,
-    finished: &mut Vec<(Target, NsRecord)>,
-) {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let recordings: Vec<ProfileRecording> = recs.state().iter().map(|r| (**r).clone()).collect();
-    let pod_list: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
-    let armed = recordings.iter().any(|r| is_active(r, now));
-    if let Err(e) = recorder.arm(armed) {
-        tracing::warn!(error = %e, "arming the recorder failed");
-    }
-    let wanted = targets(&pod_list, &recordings, now);
-    let known = known_containers(&pod_list);
-    for (ns, rec) in recorder.pending_records() {
-        let seen = *first_seen.entry(ns).or_insert_with(Instant::now);
-        match rec.cgroup_name() {
-            Some(id) if wanted.contains_key(&id) => {
-                let t = wanted[&id].clone();
-                if recorder.watch(ns).is_ok() {
-                    tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, mntns = ns, "recording container");
-                    sessions.insert(ns, (id, t));
+/// What the recording loop keeps between ticks.
+struct State {
+    recorder: Recorder,
+    /// Watched namespace → (container ID, target).
+    sessions: HashMap<u64, (String, Target)>,
+    /// Unclaimed namespaces and when they were first seen.
+    first_seen: HashMap<u64, Instant>,
+    /// Records read but not yet written as profiles.
+    finished: Vec<(Target, NsRecord)>,
+}
+
+impl State {
+    async fn tick(
+        &mut self,
+        client: &Client,
+        recs: &Store<ProfileRecording>,
+        pods: &Store<Pod>,
+        metrics: &crate::metrics::Metrics,
+    ) {
+        let State {
+            recorder,
+            sessions,
+            first_seen,
+            finished,
+        } = self;
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let recordings: Vec<ProfileRecording> =
+            recs.state().iter().map(|r| (**r).clone()).collect();
+        let pod_list: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
+        let armed = recordings.iter().any(|r| is_active(r, now));
+        if let Err(e) = recorder.arm(armed) {
+            tracing::warn!(error = %e, "arming the recorder failed");
+        }
+        let wanted = targets(&pod_list, &recordings, now);
+        let known = known_containers(&pod_list);
+        for (ns, rec) in recorder.pending_records() {
+            let seen = *first_seen.entry(ns).or_insert_with(Instant::now);
+            match rec.cgroup_name() {
+                Some(id) if wanted.contains_key(&id) => {
+                    let t = wanted[&id].clone();
+                    if recorder.watch(ns).is_ok() {
+                        tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, mntns = ns, "recording container");
+                        sessions.insert(ns, (id, t));
+                        first_seen.remove(&ns);
+                    }
+                }
+                Some(id) if known.contains_key(&id) => {
+                    let _ = recorder.ignore(ns);
                     first_seen.remove(&ns);
                 }
+                _ if seen.elapsed() > CLAIM_TIMEOUT => {
+                    let _ = recorder.ignore(ns);
+                    first_seen.remove(&ns);
+                }
+                _ => {}
             }
-            Some(id) if known.contains_key(&id) => {
-                let _ = recorder.ignore(ns);
-                first_seen.remove(&ns);
-            }
-            _ if seen.elapsed() > CLAIM_TIMEOUT => {
-                let _ = recorder.ignore(ns);
-                first_seen.remove(&ns);
-            }
-            _ => {}
         }
+        // Containers that ended, pods that went, recordings that stopped: final read.
+        let ended: Vec<u64> = sessions
+            .iter()
+            .filter(|(_, (id, t))| {
+                let rec_live = recordings.iter().any(|r| {
+                    r.name_any() == t.recording
+                        && r.namespace().as_deref() == Some(t.namespace.as_str())
+                        && is_active(r, now)
+                });
+                known.get(id).copied().unwrap_or(true) || !rec_live
+            })
+            .map(|(ns, _)| *ns)
+            .collect();
+        for ns in ended {
+            if let Some((_, t)) = sessions.remove(&ns) {
+                if let Some(r) = recorder.take(ns) {
+                    finished.push((t, r));
+                }
+            }
+        }
+        // Publish, keeping what failed for the next tick: nothing recorded is dropped.
+        let mut retry = Vec::new();
+        for (t, r) in finished.drain(..) {
+            let p = recorded_profile(&t, &r);
+            let api: Api<SeccompProfile> = Api::namespaced(client.clone(), &t.namespace);
+            let mut v = serde_json::to_value(&p).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("status");
+            }
+            match api
+                .patch(
+                    &p.name_any(),
+                    &PatchParams::apply("seccomp-node-agent").force(),
+                    &Patch::Apply(&v),
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(profile = %p.name_any(), namespace = %t.namespace, syscalls = r.all_names(Phase::AfterExec).len(), "recorded profile written")
+                }
+                Err(e) => {
+                    tracing::warn!(profile = %p.name_any(), error = %e, "writing the recorded profile failed; retrying");
+                    retry.push((t, r));
+                }
+            }
+        }
+        *finished = retry;
+        let pending = first_seen.len();
+        metrics.observe_recorder(sessions.len(), pending, recorder.stats().1);
     }
-    // Containers that ended, pods that went, recordings that stopped: final read.
-    let ended: Vec<u64> = sessions
-        .iter()
-        .filter(|(_, (id, t))| {
-            let rec_live = recordings.iter().any(|r| {
-                r.name_any() == t.recording
-                    && r.namespace().as_deref() == Some(t.namespace.as_str())
-                    && is_active(r, now)
-            });
-            known.get(id).copied().unwrap_or(true) || !rec_live
-        })
-        .map(|(ns, _)| *ns)
-        .collect();
-    for ns in ended {
-        if let Some((_, t)) = sessions.remove(&ns) {
-            if let Some(r) = recorder.take(ns) {
-                finished.push((t, r));
-            }
-        }
-    }
-    // Publish, keeping what failed for the next tick: nothing recorded is dropped.
-    let mut retry = Vec::new();
-    for (t, r) in finished.drain(..) {
-        let p = recorded_profile(&t, &r);
-        let api: Api<SeccompProfile> = Api::namespaced(client.clone(), &t.namespace);
-        let mut v = serde_json::to_value(&p).unwrap_or_default();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("status");
-        }
-        match api
-            .patch(
-                &p.name_any(),
-                &PatchParams::apply("seccomp-node-agent").force(),
-                &Patch::Apply(&v),
-            )
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(profile = %p.name_any(), namespace = %t.namespace, syscalls = r.all_names(Phase::AfterExec).len(), "recorded profile written")
-            }
-            Err(e) => {
-                tracing::warn!(profile = %p.name_any(), error = %e, "writing the recorded profile failed; retrying");
-                retry.push((t, r));
-            }
-        }
-    }
-    *finished = retry;
 }
 
 #[cfg(test)]

@@ -87,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
                     client.clone(),
                     args.node_name.clone(),
                     rec,
+                    metrics.clone(),
                 ));
             }
             Err(e) => {

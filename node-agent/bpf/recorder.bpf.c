@@ -28,10 +28,12 @@ typedef unsigned long long u64;
 // Only the fields used, relocated against the running kernel's BTF (CO-RE).
 struct ns_common {
 	unsigned int inum;
+	u64 ns_id;
 } __attribute__((preserve_access_index));
 
 struct mnt_namespace {
 	struct ns_common ns;
+	u64 seq;
 } __attribute__((preserve_access_index));
 
 struct nsproxy {
@@ -72,6 +74,9 @@ struct task_struct {
 
 struct ns_record {
 	u64 flags;
+	// the namespace's unique id (inode numbers are reused once a namespace is gone): an entry
+	// whose id differs from the namespace's is a dead namespace's, and is started afresh
+	u64 gen;
 	// name of the unified-hierarchy cgroup the namespace's program exec'd in (the container
 	// ID for containerd, CRI-O and runc): identifies the container even after it exited
 	char cgroup[CGROUP_NAME_LEN];
@@ -154,6 +159,36 @@ static __always_inline void set_bit(struct ns_record *r, u32 class, long nr)
 		__sync_fetch_and_or(w, mask);
 }
 
+// A never-reused id of the task's mount namespace: ns_common.ns_id on recent kernels,
+// mnt_namespace.seq on older ones.
+static __always_inline u64 ns_generation(struct task_struct *task)
+{
+	struct mnt_namespace *mnt = task->nsproxy->mnt_ns;
+	if (bpf_core_field_exists(mnt->ns.ns_id))
+		return mnt->ns.ns_id;
+	if (bpf_core_field_exists(mnt->seq))
+		return mnt->seq;
+	return 0;
+}
+
+// The pending entry of a namespace, created (or restarted, for a reused inode number) when
+// needed.
+static __always_inline struct ns_record *pending_entry(u64 mntns, u64 gen)
+{
+	struct ns_record *r = bpf_map_lookup_elem(&pending, &mntns);
+	if (r && r->gen == gen)
+		return r;
+	count(0);
+	if (bpf_map_update_elem(&pending, &mntns, &zero_record, BPF_ANY)) {
+		count(1);
+		return 0;
+	}
+	r = bpf_map_lookup_elem(&pending, &mntns);
+	if (r)
+		r->gen = gen;
+	return r;
+}
+
 static __always_inline struct ns_record *watched(struct config *cfg, u64 mntns)
 {
 	unsigned short s = cfg->slot_of[mntns & (SLOT_BUCKETS - 1)];
@@ -199,19 +234,8 @@ int sys_enter(u64 *ctx)
 		set_bit(r, class, nr);
 		return 0;
 	}
-	r = bpf_map_lookup_elem(&pending, &mntns);
-	if (!r) {
-		count(0);
-		if (bpf_map_update_elem(&pending, &mntns, &zero_record, BPF_NOEXIST) &&
-		    !bpf_map_lookup_elem(&pending, &mntns)) {
-			count(1);
-			return 0;
-		}
-		r = bpf_map_lookup_elem(&pending, &mntns);
-		if (!r)
-			return 0;
-	}
-	if (r->flags & FLAG_IGNORED)
+	r = pending_entry(mntns, ns_generation(task));
+	if (!r || r->flags & FLAG_IGNORED)
 		return 0;
 	set_bit(r, class, nr);
 	return 0;
@@ -228,7 +252,7 @@ int sched_process_exec(u64 *ctx)
 	u64 mntns = task->nsproxy->mnt_ns->ns.inum;
 	struct ns_record *r = watched(cfg, mntns);
 	if (!r && cfg->armed)
-		r = bpf_map_lookup_elem(&pending, &mntns);
+		r = pending_entry(mntns, ns_generation(task));
 	if (r && !(r->flags & FLAG_EXECED)) {
 		// By its program's exec the runtime has moved the process into the container's cgroup.
 		const char *name = task->cgroups->dfl_cgrp->kn->name;

@@ -264,6 +264,7 @@ pub async fn run(
         sessions: HashMap::new(),
         first_seen: HashMap::new(),
         finished: Vec::new(),
+        done: Default::default(),
     };
     loop {
         state.tick(&client, &recs, &pods, &metrics).await;
@@ -280,6 +281,9 @@ struct State {
     first_seen: HashMap<u64, Instant>,
     /// Records read but not yet written as profiles.
     finished: Vec<(Target, NsRecord)>,
+    /// Containers already turned into profiles (a namespace that outlives its final read is
+    /// not recorded twice).
+    done: std::collections::HashSet<String>,
 }
 
 impl State {
@@ -295,6 +299,7 @@ impl State {
             sessions,
             first_seen,
             finished,
+            done,
         } = self;
         let now = k8s_openapi::jiff::Timestamp::now();
         let recordings: Vec<ProfileRecording> =
@@ -309,6 +314,10 @@ impl State {
         for (ns, rec) in recorder.pending_records() {
             let seen = *first_seen.entry(ns).or_insert_with(Instant::now);
             match rec.cgroup_name() {
+                Some(id) if done.contains(&id) => {
+                    let _ = recorder.ignore(ns);
+                    first_seen.remove(&ns);
+                }
                 Some(id) if wanted.contains_key(&id) => {
                     let t = wanted[&id].clone();
                     if recorder.watch(ns).is_ok() {
@@ -342,7 +351,8 @@ impl State {
             .map(|(ns, _)| *ns)
             .collect();
         for ns in ended {
-            if let Some((_, t)) = sessions.remove(&ns) {
+            if let Some((id, t)) = sessions.remove(&ns) {
+                done.insert(id);
                 if let Some(r) = recorder.take(ns) {
                     finished.push((t, r));
                 }
@@ -366,7 +376,13 @@ impl State {
                 .await
             {
                 Ok(_) => {
-                    tracing::info!(profile = %p.name_any(), namespace = %t.namespace, syscalls = r.all_names(Phase::AfterExec).len(), "recorded profile written")
+                    let n = p.spec.document.syscalls.iter().map(|r| r.names.len()).sum();
+                    metrics.recorded(n);
+                    tracing::info!(profile = %p.name_any(), namespace = %t.namespace, syscalls = n, "recorded profile written");
+                }
+                // The namespace is going away, or the object is refused: retrying cannot help.
+                Err(kube::Error::Api(ae)) if matches!(ae.code, 403 | 404 | 422) => {
+                    tracing::error!(profile = %p.name_any(), error = %ae.message, "recorded profile refused; dropped");
                 }
                 Err(e) => {
                     tracing::warn!(profile = %p.name_any(), error = %e, "writing the recorded profile failed; retrying");

@@ -312,3 +312,43 @@ fn record_says_plainly_that_it_needs_root() {
     let err = text(&out.stderr);
     assert!(err.contains("the eBPF recorder needs root"), "{err}");
 }
+
+#[test]
+fn a_namespace_watched_after_its_exec_keeps_recording_the_program() {
+    // The in-cluster path: the armed recorder meets a new namespace, the program execs, and
+    // only then is the namespace matched and watched. What follows is the program's.
+    skip_unless!(can_record(), "needs root and a BTF kernel");
+    use node_agent::recorder::{mntns_of, Phase, Recorder};
+    let mut rec = Recorder::load().unwrap();
+    rec.arm(true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("made-later");
+    let mut child = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(format!("sleep 0.5; mkdir {0}; rmdir {0}", target.display()))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    let ns = mntns_of(&child.id().to_string()).unwrap();
+    assert!(
+        rec.pending_namespaces().contains(&ns),
+        "the armed recorder met the namespace"
+    );
+    rec.watch(ns).unwrap();
+    rec.arm(false).unwrap();
+    assert!(child.wait().unwrap().success());
+    let r = rec.take(ns).unwrap();
+    let after = r.all_names(Phase::AfterExec);
+    assert!(
+        after.contains("mkdir") && after.contains("rmdir"),
+        "{after:?}"
+    );
+    assert_ne!(
+        r.generation(),
+        0,
+        "the namespace's unique id tells a reused inode number apart"
+    );
+    // (The cgroup name noted at exec is the unified hierarchy's leaf: none for a host process
+    // in the root cgroup; the container ID in a cluster, which the e2e journeys check.)
+    let _ = r.cgroup_name();
+}

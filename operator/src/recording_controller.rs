@@ -99,7 +99,7 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         .items;
     let active: Vec<String> = matching
         .iter()
-        .filter(|p| crate::index::is_live(p))
+        .filter(|p| crate::index::is_live(p) && p.metadata.deletion_timestamp.is_none())
         .filter(
             |p| match (created, p.metadata.creation_timestamp.as_ref()) {
                 (Some(c), Some(pc)) => pc.0 >= c,

@@ -37,6 +37,7 @@ const CGROUP_NAME_LEN: usize = 72;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NsRecord {
     flags: u64,
+    gen: u64,
     cgroup: [u8; CGROUP_NAME_LEN],
     bits: [[[u64; NR_WORDS]; NR_CLASSES]; 2],
 }
@@ -48,6 +49,7 @@ impl Default for NsRecord {
     fn default() -> Self {
         NsRecord {
             flags: 0,
+            gen: 0,
             cgroup: [0; CGROUP_NAME_LEN],
             bits: [[[0; NR_WORDS]; NR_CLASSES]; 2],
         }
@@ -97,6 +99,12 @@ impl NsRecord {
             .position(|b| *b == 0)
             .unwrap_or(CGROUP_NAME_LEN);
         (end > 0).then(|| String::from_utf8_lossy(&self.cgroup[..end]).into_owned())
+    }
+
+    /// The never-reused id of the namespace the record belongs to (0 where the kernel has
+    /// none).
+    pub fn generation(&self) -> u64 {
+        self.gen
     }
 
     /// Union of two records (bits and flags).
@@ -354,6 +362,18 @@ impl Recorder {
     /// pending map are kept in userspace and added on every read.
     pub fn watch(&mut self, mntns: u64) -> Result<(), RecorderError> {
         if !self.slots.contains_key(&mntns) && !self.hashed.contains(&mntns) {
+            // The new record starts in the phase the namespace is in: a container found by
+            // its cgroup has exec'd already, and its bits from now on are the program's.
+            let start = self
+                .pending()?
+                .get(&mntns, 0)
+                .map(|p| NsRecord {
+                    flags: p.flags & FLAG_EXECED,
+                    gen: p.gen,
+                    cgroup: p.cgroup,
+                    ..NsRecord::default()
+                })
+                .unwrap_or_default();
             let bucket_free = !self
                 .slots
                 .keys()
@@ -361,17 +381,14 @@ impl Recorder {
             let free = (0..MAX_SLOTS as u32).find(|s| !self.slots.values().any(|v| v == s));
             match free.filter(|_| bucket_free) {
                 Some(slot) => {
-                    // A clean record first, then publish the slot.
+                    // The record first, then publish the slot.
                     self.slot_map()?
-                        .set(slot, NsRecord::default(), 0)
+                        .set(slot, start, 0)
                         .map_err(map_err("slots"))?;
                     self.slots.insert(mntns, slot);
                 }
                 None => {
-                    match self
-                        .recording()?
-                        .insert(mntns, NsRecord::default(), BPF_NOEXIST)
-                    {
+                    match self.recording()?.insert(mntns, start, BPF_NOEXIST) {
                         Ok(()) => {}
                         Err(aya::maps::MapError::SyscallError(e))
                             if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}

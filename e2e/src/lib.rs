@@ -82,13 +82,17 @@ impl TestNs {
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &ns)
             .await?;
-        // Pods can be created once the namespace's default ServiceAccount exists.
+        // Pods can be created once the namespace's default ServiceAccount exists and (on 1.20)
+        // has its token secret; before that, pod admission fails with "no API token found".
         let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(client.clone(), &name);
         wait_for(
-            "default ServiceAccount",
-            Duration::from_secs(30),
-            || async { sa.get_opt("default").await.ok().flatten() },
+            "the default ServiceAccount and its token",
+            Duration::from_secs(60),
+            || async {
+                let sa = sa.get_opt("default").await.ok().flatten()?;
+                sa.secrets.filter(|s| !s.is_empty()).map(|_| ())
+            },
         )
         .await?;
         Ok(TestNs { client, name })

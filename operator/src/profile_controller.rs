@@ -15,7 +15,6 @@ use kube::runtime::events::{Event as KEvent, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -68,18 +67,17 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
         }
     }
 
-    let namespace_profiles: BTreeMap<_, _> = ctx
-        .profiles
-        .state()
-        .iter()
-        .filter(|o| o.namespace().as_deref() == Some(ns.as_str()))
-        .map(|o| (o.name_any(), o.spec.clone()))
-        .collect();
-    let nodes: Vec<SeccompNodeStatus> = ctx.nodes.state().iter().map(|n| (**n).clone()).collect();
+    // Bases are looked up in the cache as the chain is followed: nothing is copied.
+    let lookup = |base: &str| {
+        ctx.profiles
+            .get(&ObjectRef::new(base).within(&ns))
+            .map(|o| o.spec.clone())
+    };
+    let nodes = ctx.nodes.state();
     let table = seccomp_filter::Libseccomp;
     let computed = compute(&Observed {
         profile: &p,
-        namespace_profiles: &namespace_profiles,
+        namespace_profiles: &lookup,
         nodes: &nodes,
         users,
         table: Some(&table),
@@ -184,7 +182,10 @@ pub async fn run(
     metrics: Arc<Metrics>,
 ) {
     let profiles: Api<SeccompProfile> = Api::all(client.clone());
-    let controller = Controller::new(profiles.clone(), watcher::Config::default().any_semantic());
+    // A bounded number of reconciles at once: a burst of thousands of profiles must not hold
+    // thousands of working sets.
+    let controller = Controller::new(profiles.clone(), watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(4));
     let store = controller.store();
 
     // Node reports: a store for status, and a trigger for every profile a report lists.

@@ -1,14 +1,14 @@
 //! A SeccompProfile's status, computed from what is observed: its spec, the profiles it builds
 //! on, the node agents' reports and the pods that use it. Pure: tested without an API server.
 
-use crds::model::{resolve, validate_spec, Arch, SyscallTable};
+use crds::model::{resolve, validate_spec, Arch, ProfileLookup, SyscallTable};
 use crds::{
     NodeCounts, NodeProfileState, ProfilePhase, SeccompNodeStatus, SeccompProfile,
-    SeccompProfileSpec, SeccompProfileStatus,
+    SeccompProfileStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// At most this many pods are listed in `status.activeWorkloads`.
 pub const MAX_LISTED_WORKLOADS: usize = 50;
@@ -17,10 +17,10 @@ pub const MAX_LISTED_WORKLOADS: usize = 50;
 pub struct Observed<'a> {
     /// The profile.
     pub profile: &'a SeccompProfile,
-    /// Every profile of its namespace, by name (for base resolution).
-    pub namespace_profiles: &'a BTreeMap<String, SeccompProfileSpec>,
+    /// Finds the profiles of its namespace by name (for base resolution).
+    pub namespace_profiles: &'a dyn ProfileLookup,
     /// Every node's report.
-    pub nodes: &'a [SeccompNodeStatus],
+    pub nodes: &'a [Arc<SeccompNodeStatus>],
     /// Live pods that use the profile.
     pub users: Vec<String>,
     /// Syscall tables for validation (libseccomp in the operator).
@@ -80,6 +80,7 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
     let ready_nodes: Vec<&SeccompNodeStatus> = o
         .nodes
         .iter()
+        .map(|n| &**n)
         .filter(|n| n.status.as_ref().is_some_and(|s| s.ready))
         .collect();
     let total = ready_nodes.len() as u32;
@@ -212,6 +213,7 @@ pub fn with_transition_times(
 mod tests {
     use super::*;
     use crds::{NodeProfileStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus};
+    use std::collections::BTreeMap;
 
     fn profile(json: serde_json::Value) -> SeccompProfile {
         serde_json::from_value(serde_json::json!({
@@ -255,10 +257,11 @@ mod tests {
         users: Vec<String>,
     ) -> SeccompProfileStatus {
         let ns = BTreeMap::from([("web".to_string(), p.spec.clone())]);
+        let nodes: Vec<Arc<SeccompNodeStatus>> = nodes.iter().cloned().map(Arc::new).collect();
         compute(&Observed {
             profile: p,
             namespace_profiles: &ns,
-            nodes,
+            nodes: &nodes,
             users,
             table: None,
         })

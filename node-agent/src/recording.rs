@@ -227,10 +227,13 @@ pub fn recorded_profile(t: &Target, rec: &NsRecord) -> SeccompProfile {
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Record containers for ProfileRecordings on this node until the stream ends.
+///
+/// The eBPF recorder is loaded only while a recording is active (or recorded containers still
+/// wait to be written): a node with nothing to record runs no program on its syscalls and
+/// holds none of the memory the loader needs.
 pub async fn run(
     client: Client,
     node_name: String,
-    recorder: Recorder,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
     let (recs, rw) = reflector::store::<ProfileRecording>();
@@ -259,16 +262,49 @@ pub async fn run(
     );
     let _ = recs.wait_until_ready().await;
     let _ = pods.wait_until_ready().await;
-    let mut state = State {
-        recorder,
-        sessions: HashMap::new(),
-        first_seen: HashMap::new(),
-        finished: Vec::new(),
-        done: Default::default(),
-    };
+    let mut state: Option<State> = None;
+    let mut load_failed_at: Option<Instant> = None;
     loop {
-        state.tick(&client, &recs, &pods, &metrics).await;
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let active = recs.state().iter().any(|r| is_active(r, now));
+        let may_retry = load_failed_at.is_none_or(|t| t.elapsed() > Duration::from_secs(30));
+        if state.is_none() && active && may_retry {
+            match Recorder::load() {
+                Ok(recorder) => {
+                    tracing::info!("a recording is active: eBPF recorder loaded");
+                    release_freed_memory();
+                    state = Some(State {
+                        recorder,
+                        sessions: HashMap::new(),
+                        first_seen: HashMap::new(),
+                        finished: Vec::new(),
+                        done: Default::default(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a recording is active but the eBPF recorder cannot load");
+                    load_failed_at = Some(Instant::now());
+                }
+            }
+        }
+        if let Some(st) = state.as_mut() {
+            st.tick(&client, &recs, &pods, &metrics).await;
+            if !active && st.sessions.is_empty() && st.finished.is_empty() {
+                state = None;
+                release_freed_memory();
+                metrics.observe_recorder(0, 0, 0);
+                tracing::info!("no recording is active: eBPF recorder unloaded");
+            }
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Give the heap the loader used (the kernel's whole BTF, parsed) back to the system.
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -78,22 +78,17 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
     tracing::info!(node = %args.node_name, root = %root.dir().display(), "node agent starting");
-    // In-cluster recording needs the eBPF recorder; without it (no BTF, no privileges) the
-    // agent still installs profiles.
+    // In-cluster recording loads the eBPF recorder while a recording is active; without it
+    // (no BTF, no privileges) the agent still installs profiles.
     if args.record {
-        match node_agent::recorder::Recorder::load() {
-            Ok(rec) => {
-                tokio::spawn(node_agent::recording::run(
-                    client.clone(),
-                    args.node_name.clone(),
-                    rec,
-                    metrics.clone(),
-                ));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "recording disabled: the eBPF recorder cannot load")
-            }
+        if let Err(e) = node_agent::recorder::preflight() {
+            tracing::warn!(error = %e, "recordings will not work on this node");
         }
+        tokio::spawn(node_agent::recording::run(
+            client.clone(),
+            args.node_name.clone(),
+            metrics.clone(),
+        ));
     }
     controller::run(client, args.node_name, installer, ready, stop_rx).await?;
     server.await??;

@@ -226,7 +226,6 @@ async fn j4_invalid_profiles_are_rejected_or_report_the_reason() -> anyhow::Resu
         return Ok(());
     };
     let ns = TestNs::new(client, "invalid").await?;
-    let profiles: Api<SeccompProfile> = ns.api();
     // Rejected by the CRD schema at apply.
     for (name, spec, fragment) in [
         (
@@ -309,7 +308,6 @@ async fn j4_invalid_profiles_are_rejected_or_report_the_reason() -> anyhow::Resu
     })
     .await;
     assert!(found.is_ok(), "no Warning event with the reason");
-    let _ = profiles;
     Ok(())
 }
 

@@ -55,34 +55,28 @@ pub fn references(pod: &Pod) -> Vec<Reference> {
                     .and_then(|s| s.seccomp_profile.as_ref()),
             ),
         );
-        for c in &spec.containers {
+        // Containers, init and ephemeral containers (a different type) alike: where, and
+        // their security context.
+        let containers = spec
+            .containers
+            .iter()
+            .map(|c| (format!("container {}", c.name), c.security_context.as_ref()))
+            .chain(spec.init_containers.iter().flatten().map(|c| {
+                (
+                    format!("initContainer {}", c.name),
+                    c.security_context.as_ref(),
+                )
+            }))
+            .chain(spec.ephemeral_containers.iter().flatten().map(|c| {
+                (
+                    format!("ephemeralContainer {}", c.name),
+                    c.security_context.as_ref(),
+                )
+            }));
+        for (place, sc) in containers {
             push(
-                format!("container {}", c.name),
-                from_profile(
-                    c.security_context
-                        .as_ref()
-                        .and_then(|s| s.seccomp_profile.as_ref()),
-                ),
-            );
-        }
-        for c in spec.init_containers.iter().flatten() {
-            push(
-                format!("initContainer {}", c.name),
-                from_profile(
-                    c.security_context
-                        .as_ref()
-                        .and_then(|s| s.seccomp_profile.as_ref()),
-                ),
-            );
-        }
-        for c in spec.ephemeral_containers.iter().flatten() {
-            push(
-                format!("ephemeralContainer {}", c.name),
-                from_profile(
-                    c.security_context
-                        .as_ref()
-                        .and_then(|s| s.seccomp_profile.as_ref()),
-                ),
+                place,
+                from_profile(sc.and_then(|s| s.seccomp_profile.as_ref())),
             );
         }
     }

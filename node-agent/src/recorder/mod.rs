@@ -456,15 +456,6 @@ impl Recorder {
             .collect()
     }
 
-    /// Namespaces being recorded now.
-    pub fn watched_namespaces(&self) -> Vec<u64> {
-        self.slots
-            .keys()
-            .chain(self.hashed.iter())
-            .copied()
-            .collect()
-    }
-
     /// Final read of a namespace whose processes are gone: copy, then delete.
     pub fn take(&mut self, mntns: u64) -> Option<NsRecord> {
         let r = self.read(mntns)?;

@@ -4,6 +4,7 @@
 use crate::recorder::{mntns_of, NsRecord, Phase, Recorder, RecorderError};
 use crate::seccomp::{self, Libseccomp};
 use anyhow::{bail, Context};
+use crds::model::builtin::OciRuntime;
 use crds::model::{self, Arch, EvalContext, SeccompDocument, BUILTIN_PREFIX};
 use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -178,6 +179,7 @@ pub fn record_runc(
     id: &str,
 ) -> anyhow::Result<Recording> {
     let nnp = bundle_no_new_privileges(bundle)?;
+    let kind = oci_runtime_kind(runc)?;
     // The container's init is reparented to us when `runc create` exits, so we can wait for it.
     // SAFETY: prctl with these arguments has no memory-safety preconditions.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
@@ -228,12 +230,27 @@ pub fn record_runc(
     let status = wait_for(Pid::from_raw(pid as i32))?;
     let record = rec.take(mntns).unwrap_or_default();
     cleanup(id);
-    let extra = if nnp {
-        model::builtin::RUNC_INIT_NNP
-    } else {
-        model::builtin::RUNC_INIT
-    };
-    Ok(Recording::new(exit_code(status), record, extra))
+    Ok(Recording::new(
+        exit_code(status),
+        record,
+        kind.init_syscalls(nnp),
+    ))
+}
+
+/// Which runtime `runtime` is (runc or crun, from its `--version`), so the profile gets what
+/// that runtime's init calls after installing the filter.
+pub fn oci_runtime_kind(runtime: &str) -> anyhow::Result<OciRuntime> {
+    let out = Command::new(runtime)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running `{runtime} --version`"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    OciRuntime::from_version_output(&text).with_context(|| {
+        format!(
+            "`{runtime} --version` names neither runc nor crun ({:?}); only their init's post-filter syscalls are known",
+            text.lines().next().unwrap_or_default()
+        )
+    })
 }
 
 /// Read a profile file in any supported format, validate it against libseccomp's tables and

@@ -162,89 +162,109 @@ fn record_without_a_command_is_a_clear_error() {
 }
 
 #[test]
-fn runc_container_profile_matches_the_kernel_and_always_starts() {
+fn container_profiles_match_the_kernel_and_always_start_under_runc_and_crun() {
     skip_unless!(can_record(), "needs root and a BTF kernel");
     skip_unless!(which("runc").is_some(), "runc is not installed");
-    for nnp in [true, false] {
-        let tmp = tempfile::tempdir().unwrap();
-        let bundle = busybox_bundle(tmp.path(), &["sh", "-c", "echo hi"], nnp, None);
-        let out_path = tmp.path().join("learned.json");
-        let out = run(seccompctl()
-            .args(["record", "--format", "oci", "--id"])
-            .arg(cid(&format!("rec{nnp}")))
-            .arg("--runc-bundle")
-            .arg(&bundle)
-            .arg("-o")
-            .arg(&out_path));
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        assert_eq!(text(&out.stdout), "hi\n");
-        let learned: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
-        let learned_names = allowed(&learned);
-        for runtime_setup in [
-            "mount",
-            "pivot_root",
-            "sethostname",
-            "keyctl",
-            "seccomp",
-            "umount2",
-        ] {
-            assert!(
-                !learned_names.iter().any(|n| n == runtime_setup),
-                "{runtime_setup} is runc's own set-up: {learned_names:?}"
-            );
+    let tools = tempfile::tempdir().unwrap();
+    let mut runtimes = vec![("runc", std::path::PathBuf::from("runc"))];
+    match common::crun(tools.path()) {
+        Some(crun) => runtimes.push(("crun", crun)),
+        None => eprintln!("SKIP (crun part): crun is not installed"),
+    }
+    for (rt, runtime) in &runtimes {
+        for nnp in [true, false] {
+            container_profile_matches_the_kernel(rt, runtime, nnp);
         }
-
-        // The kernel's own count: run the container under SCMP_ACT_LOG and read the audit
-        // records (kmsg), distinct syscalls of the container's processes.
-        let kernel = kernel_logged_syscalls(tmp.path(), nnp);
-        let diff = learned_names.len() as i64 - kernel.len() as i64;
-        eprintln!(
-            "nnp={nnp}: recorded {} syscalls, kernel reported {} ({diff:+})",
-            learned_names.len(),
-            kernel.len()
-        );
-        let missing: Vec<_> = kernel
-            .iter()
-            .filter(|k| !learned_names.contains(k))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "the kernel saw syscalls the recording lacks: {missing:?}"
-        );
-        assert!(
-            diff.abs() <= 2,
-            "recorded {learned_names:?} vs kernel {kernel:?}"
-        );
-
-        // Enforced: 20 starts out of 20.
-        let bundle = busybox_bundle(
-            tmp.path(),
-            &["sh", "-c", "echo hi"],
-            nnp,
-            Some(learned.clone()),
-        );
-        for i in 0..20 {
-            let (code, stdout, stderr) = runc_run(&bundle, &cid(&format!("enf{nnp}{i}")));
-            assert_eq!((code, stdout.as_str()), (0, "hi\n"), "start {i}: {stderr}");
-        }
-        // Outside the recording: EPERM.
-        let bundle = busybox_bundle(
-            tmp.path(),
-            &["sh", "-c", "echo hi; mkdir /tmp/x"],
-            nnp,
-            Some(learned),
-        );
-        let (code, stdout, stderr) = runc_run(&bundle, &cid(&format!("deny{nnp}")));
-        assert_eq!(stdout, "hi\n");
-        assert_ne!(code, 0);
-        assert!(stderr.contains("Operation not permitted"), "{stderr}");
     }
 }
 
+fn container_profile_matches_the_kernel(rt: &str, runtime: &Path, nnp: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = busybox_bundle(tmp.path(), &["sh", "-c", "echo hi"], nnp, None);
+    let out_path = tmp.path().join("learned.json");
+    let out = run(seccompctl()
+        .args(["record", "--format", "oci", "--id"])
+        .arg(cid(&format!("rec{rt}{nnp}")))
+        .arg("--runtime")
+        .arg(runtime)
+        .arg("--runc-bundle")
+        .arg(&bundle)
+        .arg("-o")
+        .arg(&out_path));
+    assert!(out.status.success(), "{rt}: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi\n");
+    let learned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+    let learned_names = allowed(&learned);
+    for runtime_setup in [
+        "mount",
+        "pivot_root",
+        "sethostname",
+        "keyctl",
+        "seccomp",
+        "umount2",
+    ] {
+        assert!(
+            !learned_names.iter().any(|n| n == runtime_setup),
+            "{rt}: {runtime_setup} is the runtime's own set-up: {learned_names:?}"
+        );
+    }
+
+    // The kernel's own count: run the container under SCMP_ACT_LOG and read the audit
+    // records (kmsg), distinct syscalls of the container's processes.
+    let kernel = kernel_logged_syscalls(tmp.path(), runtime, nnp);
+    let diff = learned_names.len() as i64 - kernel.len() as i64;
+    eprintln!(
+        "{rt} nnp={nnp}: recorded {} syscalls, kernel reported {} ({diff:+})",
+        learned_names.len(),
+        kernel.len()
+    );
+    let missing: Vec<_> = kernel
+        .iter()
+        .filter(|k| !learned_names.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{rt} nnp={nnp}: the kernel saw syscalls the recording lacks: {missing:?}"
+    );
+    assert!(
+        diff.abs() <= 2,
+        "{rt} nnp={nnp}: recorded {learned_names:?} vs kernel {kernel:?}"
+    );
+
+    // Enforced: 20 starts out of 20.
+    let bundle = busybox_bundle(
+        tmp.path(),
+        &["sh", "-c", "echo hi"],
+        nnp,
+        Some(learned.clone()),
+    );
+    for i in 0..20 {
+        let (code, stdout, stderr) =
+            common::oci_run(runtime, &bundle, &cid(&format!("enf{rt}{nnp}{i}")));
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "hi\n"),
+            "{rt} nnp={nnp} start {i}: {stderr}"
+        );
+    }
+    // Outside the recording: EPERM.
+    let bundle = busybox_bundle(
+        tmp.path(),
+        &["sh", "-c", "echo hi; mkdir /tmp/x"],
+        nnp,
+        Some(learned),
+    );
+    let (code, stdout, stderr) = common::oci_run(runtime, &bundle, &cid(&format!("deny{rt}{nnp}")));
+    assert_eq!(stdout, "hi\n");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("Operation not permitted"), "{rt}: {stderr}");
+}
+
 /// Distinct syscall names the kernel logs for a busybox `sh -c 'echo hi'` container run under
-/// an SCMP_ACT_LOG profile (what runc's init and the program make after the filter is on).
-fn kernel_logged_syscalls(dir: &Path, nnp: bool) -> Vec<String> {
+/// an SCMP_ACT_LOG profile (what the runtime's init and the program make after the filter is
+/// on).
+fn kernel_logged_syscalls(dir: &Path, runtime: &Path, nnp: bool) -> Vec<String> {
     let log_all = serde_json::json!({"defaultAction": "SCMP_ACT_LOG"});
     let bundle_dir = dir.join("log-bundle");
     std::fs::create_dir_all(&bundle_dir).unwrap();
@@ -253,19 +273,23 @@ fn kernel_logged_syscalls(dir: &Path, nnp: bool) -> Vec<String> {
     let old = std::fs::read_to_string("/proc/sys/kernel/printk_ratelimit").unwrap_or_default();
     std::fs::write("/proc/sys/kernel/printk_ratelimit", "0").unwrap();
     let id = cid(&format!("log{nnp}"));
-    let marker = format!("seccomp-operator-test-{id}");
+    let marker = format!("seccomp-operator-test-{id}-{}", runtime.display());
     std::fs::write("/dev/kmsg", &marker).unwrap();
-    let (code, _, stderr) = runc_run(&bundle, &id);
+    let (code, _, stderr) = common::oci_run(runtime, &bundle, &id);
     assert_eq!(code, 0, "{stderr}");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let all = text(&run(std::process::Command::new("dmesg")).stdout);
     let log = all.rsplit(&marker).next().unwrap_or_default().to_owned();
     let _ = std::fs::write("/proc/sys/kernel/printk_ratelimit", old.trim());
+    // The only filtered processes: the runtime's init (runc's re-exec'd Go init, or crun's
+    // forked child) and then the program.
     let mut names: Vec<String> = log
         .lines()
         .filter(|l| {
             l.contains("type=1326")
-                && (l.contains("comm=\"runc:[2:INIT]\"") || l.contains("comm=\"sh\""))
+                && ["comm=\"runc:[2:INIT]\"", "comm=\"crun\"", "comm=\"sh\""]
+                    .iter()
+                    .any(|c| l.contains(c))
         })
         .filter_map(|l| {
             l.split("syscall=")

@@ -8,7 +8,8 @@
 //! otherwise. `futex` and `rt_sigreturn` are in both although a single run often shows neither:
 //! runc's init is a Go program, and its runtime wakes a thread (futex, about one start in
 //! five) or returns from its preemption signal (rt_sigreturn, about one in thirty) after the
-//! filter is installed; denied, the container dies at start.
+//! filter is installed; denied, the container dies at start. `builtin:crun` and
+//! `builtin:crun-nnp` are the same for crun 1.8.1.
 
 use super::document::SeccompDocument;
 
@@ -54,9 +55,68 @@ pub const RUNC_INIT: &[&str] = &[
     "write",
 ];
 
+/// crun's init after the filter, with NoNewPrivileges. crun (C, no managed runtime) applies
+/// the filter last in both modes and is deterministic: measured on crun 1.8.1, ten runs each.
+pub const CRUN_INIT_NNP: &[&str] = &["close", "execve"];
+
+/// crun's init after the filter, without NoNewPrivileges: it still switches user and
+/// capabilities and resets signal handling after the filter is on.
+pub const CRUN_INIT: &[&str] = &[
+    "capset",
+    "close",
+    "execve",
+    "prctl",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "setresgid",
+    "setresuid",
+    "write",
+];
+
+/// An OCI runtime whose init's post-filter syscalls are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OciRuntime {
+    /// runc (Go).
+    Runc,
+    /// crun (C).
+    Crun,
+}
+
+impl OciRuntime {
+    /// What the runtime's init calls between installing the filter and exec'ing the program.
+    pub fn init_syscalls(self, no_new_privileges: bool) -> &'static [&'static str] {
+        match (self, no_new_privileges) {
+            (OciRuntime::Runc, true) => RUNC_INIT_NNP,
+            (OciRuntime::Runc, false) => RUNC_INIT,
+            (OciRuntime::Crun, true) => CRUN_INIT_NNP,
+            (OciRuntime::Crun, false) => CRUN_INIT,
+        }
+    }
+
+    /// The runtime a `<runtime> --version` output names (`runc version ...`, `crun version
+    /// ...`).
+    pub fn from_version_output(text: &str) -> Option<Self> {
+        match text.split_whitespace().next()? {
+            "runc" => Some(OciRuntime::Runc),
+            "crun" => Some(OciRuntime::Crun),
+            _ => None,
+        }
+    }
+
+    /// The built-in base name for this runtime.
+    pub fn base_name(self, no_new_privileges: bool) -> &'static str {
+        match (self, no_new_privileges) {
+            (OciRuntime::Runc, true) => "runc-nnp",
+            (OciRuntime::Runc, false) => "runc",
+            (OciRuntime::Crun, true) => "crun-nnp",
+            (OciRuntime::Crun, false) => "crun",
+        }
+    }
+}
+
 /// Names of the built-in bases.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    ["runc", "runc-nnp"].into_iter()
+    ["runc", "runc-nnp", "crun", "crun-nnp"].into_iter()
 }
 
 /// The syscall names of the built-in base `name` (without the `builtin:` prefix).
@@ -64,6 +124,8 @@ pub fn syscalls(name: &str) -> Option<&'static [&'static str]> {
     match name {
         "runc" => Some(RUNC_INIT),
         "runc-nnp" => Some(RUNC_INIT_NNP),
+        "crun" => Some(CRUN_INIT),
+        "crun-nnp" => Some(CRUN_INIT_NNP),
         _ => None,
     }
 }
@@ -71,4 +133,35 @@ pub fn syscalls(name: &str) -> Option<&'static [&'static str]> {
 /// The built-in base called `name` (without the `builtin:` prefix), as an allowlist.
 pub fn get(name: &str) -> Option<SeccompDocument> {
     syscalls(name).map(|s| SeccompDocument::allowlist(s.iter().copied()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runtime_mode_has_a_base_and_bases_are_sorted() {
+        for rt in [OciRuntime::Runc, OciRuntime::Crun] {
+            for nnp in [true, false] {
+                assert_eq!(syscalls(rt.base_name(nnp)), Some(rt.init_syscalls(nnp)));
+                let list = rt.init_syscalls(nnp);
+                assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+            }
+        }
+        assert_eq!(names().count(), 4);
+    }
+
+    #[test]
+    fn runtime_from_version_output() {
+        assert_eq!(
+            OciRuntime::from_version_output("crun version 1.8.1\ncommit: x"),
+            Some(OciRuntime::Crun)
+        );
+        assert_eq!(
+            OciRuntime::from_version_output("runc version 1.1.5+ds1\n"),
+            Some(OciRuntime::Runc)
+        );
+        assert_eq!(OciRuntime::from_version_output("youki 0.3"), None);
+        assert_eq!(OciRuntime::from_version_output(""), None);
+    }
 }

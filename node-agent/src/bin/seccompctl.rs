@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run a command (or a runc container) and learn the syscalls it makes.
+    /// Run a command (or a runc or crun container) and learn the syscalls it makes.
     ///
     /// The command runs in a fresh mount namespace, recorded with eBPF from its first syscall
     /// until it exits, children included. Its stdin, stdout and stderr pass through, and
@@ -43,15 +43,16 @@ enum Cmd {
         /// Output format: a SeccompProfile resource (YAML) or plain OCI JSON.
         #[arg(long, value_enum, default_value = "cr")]
         format: Format,
-        /// Record a runc container from this OCI bundle instead of a command.
+        /// Record a container from this OCI bundle (run by --runtime) instead of a command.
         #[arg(long, value_name = "DIR", conflicts_with = "command")]
         runc_bundle: Option<PathBuf>,
         /// Container ID for --runc-bundle.
         #[arg(long, requires = "runc_bundle")]
         id: Option<String>,
-        /// The runc binary for --runc-bundle.
-        #[arg(long, default_value = "runc")]
-        runc: String,
+        /// The OCI runtime for --runc-bundle: runc, crun, or a path to either (told apart
+        /// by its `--version`, since their inits make different syscalls after the filter).
+        #[arg(long, alias = "runc", default_value = "runc", requires = "runc_bundle")]
+        runtime: String,
         /// The command to record, after `--`.
         #[arg(last = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -195,7 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             runc_bundle,
             id,
-            runc,
+            runtime,
             command,
         } => {
             if runc_bundle.is_none() && command.is_empty() {
@@ -206,7 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let recording = match &runc_bundle {
                 Some(bundle) => {
                     let id = id.unwrap_or_else(|| format!("seccompctl-{}", std::process::id()));
-                    local::record_runc(&mut rec, &runc, bundle, &id)?
+                    local::record_runc(&mut rec, &runtime, bundle, &id)?
                 }
                 None => local::record_command(&mut rec, &command)?,
             };

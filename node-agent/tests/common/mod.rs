@@ -108,11 +108,16 @@ pub fn busybox_bundle(
 
 /// Run a bundle with runc; (exit code, stdout, stderr).
 pub fn runc_run(bundle: &Path, id: &str) -> (i32, String, String) {
-    let out = run(Command::new("runc")
+    oci_run(Path::new("runc"), bundle, id)
+}
+
+/// Run a bundle with an OCI runtime (runc, or what [`crun`] returns).
+pub fn oci_run(runtime: &Path, bundle: &Path, id: &str) -> (i32, String, String) {
+    let out = run(Command::new(runtime)
         .args(["run", "--bundle"])
         .arg(bundle)
         .arg(id));
-    let _ = Command::new("runc")
+    let _ = Command::new(runtime)
         .args(["delete", "--force", id])
         .output();
     (
@@ -125,4 +130,32 @@ pub fn runc_run(bundle: &Path, id: &str) -> (i32, String, String) {
 /// A unique container ID for this test process.
 pub fn cid(tag: &str) -> String {
     format!("t{}-{tag}", std::process::id())
+}
+
+/// A command that runs crun here, or None when crun is not installed (panics on CI, which
+/// installs it). crun refuses hosts with hybrid cgroups (v1 controllers plus a unified
+/// hierarchy on /sys/fs/cgroup/unified, as on these test VMs); there the command is a wrapper
+/// in `dir` that gives crun a private mount namespace with cgroup2 on /sys/fs/cgroup. The
+/// container's processes, seccomp filter and exec are crun's own either way.
+pub fn crun(dir: &Path) -> Option<PathBuf> {
+    if which("crun").is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the crun tests: crun is missing (hack/deps.sh test)"
+        );
+        return None;
+    }
+    let fs = nix::sys::statfs::statfs("/sys/fs/cgroup").ok()?;
+    if fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
+        return Some(PathBuf::from("crun"));
+    }
+    let wrapper = dir.join("crun-unified");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nexec unshare -m --propagation private sh -c \\\n  'mount -t cgroup2 none /sys/fs/cgroup && exec crun \"$@\"' crun \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Some(wrapper)
 }

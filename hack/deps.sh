@@ -12,7 +12,7 @@ for group in "${@:-build}"; do
   case "$group" in
     build) want+=(clang libbpf-dev libseccomp-dev pkg-config) ;;
     test)  want+=(clang libbpf-dev libseccomp-dev pkg-config runc crun busybox-static) ;;
-    bench) want+=(clang libbpf-dev libseccomp-dev pkg-config runc busybox-static bpftrace strace time gcc) ;;
+    bench) want+=(clang libbpf-dev libseccomp-dev pkg-config runc busybox-static bpftrace bpftool strace time gcc) ;;
     *) echo "hack/deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac
 done

@@ -16,7 +16,8 @@
 //   before userspace learns about it loses nothing. Userspace moves the namespaces it wants to
 //   `recording` and marks the rest IGNORED (one lookup, then return).
 // When nothing is armed and nothing is watched, the program costs one (inlined) array lookup.
-// A watched namespace is found without hashing (see struct config).
+// A watched namespace, and one ignored while armed, is found without hashing (see struct
+// config).
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -101,6 +102,13 @@ struct config {
 	u32 pad;
 	u64 slot_ns[MAX_SLOTS];
 	unsigned short slot_of[SLOT_BUCKETS];
+	// namespaces userspace ignores while armed, direct-mapped like slot_of (a colliding one
+	// falls back to its IGNORED entry in `pending`): the armed recorder skips them without
+	// hashing. The generation tells a reused inode number apart.
+	struct {
+		u64 ns;
+		u64 gen;
+	} ignored[SLOT_BUCKETS];
 };
 
 struct {
@@ -130,6 +138,23 @@ struct {
 	__type(key, u64);
 	__type(value, struct ns_record);
 } pending SEC(".maps");
+
+// Userspace's note about a watched namespace (the in-cluster agent keeps which container it
+// is), pinned with the other maps so that a restarted agent finds it. Never used by the
+// programs; allocated per entry.
+#define NOTE_LEN 1020
+struct note {
+	u32 len;
+	char data[NOTE_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, u64);
+	__type(value, struct note);
+} notes SEC(".maps");
 
 // Counters: 0 namespaces newly seen while armed, 1 pending inserts that failed.
 struct {
@@ -189,16 +214,59 @@ static __always_inline struct ns_record *pending_entry(u64 mntns, u64 gen)
 	return r;
 }
 
-static __always_inline struct ns_record *watched(struct config *cfg, u64 mntns)
+// Each map lookup must stay a call site of its own: where the compiler merges lookups of two
+// maps into one call, the verifier cannot inline it and every syscall pays an indirect call
+// into the map's ops (measured: +40 ns per syscall with retpolines). Hence the slot lookup is
+// inlined here and the rarer paths are subprograms of their own.
+static __always_inline struct ns_record *slot_lookup(struct config *cfg, u64 mntns)
 {
 	unsigned short s = cfg->slot_of[mntns & (SLOT_BUCKETS - 1)];
-	if (s) {
-		u32 idx = (s - 1) & (MAX_SLOTS - 1);
-		if (cfg->slot_ns[idx] == mntns)
-			return bpf_map_lookup_elem(&slots, &idx);
+	if (!s)
+		return 0;
+	u32 idx = (s - 1) & (MAX_SLOTS - 1);
+	if (cfg->slot_ns[idx] != mntns)
+		return 0;
+	return bpf_map_lookup_elem(&slots, &idx);
+}
+
+static __noinline struct ns_record *hashed_lookup(u64 mntns)
+{
+	return bpf_map_lookup_elem(&recording, &mntns);
+}
+
+static __always_inline struct ns_record *watched(struct config *cfg, u64 mntns)
+{
+	struct ns_record *r = slot_lookup(cfg, mntns);
+	if (!r && cfg->hashed)
+		r = hashed_lookup(mntns);
+	return r;
+}
+
+// The syscall's class and number within it (x32 numbers carry a marker bit, ia32 ones are
+// told by the task's TS_COMPAT status); false for numbers outside the bitmap.
+static __always_inline int classify(struct task_struct *task, long *nr, u32 *class)
+{
+	*class = 0;
+	if (*nr & X32_SYSCALL_BIT) {
+		*class = 2;
+		*nr &= ~X32_SYSCALL_BIT;
+	} else if (bpf_core_field_exists(task->thread_info.status) &&
+		   (task->thread_info.status & TS_COMPAT)) {
+		*class = 1;
 	}
-	if (cfg->hashed)
-		return bpf_map_lookup_elem(&recording, &mntns);
+	return *nr >= 0 && *nr < NR_WORDS * 64;
+}
+
+// A namespace nobody watches, met while armed: record it in `pending`.
+static __always_inline int record_pending(struct task_struct *task, u64 mntns, long nr)
+{
+	u32 class;
+	if (!classify(task, &nr, &class))
+		return 0;
+	struct ns_record *r = pending_entry(mntns, ns_generation(task));
+	if (!r || r->flags & FLAG_IGNORED)
+		return 0;
+	set_bit(r, class, nr);
 	return 0;
 }
 
@@ -216,29 +284,18 @@ int sys_enter(u64 *ctx)
 	if (mntns == cfg->host_mntns)
 		return 0;
 	struct ns_record *r = watched(cfg, mntns);
-	if (!r && !cfg->armed)
-		return 0;
-
-	u32 class = 0;
-	if (nr & X32_SYSCALL_BIT) {
-		class = 2;
-		nr &= ~X32_SYSCALL_BIT;
-	} else if (bpf_core_field_exists(task->thread_info.status) &&
-		   (task->thread_info.status & TS_COMPAT)) {
-		class = 1;
-	}
-	if (nr < 0 || nr >= NR_WORDS * 64)
-		return 0;
-
 	if (r) {
-		set_bit(r, class, nr);
+		u32 class;
+		if (classify(task, &nr, &class))
+			set_bit(r, class, nr);
 		return 0;
 	}
-	r = pending_entry(mntns, ns_generation(task));
-	if (!r || r->flags & FLAG_IGNORED)
+	if (!cfg->armed)
 		return 0;
-	set_bit(r, class, nr);
-	return 0;
+	u32 b = mntns & (SLOT_BUCKETS - 1);
+	if (cfg->ignored[b].ns == mntns && cfg->ignored[b].gen == ns_generation(task))
+		return 0;
+	return record_pending(task, mntns, nr);
 }
 
 SEC("tp_btf/sched_process_exec")

@@ -33,6 +33,7 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(200));
             let mut r = Recorder::load()?;
             r.watch(node_agent::recorder::mntns_of(&child.id().to_string())?)?;
+            eprintln!("watched-pid {}", child.id());
             rec = Some(r);
         }
         "recorder-armed" => {

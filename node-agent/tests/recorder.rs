@@ -376,3 +376,109 @@ fn a_namespace_watched_after_its_exec_keeps_recording_the_program() {
     // in the root cgroup; the container ID in a cluster, which the e2e journeys check.)
     let _ = r.cgroup_name();
 }
+
+#[test]
+fn an_ignored_namespace_stays_ignored_and_can_still_be_watched() {
+    // While armed, userspace ignores the namespaces it does not want; they must stay out of
+    // `pending` (the kernel side skips them by namespace and generation), and a namespace
+    // ignored by mistake can still be watched later.
+    skip_unless!(can_record(), "needs root and a BTF kernel");
+    use node_agent::recorder::{mntns_of, Phase, Recorder};
+    let mut rec = Recorder::load().unwrap();
+    rec.arm(true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("late");
+    let mut child = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(format!(
+            "while :; do ls / >/dev/null; sleep 0.05; [ -e {0}.go ] && break; done; mkdir {0}; rmdir {0}",
+            target.display()
+        ))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    let ns = mntns_of(&child.id().to_string()).unwrap();
+    assert!(rec.pending_namespaces().contains(&ns));
+    rec.ignore(ns).unwrap();
+    // The loop keeps making syscalls; the namespace does not come back as pending.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !rec.pending_namespaces().contains(&ns),
+        "an ignored namespace came back as pending"
+    );
+    rec.watch(ns).unwrap();
+    std::fs::write(dir.path().join("late.go"), "").unwrap();
+    assert!(child.wait().unwrap().success());
+    rec.arm(false).unwrap();
+    let r = rec.take(ns).unwrap();
+    let after = r.all_names(Phase::AfterExec);
+    assert!(
+        after.contains("mkdir") && after.contains("rmdir"),
+        "watched after being ignored: {after:?}"
+    );
+}
+
+#[test]
+fn a_pinned_recorder_survives_its_process_and_is_taken_over() {
+    // The agent-restart path: the first recorder pins its maps and links and goes away; the
+    // programs keep recording; the next one takes over the maps, the watched namespaces and
+    // their notes, and loses nothing made before, during or after the gap.
+    skip_unless!(can_record(), "needs root and a BTF kernel");
+    skip_unless!(
+        std::path::Path::new("/sys/fs/bpf").exists(),
+        "bpffs is not mounted on /sys/fs/bpf"
+    );
+    use node_agent::recorder::{mntns_of, pin_dir, Phase, Recorder};
+    let root = std::path::PathBuf::from(format!("/sys/fs/bpf/seccomp-operator-test-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let pins = pin_dir(&root);
+    let dir = tempfile::tempdir().unwrap();
+    let step = |name: &str| dir.path().join(name);
+    // The workload: waits for each step's file, then makes a distinctive syscall.
+    let script = format!(
+        "until [ -e {a} ]; do sleep 0.02; done; mkdir {d}; \
+         until [ -e {b} ]; do sleep 0.02; done; rmdir {d}; \
+         until [ -e {c} ]; do sleep 0.02; done; ln -s x {l}",
+        a = step("a").display(),
+        b = step("b").display(),
+        c = step("c").display(),
+        d = step("d").display(),
+        l = step("l").display(),
+    );
+    let mut child = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ns = mntns_of(&child.id().to_string()).unwrap();
+
+    let mut first = Recorder::load_pinned(&pins).unwrap();
+    assert!(!first.resumed());
+    first.watch(ns).unwrap();
+    first.set_note(ns, b"container abc").unwrap();
+    std::fs::write(step("a"), "").unwrap(); // mkdir, first process alive
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(first);
+    assert!(Recorder::pinned_in(&pins));
+    std::fs::write(step("b"), "").unwrap(); // rmdir, no process holds the recorder
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    let mut second = Recorder::load_pinned(&pins).unwrap();
+    assert!(second.resumed());
+    let watched: Vec<u64> = second.watched().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(watched, vec![ns]);
+    assert_eq!(second.note(ns).as_deref(), Some(&b"container abc"[..]));
+    std::fs::write(step("c"), "").unwrap(); // symlink, after the takeover
+    assert!(child.wait().unwrap().success());
+    let r = second.take(ns).unwrap();
+    let mut names = r.all_names(Phase::BeforeExec);
+    names.extend(r.all_names(Phase::AfterExec));
+    for want in ["mkdir", "rmdir", "symlinkat"] {
+        assert!(names.contains(want), "{want} missing: {names:?}");
+    }
+    assert_eq!(second.note(ns), None, "take removes the note");
+    second.unpin().unwrap();
+    assert!(!Recorder::pinned_in(&pins));
+    assert!(!pins.exists());
+    let _ = std::fs::remove_dir(&root);
+}

@@ -13,11 +13,13 @@
 pub mod procfs;
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use crds::model::Arch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 /// The compiled CO-RE object.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/recorder.bpf.o"));
@@ -70,9 +72,12 @@ struct Config {
     pad: u32,
     slot_ns: [u64; MAX_SLOTS],
     slot_of: [u16; SLOT_BUCKETS as usize],
+    /// (namespace, generation) per bucket.
+    ignored: [[u64; 2]; SLOT_BUCKETS as usize],
 }
 
-// SAFETY: plain old data, `repr(C)`, no padding (u64, 4 x u32, u64 array, u16 array).
+// SAFETY: plain old data, `repr(C)`, no padding (u64, 4 x u32, u64 array, u16 array of
+// 2 KiB, which keeps the u64 pairs after it aligned).
 unsafe impl Pod for Config {}
 
 /// Which part of a namespace's life.
@@ -224,8 +229,44 @@ pub struct Recorder {
     armed: bool,
     slots: BTreeMap<u64, u32>,
     hashed: BTreeSet<u64>,
-    extra: std::collections::HashMap<u64, NsRecord>,
+    ignored: std::collections::HashMap<u64, u64>,
+    ignored_order: std::collections::VecDeque<u64>,
+    /// Where maps and links are pinned (in-cluster), so that the programs keep recording
+    /// while the agent restarts and the next agent process takes over their maps.
+    pin_dir: Option<PathBuf>,
+    links: Vec<PinnedLink>,
+    resumed: bool,
 }
+
+/// Maps kept in bpffs across agent restarts.
+const PINNED_MAPS: [&str; 6] = ["config", "slots", "recording", "pending", "stats", "notes"];
+
+const NOTE_LEN: usize = 1020;
+
+/// Mirror of `struct note`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Note {
+    len: u32,
+    data: [u8; NOTE_LEN],
+}
+
+// SAFETY: plain old data, `repr(C)`, no padding (u32 + 1020 bytes), any bit pattern valid.
+unsafe impl Pod for Note {}
+/// The attached programs (program name = tracepoint name).
+const PROGRAMS: [&str; 2] = ["sys_enter", "sched_process_exec"];
+
+/// The pin directory for this build of the recorder under `root` (e.g.
+/// `/sys/fs/bpf/seccomp-operator`): named after the object's hash, so that an agent of
+/// another version never reuses maps of another layout.
+pub fn pin_dir(root: &Path) -> PathBuf {
+    let hash = crds::model::content_hash(OBJECT);
+    let hex = hash.trim_start_matches("sha256:");
+    root.join(format!("recorder-{}", &hex[..16]))
+}
+
+/// Ignored namespaces kept in the config's direct-mapped table (one per bucket at most).
+const IGNORED_MAX: usize = 4 * SLOT_BUCKETS as usize;
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -233,6 +274,35 @@ impl std::fmt::Debug for Recorder {
             .field("host_mntns", &self.host_mntns)
             .field("armed", &self.armed)
             .finish()
+    }
+}
+
+/// Remove pinned recorders of other versions under `root` (an upgraded agent cannot take over
+/// maps of another layout): their programs are detached and their maps freed.
+pub fn remove_stale_pins(root: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for dir in entries.filter_map(Result::ok).map(|e| e.path()) {
+        let stale = dir != keep
+            && dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("recorder-"));
+        if !stale {
+            continue;
+        }
+        for prog in PROGRAMS {
+            if let Ok(l) = PinnedLink::from_pin(dir.join(format!("link-{prog}"))) {
+                let _ = l.unpin();
+            }
+        }
+        if let Ok(files) = std::fs::read_dir(&dir) {
+            for f in files.filter_map(Result::ok) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
     }
 }
 
@@ -269,28 +339,69 @@ pub fn preflight() -> Result<(), RecorderError> {
 }
 
 impl Recorder {
-    /// Load and attach. The host's mount namespace (that of PID 1) is never recorded.
+    /// Load and attach. The host's mount namespace (that of PID 1) is never recorded. The
+    /// programs are detached when the recorder is dropped.
     pub fn load() -> Result<Self, RecorderError> {
+        Self::load_inner(None)
+    }
+
+    /// Load and attach with maps and links pinned in `dir` (see [`pin_dir`]): if an earlier
+    /// process left them there, its maps are taken over with everything they recorded, its
+    /// programs are replaced without a gap (both run for a moment, setting the same bits),
+    /// and the watched namespaces are read back from the maps. The programs stay attached
+    /// when the recorder is dropped; [`Recorder::unpin`] detaches them for good.
+    pub fn load_pinned(dir: &Path) -> Result<Self, RecorderError> {
+        Self::load_inner(Some(dir))
+    }
+
+    /// Whether an earlier process left a pinned recorder in `dir`.
+    pub fn pinned_in(dir: &Path) -> bool {
+        PROGRAMS.iter().any(|p| dir.join(format!("link-{p}")).exists())
+    }
+
+    fn load_inner(pin: Option<&Path>) -> Result<Self, RecorderError> {
         preflight()?;
         let load = |e: &dyn std::fmt::Display| RecorderError::Load(e.to_string());
+        let resumed = pin.is_some_and(|d| d.join("config").exists());
+        if let Some(dir) = pin {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| load(&format!("creating {}: {e}", dir.display())))?;
+        }
         let btf = Btf::from_sys_fs().map_err(|e| load(&e))?;
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
-            .load(OBJECT)
-            .map_err(|e| load(&e))?;
-        for (prog, tp) in [
-            ("sys_enter", "sys_enter"),
-            ("sched_process_exec", "sched_process_exec"),
-        ] {
+        let mut loader = EbpfLoader::new();
+        loader.btf(Some(&btf));
+        let paths: Vec<(&str, PathBuf)> = match pin {
+            Some(dir) => PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect(),
+            None => Vec::new(),
+        };
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(|e| load(&e))?;
+        let mut links = Vec::new();
+        for prog in PROGRAMS {
             let p: &mut BtfTracePoint = ebpf
                 .program_mut(prog)
                 .ok_or_else(|| load(&format!("program {prog} missing from the object")))?
                 .try_into()
                 .map_err(|e| load(&e))?;
-            p.load(tp, &btf)
+            p.load(prog, &btf)
                 .map_err(|e| load(&format!("{prog}: {e}")))?;
-            p.attach()
+            let id = p
+                .attach()
                 .map_err(|e| load(&format!("attaching {prog}: {e}")))?;
+            if let Some(dir) = pin {
+                let link: FdLink = p.take_link(id).map_err(|e| load(&e))?.into();
+                let path = dir.join(format!("link-{prog}"));
+                // The old program stays attached until its link fd (held here) closes, after
+                // the new one is pinned: no syscall goes unrecorded in between.
+                let old = PinnedLink::from_pin(&path).ok().and_then(|l| l.unpin().ok());
+                links.push(
+                    link.pin(&path)
+                        .map_err(|e| load(&format!("pinning {}: {e}", path.display())))?,
+                );
+                drop(old);
+            }
         }
         // The host's namespace is PID 1's; where PID 1 is not readable (some VMs' init), the
         // namespace this process runs in (seccompctl runs on the host).
@@ -303,10 +414,76 @@ impl Recorder {
             armed: false,
             slots: Default::default(),
             hashed: Default::default(),
-            extra: Default::default(),
+            ignored: Default::default(),
+            ignored_order: Default::default(),
+            pin_dir: pin.map(Path::to_path_buf),
+            links,
+            resumed,
         };
+        if resumed {
+            r.restore_state()?;
+        }
         r.write_config()?;
         Ok(r)
+    }
+
+    /// Whether this recorder took over maps an earlier process left pinned.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Read the watched namespaces, ignored ones and the armed flag back from the maps.
+    fn restore_state(&mut self) -> Result<(), RecorderError> {
+        let cfg: Config = {
+            let map: Array<&MapData, Config> =
+                Array::try_from(self.ebpf.map("config").expect("config map"))
+                    .map_err(map_err("config"))?;
+            map.get(&0, 0).map_err(map_err("config"))?
+        };
+        self.armed = cfg.armed != 0;
+        for s in cfg.slot_of.iter().filter(|s| **s != 0) {
+            let slot = u32::from(*s - 1) % MAX_SLOTS as u32;
+            let ns = cfg.slot_ns[slot as usize];
+            if ns != 0 {
+                self.slots.insert(ns, slot);
+            }
+        }
+        let keys: Vec<u64> = self.recording()?.keys().filter_map(Result::ok).collect();
+        self.hashed.extend(keys);
+        for [ns, gen] in cfg.ignored.iter().filter(|e| e[0] != 0) {
+            self.ignored.insert(*ns, *gen);
+            self.ignored_order.push_back(*ns);
+        }
+        Ok(())
+    }
+
+    /// Detach the programs and remove the pins (the maps go with the last reference). For
+    /// a recorder loaded with [`Recorder::load_pinned`] when nothing is left to record.
+    pub fn unpin(self) -> Result<(), RecorderError> {
+        let Some(dir) = self.pin_dir.clone() else {
+            return Ok(());
+        };
+        for link in self.links {
+            let _ = link.unpin();
+        }
+        for m in PINNED_MAPS {
+            let _ = std::fs::remove_file(dir.join(m));
+        }
+        let _ = std::fs::remove_dir(&dir);
+        Ok(())
+    }
+
+    /// The namespaces being recorded (watched), with what they recorded so far.
+    pub fn watched(&mut self) -> Vec<(u64, NsRecord)> {
+        let all: Vec<u64> = self
+            .slots
+            .keys()
+            .chain(self.hashed.iter())
+            .copied()
+            .collect();
+        all.into_iter()
+            .filter_map(|ns| self.read(ns).map(|r| (ns, r)))
+            .collect()
     }
 
     fn write_config(&mut self) -> Result<(), RecorderError> {
@@ -318,7 +495,11 @@ impl Recorder {
             pad: 0,
             slot_ns: [0; MAX_SLOTS],
             slot_of: [0; SLOT_BUCKETS as usize],
+            ignored: [[0; 2]; SLOT_BUCKETS as usize],
         };
+        for (&ns, &gen) in &self.ignored {
+            cfg.ignored[(ns % SLOT_BUCKETS) as usize] = [ns, gen];
+        }
         for (&ns, &slot) in &self.slots {
             cfg.slot_ns[slot as usize] = ns;
             cfg.slot_of[(ns % SLOT_BUCKETS) as usize] = slot as u16 + 1;
@@ -357,65 +538,84 @@ impl Recorder {
     /// Record `mntns` until [`Recorder::take`]. What the armed recorder already has for it
     /// is carried over.
     ///
-    /// The kernel-side record is created once and never written by userspace again (a
-    /// read-modify-write could clear a bit the kernel sets in between); earlier bits from the
-    /// pending map are kept in userspace and added on every read.
+    /// The kernel-side record is written by userspace only once, before it is published in
+    /// the config (a read-modify-write later could clear a bit the kernel sets in between):
+    /// it starts with what `pending` holds. Bits a CPU still puts into `pending` after that
+    /// are added on every read, until [`Recorder::take`].
     pub fn watch(&mut self, mntns: u64) -> Result<(), RecorderError> {
-        if !self.slots.contains_key(&mntns) && !self.hashed.contains(&mntns) {
-            // The new record starts in the phase the namespace is in: a container found by
-            // its cgroup has exec'd already, and its bits from now on are the program's.
-            let start = self
-                .pending()?
-                .get(&mntns, 0)
-                .map(|p| NsRecord {
-                    flags: p.flags & FLAG_EXECED,
-                    gen: p.gen,
-                    cgroup: p.cgroup,
-                    ..NsRecord::default()
-                })
-                .unwrap_or_default();
-            let bucket_free = !self
-                .slots
-                .keys()
-                .any(|ns| ns % SLOT_BUCKETS == mntns % SLOT_BUCKETS);
-            let free = (0..MAX_SLOTS as u32).find(|s| !self.slots.values().any(|v| v == s));
-            match free.filter(|_| bucket_free) {
-                Some(slot) => {
-                    // The record first, then publish the slot.
-                    self.slot_map()?
-                        .set(slot, start, 0)
-                        .map_err(map_err("slots"))?;
-                    self.slots.insert(mntns, slot);
-                }
-                None => {
-                    match self.recording()?.insert(mntns, start, BPF_NOEXIST) {
-                        Ok(()) => {}
-                        Err(aya::maps::MapError::SyscallError(e))
-                            if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
-                        Err(e) => return Err(map_err("recording")(e)),
-                    }
-                    self.hashed.insert(mntns);
-                }
+        if self.ignored.remove(&mntns).is_some() {
+            self.ignored_order.retain(|n| *n != mntns);
+        }
+        if self.slots.contains_key(&mntns) || self.hashed.contains(&mntns) {
+            return Ok(());
+        }
+        // The new record starts in the phase the namespace is in: a container found by its
+        // cgroup has exec'd already, and its bits from now on are the program's.
+        let start = match self.pending()?.get(&mntns, 0) {
+            Ok(p) if p.flags & FLAG_IGNORED == 0 => NsRecord {
+                flags: p.flags & FLAG_EXECED,
+                ..p
+            },
+            Ok(p) => NsRecord {
+                gen: p.gen,
+                ..NsRecord::default()
+            },
+            Err(_) => NsRecord::default(),
+        };
+        let bucket_free = !self
+            .slots
+            .keys()
+            .any(|ns| ns % SLOT_BUCKETS == mntns % SLOT_BUCKETS);
+        let free = (0..MAX_SLOTS as u32).find(|s| !self.slots.values().any(|v| v == s));
+        match free.filter(|_| bucket_free) {
+            Some(slot) => {
+                // The record first, then publish the slot.
+                self.slot_map()?
+                    .set(slot, start, 0)
+                    .map_err(map_err("slots"))?;
+                self.slots.insert(mntns, slot);
             }
-            self.write_config()?;
+            None => {
+                match self.recording()?.insert(mntns, start, BPF_NOEXIST) {
+                    Ok(()) => {}
+                    Err(aya::maps::MapError::SyscallError(e))
+                        if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(map_err("recording")(e)),
+                }
+                self.hashed.insert(mntns);
+            }
         }
-        let earlier = self.pending()?.get(&mntns, 0).ok();
-        let entry = self.extra.entry(mntns).or_default();
-        if let Some(p) = earlier {
-            entry.union(&p);
-        }
-        Ok(())
+        self.write_config()
     }
 
-    /// Stop recording a namespace nobody wants (armed mode).
+    /// Stop recording a namespace nobody wants (armed mode). Its generation is kept, so that a
+    /// new namespace that reuses the inode number is recorded again.
     pub fn ignore(&mut self, mntns: u64) -> Result<(), RecorderError> {
+        let gen = self
+            .pending()?
+            .get(&mntns, 0)
+            .map(|r| r.gen)
+            .unwrap_or(0);
         let rec = NsRecord {
             flags: FLAG_IGNORED,
+            gen,
             ..NsRecord::default()
         };
         self.pending()?
             .insert(mntns, rec, 0)
-            .map_err(map_err("pending"))
+            .map_err(map_err("pending"))?;
+        // Bounded like the LRU map: the oldest entries go first; a forgotten one still has
+        // its IGNORED entry in `pending`.
+        if self.ignored.len() >= IGNORED_MAX {
+            if let Some(&oldest) = self.ignored_order.front() {
+                self.ignored_order.pop_front();
+                self.ignored.remove(&oldest);
+            }
+        }
+        if self.ignored.insert(mntns, gen).is_none() {
+            self.ignored_order.push_back(mntns);
+        }
+        self.write_config()
     }
 
     /// A copy of what is recorded for a watched namespace so far.
@@ -433,9 +633,6 @@ impl Recorder {
             if p.flags & FLAG_IGNORED == 0 {
                 r.union(&p);
             }
-        }
-        if let Some(extra) = self.extra.get(&mntns) {
-            r.union(extra);
         }
         Some(r)
     }
@@ -456,6 +653,36 @@ impl Recorder {
             .collect()
     }
 
+    fn notes(&mut self) -> Result<BpfHashMap<&mut MapData, u64, Note>, RecorderError> {
+        BpfHashMap::try_from(self.ebpf.map_mut("notes").expect("notes map"))
+            .map_err(map_err("notes"))
+    }
+
+    /// Keep a note (at most 1020 bytes) about a watched namespace next to its record; with
+    /// pinned maps it survives a restart of this process. Removed by [`Recorder::take`].
+    pub fn set_note(&mut self, mntns: u64, note: &[u8]) -> Result<(), RecorderError> {
+        if note.len() > NOTE_LEN {
+            return Err(RecorderError::Map {
+                map: "notes",
+                err: format!("note of {} bytes, at most {NOTE_LEN} fit", note.len()),
+            });
+        }
+        let mut n = Note {
+            len: note.len() as u32,
+            data: [0; NOTE_LEN],
+        };
+        n.data[..note.len()].copy_from_slice(note);
+        self.notes()?
+            .insert(mntns, n, 0)
+            .map_err(map_err("notes"))
+    }
+
+    /// The note kept about a namespace.
+    pub fn note(&mut self, mntns: u64) -> Option<Vec<u8>> {
+        let n = self.notes().ok()?.get(&mntns, 0).ok()?;
+        Some(n.data[..(n.len as usize).min(NOTE_LEN)].to_vec())
+    }
+
     /// Final read of a namespace whose processes are gone: copy, then delete.
     pub fn take(&mut self, mntns: u64) -> Option<NsRecord> {
         let r = self.read(mntns)?;
@@ -470,7 +697,7 @@ impl Recorder {
             let _ = self.recording().map(|mut m| m.remove(&mntns));
         }
         let _ = self.pending().map(|mut m| m.remove(&mntns));
-        self.extra.remove(&mntns);
+        let _ = self.notes().map(|mut m| m.remove(&mntns));
         Some(r)
     }
 

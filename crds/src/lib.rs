@@ -82,3 +82,7 @@ pub fn selector_matches(
 
 /// Label on profiles produced by a recording: the pod they were recorded from.
 pub const LABEL_POD: &str = "seccomp-operator.dev/pod";
+/// Label on the `SCMP_ACT_LOG` profile a `Logs` recording uses: the recording's name.
+pub const LABEL_AUDIT_LOG_FOR: &str = "seccomp-operator.dev/audit-log-for";
+/// Annotation the binding webhook puts on pods it placed under a `Logs` recording's profile.
+pub const ANNOTATION_RECORDED_BY: &str = "seccomp-operator.dev/recorded-by";

@@ -681,3 +681,306 @@ async fn j10_recording_without_merge_gives_one_profile_per_pod() -> anyhow::Resu
     }
     Ok(())
 }
+
+/// Delete the node agent pod and wait for its replacement to be ready.
+async fn restart_agent(client: &kube::Client) -> anyhow::Result<()> {
+    let old = agent_pod(client).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+    pods.delete(&old.name_any(), &DeleteParams::default())
+        .await?;
+    wait_for(
+        "a new ready node agent",
+        Duration::from_secs(90),
+        || async {
+            let p = agent_pod(client).await.ok()?;
+            (p.uid() != old.uid() && is_ready(&p)).then_some(())
+        },
+    )
+    .await
+}
+
+fn recording(name: &str, app: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({"podSelector": {"matchLabels": {"app": app}}, "mergeStrategy": "None"});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().cloned().unwrap_or_default());
+    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": name}, "spec": spec})
+}
+
+fn allowed_names(p: &SeccompProfile) -> Vec<String> {
+    p.spec
+        .document
+        .syscalls
+        .iter()
+        .filter(|r| r.action == crds::model::Action::Allow)
+        .flat_map(|r| r.names.iter().cloned())
+        .collect()
+}
+
+#[tokio::test]
+async fn j11_agent_restart_mid_recording_loses_no_syscall() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "recrestart").await?;
+    ns.apply::<crds::ProfileRecording>(recording("rec", "steps", json!({})))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // mkdir/rmdir right away (before the restart), the symlink long after it.
+    let mut pod = busybox_pod(
+        "steps",
+        "mkdir /tmp/a; rmdir /tmp/a; echo made; sleep 40; ln -s x /tmp/l; echo linked",
+        None,
+    );
+    pod["metadata"]["labels"] = json!({"app": "steps"});
+    let pods: Api<Pod> = ns.api();
+    pods.create(&PostParams::default(), &serde_json::from_value(pod)?)
+        .await?;
+    wait_for(
+        "the workload's first steps",
+        Duration::from_secs(60),
+        || async {
+            let l = pods.logs("steps", &Default::default()).await.ok()?;
+            l.contains("made").then_some(())
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    restart_agent(&client).await?;
+    let (phase, logs) = ns.pod_result("steps").await?;
+    assert_eq!(phase, "Succeeded", "{logs}");
+    let p = ns
+        .wait_profile(
+            "rec-steps-main",
+            "the recorded profile Installed",
+            installed,
+        )
+        .await?;
+    let names = allowed_names(&p);
+    for want in ["mkdir", "rmdir"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} (made before the restart) missing: {names:?}"
+        );
+    }
+    assert!(
+        names.iter().any(|n| n == "symlink" || n == "symlinkat"),
+        "the symlink made after the restart is missing: {names:?}"
+    );
+    Ok(())
+}
+
+/// Distinct syscall names the kernel logged (SCMP_ACT_LOG audit records) after `marker`.
+fn kernel_logged_after(marker: &str) -> Vec<String> {
+    let out = std::process::Command::new("dmesg").output().expect("dmesg");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let log = text.rsplit(marker).next().unwrap_or_default();
+    let mut names: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("type=1326") && l.contains("code=0x7ffc0000"))
+        .filter(|l| l.contains("comm=\"runc:[2:INIT]\"") || l.contains("comm=\"sh\""))
+        .filter_map(|l| {
+            l.split("syscall=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<i32>()
+                .ok()
+        })
+        .filter_map(|nr| seccomp_filter::syscall_name(Arch::native(), nr))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn echo_hi_pod(name: &str, app: &str, profile: Option<&str>) -> serde_json::Value {
+    let mut pod = busybox_pod(name, "echo hi", profile);
+    pod["metadata"]["labels"] = json!({"app": app});
+    let sc = pod["spec"]["containers"][0]["securityContext"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut sc = serde_json::Value::Object(sc);
+    sc["allowPrivilegeEscalation"] = json!(false);
+    pod["spec"]["containers"][0]["securityContext"] = sc;
+    pod
+}
+
+#[tokio::test]
+async fn j12_recorded_echo_hi_matches_the_kernel_and_runs_20_of_20() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("j12 reads the kernel log: run the e2e tests as root");
+    }
+    let ns = TestNs::new(client.clone(), "echohi").await?;
+    ns.apply::<crds::ProfileRecording>(recording("rec", "echo", json!({})))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (phase, logs) = ns.run_pod(echo_hi_pod("echo", "echo", None)).await?;
+    assert_eq!((phase.as_str(), logs.as_str()), ("Succeeded", "hi\n"));
+    let recorded = ns
+        .wait_profile("rec-echo-main", "the recorded profile Installed", installed)
+        .await?;
+    let recorded_names = allowed_names(&recorded);
+
+    // The kernel's own count: the same container under an SCMP_ACT_LOG profile.
+    ns.apply::<SeccompProfile>(sp("log-all", json!({"defaultAction": "SCMP_ACT_LOG"})))
+        .await?;
+    ns.wait_profile("log-all", "Installed", installed).await?;
+    let old_limit = std::fs::read_to_string("/proc/sys/kernel/printk_ratelimit")?;
+    std::fs::write("/proc/sys/kernel/printk_ratelimit", "0")?;
+    let marker = format!("seccomp-operator-e2e-{}", ns.name);
+    std::fs::write("/dev/kmsg", &marker)?;
+    let profile = format!("operator/{}/log-all.json", ns.name);
+    let r = ns
+        .run_pod(echo_hi_pod("logged", "other", Some(&profile)))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kernel = kernel_logged_after(&marker);
+    std::fs::write("/proc/sys/kernel/printk_ratelimit", old_limit.trim())?;
+    assert_eq!(r?.0, "Succeeded");
+    assert!(kernel.len() > 10, "no audit records after {marker}");
+    let missing: Vec<_> = kernel
+        .iter()
+        .filter(|k| !recorded_names.contains(k))
+        .collect();
+    let diff = recorded_names.len() as i64 - kernel.len() as i64;
+    eprintln!(
+        "recorded {} syscalls in the cluster, the kernel logged {} ({diff:+})",
+        recorded_names.len(),
+        kernel.len()
+    );
+    assert!(missing.is_empty(), "the recording lacks {missing:?}");
+    assert!(
+        diff.abs() <= 2,
+        "recorded {recorded_names:?} vs kernel {kernel:?}"
+    );
+
+    // 20 runs out of 20 under the recorded profile, in batches of 5.
+    let profile = format!("operator/{}/rec-echo-main.json", ns.name);
+    for batch in 0..4 {
+        let pods: Api<Pod> = ns.api();
+        let names: Vec<String> = (0..5).map(|i| format!("run-{}", batch * 5 + i)).collect();
+        for n in &names {
+            pods.create(
+                &PostParams::default(),
+                &serde_json::from_value(echo_hi_pod(n, "enforced", Some(&profile)))?,
+            )
+            .await?;
+        }
+        for n in &names {
+            let (phase, logs) = ns.pod_result(n).await?;
+            assert_eq!(
+                (phase.as_str(), logs.as_str()),
+                ("Succeeded", "hi\n"),
+                "{n} under the recorded profile"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "recordlogs").await?;
+    // The Logs recorder works through the binding webhook, enabled per namespace.
+    let nsapi: Api<Namespace> = Api::all(client.clone());
+    nsapi
+        .patch(
+            &ns.name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {crds::LABEL_BINDING: "enabled"}}})),
+        )
+        .await?;
+    ns.apply::<crds::ProfileRecording>(recording(
+        "logs",
+        "wl-logs",
+        json!({"recorder": "Logs", "mergeStrategy": "Containers"}),
+    ))
+    .await?;
+    ns.apply::<crds::ProfileRecording>(recording(
+        "bpf",
+        "wl-bpf",
+        json!({"recorder": "Bpf", "mergeStrategy": "Containers"}),
+    ))
+    .await?;
+    // The recording's SCMP_ACT_LOG profile must be on the node before its pods start.
+    ns.wait_profile("logs.log", "the audit-log profile Installed", installed)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for app in ["wl-logs", "wl-bpf"] {
+        ns.apply::<k8s_openapi::api::apps::v1::Deployment>(deployment(app, 2, WORKLOAD))
+            .await?;
+    }
+    scale(&ns, "wl-logs", 2).await?;
+    scale(&ns, "wl-bpf", 2).await?;
+    let pods: Api<Pod> = ns.api();
+    let logged = pods
+        .list(&kube::api::ListParams::default().labels("app=wl-logs"))
+        .await?
+        .items
+        .remove(0);
+    assert_eq!(
+        logged.annotations().get(crds::ANNOTATION_RECORDED_BY).map(String::as_str),
+        Some("logs"),
+        "the webhook put the pod under the recording's log profile"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    scale(&ns, "wl-logs", 0).await?;
+    scale(&ns, "wl-bpf", 0).await?;
+
+    let from_logs = ns
+        .wait_profile("logs-app", "the Logs recording's profile Installed", installed)
+        .await?;
+    let from_bpf = ns
+        .wait_profile("bpf-app", "the Bpf recording's profile Installed", installed)
+        .await?;
+    let a: std::collections::BTreeSet<String> = allowed_names(&from_logs).into_iter().collect();
+    let b: std::collections::BTreeSet<String> = allowed_names(&from_bpf).into_iter().collect();
+    let only_logs: Vec<_> = a.difference(&b).collect();
+    let only_bpf: Vec<_> = b.difference(&a).collect();
+    eprintln!(
+        "Logs recorder: {} syscalls, Bpf recorder: {}; only in Logs: {only_logs:?}; only in Bpf: {only_bpf:?}",
+        a.len(),
+        b.len()
+    );
+    for needed in ["execve", "getdents64", "clock_nanosleep", "write"] {
+        assert!(a.contains(needed), "{needed} missing from {a:?}");
+    }
+    assert!(
+        only_logs.len() + only_bpf.len() <= 4,
+        "the two recorders disagree: only in Logs {only_logs:?}, only in Bpf {only_bpf:?}"
+    );
+
+    // The Logs-recorded profile runs the workload enforced.
+    ns.apply::<ProfileBinding>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileBinding", "metadata": {"name": "wl"},
+        "spec": {"profileRef": {"kind": "SeccompProfile", "name": "logs-app"}, "image": "localhost/busybox:1"}}))
+    .await?;
+    ns.api::<crds::ProfileRecording>()
+        .delete("logs", &DeleteParams::default())
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut pod = busybox_pod(
+        "enforced",
+        "ls / >/dev/null; cat /etc/hostname >/dev/null; grep Seccomp: /proc/1/status; echo ok",
+        None,
+    );
+    pod["metadata"]["labels"] = json!({"app": "wl-logs"});
+    let (phase, logs) = ns.run_pod(pod).await?;
+    assert_eq!(phase, "Succeeded", "{logs}");
+    assert!(logs.contains("Seccomp:\t2") && logs.contains("ok"), "{logs}");
+    let p = pods.get("enforced").await?;
+    let sc = p.spec.as_ref().unwrap().containers[0]
+        .security_context
+        .clone()
+        .and_then(|s| s.seccomp_profile)
+        .and_then(|s| s.localhost_profile);
+    assert_eq!(sc, Some(format!("operator/{}/logs-app.json", ns.name)));
+    Ok(())
+}

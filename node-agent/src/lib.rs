@@ -1,6 +1,7 @@
 //! The seccomp-operator node agent: the profile installer, the eBPF syscall recorder, and the
 //! libseccomp boundary they share with the `seccompctl` CLI.
 
+pub mod audit;
 pub mod installer;
 pub mod local;
 pub mod metrics;

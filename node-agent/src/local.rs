@@ -286,10 +286,12 @@ pub fn run_enforced(doc: &SeccompDocument, argv: &[OsString]) -> anyhow::Error {
         let program = find_program(Path::new(cmd))
             .with_context(|| format!("command not found: {}", cmd.to_string_lossy()))?;
         let allowed = doc.names_by_action();
-        let execve_allowed = doc.default_action == model::Action::Allow
-            || allowed
-                .get("SCMP_ACT_ALLOW")
-                .is_some_and(|s| s.contains("execve"))
+        let execve_allowed = matches!(
+            doc.default_action,
+            model::Action::Allow | model::Action::Log
+        ) || allowed
+            .get("SCMP_ACT_ALLOW")
+            .is_some_and(|s| s.contains("execve"))
             || allowed
                 .get("SCMP_ACT_LOG")
                 .is_some_and(|s| s.contains("execve"));

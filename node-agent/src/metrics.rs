@@ -22,6 +22,9 @@ pub struct Metrics {
     recorded_profiles: Counter,
     recorded_syscalls: Counter,
     dropped_namespaces: Gauge,
+    audit_records: Gauge,
+    audit_lost: Gauge,
+    audit_unattributed: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -96,7 +99,28 @@ impl Metrics {
             "Namespaces the kernel could not add to the full pending map",
             dropped_namespaces.clone(),
         );
+        let audit_records = Gauge::default();
+        let audit_lost = Gauge::default();
+        let audit_unattributed = Counter::default();
+        registry.register(
+            "audit_records",
+            "Seccomp audit records received (Logs recordings), since the reader started",
+            audit_records.clone(),
+        );
+        registry.register(
+            "audit_lost",
+            "Seccomp audit records lost (socket overruns and a full queue), since the reader started",
+            audit_lost.clone(),
+        );
+        registry.register(
+            "audit_unattributed",
+            "Seccomp audit records of a Logs recording's filter whose process was gone before its container was found",
+            audit_unattributed.clone(),
+        );
         Metrics {
+            audit_records,
+            audit_lost,
+            audit_unattributed,
             recording_containers,
             pending_namespaces,
             recorded_profiles,
@@ -125,6 +149,13 @@ impl Metrics {
         self.recording_containers.set(recording as i64);
         self.pending_namespaces.set(pending as i64);
         self.dropped_namespaces.set(dropped as i64);
+    }
+
+    /// Record the audit reader's counters, and records that could not be attributed.
+    pub fn observe_audit(&self, received: u64, lost: u64, unattributed: u64) {
+        self.audit_records.set(received as i64);
+        self.audit_lost.set(lost as i64);
+        self.audit_unattributed.inc_by(unattributed);
     }
 
     /// Record a written recorded profile.

@@ -8,8 +8,9 @@
 //! containerd, CRI-O and runc — so a namespace maps to a container even when the container has
 //! already exited. Namespaces of containers no recording wants are ignored.
 
-use crate::recorder::{NsRecord, Phase, Recorder};
-use crds::model::{builtin, Arch, SeccompDocument};
+use crate::recorder::{Phase, Recorder};
+use crds::model::builtin::OciRuntime;
+use crds::model::{Arch, SeccompDocument};
 use crds::{
     MergeStrategy, ProfileRecording, SeccompProfile, SeccompProfileSpec, LABEL_CONTAINER,
     LABEL_PARTIAL, LABEL_POD, LABEL_RECORDING,
@@ -22,10 +23,13 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// A container to record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A container to record. Kept as the recorder's note about its namespace (JSON), so that a
+/// restarted agent knows which container a namespace it finds recording belongs to, even when
+/// the pod went away in the meantime.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     /// The recording.
     pub recording: String,
@@ -41,20 +45,14 @@ pub struct Target {
     pub no_new_privs: bool,
     /// The recording's merge strategy.
     pub strategy: MergeStrategy,
+    /// How the container is recorded.
+    #[serde(default)]
+    pub recorder: crds::Recorder,
 }
 
 /// Whether a recording is recording now.
 pub fn is_active(rec: &ProfileRecording, now: k8s_openapi::jiff::Timestamp) -> bool {
-    if rec.metadata.deletion_timestamp.is_some() {
-        return false;
-    }
-    match (
-        rec.metadata.creation_timestamp.as_ref(),
-        rec.spec.duration_seconds,
-    ) {
-        (Some(c), Some(d)) => now < c.0 + k8s_openapi::jiff::SignedDuration::from_secs(d.into()),
-        _ => true,
-    }
+    rec.is_active(now)
 }
 
 fn container_id(s: &ContainerStatus) -> Option<String> {
@@ -138,6 +136,7 @@ pub fn targets(
                         container: st.name.clone(),
                         no_new_privs,
                         strategy: rec.spec.merge_strategy,
+                        recorder: rec.spec.recorder,
                     },
                 );
             }
@@ -182,17 +181,20 @@ pub fn profile_name(parts: &[&str]) -> String {
     format!("{}-{}", full[..240].trim_end_matches(['-', '.']), &h[7..19])
 }
 
-/// The profile recorded for `t`: the container program's syscalls plus what runc's init makes
-/// after installing the filter. Partial (disabled, labelled, owned by the recording) when the
-/// recording merges per container; a finished, enabled profile otherwise.
-pub fn recorded_profile(t: &Target, rec: &NsRecord) -> SeccompProfile {
-    let mut names = rec.all_names(Phase::AfterExec);
-    let runtime = if t.no_new_privs {
-        builtin::RUNC_INIT_NNP
-    } else {
-        builtin::RUNC_INIT
-    };
-    names.extend(runtime.iter().map(|s| s.to_string()));
+/// The profile recorded for `t`: the container program's syscalls plus what the runtime's
+/// init makes after installing the filter. Partial (disabled, labelled, owned by the
+/// recording) when the recording merges per container; a finished, enabled profile otherwise.
+pub fn recorded_profile(
+    t: &Target,
+    mut names: std::collections::BTreeSet<String>,
+    runtime: OciRuntime,
+) -> SeccompProfile {
+    names.extend(
+        runtime
+            .init_syscalls(t.no_new_privs)
+            .iter()
+            .map(|s| s.to_string()),
+    );
     let partial = t.strategy == MergeStrategy::Containers;
     let mut p = SeccompProfile::new(
         &profile_name(&[&t.recording, &t.pod, &t.container]),
@@ -226,15 +228,28 @@ pub fn recorded_profile(t: &Target, rec: &NsRecord) -> SeccompProfile {
 /// Give up on a namespace nobody claims after this long.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How the node records.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where the recorder's maps and links are pinned (bpffs), so that recordings survive an
+    /// agent restart; None keeps them in the process.
+    pub pin_root: Option<PathBuf>,
+    /// The OCI runtime the node's containers run with (what its init calls after the filter
+    /// goes into every recorded profile).
+    pub runtime: OciRuntime,
+}
+
 /// Record containers for ProfileRecordings on this node until the stream ends.
 ///
 /// The eBPF recorder is loaded only while a recording is active (or recorded containers still
 /// wait to be written): a node with nothing to record runs no program on its syscalls and
-/// holds none of the memory the loader needs.
+/// holds none of the memory the loader needs. Its maps and links are pinned: an agent that
+/// restarts mid-recording finds the programs still recording and takes over.
 pub async fn run(
     client: Client,
     node_name: String,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    opts: Options,
 ) {
     let (recs, rw) = reflector::store::<ProfileRecording>();
     let (pods, pw) = reflector::store::<Pod>();
@@ -260,6 +275,11 @@ pub async fn run(
         .default_backoff()
         .for_each(|_| async {}),
     );
+    let pins = opts.pin_root.as_ref().map(|root| {
+        let dir = crate::recorder::pin_dir(root);
+        crate::recorder::remove_stale_pins(root, &dir);
+        dir
+    });
     let _ = recs.wait_until_ready().await;
     let _ = pods.wait_until_ready().await;
     let mut state: Option<State> = None;
@@ -267,18 +287,31 @@ pub async fn run(
     loop {
         let now = k8s_openapi::jiff::Timestamp::now();
         let active = recs.state().iter().any(|r| is_active(r, now));
+        let left_pinned = pins.as_deref().is_some_and(Recorder::pinned_in);
         let may_retry = load_failed_at.is_none_or(|t| t.elapsed() > Duration::from_secs(30));
-        if state.is_none() && active && may_retry {
-            match Recorder::load() {
+        if state.is_none() && (active || left_pinned) && may_retry {
+            let loaded = match &pins {
+                Some(dir) => Recorder::load_pinned(dir),
+                None => Recorder::load(),
+            };
+            match loaded {
                 Ok(recorder) => {
-                    tracing::info!("a recording is active: eBPF recorder loaded");
+                    if recorder.resumed() {
+                        tracing::info!(
+                            "took over the eBPF recorder a previous agent left recording"
+                        );
+                    } else {
+                        tracing::info!("a recording is active: eBPF recorder loaded");
+                    }
                     release_freed_memory();
                     state = Some(State {
                         recorder,
+                        runtime: opts.runtime,
                         sessions: HashMap::new(),
                         first_seen: HashMap::new(),
-                        finished: Vec::new(),
                         done: Default::default(),
+                        audit: None,
+                        logged: HashMap::new(),
                     });
                 }
                 Err(e) => {
@@ -289,8 +322,12 @@ pub async fn run(
         }
         if let Some(st) = state.as_mut() {
             st.tick(&client, &recs, &pods, &metrics).await;
-            if !active && st.sessions.is_empty() && st.finished.is_empty() {
-                state = None;
+            if !active && st.sessions.is_empty() && st.logged.is_empty() {
+                if let Some(st) = state.take() {
+                    if let Err(e) = st.recorder.unpin() {
+                        tracing::warn!(error = %e, "removing the recorder's pins failed");
+                    }
+                }
                 release_freed_memory();
                 metrics.observe_recorder(0, 0, 0);
                 tracing::info!("no recording is active: eBPF recorder unloaded");
@@ -308,21 +345,65 @@ fn release_freed_memory() {
     }
 }
 
+/// A recorded container, as its namespace's note says.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Session {
+    id: String,
+    target: Target,
+    /// The container ended: publish, then forget the namespace.
+    #[serde(default)]
+    ended: bool,
+}
+
 /// What the recording loop keeps between ticks.
 struct State {
     recorder: Recorder,
-    /// Watched namespace → (container ID, target).
-    sessions: HashMap<u64, (String, Target)>,
+    runtime: OciRuntime,
+    /// Watched namespace → the container it records.
+    sessions: HashMap<u64, Session>,
     /// Unclaimed namespaces and when they were first seen.
     first_seen: HashMap<u64, Instant>,
-    /// Records read but not yet written as profiles.
-    finished: Vec<(Target, NsRecord)>,
     /// Containers already turned into profiles (a namespace that outlives its final read is
     /// not recorded twice).
     done: std::collections::HashSet<String>,
+    /// The audit reader, while a `Logs` recording is active.
+    audit: Option<crate::audit::AuditReader>,
+    /// `Logs` recordings: container ID → what its audit records named so far.
+    logged: HashMap<String, LogSession>,
+}
+
+/// A container recorded from the kernel's audit records.
+struct LogSession {
+    target: Target,
+    names: std::collections::BTreeSet<String>,
+    ended: bool,
 }
 
 impl State {
+    /// Watched namespaces this process does not know yet (a previous agent process started
+    /// them): their notes say which container they record.
+    fn adopt_watched(&mut self) {
+        for ns in self.recorder.watched_namespaces() {
+            if self.sessions.contains_key(&ns) {
+                continue;
+            }
+            let session = self
+                .recorder
+                .note(ns)
+                .and_then(|n| serde_json::from_slice::<Session>(&n).ok());
+            match session {
+                Some(s) => {
+                    tracing::info!(recording = %s.target.recording, pod = %s.target.pod, container = %s.target.container, mntns = ns, "resumed recording container");
+                    self.sessions.insert(ns, s);
+                }
+                None => {
+                    tracing::warn!(mntns = ns, "a watched namespace without a note; dropped");
+                    let _ = self.recorder.take(ns);
+                }
+            }
+        }
+    }
+
     async fn tick(
         &mut self,
         client: &Client,
@@ -330,18 +411,22 @@ impl State {
         pods: &Store<Pod>,
         metrics: &crate::metrics::Metrics,
     ) {
-        let State {
-            recorder,
-            sessions,
-            first_seen,
-            finished,
-            done,
-        } = self;
+        self.adopt_watched();
         let now = k8s_openapi::jiff::Timestamp::now();
         let recordings: Vec<ProfileRecording> =
             recs.state().iter().map(|r| (**r).clone()).collect();
         let pod_list: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
         let armed = recordings.iter().any(|r| is_active(r, now));
+        self.tick_logs(client, &recordings, &pod_list, now, metrics)
+            .await;
+        let State {
+            recorder,
+            runtime,
+            sessions,
+            first_seen,
+            done,
+            ..
+        } = self;
         if let Err(e) = recorder.arm(armed) {
             tracing::warn!(error = %e, "arming the recorder failed");
         }
@@ -354,11 +439,24 @@ impl State {
                     let _ = recorder.ignore(ns);
                     first_seen.remove(&ns);
                 }
-                Some(id) if wanted.contains_key(&id) => {
-                    let t = wanted[&id].clone();
+                Some(id)
+                    if wanted
+                        .get(&id)
+                        .is_some_and(|t| t.recorder == crds::Recorder::Bpf) =>
+                {
+                    let session = Session {
+                        target: wanted[&id].clone(),
+                        id,
+                        ended: false,
+                    };
+                    let note = serde_json::to_vec(&session).unwrap_or_default();
                     if recorder.watch(ns).is_ok() {
+                        if let Err(e) = recorder.set_note(ns, &note) {
+                            tracing::warn!(error = %e, "keeping the session note failed; an agent restart would drop this container");
+                        }
+                        let t = &session.target;
                         tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, mntns = ns, "recording container");
-                        sessions.insert(ns, (id, t));
+                        sessions.insert(ns, session);
                         first_seen.remove(&ns);
                     }
                 }
@@ -373,68 +471,229 @@ impl State {
                 _ => {}
             }
         }
-        // Containers that ended, pods that went, recordings that stopped: final read.
+        // Containers that ended, pods that went, recordings that stopped.
+        for s in sessions.values_mut().filter(|s| !s.ended) {
+            let t = &s.target;
+            let rec_live = recordings.iter().any(|r| {
+                r.name_any() == t.recording
+                    && r.namespace().as_deref() == Some(t.namespace.as_str())
+                    && is_active(r, now)
+            });
+            if known.get(&s.id).copied().unwrap_or(true) || !rec_live {
+                s.ended = true;
+            }
+        }
+        // Publish what ended; the namespace is forgotten only once its profile is written, so
+        // a failed write (or an agent restart) loses nothing.
         let ended: Vec<u64> = sessions
             .iter()
-            .filter(|(_, (id, t))| {
-                let rec_live = recordings.iter().any(|r| {
-                    r.name_any() == t.recording
-                        && r.namespace().as_deref() == Some(t.namespace.as_str())
-                        && is_active(r, now)
-                });
-                known.get(id).copied().unwrap_or(true) || !rec_live
-            })
+            .filter(|(_, s)| s.ended)
             .map(|(ns, _)| *ns)
             .collect();
         for ns in ended {
-            if let Some((id, t)) = sessions.remove(&ns) {
-                done.insert(id);
-                if let Some(r) = recorder.take(ns) {
-                    finished.push((t, r));
-                }
-            }
-        }
-        // Publish, keeping what failed for the next tick: nothing recorded is dropped.
-        let mut retry = Vec::new();
-        for (t, r) in finished.drain(..) {
-            let p = recorded_profile(&t, &r);
-            let api: Api<SeccompProfile> = Api::namespaced(client.clone(), &t.namespace);
-            let mut v = serde_json::to_value(&p).unwrap_or_default();
-            if let Some(m) = v.as_object_mut() {
-                m.remove("status");
-            }
-            match api
-                .patch(
-                    &p.name_any(),
-                    &PatchParams::apply("seccomp-node-agent").force(),
-                    &Patch::Apply(&v),
-                )
-                .await
-            {
-                Ok(_) => {
-                    let n = p.spec.document.syscalls.iter().map(|r| r.names.len()).sum();
+            let Some(record) = recorder.read(ns) else {
+                sessions.remove(&ns);
+                continue;
+            };
+            let s = &sessions[&ns];
+            let names = record.all_names(Phase::AfterExec);
+            match publish(client, &s.target, names, *runtime).await {
+                Ok(n) => {
                     metrics.recorded(n);
-                    tracing::info!(profile = %p.name_any(), namespace = %t.namespace, syscalls = n, "recorded profile written");
+                    done.insert(s.id.clone());
+                    let _ = recorder.take(ns);
+                    sessions.remove(&ns);
                 }
-                // The namespace is going away, or the object is refused: retrying cannot help.
-                Err(kube::Error::Api(ae)) if matches!(ae.code, 403 | 404 | 422) => {
-                    tracing::error!(profile = %p.name_any(), error = %ae.message, "recorded profile refused; dropped");
+                Err(Publish::Refused(msg)) => {
+                    tracing::error!(pod = %s.target.pod, container = %s.target.container, error = %msg, "recorded profile refused; dropped");
+                    done.insert(s.id.clone());
+                    let _ = recorder.take(ns);
+                    sessions.remove(&ns);
                 }
-                Err(e) => {
-                    tracing::warn!(profile = %p.name_any(), error = %e, "writing the recorded profile failed; retrying");
-                    retry.push((t, r));
+                Err(Publish::Retry(msg)) => {
+                    tracing::warn!(pod = %s.target.pod, container = %s.target.container, error = %msg, "writing the recorded profile failed; retrying");
                 }
             }
         }
-        *finished = retry;
         let pending = first_seen.len();
         metrics.observe_recorder(sessions.len(), pending, recorder.stats().1);
     }
 }
 
+impl State {
+    /// `Logs` recordings: read the audit records that arrived, attribute them to the wanted
+    /// containers, and publish the containers that ended.
+    async fn tick_logs(
+        &mut self,
+        client: &Client,
+        recordings: &[ProfileRecording],
+        pods: &[Pod],
+        now: k8s_openapi::jiff::Timestamp,
+        metrics: &crate::metrics::Metrics,
+    ) {
+        let logs_active = recordings
+            .iter()
+            .any(|r| r.spec.recorder == crds::Recorder::Logs && is_active(r, now));
+        if logs_active && self.audit.is_none() {
+            match crate::audit::AuditReader::start(1 << 16, crate::audit::proc_resolver()) {
+                Ok(r) => {
+                    tracing::info!("a Logs recording is active: reading seccomp audit records");
+                    self.audit = Some(r);
+                }
+                Err(e) => tracing::warn!(error = %e, "Logs recordings will not work on this node"),
+            }
+        }
+        let wanted = targets(pods, recordings, now);
+        let known = known_containers(pods);
+        let mut unattributed = 0;
+        if let Some(reader) = &self.audit {
+            while let Ok(a) = reader.records.try_recv() {
+                if a.record.code != crate::audit::SECCOMP_RET_LOG {
+                    continue;
+                }
+                let Some(id) = a.container else {
+                    unattributed += 1;
+                    continue;
+                };
+                let Some(t) = wanted
+                    .get(&id)
+                    .filter(|t| t.recorder == crds::Recorder::Logs)
+                else {
+                    continue;
+                };
+                if self.done.contains(&id) {
+                    continue;
+                }
+                let s = self.logged.entry(id).or_insert_with(|| {
+                    tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, "recording container from audit records");
+                    LogSession {
+                        target: t.clone(),
+                        names: Default::default(),
+                        ended: false,
+                    }
+                });
+                s.names.extend(a.record.name());
+            }
+            metrics.observe_audit(
+                reader
+                    .counters
+                    .received
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                reader.lost(),
+                unattributed,
+            );
+        }
+        for (id, s) in self.logged.iter_mut().filter(|(_, s)| !s.ended) {
+            let t = &s.target;
+            let rec_live = recordings.iter().any(|r| {
+                r.name_any() == t.recording
+                    && r.namespace().as_deref() == Some(t.namespace.as_str())
+                    && is_active(r, now)
+            });
+            if known.get(id).copied().unwrap_or(true) || !rec_live {
+                s.ended = true;
+            }
+        }
+        let ended: Vec<String> = self
+            .logged
+            .iter()
+            .filter(|(_, s)| s.ended)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ended {
+            let s = &self.logged[&id];
+            match publish(client, &s.target, s.names.clone(), self.runtime).await {
+                Ok(n) => {
+                    metrics.recorded(n);
+                    self.done.insert(id.clone());
+                    self.logged.remove(&id);
+                }
+                Err(Publish::Refused(msg)) => {
+                    tracing::error!(pod = %s.target.pod, error = %msg, "recorded profile refused; dropped");
+                    self.done.insert(id.clone());
+                    self.logged.remove(&id);
+                }
+                Err(Publish::Retry(msg)) => {
+                    tracing::warn!(pod = %s.target.pod, error = %msg, "writing the recorded profile failed; retrying");
+                }
+            }
+        }
+        if !logs_active && self.logged.is_empty() && self.audit.take().is_some() {
+            tracing::info!("no Logs recording is active: audit reader stopped");
+        }
+    }
+}
+
+enum Publish {
+    /// Retrying cannot help (the namespace is going away, or the object is refused).
+    Refused(String),
+    Retry(String),
+}
+
+/// Write the profile recorded for `t`; returns how many syscalls it allows. A profile already
+/// written for the same recording, pod and container (an earlier instance, or a write before
+/// an agent restart) is merged in, never overwritten with less.
+async fn publish(
+    client: &Client,
+    t: &Target,
+    names: std::collections::BTreeSet<String>,
+    runtime: OciRuntime,
+) -> Result<usize, Publish> {
+    let mut p = recorded_profile(t, names, runtime);
+    let api: Api<SeccompProfile> = Api::namespaced(client.clone(), &t.namespace);
+    let name = p.name_any();
+    match api.get_opt(&name).await {
+        Ok(Some(old)) if same_source(&old, &p) => {
+            let names: std::collections::BTreeSet<String> = old
+                .spec
+                .document
+                .syscalls
+                .iter()
+                .chain(p.spec.document.syscalls.iter())
+                .flat_map(|r| r.names.iter().cloned())
+                .collect();
+            p.spec.document = SeccompDocument::allowlist(names).canonical(Arch::native());
+        }
+        Ok(_) => {}
+        Err(e) => return Err(Publish::Retry(e.to_string())),
+    }
+    let mut v = serde_json::to_value(&p).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+    }
+    let n = p.spec.document.syscalls.iter().map(|r| r.names.len()).sum();
+    match api
+        .patch(
+            &name,
+            &PatchParams::apply("seccomp-node-agent").force(),
+            &Patch::Apply(&v),
+        )
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(profile = %name, namespace = %t.namespace, syscalls = n, "recorded profile written");
+            Ok(n)
+        }
+        Err(kube::Error::Api(ae)) if matches!(ae.code, 403 | 404 | 422) => {
+            Err(Publish::Refused(ae.message))
+        }
+        Err(e) => Err(Publish::Retry(e.to_string())),
+    }
+}
+
+/// Whether `old` is a profile this agent recorded for the same recording, pod and container
+/// as `new` (so merging them loses nothing and mixes nothing).
+fn same_source(old: &SeccompProfile, new: &SeccompProfile) -> bool {
+    [LABEL_RECORDING, LABEL_POD, LABEL_CONTAINER]
+        .iter()
+        .all(|l| old.labels().get(*l).is_some() && old.labels().get(*l) == new.labels().get(*l))
+        && old.spec.document.default_action == new.spec.document.default_action
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::NsRecord;
 
     fn rec(json: serde_json::Value) -> ProfileRecording {
         serde_json::from_value(json).unwrap()
@@ -547,8 +806,9 @@ mod tests {
             container: "web".into(),
             no_new_privs: true,
             strategy: MergeStrategy::Containers,
+            recorder: crds::Recorder::Bpf,
         };
-        let p = recorded_profile(&t, &r);
+        let p = recorded_profile(&t, r.all_names(Phase::AfterExec), OciRuntime::Runc);
         assert_eq!(p.name_any(), "rec-web-1-web");
         assert!(p.spec.disabled);
         assert_eq!(p.labels()[LABEL_PARTIAL], "true");
@@ -559,9 +819,10 @@ mod tests {
         let fin = recorded_profile(
             &Target {
                 strategy: MergeStrategy::None,
-                ..t
+                ..t.clone()
             },
-            &r,
+            r.all_names(Phase::AfterExec),
+            OciRuntime::Runc,
         );
         assert!(
             !fin.spec.disabled

@@ -429,7 +429,10 @@ fn a_pinned_recorder_survives_its_process_and_is_taken_over() {
         "bpffs is not mounted on /sys/fs/bpf"
     );
     use node_agent::recorder::{mntns_of, pin_dir, Phase, Recorder};
-    let root = std::path::PathBuf::from(format!("/sys/fs/bpf/seccomp-operator-test-{}", std::process::id()));
+    let root = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/seccomp-operator-test-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&root).unwrap();
     let pins = pin_dir(&root);
     let dir = tempfile::tempdir().unwrap();

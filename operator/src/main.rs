@@ -5,7 +5,7 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use crds::{ProfileBinding, SeccompProfile};
+use crds::{ProfileBinding, ProfileRecording, SeccompProfile};
 use futures::StreamExt;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
@@ -137,6 +137,19 @@ async fn main() -> anyhow::Result<()> {
         .for_each(|_| async {}),
     );
 
+    let (recordings, rw) = reflector::store::<ProfileRecording>();
+    tokio::spawn(
+        reflector::reflector(
+            rw,
+            watcher(
+                Api::<ProfileRecording>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+        )
+        .default_backoff()
+        .for_each(|_| async {}),
+    );
+
     // Webhook TLS.
     let tls_cfg = TlsConfig {
         namespace: args.namespace.clone(),
@@ -177,7 +190,11 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     shared.insert(args.namespace.clone());
     let state = WebhookState {
-        view: Arc::new((profiles.clone(), bindings.clone())),
+        view: Arc::new(operator::webhook::Caches {
+            profiles: profiles.clone(),
+            bindings: bindings.clone(),
+            recordings: recordings.clone(),
+        }),
         shared: Arc::new(shared),
         metrics: metrics.clone(),
     };
@@ -189,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     let _ = profiles.wait_until_ready().await;
     let _ = bindings.wait_until_ready().await;
+    let _ = recordings.wait_until_ready().await;
     ready.store(true, Ordering::SeqCst);
     tracing::info!("webhooks ready");
 

@@ -8,11 +8,12 @@ use crate::{Error, Result};
 use crds::model::{merge, Arch};
 use crds::{
     MergeStrategy, ProfileRecording, ProfileRecordingStatus, RecordingPhase, SeccompProfile,
-    SeccompProfileSpec, LABEL_CONTAINER, LABEL_PARTIAL, LABEL_RECORDING,
+    SeccompProfileSpec, LABEL_AUDIT_LOG_FOR, LABEL_CONTAINER, LABEL_PARTIAL, LABEL_RECORDING,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
@@ -87,8 +88,64 @@ async fn partials(ctx: &Context, ns: &str, rec: &str) -> Result<Vec<SeccompProfi
     Ok(api.list(&lp).await.map_err(Error::Kube)?.items)
 }
 
+/// The `SCMP_ACT_LOG` profile a `Logs` recording's containers run under while recorded
+/// (the binding webhook puts them there), owned by the recording.
+pub fn audit_log_profile(rec: &ProfileRecording) -> SeccompProfile {
+    let name = rec.name_any();
+    let mut p = SeccompProfile::new(
+        &ProfileRecording::audit_profile_name(&name),
+        SeccompProfileSpec {
+            document: crds::model::SeccompDocument {
+                default_action: crds::model::Action::Log,
+                default_errno_ret: None,
+                architectures: Vec::new(),
+                flags: Vec::new(),
+                listener_path: None,
+                listener_metadata: None,
+                syscalls: Vec::new(),
+            },
+            base_profile_name: None,
+            disabled: false,
+        },
+    );
+    p.metadata.namespace = rec.namespace();
+    p.metadata.labels = Some(BTreeMap::from([(
+        LABEL_AUDIT_LOG_FOR.to_owned(),
+        name.clone(),
+    )]));
+    p.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "seccomp-operator.dev/v1alpha1".into(),
+        kind: "ProfileRecording".into(),
+        name,
+        uid: rec.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(false),
+    }]);
+    p
+}
+
+async fn ensure_audit_log_profile(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<()> {
+    let p = audit_log_profile(rec);
+    let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
+    let mut v = serde_json::to_value(&p).map_err(|e| Error::Merge(e.to_string()))?;
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+    }
+    api.patch(
+        &p.name_any(),
+        &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+        &Patch::Apply(&v),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
 async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action> {
     let name = rec.name_any();
+    if rec.spec.recorder == crds::Recorder::Logs {
+        ensure_audit_log_profile(rec, ctx, ns).await?;
+    }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let created = rec.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let selector = selector_string(&rec.spec.pod_selector);
@@ -270,5 +327,25 @@ mod tests {
         .unwrap();
         assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!canary");
         assert_eq!(merged_name("rec", "nginx"), "rec-nginx");
+    }
+
+    #[test]
+    fn logs_recordings_get_an_owned_log_all_profile() {
+        let rec: ProfileRecording = serde_json::from_value(serde_json::json!({
+            "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u-1"},
+            "spec": {"recorder": "Logs", "podSelector": {"matchLabels": {"app": "web"}}}
+        }))
+        .unwrap();
+        let p = audit_log_profile(&rec);
+        assert_eq!(p.name_any(), "web.log");
+        assert_eq!(p.namespace().as_deref(), Some("shop"));
+        assert_eq!(p.spec.document.default_action, crds::model::Action::Log);
+        assert!(p.spec.document.syscalls.is_empty());
+        assert_eq!(p.labels()[LABEL_AUDIT_LOG_FOR], "web");
+        let owner = &p.owner_references()[0];
+        assert_eq!((owner.uid.as_str(), owner.controller), ("u-1", Some(true)));
+        // never taken for a recording's output
+        assert!(p.labels().get(LABEL_RECORDING).is_none());
     }
 }

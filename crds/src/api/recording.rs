@@ -108,3 +108,29 @@ pub struct ProfileRecordingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
+
+impl ProfileRecording {
+    /// Whether the recording records now: not being deleted, and its duration (if any) has
+    /// not passed.
+    pub fn is_active(&self, now: k8s_openapi::jiff::Timestamp) -> bool {
+        if self.metadata.deletion_timestamp.is_some() {
+            return false;
+        }
+        match (
+            self.metadata.creation_timestamp.as_ref(),
+            self.spec.duration_seconds,
+        ) {
+            (Some(c), Some(d)) => {
+                now < c.0 + k8s_openapi::jiff::SignedDuration::from_secs(d.into())
+            }
+            _ => true,
+        }
+    }
+
+    /// The SeccompProfile a `Logs` recording puts its containers under: `<recording>.log`,
+    /// default action `SCMP_ACT_LOG` (the dot keeps it apart from `<recording>-<container>`,
+    /// as container names have no dots).
+    pub fn audit_profile_name(name: &str) -> String {
+        format!("{name}.log")
+    }
+}

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use crds::model::builtin::OciRuntime;
 use node_agent::installer::{controller, paths::ProfileRoot, Installer};
 use node_agent::metrics::Metrics;
 use std::net::SocketAddr;
@@ -25,9 +26,27 @@ struct Args {
     /// Record containers for ProfileRecordings (loads the eBPF recorder).
     #[arg(long, env = "RECORD", default_value_t = true, action = clap::ArgAction::Set)]
     record: bool,
+    /// Where the recorder pins its maps and links (a bpffs directory), so that recordings
+    /// survive an agent restart. `none` keeps them in the process.
+    #[arg(
+        long,
+        env = "BPF_PIN_DIR",
+        default_value = "/sys/fs/bpf/seccomp-operator"
+    )]
+    bpf_pin_dir: String,
+    /// The OCI runtime of this node's containers: what its init calls after installing the
+    /// filter goes into every recorded profile.
+    #[arg(long, env = "OCI_RUNTIME", value_enum, default_value = "runc")]
+    oci_runtime: Runtime,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Runtime {
+    Runc,
+    Crun,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -84,10 +103,18 @@ async fn main() -> anyhow::Result<()> {
         if let Err(e) = node_agent::recorder::preflight() {
             tracing::warn!(error = %e, "recordings will not work on this node");
         }
+        let opts = node_agent::recording::Options {
+            pin_root: (args.bpf_pin_dir != "none").then(|| PathBuf::from(&args.bpf_pin_dir)),
+            runtime: match args.oci_runtime {
+                Runtime::Runc => OciRuntime::Runc,
+                Runtime::Crun => OciRuntime::Crun,
+            },
+        };
         tokio::spawn(node_agent::recording::run(
             client.clone(),
             args.node_name.clone(),
             metrics.clone(),
+            opts,
         ));
     }
     controller::run(client, args.node_name, installer, ready, stop_rx).await?;

@@ -356,7 +356,9 @@ impl Recorder {
 
     /// Whether an earlier process left a pinned recorder in `dir`.
     pub fn pinned_in(dir: &Path) -> bool {
-        PROGRAMS.iter().any(|p| dir.join(format!("link-{p}")).exists())
+        PROGRAMS
+            .iter()
+            .any(|p| dir.join(format!("link-{p}")).exists())
     }
 
     fn load_inner(pin: Option<&Path>) -> Result<Self, RecorderError> {
@@ -395,7 +397,9 @@ impl Recorder {
                 let path = dir.join(format!("link-{prog}"));
                 // The old program stays attached until its link fd (held here) closes, after
                 // the new one is pinned: no syscall goes unrecorded in between.
-                let old = PinnedLink::from_pin(&path).ok().and_then(|l| l.unpin().ok());
+                let old = PinnedLink::from_pin(&path)
+                    .ok()
+                    .and_then(|l| l.unpin().ok());
                 links.push(
                     link.pin(&path)
                         .map_err(|e| load(&format!("pinning {}: {e}", path.display())))?,
@@ -473,15 +477,19 @@ impl Recorder {
         Ok(())
     }
 
-    /// The namespaces being recorded (watched), with what they recorded so far.
-    pub fn watched(&mut self) -> Vec<(u64, NsRecord)> {
-        let all: Vec<u64> = self
-            .slots
+    /// The namespaces being recorded (watched).
+    pub fn watched_namespaces(&self) -> Vec<u64> {
+        self.slots
             .keys()
             .chain(self.hashed.iter())
             .copied()
-            .collect();
-        all.into_iter()
+            .collect()
+    }
+
+    /// The namespaces being recorded (watched), with what they recorded so far.
+    pub fn watched(&mut self) -> Vec<(u64, NsRecord)> {
+        self.watched_namespaces()
+            .into_iter()
             .filter_map(|ns| self.read(ns).map(|r| (ns, r)))
             .collect()
     }
@@ -591,11 +599,7 @@ impl Recorder {
     /// Stop recording a namespace nobody wants (armed mode). Its generation is kept, so that a
     /// new namespace that reuses the inode number is recorded again.
     pub fn ignore(&mut self, mntns: u64) -> Result<(), RecorderError> {
-        let gen = self
-            .pending()?
-            .get(&mntns, 0)
-            .map(|r| r.gen)
-            .unwrap_or(0);
+        let gen = self.pending()?.get(&mntns, 0).map(|r| r.gen).unwrap_or(0);
         let rec = NsRecord {
             flags: FLAG_IGNORED,
             gen,
@@ -672,9 +676,7 @@ impl Recorder {
             data: [0; NOTE_LEN],
         };
         n.data[..note.len()].copy_from_slice(note);
-        self.notes()?
-            .insert(mntns, n, 0)
-            .map_err(map_err("notes"))
+        self.notes()?.insert(mntns, n, 0).map_err(map_err("notes"))
     }
 
     /// The note kept about a namespace.

@@ -11,7 +11,7 @@
 pub mod tls;
 
 use crate::index::{parse_localhost, references};
-use crds::{ProfileBinding, ProfilePhase, SeccompProfile};
+use crds::{ProfileBinding, ProfilePhase, ProfileRecording, SeccompProfile};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::DynamicObject;
@@ -25,24 +25,42 @@ pub trait ClusterView: Send + Sync {
     fn profile(&self, namespace: &str, name: &str) -> Option<Arc<SeccompProfile>>;
     /// The bindings of a namespace.
     fn bindings(&self, namespace: &str) -> Vec<Arc<ProfileBinding>>;
+    /// The recordings of a namespace.
+    fn recordings(&self, namespace: &str) -> Vec<Arc<ProfileRecording>>;
 }
 
-impl ClusterView
-    for (
-        kube::runtime::reflector::Store<SeccompProfile>,
-        kube::runtime::reflector::Store<ProfileBinding>,
-    )
+/// The operator's caches, as the webhooks see them.
+pub struct Caches {
+    /// SeccompProfiles.
+    pub profiles: kube::runtime::reflector::Store<SeccompProfile>,
+    /// ProfileBindings.
+    pub bindings: kube::runtime::reflector::Store<ProfileBinding>,
+    /// ProfileRecordings.
+    pub recordings: kube::runtime::reflector::Store<ProfileRecording>,
+}
+
+fn in_namespace<K>(store: &kube::runtime::reflector::Store<K>, ns: &str) -> Vec<Arc<K>>
+where
+    K: kube::Resource + Clone,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
 {
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.namespace().as_deref() == Some(ns))
+        .collect()
+}
+
+impl ClusterView for Caches {
     fn profile(&self, namespace: &str, name: &str) -> Option<Arc<SeccompProfile>> {
-        self.0
+        self.profiles
             .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
     }
     fn bindings(&self, namespace: &str) -> Vec<Arc<ProfileBinding>> {
-        self.1
-            .state()
-            .into_iter()
-            .filter(|b| b.namespace().as_deref() == Some(namespace))
-            .collect()
+        in_namespace(&self.bindings, namespace)
+    }
+    fn recordings(&self, namespace: &str) -> Vec<Arc<ProfileRecording>> {
+        in_namespace(&self.recordings, namespace)
     }
 }
 
@@ -219,8 +237,30 @@ fn binding_for<'a>(
     candidates.into_iter().next()
 }
 
+/// The active `Logs` recording that selects a container, if any (by name, so the choice is
+/// deterministic).
+fn logs_recording_for<'a>(
+    recordings: &'a [Arc<ProfileRecording>],
+    pod_labels: &BTreeMap<String, String>,
+    c: &Container,
+) -> Option<&'a ProfileRecording> {
+    recordings
+        .iter()
+        .map(|r| &**r)
+        .filter(|r| crds::selector_matches(&r.spec.pod_selector, pod_labels))
+        .filter(|r| {
+            r.spec
+                .containers
+                .as_ref()
+                .is_none_or(|names| names.contains(&c.name))
+        })
+        .min_by_key(|r| r.name_any())
+}
+
 /// The binding webhook: sets the container-level `seccompProfile` of matching containers that
-/// set none (and whose pod sets none), and marks the pod with the binding's name.
+/// set none (and whose pod sets none), and marks the pod with the binding's name. Containers an
+/// active `Logs` recording selects get the recording's `SCMP_ACT_LOG` profile instead, and the
+/// pod is marked with the recording's name.
 pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> AdmissionResponse {
     let resp = AdmissionResponse::from(req);
     if req.operation != Operation::Create {
@@ -234,10 +274,16 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
     };
     let ns = pod.namespace().unwrap_or_default();
     let bindings = view.bindings(&ns);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let recordings: Vec<Arc<ProfileRecording>> = view
+        .recordings(&ns)
+        .into_iter()
+        .filter(|r| r.spec.recorder == crds::Recorder::Logs && r.is_active(now))
+        .collect();
     let Some(spec) = pod.spec.as_ref() else {
         return resp;
     };
-    if bindings.is_empty()
+    if (bindings.is_empty() && recordings.is_empty())
         || spec
             .security_context
             .as_ref()
@@ -249,6 +295,7 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
     let labels = pod.labels().clone();
     let mut ops = Vec::new();
     let mut bound_by = None;
+    let mut recorded_by = None;
     for (list, containers) in [
         ("containers", Some(&spec.containers)),
         ("initContainers", spec.init_containers.as_ref()),
@@ -261,12 +308,20 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
             {
                 continue;
             }
-            let Some(b) = binding_for(&bindings, &labels, c) else {
+            // A Logs recording that selects the container wins over bindings: the user asked
+            // to learn what it does.
+            let target = if let Some(r) = logs_recording_for(&recordings, &labels, c) {
+                recorded_by.get_or_insert_with(|| r.name_any());
+                ProfileRecording::audit_profile_name(&r.name_any())
+            } else if let Some(b) = binding_for(&bindings, &labels, c) {
+                bound_by.get_or_insert_with(|| b.name_any());
+                b.spec.profile_ref.name.clone()
+            } else {
                 continue;
             };
             let profile = serde_json::json!({
                 "type": "Localhost",
-                "localhostProfile": SeccompProfile::localhost_path(&ns, &b.spec.profile_ref.name),
+                "localhostProfile": SeccompProfile::localhost_path(&ns, &target),
             });
             let (path, value) = if c.security_context.is_none() {
                 (
@@ -280,25 +335,34 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
                 )
             };
             ops.push(add_op(&path, value));
-            bound_by.get_or_insert_with(|| b.name_any());
         }
     }
-    let Some(bound_by) = bound_by else {
+    let marks: Vec<(&str, String)> = [
+        (crate::index::BOUND_BY, bound_by),
+        (crds::ANNOTATION_RECORDED_BY, recorded_by),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
+    if marks.is_empty() {
         return resp;
-    };
+    }
     if pod.metadata.annotations.is_none() {
-        ops.push(add_op(
-            "/metadata/annotations",
-            serde_json::json!({ crate::index::BOUND_BY: bound_by }),
-        ));
+        let all: serde_json::Map<String, serde_json::Value> = marks
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone().into()))
+            .collect();
+        ops.push(add_op("/metadata/annotations", all.into()));
     } else {
-        ops.push(add_op(
-            &format!(
-                "/metadata/annotations/{}",
-                crate::index::BOUND_BY.replace('/', "~1")
-            ),
-            bound_by.into(),
-        ));
+        for (k, v) in marks {
+            ops.push(add_op(
+                &format!(
+                    "/metadata/annotations/{}",
+                    k.replace('~', "~0").replace('/', "~1")
+                ),
+                v.into(),
+            ));
+        }
     }
     match serde_json::from_value::<json_patch::Patch>(serde_json::Value::Array(ops)) {
         Ok(patch) => resp.clone().with_patch(patch).unwrap_or(resp),

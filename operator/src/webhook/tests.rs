@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 struct View {
     profiles: Vec<Arc<SeccompProfile>>,
     bindings: Vec<Arc<ProfileBinding>>,
+    recordings: Vec<Arc<ProfileRecording>>,
 }
 
 impl ClusterView for View {
@@ -20,6 +21,13 @@ impl ClusterView for View {
         self.bindings
             .iter()
             .filter(|b| b.namespace().as_deref() == Some(namespace))
+            .cloned()
+            .collect()
+    }
+    fn recordings(&self, namespace: &str) -> Vec<Arc<ProfileRecording>> {
+        self.recordings
+            .iter()
+            .filter(|r| r.namespace().as_deref() == Some(namespace))
             .cloned()
             .collect()
     }
@@ -381,4 +389,89 @@ fn malformed_and_unexpected_requests_never_panic() {
         assert_eq!(g.allowed, i.allowed);
     }
     assert!(denied >= 3, "malformed pods are denied with a reason");
+}
+
+fn recording(ns: &str, name: &str, spec: Value, meta: Value) -> Arc<ProfileRecording> {
+    let mut m = json!({"name": name, "namespace": ns, "creationTimestamp": "2026-01-01T00:00:00Z"});
+    m.as_object_mut()
+        .unwrap()
+        .extend(meta.as_object().cloned().unwrap_or_default());
+    Arc::new(
+        serde_json::from_value(json!({
+            "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording",
+            "metadata": m, "spec": spec
+        }))
+        .unwrap(),
+    )
+}
+
+#[test]
+fn logs_recordings_put_selected_containers_under_the_log_profile() {
+    let view = View {
+        bindings: vec![binding(
+            "shop",
+            "any",
+            json!({"profileRef": {"kind": "SeccompProfile", "name": "generic"}, "image": "*"}),
+        )],
+        recordings: vec![
+            recording(
+                "shop",
+                "learn",
+                json!({"recorder": "Logs", "podSelector": {"matchLabels": {"app": "web"}}, "containers": ["web"]}),
+                json!({}),
+            ),
+            // Bpf recordings need no filter; ended and deleted ones no longer apply.
+            recording(
+                "shop",
+                "ebpf",
+                json!({"recorder": "Bpf", "podSelector": {}}),
+                json!({}),
+            ),
+            recording(
+                "shop",
+                "expired",
+                json!({"recorder": "Logs", "podSelector": {}, "durationSeconds": 60}),
+                json!({}),
+            ),
+            recording(
+                "shop",
+                "going",
+                json!({"recorder": "Logs", "podSelector": {}}),
+                json!({"deletionTimestamp": "2026-01-01T00:05:00Z", "finalizers": ["x"]}),
+            ),
+        ],
+        ..Default::default()
+    };
+    let body = review(
+        "CREATE",
+        "shop",
+        pod(
+            "shop",
+            json!({"app": "web"}),
+            json!({"containers": [
+                {"name": "web", "image": "web:1"},
+                {"name": "side", "image": "side:1"}]}),
+        ),
+    );
+    let patch = patch_of(&bind(&req(&body), &view)).expect("a patch");
+    assert_eq!(
+        patch,
+        json!([
+            {"op": "add", "path": "/spec/containers/0/securityContext", "value": {"seccompProfile": {"type": "Localhost", "localhostProfile": "operator/shop/learn.log.json"}}},
+            {"op": "add", "path": "/spec/containers/1/securityContext", "value": {"seccompProfile": {"type": "Localhost", "localhostProfile": "operator/shop/generic.json"}}},
+            {"op": "add", "path": "/metadata/annotations", "value": {"seccomp-operator.dev/bound-by": "any", "seccomp-operator.dev/recorded-by": "learn"}}
+        ])
+    );
+    // Existing annotations: one op per mark, '/' escaped.
+    let mut p = pod(
+        "shop",
+        json!({"app": "web"}),
+        json!({"containers": [{"name": "web", "image": "web:1"}]}),
+    );
+    p["metadata"]["annotations"] = json!({"a": "b"});
+    let patch = patch_of(&bind(&req(&review("CREATE", "shop", p)), &view)).unwrap();
+    assert_eq!(
+        patch[1],
+        json!({"op": "add", "path": "/metadata/annotations/seccomp-operator.dev~1recorded-by", "value": "learn"})
+    );
 }

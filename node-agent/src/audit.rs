@@ -1,0 +1,336 @@
+//! The kernel's seccomp audit records (`type=1326`), read from the audit netlink socket's
+//! read-only multicast group (`AUDIT_NLGRP_READLOG`).
+//!
+//! Why netlink and not `/dev/kmsg`: without auditd the kernel also prints each record, but
+//! through printk's rate limit (10 per 5 s by default), so most are dropped there. The
+//! multicast group gets every record, needs only CAP_AUDIT_READ, and coexists with auditd
+//! (which owns the unicast connection). When the kernel's queue is full, a process making
+//! logged syscalls waits for it to drain rather than losing records; what can still be lost
+//! is a record our socket buffer has no room for — the kernel says so (ENOBUFS) and the
+//! reader counts it.
+
+use crds::model::Arch;
+use netlink_packet_core::NetlinkBuffer;
+use netlink_sys::{protocols::NETLINK_AUDIT, Socket, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+/// `AUDIT_SECCOMP`.
+pub const AUDIT_SECCOMP: u16 = 1326;
+/// `SECCOMP_RET_LOG`: the action of a logged, allowed syscall.
+pub const SECCOMP_RET_LOG: u32 = 0x7ffc_0000;
+/// `AUDIT_NLGRP_READLOG`.
+const AUDIT_NLGRP_READLOG: u32 = 1;
+const X32_SYSCALL_BIT: i32 = 0x4000_0000;
+
+/// One seccomp audit record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeccompRecord {
+    /// The process (in the initial PID namespace).
+    pub pid: u32,
+    /// The audit architecture (`AUDIT_ARCH_*`).
+    pub arch: u32,
+    /// The syscall number as the filter saw it.
+    pub syscall: i32,
+    /// The filter's action (`SECCOMP_RET_*`).
+    pub code: u32,
+}
+
+impl SeccompRecord {
+    /// The syscall's architecture and number in the form libseccomp resolves (x32 numbers
+    /// keep their marker bit under [`Arch::X32`]).
+    pub fn arch_and_number(&self) -> Option<(Arch, i32)> {
+        let arch = match self.arch {
+            0xc000_003e if self.syscall & X32_SYSCALL_BIT != 0 => Arch::X32,
+            0xc000_003e => Arch::X86_64,
+            0x4000_0003 => Arch::X86,
+            0xc000_00b7 => Arch::Aarch64,
+            0x4000_0028 => Arch::Arm,
+            0xc000_00f3 => Arch::Riscv64,
+            0x8000_0016 => Arch::S390X,
+            0x8000_0015 => Arch::Ppc64,
+            0xc000_0015 => Arch::Ppc64Le,
+            _ => return None,
+        };
+        Some((arch, self.syscall))
+    }
+
+    /// The syscall's name (libseccomp), if known.
+    pub fn name(&self) -> Option<String> {
+        let (arch, nr) = self.arch_and_number()?;
+        seccomp_filter::syscall_name(arch, nr)
+    }
+}
+
+/// Parse the text of a `type=1326` record: `audit(<time>:<serial>): auid=... pid=N ...
+/// arch=c000003e syscall=N compat=0 ip=0x... code=0x7ffc0000`.
+pub fn parse_record(text: &str) -> Option<SeccompRecord> {
+    let mut pid = None;
+    let mut arch = None;
+    let mut syscall = None;
+    let mut code = None;
+    for field in text.split_whitespace() {
+        let Some((k, v)) = field.split_once('=') else {
+            continue;
+        };
+        match k {
+            "pid" => pid = v.parse().ok(),
+            "arch" => arch = u32::from_str_radix(v, 16).ok(),
+            "syscall" => syscall = v.parse().ok(),
+            "code" => code = u32::from_str_radix(v.trim_start_matches("0x"), 16).ok(),
+            _ => {}
+        }
+    }
+    Some(SeccompRecord {
+        pid: pid?,
+        arch: arch?,
+        syscall: syscall?,
+        code: code?,
+    })
+}
+
+/// Why the audit socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A socket operation failed.
+    #[error("audit netlink socket: {what}: {err} (needs CAP_AUDIT_READ)")]
+    Socket {
+        /// The operation.
+        what: &'static str,
+        /// The error.
+        err: std::io::Error,
+    },
+}
+
+/// Counters of a running reader.
+#[derive(Debug, Default)]
+pub struct AuditCounters {
+    /// Seccomp records received.
+    pub received: AtomicU64,
+    /// Records lost: socket overruns the kernel reported (ENOBUFS; the number of records
+    /// in each overrun is unknown, each counts as one) and records the consumer had no room
+    /// for.
+    pub lost: AtomicU64,
+}
+
+/// A record with the container its process belongs to, found as soon as it arrives (the
+/// process may be gone a moment later).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attributed {
+    /// The record.
+    pub record: SeccompRecord,
+    /// The container ID, when the process was found in one.
+    pub container: Option<String>,
+}
+
+/// Finds a process's container; runs on the reader thread.
+pub type Resolver = Box<dyn Fn(u32) -> Option<String> + Send>;
+
+/// A container resolver through `/proc/<pid>/cgroup` (host PIDs: needs the host's PID
+/// namespace).
+pub fn proc_resolver() -> Resolver {
+    Box::new(|pid| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        crate::recorder::procfs::container_id_from_cgroup(&text)
+    })
+}
+
+/// A thread reading seccomp records into a bounded channel.
+pub struct AuditReader {
+    /// Records, in the order the kernel sent them.
+    pub records: Receiver<Attributed>,
+    /// What was received and lost.
+    pub counters: Arc<AuditCounters>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AuditReader {
+    /// Join the read-only multicast group and start reading. `capacity` bounds the records
+    /// waiting for the consumer; `resolve` finds each record's container.
+    pub fn start(capacity: usize, resolve: Resolver) -> Result<Self, AuditError> {
+        let err = |what| move |err| AuditError::Socket { what, err };
+        let mut socket = Socket::new(NETLINK_AUDIT).map_err(err("socket"))?;
+        socket.bind(&SocketAddr::new(0, 0)).map_err(err("bind"))?;
+        socket
+            .add_membership(AUDIT_NLGRP_READLOG)
+            .map_err(err("joining AUDIT_NLGRP_READLOG"))?;
+        set_receive_buffer(&socket, 8 << 20);
+        set_receive_timeout(&socket, std::time::Duration::from_millis(200));
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+        let counters = Arc::new(AuditCounters::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, s) = (counters.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("audit-reader".into())
+            .spawn(move || read_loop(socket, tx, c, s, resolve))
+            .map_err(err("spawning the reader thread"))?;
+        Ok(AuditReader {
+            records: rx,
+            counters,
+            stop,
+        })
+    }
+
+    /// Records lost so far.
+    pub fn lost(&self) -> u64 {
+        self.counters.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for AuditReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn set_receive_buffer(socket: &Socket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt with a valid fd and a pointer to a c_int of the given size.
+    unsafe {
+        // RCVBUFFORCE (CAP_NET_ADMIN) goes past rmem_max; fall back to the capped one.
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            if libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+            {
+                break;
+            }
+        }
+    }
+}
+
+fn set_receive_timeout(socket: &Socket, d: std::time::Duration) {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: setsockopt with a valid fd and a pointer to a timeval of the given size.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+    }
+}
+
+fn read_loop(
+    socket: Socket,
+    tx: SyncSender<Attributed>,
+    counters: Arc<AuditCounters>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    resolve: Resolver,
+) {
+    let mut buf = vec![0u8; 16 << 10];
+    // PID → container, briefly: a process makes many logged calls in a row, and a PID is
+    // reused only after its process is gone.
+    let mut cache: std::collections::HashMap<u32, (Option<String>, std::time::Instant)> =
+        Default::default();
+    let ttl = std::time::Duration::from_secs(2);
+    while !stop.load(Ordering::Relaxed) {
+        let n = match socket.recv(&mut &mut buf[..], 0) {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                counters.lost.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading the audit socket failed; audit recording stops");
+                return;
+            }
+        };
+        let mut offset = 0;
+        while offset < n {
+            let Ok(msg) = NetlinkBuffer::new_checked(&buf[offset..n]) else {
+                break;
+            };
+            let len = (msg.length() as usize).max(16);
+            if msg.message_type() == AUDIT_SECCOMP {
+                let text = String::from_utf8_lossy(msg.payload());
+                if let Some(r) = parse_record(&text) {
+                    counters.received.fetch_add(1, Ordering::Relaxed);
+                    let now = std::time::Instant::now();
+                    let container = match cache.get(&r.pid) {
+                        Some((c, at)) if now.duration_since(*at) < ttl => c.clone(),
+                        _ => {
+                            let c = resolve(r.pid);
+                            if cache.len() > 4096 {
+                                cache.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+                            }
+                            cache.insert(r.pid, (c.clone(), now));
+                            c
+                        }
+                    };
+                    match tx.try_send(Attributed {
+                        record: r,
+                        container,
+                    }) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            counters.lost.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(TrySendError::Disconnected(_)) => return,
+                    }
+                }
+            }
+            offset += (len + 3) & !3;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kernel_records() {
+        // As printed by 6.18 for a runc container under an SCMP_ACT_LOG profile.
+        let r = parse_record("audit(1795365805.696:9270): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=32767 comm=\"sh\" exe=\"/bin/busybox\" sig=0 arch=c000003e syscall=1 compat=0 ip=0x47b7a0 code=0x7ffc0000").unwrap();
+        assert_eq!(
+            r,
+            SeccompRecord {
+                pid: 32767,
+                arch: 0xc000_003e,
+                syscall: 1,
+                code: SECCOMP_RET_LOG
+            }
+        );
+        assert_eq!(r.name().as_deref(), Some("write"));
+        // With an LSM label and a comm with spaces (quoted fields never hold '=' here).
+        let r = parse_record("audit(1.2:3): auid=1000 uid=1000 gid=1000 ses=2 subj=unconfined pid=7 comm=\"my prog\" exe=\"/x\" sig=0 arch=40000003 syscall=5 compat=1 ip=0xf7f0 code=0x50000").unwrap();
+        assert_eq!((r.pid, r.code), (7, 0x50000));
+        assert_eq!(
+            r.arch_and_number(),
+            Some((Arch::X86, 5)),
+            "ia32 numbers stay on ia32 (5 is open there, fstat natively)"
+        );
+        assert_eq!(r.name().as_deref(), Some("open"));
+        let x32 = SeccompRecord {
+            pid: 1,
+            arch: 0xc000_003e,
+            syscall: 0x4000_0001,
+            code: SECCOMP_RET_LOG,
+        };
+        assert_eq!(x32.arch_and_number().map(|a| a.0), Some(Arch::X32));
+        assert_eq!(parse_record("audit(1.2:3): pid=1 arch=c000003e"), None);
+        assert_eq!(parse_record("garbage"), None);
+    }
+}

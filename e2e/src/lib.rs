@@ -98,6 +98,21 @@ impl TestNs {
         Ok(TestNs { client, name })
     }
 
+    /// Label the namespace so that the binding webhook (ProfileBindings, Logs recordings)
+    /// sees its pods.
+    pub async fn enable_binding(&self) -> anyhow::Result<()> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        api.patch(
+            &self.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                &serde_json::json!({"metadata": {"labels": {crds::LABEL_BINDING: "enabled"}}}),
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Typed API in this namespace.
     pub fn api<K>(&self) -> Api<K>
     where

@@ -5,7 +5,7 @@
 use crds::model::{parse_profile, Arch, EvalContext};
 use crds::{ProfileBinding, SeccompProfile};
 use e2e::*;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -386,14 +386,7 @@ async fn j7_binding_injects_the_profile_by_image() -> anyhow::Result<()> {
         return Ok(());
     };
     let ns = TestNs::new(client.clone(), "binding").await?;
-    let nsapi: Api<Namespace> = Api::all(client);
-    nsapi
-        .patch(
-            &ns.name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"labels": {crds::LABEL_BINDING: "enabled"}}})),
-        )
-        .await?;
+    ns.enable_binding().await?;
     ns.apply::<SeccompProfile>(sp("bb", no_mkdir())).await?;
     ns.wait_profile("bb", "Installed", installed).await?;
     ns.apply::<ProfileBinding>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileBinding", "metadata": {"name": "busybox"},
@@ -594,14 +587,7 @@ async fn j9_recording_merges_replicas_into_a_profile_that_runs_the_workload() ->
     );
 
     // Bind it: the workload runs enforced; something outside the recording gets EPERM.
-    let nsapi: Api<Namespace> = Api::all(client);
-    nsapi
-        .patch(
-            &ns.name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"labels": {crds::LABEL_BINDING: "enabled"}}})),
-        )
-        .await?;
+    ns.enable_binding().await?;
     ns.apply::<ProfileBinding>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileBinding", "metadata": {"name": "demo"},
         "spec": {"profileRef": {"kind": "SeccompProfile", "name": "rec-app"}, "image": "localhost/busybox:1"}}))
     .await?;
@@ -890,14 +876,7 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
     };
     let ns = TestNs::new(client.clone(), "recordlogs").await?;
     // The Logs recorder works through the binding webhook, enabled per namespace.
-    let nsapi: Api<Namespace> = Api::all(client.clone());
-    nsapi
-        .patch(
-            &ns.name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"labels": {crds::LABEL_BINDING: "enabled"}}})),
-        )
-        .await?;
+    ns.enable_binding().await?;
     ns.apply::<crds::ProfileRecording>(recording(
         "logs",
         "wl-logs",
@@ -927,7 +906,10 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
         .items
         .remove(0);
     assert_eq!(
-        logged.annotations().get(crds::ANNOTATION_RECORDED_BY).map(String::as_str),
+        logged
+            .annotations()
+            .get(crds::ANNOTATION_RECORDED_BY)
+            .map(String::as_str),
         Some("logs"),
         "the webhook put the pod under the recording's log profile"
     );
@@ -936,10 +918,18 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
     scale(&ns, "wl-bpf", 0).await?;
 
     let from_logs = ns
-        .wait_profile("logs-app", "the Logs recording's profile Installed", installed)
+        .wait_profile(
+            "logs-app",
+            "the Logs recording's profile Installed",
+            installed,
+        )
         .await?;
     let from_bpf = ns
-        .wait_profile("bpf-app", "the Bpf recording's profile Installed", installed)
+        .wait_profile(
+            "bpf-app",
+            "the Bpf recording's profile Installed",
+            installed,
+        )
         .await?;
     let a: std::collections::BTreeSet<String> = allowed_names(&from_logs).into_iter().collect();
     let b: std::collections::BTreeSet<String> = allowed_names(&from_bpf).into_iter().collect();
@@ -953,6 +943,21 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
     for needed in ["execve", "getdents64", "clock_nanosleep", "write"] {
         assert!(a.contains(needed), "{needed} missing from {a:?}");
     }
+    // The agent's metrics (host network, this node) count what it recorded and lost.
+    let metrics = agent_metrics()?;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert!(value("seccomp_agent_audit_records") > 0.0, "{metrics}");
+    assert_eq!(value("seccomp_agent_audit_lost"), 0.0, "{metrics}");
+    assert!(
+        value("seccomp_agent_recorded_profiles_total") >= 4.0,
+        "{metrics}"
+    );
     assert!(
         only_logs.len() + only_bpf.len() <= 4,
         "the two recorders disagree: only in Logs {only_logs:?}, only in Bpf {only_bpf:?}"
@@ -974,7 +979,10 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
     pod["metadata"]["labels"] = json!({"app": "wl-logs"});
     let (phase, logs) = ns.run_pod(pod).await?;
     assert_eq!(phase, "Succeeded", "{logs}");
-    assert!(logs.contains("Seccomp:\t2") && logs.contains("ok"), "{logs}");
+    assert!(
+        logs.contains("Seccomp:\t2") && logs.contains("ok"),
+        "{logs}"
+    );
     let p = pods.get("enforced").await?;
     let sc = p.spec.as_ref().unwrap().containers[0]
         .security_context
@@ -983,4 +991,15 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
         .and_then(|s| s.localhost_profile);
     assert_eq!(sc, Some(format!("operator/{}/logs-app.json", ns.name)));
     Ok(())
+}
+
+/// The node agent's /metrics, from its host-network port on this machine.
+fn agent_metrics() -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect("127.0.0.1:8090")?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut body = String::new();
+    c.read_to_string(&mut body)?;
+    Ok(body)
 }

@@ -7,7 +7,8 @@
 //! (which owns the unicast connection). When the kernel's queue is full, a process making
 //! logged syscalls waits for it to drain rather than losing records; what can still be lost
 //! is a record our socket buffer has no room for — the kernel says so (ENOBUFS) and the
-//! reader counts it.
+//! reader counts it. The kernel sends the records to listeners in the initial network
+//! namespace only: the agent runs with the host's network.
 
 use crds::model::Arch;
 use netlink_packet_core::NetlinkBuffer;

@@ -282,14 +282,27 @@ pub async fn run(
     });
     let _ = recs.wait_until_ready().await;
     let _ = pods.wait_until_ready().await;
-    let mut state: Option<State> = None;
+    let mut state = State {
+        recorder: None,
+        runtime: opts.runtime,
+        sessions: HashMap::new(),
+        first_seen: HashMap::new(),
+        done: Default::default(),
+        audit: None,
+        logged: HashMap::new(),
+    };
     let mut load_failed_at: Option<Instant> = None;
     loop {
         let now = k8s_openapi::jiff::Timestamp::now();
-        let active = recs.state().iter().any(|r| is_active(r, now));
+        // Only Bpf recordings need the eBPF recorder (a node without BTF still records with
+        // Logs); a recorder a previous agent left pinned is taken over to finish its work.
+        let bpf_active = recs
+            .state()
+            .iter()
+            .any(|r| r.spec.recorder == crds::Recorder::Bpf && is_active(r, now));
         let left_pinned = pins.as_deref().is_some_and(Recorder::pinned_in);
         let may_retry = load_failed_at.is_none_or(|t| t.elapsed() > Duration::from_secs(30));
-        if state.is_none() && (active || left_pinned) && may_retry {
+        if state.recorder.is_none() && (bpf_active || left_pinned) && may_retry {
             let loaded = match &pins {
                 Some(dir) => Recorder::load_pinned(dir),
                 None => Recorder::load(),
@@ -301,36 +314,26 @@ pub async fn run(
                             "took over the eBPF recorder a previous agent left recording"
                         );
                     } else {
-                        tracing::info!("a recording is active: eBPF recorder loaded");
+                        tracing::info!("a Bpf recording is active: eBPF recorder loaded");
                     }
                     release_freed_memory();
-                    state = Some(State {
-                        recorder,
-                        runtime: opts.runtime,
-                        sessions: HashMap::new(),
-                        first_seen: HashMap::new(),
-                        done: Default::default(),
-                        audit: None,
-                        logged: HashMap::new(),
-                    });
+                    state.recorder = Some(recorder);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "a recording is active but the eBPF recorder cannot load");
+                    tracing::warn!(error = %e, "a Bpf recording is active but the eBPF recorder cannot load");
                     load_failed_at = Some(Instant::now());
                 }
             }
         }
-        if let Some(st) = state.as_mut() {
-            st.tick(&client, &recs, &pods, &metrics).await;
-            if !active && st.sessions.is_empty() && st.logged.is_empty() {
-                if let Some(st) = state.take() {
-                    if let Err(e) = st.recorder.unpin() {
-                        tracing::warn!(error = %e, "removing the recorder's pins failed");
-                    }
+        state.tick(&client, &recs, &pods, &metrics).await;
+        if !bpf_active && state.sessions.is_empty() {
+            if let Some(recorder) = state.recorder.take() {
+                if let Err(e) = recorder.unpin() {
+                    tracing::warn!(error = %e, "removing the recorder's pins failed");
                 }
                 release_freed_memory();
                 metrics.observe_recorder(0, 0, 0);
-                tracing::info!("no recording is active: eBPF recorder unloaded");
+                tracing::info!("no Bpf recording is active: eBPF recorder unloaded");
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -357,7 +360,8 @@ struct Session {
 
 /// What the recording loop keeps between ticks.
 struct State {
-    recorder: Recorder,
+    /// The eBPF recorder, while a Bpf recording is active.
+    recorder: Option<Recorder>,
     runtime: OciRuntime,
     /// Watched namespace → the container it records.
     sessions: HashMap<u64, Session>,
@@ -383,12 +387,14 @@ impl State {
     /// Watched namespaces this process does not know yet (a previous agent process started
     /// them): their notes say which container they record.
     fn adopt_watched(&mut self) {
-        for ns in self.recorder.watched_namespaces() {
+        let Some(recorder) = self.recorder.as_mut() else {
+            return;
+        };
+        for ns in recorder.watched_namespaces() {
             if self.sessions.contains_key(&ns) {
                 continue;
             }
-            let session = self
-                .recorder
+            let session = recorder
                 .note(ns)
                 .and_then(|n| serde_json::from_slice::<Session>(&n).ok());
             match session {
@@ -398,7 +404,7 @@ impl State {
                 }
                 None => {
                     tracing::warn!(mntns = ns, "a watched namespace without a note; dropped");
-                    let _ = self.recorder.take(ns);
+                    let _ = recorder.take(ns);
                 }
             }
         }
@@ -413,10 +419,23 @@ impl State {
     ) {
         self.adopt_watched();
         let now = k8s_openapi::jiff::Timestamp::now();
+        let idle = self.recorder.is_none()
+            && self.audit.is_none()
+            && self.logged.is_empty()
+            && !recs.state().iter().any(|r| is_active(r, now));
+        if idle {
+            return;
+        }
         let recordings: Vec<ProfileRecording> =
             recs.state().iter().map(|r| (**r).clone()).collect();
         let pod_list: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
-        let armed = recordings.iter().any(|r| is_active(r, now));
+        let armed = recordings
+            .iter()
+            .any(|r| r.spec.recorder == crds::Recorder::Bpf && is_active(r, now));
+        // Finished containers are remembered while their pod is listed (a namespace can
+        // outlive its final read); then they can never be wanted again.
+        let listed = known_containers(&pod_list);
+        self.done.retain(|id| listed.contains_key(id));
         self.tick_logs(client, &recordings, &pod_list, now, metrics)
             .await;
         let State {
@@ -427,12 +446,19 @@ impl State {
             done,
             ..
         } = self;
+        let Some(recorder) = recorder.as_mut() else {
+            return;
+        };
         if let Err(e) = recorder.arm(armed) {
             tracing::warn!(error = %e, "arming the recorder failed");
         }
         let wanted = targets(&pod_list, &recordings, now);
         let known = known_containers(&pod_list);
         for (ns, rec) in recorder.pending_records() {
+            if sessions.contains_key(&ns) {
+                // Bits a CPU put there as the namespace was being watched; read with it.
+                continue;
+            }
             let seen = *first_seen.entry(ns).or_insert_with(Instant::now);
             match rec.cgroup_name() {
                 Some(id) if done.contains(&id) => {

@@ -107,7 +107,7 @@ pub enum AuditError {
 /// Counters of a running reader.
 #[derive(Debug, Default)]
 pub struct AuditCounters {
-    /// Seccomp records received.
+    /// `SCMP_ACT_LOG` records received.
     pub received: AtomicU64,
     /// Records lost: socket overruns the kernel reported (ENOBUFS; the number of records
     /// in each overrun is unknown, each counts as one) and records the consumer had no room
@@ -125,16 +125,94 @@ pub struct Attributed {
     pub container: Option<String>,
 }
 
-/// Finds a process's container; runs on the reader thread.
-pub type Resolver = Box<dyn Fn(u32) -> Option<String> + Send>;
+/// Finds a process's container; runs on the reader threads.
+pub type Resolver = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
 
 /// A container resolver through `/proc/<pid>/cgroup` (host PIDs: needs the host's PID
 /// namespace).
 pub fn proc_resolver() -> Resolver {
-    Box::new(|pid| {
+    Arc::new(|pid| {
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         crate::recorder::procfs::container_id_from_cgroup(&text)
     })
+}
+
+/// Child process → the container of its parent at fork time, from the kernel's process
+/// events connector: a short-lived child (`ls`, `cat`) is often reaped before its audit
+/// records arrive, and its `/proc` entry with it; its parent, forking, was alive to be asked.
+#[derive(Default)]
+struct Forks {
+    children: std::sync::Mutex<std::collections::HashMap<u32, (String, std::time::Instant)>>,
+}
+
+impl Forks {
+    fn get(&self, pid: u32) -> Option<String> {
+        let map = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&pid).map(|(id, _)| id.clone())
+    }
+}
+
+/// Follow forks until `stop`: each child of a process in a container is noted with that
+/// container. Needs CAP_NET_ADMIN and the host's network namespace.
+fn track_forks(
+    forks: Arc<Forks>,
+    resolve: Resolver,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(), AuditError> {
+    let conn = proc_connector::ProcConnector::new().map_err(|e| AuditError::Socket {
+        what: "subscribing to process events (proc connector)",
+        err: std::io::Error::other(e.to_string()),
+    })?;
+    let _ = conn.set_recv_buf_size(4 << 20);
+    std::thread::Builder::new()
+        .name("fork-tracker".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 8192];
+            let ttl = std::time::Duration::from_secs(10);
+            let mut parents: std::collections::HashMap<u32, (Option<String>, std::time::Instant)> =
+                Default::default();
+            while !stop.load(Ordering::Relaxed) {
+                let ev = match conn.recv_timeout(&mut buf, std::time::Duration::from_millis(200)) {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) | Err(_) => continue,
+                };
+                let proc_connector::ProcEvent::Fork {
+                    parent_tgid,
+                    child_tgid,
+                    ..
+                } = ev
+                else {
+                    continue;
+                };
+                if parent_tgid == child_tgid {
+                    continue; // a thread
+                }
+                let now = std::time::Instant::now();
+                let id = match parents.get(&parent_tgid) {
+                    Some((id, at)) if now.duration_since(*at) < ttl => id.clone(),
+                    _ => {
+                        let id = resolve(parent_tgid);
+                        if parents.len() > 8192 {
+                            parents.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+                        }
+                        parents.insert(parent_tgid, (id.clone(), now));
+                        id
+                    }
+                };
+                if let Some(id) = id {
+                    let mut map = forks.children.lock().unwrap_or_else(|e| e.into_inner());
+                    if map.len() > 65536 {
+                        map.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+                    }
+                    map.insert(child_tgid, (id, now));
+                }
+            }
+        })
+        .map_err(|err| AuditError::Socket {
+            what: "spawning the fork tracker",
+            err,
+        })?;
+    Ok(())
 }
 
 /// A thread reading seccomp records into a bounded channel.
@@ -157,14 +235,18 @@ impl AuditReader {
             .add_membership(AUDIT_NLGRP_READLOG)
             .map_err(err("joining AUDIT_NLGRP_READLOG"))?;
         set_receive_buffer(&socket, 8 << 20);
-        set_receive_timeout(&socket, std::time::Duration::from_millis(200));
+        set_receive_timeout(&socket, std::time::Duration::from_millis(20));
         let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
         let counters = Arc::new(AuditCounters::default());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let forks = Arc::new(Forks::default());
+        if let Err(e) = track_forks(forks.clone(), resolve.clone(), stop.clone()) {
+            tracing::warn!(error = %e, "short-lived processes may go unattributed");
+        }
         let (c, s) = (counters.clone(), stop.clone());
         std::thread::Builder::new()
             .name("audit-reader".into())
-            .spawn(move || read_loop(socket, tx, c, s, resolve))
+            .spawn(move || read_loop(socket, tx, c, s, resolve, forks))
             .map_err(err("spawning the reader thread"))?;
         Ok(AuditReader {
             records: rx,
@@ -229,14 +311,45 @@ fn read_loop(
     counters: Arc<AuditCounters>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     resolve: Resolver,
+    forks: Arc<Forks>,
 ) {
     let mut buf = vec![0u8; 16 << 10];
     // PID → container, briefly: a process makes many logged calls in a row, and a PID is
     // reused only after its process is gone.
-    let mut cache: std::collections::HashMap<u32, (Option<String>, std::time::Instant)> =
+    let mut cache: std::collections::HashMap<u32, (String, std::time::Instant)> =
         Default::default();
     let ttl = std::time::Duration::from_secs(2);
+    // Records whose process was gone: asked again of the fork tracker (whose event for that
+    // child may still be on its way), then sent unattributed.
+    let mut deferred: std::collections::VecDeque<(SeccompRecord, std::time::Instant)> =
+        Default::default();
+    let send = |a: Attributed| match tx.try_send(a) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            counters.lost.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(TrySendError::Disconnected(_)) => false,
+    };
     while !stop.load(Ordering::Relaxed) {
+        let now = std::time::Instant::now();
+        while let Some((r, at)) = deferred.front() {
+            let late = now.duration_since(*at);
+            if late < std::time::Duration::from_millis(30) {
+                break;
+            }
+            let container = forks.get(r.pid);
+            if container.is_none() && late < std::time::Duration::from_millis(500) {
+                break;
+            }
+            let (record, _) = deferred.pop_front().expect("front exists");
+            if let Some(id) = &container {
+                cache.insert(record.pid, (id.clone(), now));
+            }
+            if !send(Attributed { record, container }) {
+                return;
+            }
+        }
         let n = match socket.recv(&mut &mut buf[..], 0) {
             Ok(n) => n,
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -266,29 +379,38 @@ fn read_loop(
             let len = (msg.length() as usize).max(16);
             if msg.message_type() == AUDIT_SECCOMP {
                 let text = String::from_utf8_lossy(msg.payload());
-                if let Some(r) = parse_record(&text) {
+                // Only SCMP_ACT_LOG records are recordings; denials of other filters (also
+                // logged by default) are not ours to attribute.
+                if let Some(r) = parse_record(&text).filter(|r| r.code == SECCOMP_RET_LOG) {
                     counters.received.fetch_add(1, Ordering::Relaxed);
                     let now = std::time::Instant::now();
                     let container = match cache.get(&r.pid) {
-                        Some((c, at)) if now.duration_since(*at) < ttl => c.clone(),
-                        _ => {
-                            let c = resolve(r.pid);
+                        Some((c, at)) if now.duration_since(*at) < ttl => Some(c.clone()),
+                        _ => resolve(r.pid).or_else(|| forks.get(r.pid)),
+                    };
+                    match container {
+                        Some(c) => {
                             if cache.len() > 4096 {
                                 cache.retain(|_, (_, at)| now.duration_since(*at) < ttl);
                             }
                             cache.insert(r.pid, (c.clone(), now));
-                            c
+                            if !send(Attributed {
+                                record: r,
+                                container: Some(c),
+                            }) {
+                                return;
+                            }
                         }
-                    };
-                    match tx.try_send(Attributed {
-                        record: r,
-                        container,
-                    }) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => {
-                            counters.lost.fetch_add(1, Ordering::Relaxed);
+                        // Bounded like the channel: past it, sent unattributed at once.
+                        None if deferred.len() < 65536 => deferred.push_back((r, now)),
+                        None => {
+                            if !send(Attributed {
+                                record: r,
+                                container: None,
+                            }) {
+                                return;
+                            }
                         }
-                        Err(TrySendError::Disconnected(_)) => return,
                     }
                 }
             }

@@ -290,6 +290,7 @@ pub async fn run(
         done: Default::default(),
         audit: None,
         logged: HashMap::new(),
+        unclaimed: HashMap::new(),
     };
     let mut load_failed_at: Option<Instant> = None;
     loop {
@@ -374,6 +375,8 @@ struct State {
     audit: Option<crate::audit::AuditReader>,
     /// `Logs` recordings: container ID → what its audit records named so far.
     logged: HashMap<String, LogSession>,
+    /// Audit records of containers not (yet) in any pod's status, and when first seen.
+    unclaimed: HashMap<String, (std::collections::BTreeSet<String>, Instant)>,
 }
 
 /// A container recorded from the kernel's audit records.
@@ -581,15 +584,28 @@ impl State {
                     unattributed += 1;
                     continue;
                 };
+                if self.done.contains(&id) {
+                    continue;
+                }
                 let Some(t) = wanted
                     .get(&id)
                     .filter(|t| t.recorder == crds::Recorder::Logs)
                 else {
+                    // A container starts making calls before the kubelet reports its ID in
+                    // the pod's status: keep what it does until it is claimed or known to be
+                    // someone else's.
+                    if !known.contains_key(&id)
+                        && (self.unclaimed.len() < 4096 || self.unclaimed.contains_key(&id))
+                    {
+                        let (names, _) = self
+                            .unclaimed
+                            .entry(id)
+                            .or_insert_with(|| (Default::default(), Instant::now()));
+                        names.extend(a.record.name());
+                    }
                     continue;
                 };
-                if self.done.contains(&id) {
-                    continue;
-                }
+                let early = self.unclaimed.remove(&id).map(|(n, _)| n);
                 let s = self.logged.entry(id).or_insert_with(|| {
                     tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, "recording container from audit records");
                     LogSession {
@@ -598,6 +614,7 @@ impl State {
                         ended: false,
                     }
                 });
+                s.names.extend(early.into_iter().flatten());
                 s.names.extend(a.record.name());
             }
             metrics.observe_audit(
@@ -609,6 +626,37 @@ impl State {
                 unattributed,
             );
         }
+        // Early records of containers claimed since, or never to be claimed.
+        let claimed: Vec<String> = self
+            .unclaimed
+            .keys()
+            .filter(|id| {
+                wanted
+                    .get(*id)
+                    .is_some_and(|t| t.recorder == crds::Recorder::Logs)
+            })
+            .cloned()
+            .collect();
+        for id in claimed {
+            let early = self
+                .unclaimed
+                .remove(&id)
+                .map(|(n, _)| n)
+                .unwrap_or_default();
+            let t = &wanted[&id];
+            tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, "recording container from audit records");
+            self.logged
+                .entry(id)
+                .or_insert_with(|| LogSession {
+                    target: t.clone(),
+                    names: Default::default(),
+                    ended: false,
+                })
+                .names
+                .extend(early);
+        }
+        self.unclaimed
+            .retain(|id, (_, at)| !known.contains_key(id) && at.elapsed() < CLAIM_TIMEOUT);
         for (id, s) in self.logged.iter_mut().filter(|(_, s)| !s.ended) {
             let t = &s.target;
             let rec_live = recordings.iter().any(|r| {
@@ -645,6 +693,7 @@ impl State {
             }
         }
         if !logs_active && self.logged.is_empty() && self.audit.take().is_some() {
+            self.unclaimed.clear();
             tracing::info!("no Logs recording is active: audit reader stopped");
         }
     }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops exactly the processes hack/cluster-up.sh started (by their recorded PIDs, never by
+# Stops exactly the processes hack/cluster-up.sh started (by the PIDs it recorded in
+# /run/seccomp-operator-cluster/pids, from whichever checkout started them; never by
 # name) and cleans what they left: containers, mounts, network namespaces, the pod bridge,
 # CNI and kube-proxy iptables chains. `--wipe` also deletes the cluster's state (etcd data,
 # certificates, containerd images, /var/lib/kubelet). Idempotent.
@@ -61,6 +62,9 @@ if command -v iptables-save >/dev/null; then
   done
 fi
 rm -rf "$STATE/cni/ipam"
+# A node agent stopped mid-recording leaves its recorder pinned so that the next agent takes
+# over; with the cluster gone, nobody will: removing the pins detaches the programs.
+rm -rf /sys/fs/bpf/seccomp-operator
 
 if $wipe; then
   rm -rf "$STATE" "$RUN" "$LOCAL" /var/lib/kubelet

@@ -3,10 +3,12 @@ K8S_BIN=${K8S_CACHE:-/var/cache/seccomp-operator/k8s-v1.20.2}/bin
 KUBECTL=$K8S_BIN/kubectl
 LOCAL=$REPO/.local-cluster
 KUBECONFIG_PATH=$LOCAL/kubeconfig
-PIDS=$LOCAL/pids
 LOGS=$LOCAL/logs
 STATE=/var/lib/seccomp-operator-cluster
 RUN=/run/seccomp-operator-cluster
+# The machine runs one cluster (ports, /var/lib/kubelet): its PIDs live with its machine-wide
+# state, so that cluster-down from any checkout stops it.
+PIDS=$RUN/pids
 PKI=$STATE/pki
 CNI_CONF=$STATE/cni/net.d
 CONTAINERD_SOCK=$RUN/containerd.sock

@@ -435,11 +435,12 @@ impl State {
         let armed = recordings
             .iter()
             .any(|r| r.spec.recorder == crds::Recorder::Bpf && is_active(r, now));
+        let wanted = targets(&pod_list, &recordings, now);
+        let known = known_containers(&pod_list);
         // Finished containers are remembered while their pod is listed (a namespace can
         // outlive its final read); then they can never be wanted again.
-        let listed = known_containers(&pod_list);
-        self.done.retain(|id| listed.contains_key(id));
-        self.tick_logs(client, &recordings, &pod_list, now, metrics)
+        self.done.retain(|id| known.contains_key(id));
+        self.tick_logs(client, &recordings, &wanted, &known, now, metrics)
             .await;
         let State {
             recorder,
@@ -455,8 +456,6 @@ impl State {
         if let Err(e) = recorder.arm(armed) {
             tracing::warn!(error = %e, "arming the recorder failed");
         }
-        let wanted = targets(&pod_list, &recordings, now);
-        let known = known_containers(&pod_list);
         for (ns, rec) in recorder.pending_records() {
             if sessions.contains_key(&ns) {
                 // Bits a CPU put there as the namespace was being watched; read with it.
@@ -526,22 +525,10 @@ impl State {
             };
             let s = &sessions[&ns];
             let names = record.all_names(Phase::AfterExec);
-            match publish(client, &s.target, names, *runtime).await {
-                Ok(n) => {
-                    metrics.recorded(n);
-                    done.insert(s.id.clone());
-                    let _ = recorder.take(ns);
-                    sessions.remove(&ns);
-                }
-                Err(Publish::Refused(msg)) => {
-                    tracing::error!(pod = %s.target.pod, container = %s.target.container, error = %msg, "recorded profile refused; dropped");
-                    done.insert(s.id.clone());
-                    let _ = recorder.take(ns);
-                    sessions.remove(&ns);
-                }
-                Err(Publish::Retry(msg)) => {
-                    tracing::warn!(pod = %s.target.pod, container = %s.target.container, error = %msg, "writing the recorded profile failed; retrying");
-                }
+            if settle(client, &s.target, names, *runtime, metrics).await {
+                done.insert(s.id.clone());
+                let _ = recorder.take(ns);
+                sessions.remove(&ns);
             }
         }
         let pending = first_seen.len();
@@ -556,7 +543,8 @@ impl State {
         &mut self,
         client: &Client,
         recordings: &[ProfileRecording],
-        pods: &[Pod],
+        wanted: &HashMap<String, Target>,
+        known: &HashMap<String, bool>,
         now: k8s_openapi::jiff::Timestamp,
         metrics: &crate::metrics::Metrics,
     ) {
@@ -572,8 +560,6 @@ impl State {
                 Err(e) => tracing::warn!(error = %e, "Logs recordings will not work on this node"),
             }
         }
-        let wanted = targets(pods, recordings, now);
-        let known = known_containers(pods);
         let mut unattributed = 0;
         if let Some(reader) = &self.audit {
             while let Ok(a) = reader.records.try_recv() {
@@ -676,25 +662,39 @@ impl State {
             .collect();
         for id in ended {
             let s = &self.logged[&id];
-            match publish(client, &s.target, s.names.clone(), self.runtime).await {
-                Ok(n) => {
-                    metrics.recorded(n);
-                    self.done.insert(id.clone());
-                    self.logged.remove(&id);
-                }
-                Err(Publish::Refused(msg)) => {
-                    tracing::error!(pod = %s.target.pod, error = %msg, "recorded profile refused; dropped");
-                    self.done.insert(id.clone());
-                    self.logged.remove(&id);
-                }
-                Err(Publish::Retry(msg)) => {
-                    tracing::warn!(pod = %s.target.pod, error = %msg, "writing the recorded profile failed; retrying");
-                }
+            if settle(client, &s.target, s.names.clone(), self.runtime, metrics).await {
+                self.done.insert(id.clone());
+                self.logged.remove(&id);
             }
         }
         if !logs_active && self.logged.is_empty() && self.audit.take().is_some() {
             self.unclaimed.clear();
             tracing::info!("no Logs recording is active: audit reader stopped");
+        }
+    }
+}
+
+/// Publish a recorded container's profile: true once it is settled (written, or refused for
+/// good), false when the write should be retried.
+async fn settle(
+    client: &Client,
+    t: &Target,
+    names: std::collections::BTreeSet<String>,
+    runtime: OciRuntime,
+    metrics: &crate::metrics::Metrics,
+) -> bool {
+    match publish(client, t, names, runtime).await {
+        Ok(n) => {
+            metrics.recorded(n);
+            true
+        }
+        Err(Publish::Refused(msg)) => {
+            tracing::error!(pod = %t.pod, container = %t.container, error = %msg, "recorded profile refused; dropped");
+            true
+        }
+        Err(Publish::Retry(msg)) => {
+            tracing::warn!(pod = %t.pod, container = %t.container, error = %msg, "writing the recorded profile failed; retrying");
+            false
         }
     }
 }

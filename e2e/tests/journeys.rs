@@ -875,14 +875,31 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
         return Ok(());
     };
     let ns = TestNs::new(client.clone(), "recordlogs").await?;
-    // The Logs recorder works through the binding webhook, enabled per namespace.
-    ns.enable_binding().await?;
     ns.apply::<crds::ProfileRecording>(recording(
         "logs",
         "wl-logs",
         json!({"recorder": "Logs", "mergeStrategy": "Containers"}),
     ))
     .await?;
+    // The Logs recorder works through the binding webhook, enabled per namespace: until then
+    // the recording says what is missing.
+    let recs: Api<crds::ProfileRecording> = ns.api();
+    let msg = wait_for(
+        "the recording to report the unlabelled namespace",
+        Duration::from_secs(30),
+        || async {
+            let r = recs.get("logs").await.ok()?;
+            let c = r
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "BindingWebhook")?;
+            (c.status == "False").then_some(c.message)
+        },
+    )
+    .await?;
+    assert!(msg.contains(crds::LABEL_BINDING), "{msg}");
+    ns.enable_binding().await?;
     ns.apply::<crds::ProfileRecording>(recording(
         "bpf",
         "wl-bpf",

@@ -13,7 +13,7 @@ use crds::{
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
@@ -206,11 +206,25 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
     } else {
         RecordingPhase::Pending
     };
+    let mut conditions = rec.status.clone().unwrap_or_default().conditions;
+    if rec.spec.recorder == crds::Recorder::Logs {
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+        let labels = namespaces
+            .get_opt(ns)
+            .await
+            .map_err(Error::Kube)?
+            .map(|n| n.labels().clone())
+            .unwrap_or_default();
+        set_condition(
+            &mut conditions,
+            binding_webhook_condition(ns, &labels, rec.metadata.generation),
+        );
+    }
     let status = ProfileRecordingStatus {
         phase: Some(phase),
         active_workloads: active,
         profiles: produced,
-        conditions: rec.status.clone().unwrap_or_default().conditions,
+        conditions,
         observed_generation: rec.metadata.generation,
     };
     if rec.status.as_ref() != Some(&status) {
@@ -231,6 +245,53 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
             60
         },
     )))
+}
+
+/// Condition type saying whether the binding webhook serves a `Logs` recording's namespace.
+pub const CONDITION_BINDING_WEBHOOK: &str = "BindingWebhook";
+
+/// Whether the binding webhook will put a `Logs` recording's pods under its `SCMP_ACT_LOG`
+/// profile: only in namespaces labelled `seccomp-operator.dev/binding=enabled`.
+pub fn binding_webhook_condition(
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+    generation: Option<i64>,
+) -> Condition {
+    let on = labels.get(crds::LABEL_BINDING).map(String::as_str) == Some("enabled");
+    Condition {
+        type_: CONDITION_BINDING_WEBHOOK.into(),
+        status: if on { "True" } else { "False" }.into(),
+        reason: if on {
+            "NamespaceEnabled"
+        } else {
+            "NamespaceNotLabelled"
+        }
+        .into(),
+        message: if on {
+            "the binding webhook puts the selected pods under the recording's SCMP_ACT_LOG profile"
+                .into()
+        } else {
+            format!(
+                "the Logs recorder works through the binding webhook: label namespace {ns} with {}=enabled; pods created before that are not recorded",
+                crds::LABEL_BINDING
+            )
+        },
+        observed_generation: generation,
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+    }
+}
+
+/// Put `c` in `conditions`, keeping the transition time while its status holds.
+fn set_condition(conditions: &mut Vec<Condition>, mut c: Condition) {
+    match conditions.iter_mut().find(|o| o.type_ == c.type_) {
+        Some(old) => {
+            if old.status == c.status {
+                c.last_transition_time = old.last_transition_time.clone();
+            }
+            *old = c;
+        }
+        None => conditions.push(c),
+    }
 }
 
 /// Merge the partials per container into `<recording>-<container>` (server-side apply, so a
@@ -327,6 +388,36 @@ mod tests {
         .unwrap();
         assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!canary");
         assert_eq!(merged_name("rec", "nginx"), "rec-nginx");
+    }
+
+    #[test]
+    fn logs_recordings_say_when_their_namespace_lacks_the_binding_label() {
+        let off = binding_webhook_condition("shop", &BTreeMap::new(), Some(3));
+        assert_eq!(
+            (off.status.as_str(), off.reason.as_str()),
+            ("False", "NamespaceNotLabelled")
+        );
+        assert!(
+            off.message
+                .contains("label namespace shop with seccomp-operator.dev/binding=enabled"),
+            "{}",
+            off.message
+        );
+        let labels = BTreeMap::from([(crds::LABEL_BINDING.to_owned(), "enabled".to_owned())]);
+        let on = binding_webhook_condition("shop", &labels, Some(3));
+        assert_eq!(on.status, "True");
+        // The transition time moves only when the status changes.
+        let mut conds = vec![off.clone()];
+        let mut later = off.clone();
+        later.last_transition_time = Time(k8s_openapi::jiff::Timestamp::from_second(5).unwrap());
+        set_condition(&mut conds, later);
+        assert_eq!(conds.len(), 1);
+        assert_eq!(conds[0].last_transition_time, off.last_transition_time);
+        set_condition(&mut conds, on.clone());
+        assert_eq!(
+            (conds[0].status.as_str(), &conds[0].last_transition_time),
+            ("True", &on.last_transition_time)
+        );
     }
 
     #[test]

@@ -50,9 +50,32 @@ pub struct Target {
     pub recorder: crds::Recorder,
 }
 
-/// Whether a recording is recording now.
-pub fn is_active(rec: &ProfileRecording, now: k8s_openapi::jiff::Timestamp) -> bool {
-    rec.is_active(now)
+/// Whether a recording of this kind is recording now.
+fn any_active<'a>(
+    recordings: impl IntoIterator<Item = &'a ProfileRecording>,
+    kind: crds::Recorder,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    recordings
+        .into_iter()
+        .any(|r| r.spec.recorder == kind && r.is_active(now))
+}
+
+/// Whether a recorded container is done: it ended (or is no longer listed), or its
+/// recording stopped.
+fn container_done(
+    t: &Target,
+    id: &str,
+    recordings: &[ProfileRecording],
+    known: &HashMap<String, bool>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    let rec_live = recordings.iter().any(|r| {
+        r.name_any() == t.recording
+            && r.namespace().as_deref() == Some(t.namespace.as_str())
+            && r.is_active(now)
+    });
+    known.get(id).copied().unwrap_or(true) || !rec_live
 }
 
 fn container_id(s: &ContainerStatus) -> Option<String> {
@@ -93,7 +116,7 @@ pub fn targets(
     now: k8s_openapi::jiff::Timestamp,
 ) -> HashMap<String, Target> {
     let mut out = HashMap::new();
-    for rec in recordings.iter().filter(|r| is_active(r, now)) {
+    for rec in recordings.iter().filter(|r| r.is_active(now)) {
         let ns = rec.namespace().unwrap_or_default();
         for pod in pods
             .iter()
@@ -297,10 +320,7 @@ pub async fn run(
         let now = k8s_openapi::jiff::Timestamp::now();
         // Only Bpf recordings need the eBPF recorder (a node without BTF still records with
         // Logs); a recorder a previous agent left pinned is taken over to finish its work.
-        let bpf_active = recs
-            .state()
-            .iter()
-            .any(|r| r.spec.recorder == crds::Recorder::Bpf && is_active(r, now));
+        let bpf_active = any_active(recs.state().iter().map(|r| &**r), crds::Recorder::Bpf, now);
         let left_pinned = pins.as_deref().is_some_and(Recorder::pinned_in);
         let may_retry = load_failed_at.is_none_or(|t| t.elapsed() > Duration::from_secs(30));
         if state.recorder.is_none() && (bpf_active || left_pinned) && may_retry {
@@ -425,16 +445,14 @@ impl State {
         let idle = self.recorder.is_none()
             && self.audit.is_none()
             && self.logged.is_empty()
-            && !recs.state().iter().any(|r| is_active(r, now));
+            && !recs.state().iter().any(|r| r.is_active(now));
         if idle {
             return;
         }
         let recordings: Vec<ProfileRecording> =
             recs.state().iter().map(|r| (**r).clone()).collect();
         let pod_list: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
-        let armed = recordings
-            .iter()
-            .any(|r| r.spec.recorder == crds::Recorder::Bpf && is_active(r, now));
+        let armed = any_active(&recordings, crds::Recorder::Bpf, now);
         let wanted = targets(&pod_list, &recordings, now);
         let known = known_containers(&pod_list);
         // Finished containers are remembered while their pod is listed (a namespace can
@@ -501,15 +519,7 @@ impl State {
         }
         // Containers that ended, pods that went, recordings that stopped.
         for s in sessions.values_mut().filter(|s| !s.ended) {
-            let t = &s.target;
-            let rec_live = recordings.iter().any(|r| {
-                r.name_any() == t.recording
-                    && r.namespace().as_deref() == Some(t.namespace.as_str())
-                    && is_active(r, now)
-            });
-            if known.get(&s.id).copied().unwrap_or(true) || !rec_live {
-                s.ended = true;
-            }
+            s.ended = container_done(&s.target, &s.id, &recordings, &known, now);
         }
         // Publish what ended; the namespace is forgotten only once its profile is written, so
         // a failed write (or an agent restart) loses nothing.
@@ -548,9 +558,7 @@ impl State {
         now: k8s_openapi::jiff::Timestamp,
         metrics: &crate::metrics::Metrics,
     ) {
-        let logs_active = recordings
-            .iter()
-            .any(|r| r.spec.recorder == crds::Recorder::Logs && is_active(r, now));
+        let logs_active = any_active(recordings, crds::Recorder::Logs, now);
         if logs_active && self.audit.is_none() {
             match crate::audit::AuditReader::start(1 << 16, crate::audit::proc_resolver()) {
                 Ok(r) => {
@@ -644,15 +652,7 @@ impl State {
         self.unclaimed
             .retain(|id, (_, at)| !known.contains_key(id) && at.elapsed() < CLAIM_TIMEOUT);
         for (id, s) in self.logged.iter_mut().filter(|(_, s)| !s.ended) {
-            let t = &s.target;
-            let rec_live = recordings.iter().any(|r| {
-                r.name_any() == t.recording
-                    && r.namespace().as_deref() == Some(t.namespace.as_str())
-                    && is_active(r, now)
-            });
-            if known.get(id).copied().unwrap_or(true) || !rec_live {
-                s.ended = true;
-            }
+            s.ended = container_done(&s.target, id, recordings, known, now);
         }
         let ended: Vec<String> = self
             .logged

@@ -166,13 +166,8 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         .map(|p| p.name_any())
         .collect();
     let parts = partials(ctx, ns, &name).await?;
-    let expired = match (created, rec.spec.duration_seconds) {
-        (Some(c), Some(d)) => {
-            k8s_openapi::jiff::Timestamp::now()
-                >= c + k8s_openapi::jiff::SignedDuration::from_secs(d.into())
-        }
-        _ => false,
-    };
+    // (Apply runs only while the recording is not being deleted: inactive means expired.)
+    let expired = !rec.is_active(k8s_openapi::jiff::Timestamp::now());
     let ended = expired || active.is_empty();
     let mut parts_left = !parts.is_empty();
     if ended && parts_left && rec.spec.merge_strategy == MergeStrategy::Containers {

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Stops exactly the processes hack/cluster-up.sh started (by the PIDs it recorded in
 # /run/seccomp-operator-cluster/pids, from whichever checkout started them; never by
-# name) and cleans what they left: containers, mounts, network namespaces, the pod bridge,
+# name; for extra nodes, every process in their own cgroup subtree) and cleans what they left: containers, mounts, network namespaces, the pod bridge,
 # CNI and kube-proxy iptables chains. `--wipe` also deletes the cluster's state (etcd data,
 # certificates, containerd images, /var/lib/kubelet). Idempotent.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 . hack/lib/cluster-env.sh
+. hack/lib/cluster-node.sh
 wipe=false
 [ "${1:-}" = "--wipe" ] && wipe=true
 [ "$(id -u)" -eq 0 ] || { echo "hack/cluster-down.sh needs root" >&2; exit 1; }
@@ -24,6 +25,13 @@ stop() { # name: SIGTERM, then SIGKILL after 10 s
   fi
   rm -f "$f"
 }
+
+# Extra nodes first: every process in their cgroups, then their namespaces, veths, routes.
+for n in $(node_names); do
+  if $wipe; then node_destroy "$n" --wipe; else node_destroy "$n"; fi
+done
+ip link delete "$NODE_BRIDGE" 2>/dev/null
+mountpoint -q "$NODES_RUN" 2>/dev/null && umount "$NODES_RUN" 2>/dev/null
 
 stop kubelet
 # Containers the kubelet left: stop them through containerd while it still runs.

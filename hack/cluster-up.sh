@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Brings up a real single-node Kubernetes v1.20.2 cluster on this machine from Debian packages
-# and a one-time source build: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# Brings up a real Kubernetes v1.20.2 cluster on this machine from Debian packages and a
+# one-time source build: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # containerd + runc, kube-proxy (iptables), kubelet. Writes the admin kubeconfig to
-# .local-cluster/kubeconfig. Idempotent: on a running cluster it only prints the export line.
+# .local-cluster/kubeconfig.
+#
+#   hack/cluster-up.sh [--nodes N]    N nodes (default 1): node 1 is this machine, nodes 2..N
+#                                     each run in their own namespaces (hack/lib/cluster-node.sh)
+#
+# Idempotent: on a running cluster it only adds the nodes that are missing (or restarts the
+# stopped ones) and prints the export line.
 #
 # Every process it starts is recorded in .local-cluster/pids/ for hack/cluster-down.sh.
 # Traffic stays on this machine: the API server listens on the node IP and loopback, pods live
@@ -12,13 +18,48 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 . hack/lib/cluster-env.sh
+. hack/lib/cluster-node.sh
 
+nodes=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nodes) nodes=${2:?--nodes takes a number}; shift 2 ;;
+    --nodes=*) nodes=${1#--nodes=}; shift ;;
+    *) echo "usage: hack/cluster-up.sh [--nodes N]" >&2; exit 2 ;;
+  esac
+done
+[[ "$nodes" =~ ^[1-9][0-9]?$ ]] || { echo "hack/cluster-up.sh: --nodes must be 1..99, not '$nodes'" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "hack/cluster-up.sh needs root" >&2; exit 1; }
 
 alive() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 all_alive() { for c in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kube-proxy kubelet; do alive "$c" || return 1; done; }
+wait_for() { # description, timeout seconds, command...
+  local what=$1 t=$2; shift 2
+  for _ in $(seq "$((t * 5))"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  echo "timed out waiting for $what; logs in $LOGS" >&2
+  return 1
+}
+# Nodes 2..N: created when missing, started when stopped, then Ready.
+extra_nodes() {
+  [ "$nodes" -gt 1 ] || return 0
+  nodes_host_setup
+  local i n
+  for i in $(seq 2 "$nodes"); do
+    n=node-$i
+    echo "== node $n ($(node_ip "$i"), pods $(node_pod_cidr "$i"))"
+    node_create "$i"
+    node_start "$n"
+  done
+  for i in $(seq 2 "$nodes"); do
+    wait_for "node node-$i Ready" 120 node_ready "node-$i"
+  done
+}
 if all_alive && "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/dev/null 2>&1; then
   echo "cluster already running"
+  extra_nodes
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   exit 0
 fi
@@ -54,15 +95,6 @@ start() { # name, log, command...
   if alive "$name"; then return; fi
   setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
   echo $! >"$PIDS/$name.pid"
-}
-wait_for() { # description, timeout seconds, command...
-  local what=$1 t=$2; shift 2
-  for _ in $(seq "$((t * 5))"); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  echo "timed out waiting for $what; logs in $LOGS" >&2
-  return 1
 }
 http_ok() { python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$1"; }
 
@@ -114,7 +146,7 @@ hack/lib/cluster-images.sh
 echo "== kube-proxy (iptables)"
 start kube-proxy "$K8S_BIN/kube-proxy" \
   --kubeconfig="$STATE/kube-proxy.kubeconfig" --proxy-mode=iptables \
-  --hostname-override="$NODE_NAME" --cluster-cidr="$POD_CIDR" \
+  --hostname-override="$NODE_NAME" --cluster-cidr="$CLUSTER_CIDR" \
   --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
   --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 --v=1
 wait_for kube-proxy 30 http_ok http://127.0.0.1:10256/healthz
@@ -143,11 +175,12 @@ start kubelet "$K8S_BIN/kubelet" \
   --kubeconfig="$STATE/kubelet.kubeconfig" --config="$STATE/kubelet-config.yaml" \
   --container-runtime=remote --container-runtime-endpoint="unix://$CONTAINERD_SOCK" \
   --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --root-dir=/var/lib/kubelet \
-  --v=1
+  --register-with-taints="$AGENT_TAINT" --v=1
 node_ready() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -q True; }
 wait_for "node $NODE_NAME Ready" 120 node_ready
 # The default ServiceAccount must exist before pods can be created in a namespace.
 wait_for "the default ServiceAccount" 60 "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get serviceaccount default
+extra_nodes
 
 echo "cluster up: node $NODE_NAME ($NODE_IP), Kubernetes $("$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
 echo "export KUBECONFIG=$KUBECONFIG_PATH"

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 . hack/lib/cluster-env.sh
+. hack/lib/cluster-node.sh
 [ "$(id -u)" -eq 0 ] || { echo "hack/deploy.sh needs root (ctr)" >&2; exit 1; }
 "$KUBECTL" get --raw /readyz >/dev/null 2>&1 || { echo "no cluster: run hack/cluster-up.sh first" >&2; exit 1; }
 
@@ -37,8 +38,13 @@ image() { # containerfile, image name, binaries...
   user=$(grep -E '^USER ' "$cf" | tail -1 | awk '{print $2}')
   entry=$(grep -E '^ENTRYPOINT ' "$cf" | tail -1 | sed -E 's/^ENTRYPOINT //')
   python3 hack/lib/oci-image.py --rootfs "$root" --name "$name" --entrypoint "$entry" --user "$user" --out "$work/img.tar"
-  ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$work/img.tar" >/dev/null
-  echo "image: $name ($(du -sh "$work/img.tar" | cut -f1))"
+  # Every node's containerd: node 1's, and each extra node's own.
+  local sock
+  for sock in "$CONTAINERD_SOCK" $(for n in $(node_names); do node_sock "$n"; done); do
+    [ -S "$sock" ] || continue
+    ctr --address "$sock" -n k8s.io images import "$work/img.tar" >/dev/null
+  done
+  echo "image: $name ($(du -sh "$work/img.tar" | cut -f1)), on $((1 + $(node_names | wc -l))) node(s)"
 }
 echo "== images"
 image operator/Containerfile localhost/seccomp-operator/operator:dev operator

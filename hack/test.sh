@@ -2,7 +2,8 @@
 # Runs every test of seccomp-operator on this machine, installing what it needs:
 #   1. cargo fmt --check, cargo clippy --all-targets -D warnings
 #   2. unit tests, kernel tests (eBPF recorder, libseccomp; root) and runtime tests (runc; root)
-#   3. end-to-end tests on a real local cluster: hack/cluster-up.sh, hack/deploy.sh, the
+#   3. end-to-end tests on a real 3-node local cluster (E2E_NODES=N for another size):
+#      hack/cluster-up.sh --nodes 3, hack/deploy.sh, the
 #      journeys in e2e/, then hack/cluster-down.sh (a cluster that was already up stays up)
 # Tests that need root or a cluster print SKIP with the reason when those are missing; under
 # CI=true they must run. SKIP_E2E=1 skips step 3 on purpose.
@@ -48,7 +49,7 @@ else
     hack/cluster-down.sh --wipe >/dev/null 2>&1 || true
     trap 'hack/cluster-down.sh >/dev/null 2>&1 || true' EXIT
   fi
-  hack/cluster-up.sh
+  hack/cluster-up.sh --nodes "${E2E_NODES:-3}"
   hack/deploy.sh
   set +e +o pipefail
   KUBECONFIG=$PWD/.local-cluster/kubeconfig cargo test -p e2e --no-fail-fast -- --test-threads=1 2>&1 | tee -a "$out"

@@ -27,6 +27,31 @@ pub const LABEL_PARTIAL: &str = "seccomp-operator.dev/partial";
 /// Directory, relative to `<kubelet-root>/seccomp`, that holds the operator's profiles; also
 /// the first component of every `localhostProfile` value.
 pub const LOCALHOST_DIR: &str = "operator";
+/// Taint the operator keeps on a node while its agent is not live (not yet synced, or silent
+/// past [`AGENT_LEASE_SECONDS`]), so that no new pod is scheduled where its profile may be
+/// missing. Kubelets should register with it (`--register-with-taints`).
+pub const TAINT_AGENT_NOT_READY: &str = "seccomp-operator.dev/agent-not-ready";
+/// Label on the node agents' heartbeat Leases (in the operator's namespace); its value is
+/// the node's name.
+pub const LABEL_AGENT_NODE: &str = "seccomp-operator.dev/agent-node";
+/// A node agent renews its Lease this often (seconds).
+pub const AGENT_RENEW_SECONDS: u64 = 10;
+/// A node agent whose Lease was not renewed for this long (seconds) is silent: its node is
+/// not counted.
+pub const AGENT_LEASE_SECONDS: i32 = 40;
+
+/// The name of a node agent's heartbeat Lease: `seccomp-agent-<node>`, shortened with a hash
+/// when the node's name is too long for it.
+pub fn agent_lease_name(node: &str) -> String {
+    let name = format!("seccomp-agent-{node}");
+    if name.len() <= 253 {
+        return name;
+    }
+    let digest = model::content_hash(node.as_bytes());
+    let hex = digest.trim_start_matches("sha256:");
+    format!("seccomp-agent-{}-{}", &node[..200], &hex[..16])
+}
+
 /// The default kubelet root directory.
 pub const DEFAULT_KUBELET_ROOT: &str = "/var/lib/kubelet";
 

@@ -149,15 +149,27 @@ impl TestNs {
             .await?)
     }
 
-    /// Wait for a profile to satisfy `pred`.
+    /// Wait (up to 60 s) for a profile to satisfy `pred`.
     pub async fn wait_profile(
         &self,
         name: &str,
         what: &str,
         pred: impl Fn(&SeccompProfile) -> bool,
     ) -> anyhow::Result<SeccompProfile> {
+        self.wait_profile_for(name, what, Duration::from_secs(60), pred)
+            .await
+    }
+
+    /// Wait up to `timeout` for a profile to satisfy `pred`.
+    pub async fn wait_profile_for(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&SeccompProfile) -> bool,
+    ) -> anyhow::Result<SeccompProfile> {
         let api: Api<SeccompProfile> = self.api();
-        let r = wait_for(what, Duration::from_secs(60), || async {
+        let r = wait_for(what, timeout, || async {
             api.get_opt(name).await.ok().flatten().filter(|p| pred(p))
         })
         .await;
@@ -271,8 +283,76 @@ impl Drop for TestNs {
 /// The cluster's kubectl (built by hack/k8s-build.sh).
 pub const KUBECTL: &str = "/var/cache/seccomp-operator/k8s-v1.20.2/bin/kubectl";
 
-/// A busybox pod running `script` under `profile` (a localhostProfile value), or none.
+/// A node of the local cluster: its name and its kubelet root as seen from this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// The Node's name.
+    pub name: String,
+    /// Its kubelet root directory, on this machine.
+    pub kubelet_root: PathBuf,
+}
+
+impl ClusterNode {
+    /// The file a profile is installed at on this node.
+    pub fn profile_file(&self, ns: &str, name: &str) -> PathBuf {
+        self.kubelet_root
+            .join("seccomp/operator")
+            .join(ns)
+            .join(format!("{name}.json"))
+    }
+}
+
+/// Run `hack/cluster-ctl.sh` with `args`; its standard output, or an error with its stderr.
+pub fn cluster_ctl(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(repo().join("hack/cluster-ctl.sh"))
+        .args(args)
+        .output()
+        .context("running hack/cluster-ctl.sh")?;
+    if !out.status.success() {
+        bail!(
+            "hack/cluster-ctl.sh {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The cluster's nodes now (`hack/cluster-ctl.sh nodes`), node 1 (this machine) first.
+pub fn cluster_nodes() -> Vec<ClusterNode> {
+    let out = cluster_ctl(&["nodes"]).expect("hack/cluster-ctl.sh nodes");
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, r)| ClusterNode {
+            name: n.to_owned(),
+            kubelet_root: PathBuf::from(r.trim()),
+        })
+        .collect()
+}
+
+/// Node 1: this machine. Journeys that look at its files, its agent or its kernel log pin
+/// their pods here.
+pub fn first_node() -> String {
+    static FIRST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FIRST.get_or_init(|| cluster_nodes().remove(0).name).clone()
+}
+
+/// Pin a pod (or a pod template's spec holder) to `node` through the scheduler (a
+/// nodeSelector, so taints still apply).
+pub fn pin(pod_spec: &mut serde_json::Value, node: &str) {
+    pod_spec["nodeSelector"] = serde_json::json!({"kubernetes.io/hostname": node});
+}
+
+/// A busybox pod running `script` under `profile` (a localhostProfile value), or none; on
+/// node 1.
 pub fn busybox_pod(name: &str, script: &str, profile: Option<&str>) -> serde_json::Value {
+    let mut pod = busybox_pod_anywhere(name, script, profile);
+    pin(&mut pod["spec"], &first_node());
+    pod
+}
+
+/// A busybox pod as [`busybox_pod`], wherever the scheduler puts it.
+pub fn busybox_pod_anywhere(name: &str, script: &str, profile: Option<&str>) -> serde_json::Value {
     let mut c = serde_json::json!({
         "name": "main", "image": "localhost/busybox:1", "imagePullPolicy": "IfNotPresent",
         "command": ["sh", "-c", script]
@@ -285,10 +365,10 @@ pub fn busybox_pod(name: &str, script: &str, profile: Option<&str>) -> serde_jso
         "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [c]}})
 }
 
-/// The kubelet root the cluster uses.
+/// Node 1's kubelet root.
 pub const KUBELET_ROOT: &str = "/var/lib/kubelet";
 
-/// The file a profile is installed at on this node.
+/// The file a profile is installed at on node 1.
 pub fn profile_file(ns: &str, name: &str) -> PathBuf {
     PathBuf::from(KUBELET_ROOT)
         .join("seccomp/operator")
@@ -296,16 +376,24 @@ pub fn profile_file(ns: &str, name: &str) -> PathBuf {
         .join(format!("{name}.json"))
 }
 
-/// Name of the (single) node agent pod.
+/// The node agent pod on node 1.
 pub async fn agent_pod(client: &Client) -> anyhow::Result<Pod> {
+    agent_pod_on(client, &first_node()).await
+}
+
+/// The node agent pod on `node`.
+pub async fn agent_pod_on(client: &Client, node: &str) -> anyhow::Result<Pod> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
     let pods = api
         .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=seccomp-node-agent"))
         .await?;
     pods.items
         .into_iter()
-        .find(|p| p.metadata.deletion_timestamp.is_none())
-        .context("no node agent pod")
+        .find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+        })
+        .with_context(|| format!("no node agent pod on {node}"))
 }
 
 /// Whether a pod is Ready.

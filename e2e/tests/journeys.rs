@@ -32,11 +32,17 @@ async fn j1_profile_is_installed_and_enforced() -> anyhow::Result<()> {
     let ns = TestNs::new(client, "install").await?;
     ns.apply::<SeccompProfile>(sp("no-mkdir", no_mkdir()))
         .await?;
+    let n = cluster_nodes().len();
+    let all = format!("{n}/{n}");
     let p = ns
-        .wait_profile("no-mkdir", "Installed 1/1", installed)
+        .wait_profile("no-mkdir", &format!("Installed {all}"), |p| {
+            installed(p)
+                && p.status.as_ref().and_then(|s| s.installed_nodes.as_deref())
+                    == Some(all.as_str())
+        })
         .await?;
     let st = p.status.clone().unwrap();
-    assert_eq!(st.installed_nodes.as_deref(), Some("1/1"));
+    assert_eq!(st.installed_nodes.as_deref(), Some(all.as_str()));
     let path = format!("operator/{}/no-mkdir.json", ns.name);
     assert_eq!(st.localhost_profile.as_deref(), Some(path.as_str()));
 
@@ -494,12 +500,15 @@ async fn j8_agent_restart_leaves_files_untouched() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A Deployment of busybox running `script`, on node 1.
 fn deployment(name: &str, replicas: i32, script: &str) -> serde_json::Value {
-    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+    let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
             "template": {"metadata": {"labels": {"app": name}},
                 "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "app", "image": "localhost/busybox:1", "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", script]}]}}}})
+                    "command": ["sh", "-c", script]}]}}}});
+    pin(&mut d["spec"]["template"]["spec"], &first_node());
+    d
 }
 
 async fn scale(ns: &TestNs, name: &str, replicas: i32) -> anyhow::Result<()> {

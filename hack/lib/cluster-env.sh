@@ -18,4 +18,8 @@ NODE_IP=${NODE_IP:-$(ip -4 -o addr show scope global | awk '{print $4}' | cut -d
 SERVICE_CIDR=10.96.0.0/24
 API_SERVICE_IP=10.96.0.1
 POD_CIDR=10.88.0.0/16
+# All nodes' pods: node 1 10.88.0.0/16, node i 10.89.i.0/24 (hack/lib/cluster-node.sh).
+CLUSTER_CIDR=10.88.0.0/15
+# Every kubelet registers with the taint the operator lifts once the node's agent has synced.
+AGENT_TAINT=seccomp-operator.dev/agent-not-ready=true:NoSchedule
 export KUBECONFIG=$KUBECONFIG_PATH

@@ -25,6 +25,7 @@ cert() { # name, subject, [SANs]
   openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$name.crt" -days 3650 -extfile "$ext" 2>/dev/null
   rm -f "$ext" "$name.csr"
 }
+if [ "${1:-}" != node ]; then
 cert apiserver "/CN=kube-apiserver" "IP:$NODE_IP,IP:$API_SERVICE_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost"
 cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
 cert admin "/O=system:masters/CN=admin"
@@ -33,6 +34,7 @@ cert scheduler "/CN=system:kube-scheduler"
 cert kube-proxy "/CN=system:kube-proxy"
 cert kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME"
 cert kubelet "/CN=$NODE_NAME" "IP:$NODE_IP,IP:127.0.0.1,DNS:$NODE_NAME,DNS:localhost"
+fi
 
 kubeconfig() { # file, cert name
   local file=$1 name=$2
@@ -60,6 +62,15 @@ current-context: local
 PY
   chmod 600 "$file"
 }
+if [ "${1:-}" = node ]; then
+  # An extra node: NODE_CERT_NAME, NODE_CERT_IP.
+  cert "kubelet-client-$NODE_CERT_NAME" "/O=system:nodes/CN=system:node:$NODE_CERT_NAME"
+  cert "kubelet-$NODE_CERT_NAME" "/CN=$NODE_CERT_NAME" "IP:$NODE_CERT_IP,IP:127.0.0.1,DNS:$NODE_CERT_NAME,DNS:localhost"
+fi
+if [ "${1:-}" = node ]; then
+  kubeconfig "$STATE/kubelet-$NODE_CERT_NAME.kubeconfig" "kubelet-client-$NODE_CERT_NAME"
+  exit 0
+fi
 kubeconfig "$KUBECONFIG_PATH" admin
 kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
 kubeconfig "$STATE/scheduler.kubeconfig" scheduler

@@ -2,6 +2,7 @@
 //! libseccomp boundary they share with the `seccompctl` CLI.
 
 pub mod audit;
+pub mod heartbeat;
 pub mod installer;
 pub mod local;
 pub mod metrics;

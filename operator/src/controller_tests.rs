@@ -91,6 +91,7 @@ fn ctx(
         nodes,
         index: Arc::new(RwLock::new(index)),
         metrics: Arc::new(Metrics::default()),
+        liveness: Default::default(),
     })
 }
 

@@ -5,6 +5,8 @@ pub mod binding_status;
 pub mod index;
 pub mod leader;
 pub mod metrics;
+pub mod node_controller;
+pub mod node_liveness;
 pub mod profile_controller;
 pub mod profile_status;
 pub mod recording_controller;

@@ -65,6 +65,11 @@ struct Args {
         value_delimiter = ','
     )]
     validating_configs: Vec<String>,
+    /// Keep the `seccomp-operator.dev/agent-not-ready:NoSchedule` taint on every node whose
+    /// agent is not live (not synced yet, or silent), so that no new pod lands where its
+    /// profile may be missing. Off: such nodes are only left out of the counts.
+    #[arg(long, env = "TAINT_NODES", default_value_t = true, action = clap::ArgAction::Set)]
+    taint_nodes: bool,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -232,7 +237,16 @@ async fn main() -> anyhow::Result<()> {
     );
     let controllers = async {
         tokio::join!(
-            profile_controller::run(client.clone(), index.clone(), recorder, metrics.clone()),
+            profile_controller::run(
+                client.clone(),
+                index.clone(),
+                recorder,
+                metrics.clone(),
+                operator::node_controller::Config {
+                    namespace: args.namespace.clone(),
+                    taint_nodes: args.taint_nodes,
+                },
+            ),
             recording_controller::run(client.clone(), metrics.clone()),
             operator::binding_status::run(
                 client.clone(),

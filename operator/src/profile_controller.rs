@@ -35,6 +35,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Which nodes count.
+    pub liveness: Arc<crate::node_controller::Shared>,
 }
 
 fn profile_id(p: &SeccompProfile) -> ProfileId {
@@ -74,11 +76,13 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
             .map(|o| o.spec.clone())
     };
     let nodes = ctx.nodes.state();
+    let live = ctx.liveness.get();
     let table = seccomp_filter::Libseccomp;
     let computed = compute(&Observed {
         profile: &p,
         namespace_profiles: &lookup,
         nodes: &nodes,
+        live: &live,
         users,
         table: Some(&table),
     });
@@ -180,6 +184,7 @@ pub async fn run(
     index: Arc<RwLock<PodIndex>>,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    nodes_cfg: crate::node_controller::Config,
 ) {
     let profiles: Api<SeccompProfile> = Api::all(client.clone());
     // A bounded number of reconciles at once: a burst of thousands of profiles must not hold
@@ -209,6 +214,16 @@ pub async fn run(
         .default_backoff()
         .touched_objects();
 
+    // Which nodes count: every profile is reconciled again when that changes.
+    let liveness = Arc::new(crate::node_controller::Shared::default());
+    let liveness_changes = liveness.changes();
+    tokio::spawn(crate::node_controller::run(
+        client.clone(),
+        nodes_cfg,
+        nodes.clone(),
+        liveness.clone(),
+    ));
+
     let ctx = Arc::new(Context {
         client,
         profiles: store,
@@ -216,8 +231,10 @@ pub async fn run(
         index,
         recorder,
         metrics,
+        liveness,
     });
     controller
+        .reconcile_all_on(liveness_changes)
         .watches_stream(node_stream, |n: SeccompNodeStatus| {
             n.status
                 .map(|s| s.profiles)

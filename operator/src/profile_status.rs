@@ -1,6 +1,7 @@
 //! A SeccompProfile's status, computed from what is observed: its spec, the profiles it builds
 //! on, the node agents' reports and the pods that use it. Pure: tested without an API server.
 
+use crate::node_liveness::Liveness;
 use crds::model::{resolve, validate_spec, Arch, ProfileLookup, SyscallTable};
 use crds::{
     NodeCounts, NodeProfileState, ProfilePhase, SeccompNodeStatus, SeccompProfile,
@@ -8,10 +9,13 @@ use crds::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// At most this many pods are listed in `status.activeWorkloads`.
 pub const MAX_LISTED_WORKLOADS: usize = 50;
+/// At most this many nodes are named in the `NodesReporting` condition.
+pub const MAX_LISTED_NODES: usize = 10;
 
 /// What the status is computed from.
 pub struct Observed<'a> {
@@ -21,6 +25,8 @@ pub struct Observed<'a> {
     pub namespace_profiles: &'a dyn ProfileLookup,
     /// Every node's report.
     pub nodes: &'a [Arc<SeccompNodeStatus>],
+    /// Which nodes count, and their architectures.
+    pub live: &'a Liveness,
     /// Live pods that use the profile.
     pub users: Vec<String>,
     /// Syscall tables for validation (libseccomp in the operator).
@@ -72,33 +78,44 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
             None
         }
     };
-    let hash = doc.as_ref().map(|d| d.render(Arch::native()).hash);
+    // The hash on this operator's architecture is the one shown; each node is compared with
+    // the rendering for its own architecture (a profile without `architectures` renders
+    // differently on amd64 and arm64).
+    let mut hashes: BTreeMap<Arch, Option<String>> = BTreeMap::new();
+    let mut hash_for = |arch: Arch| {
+        hashes
+            .entry(arch)
+            .or_insert_with(|| doc.as_ref().map(|d| d.render(arch).hash))
+            .clone()
+    };
+    let hash = hash_for(Arch::native());
     status.content_hash = hash.clone();
 
-    // Nodes: agents that finished a first sync count; a node has the profile when its
-    // entry has this content hash.
-    let ready_nodes: Vec<&SeccompNodeStatus> = o
+    // Nodes: the counted ones (see node_liveness); a node has the profile when its entry has
+    // the hash of the rendering for its architecture.
+    let reports: BTreeMap<&str, &SeccompNodeStatus> = o
         .nodes
         .iter()
-        .map(|n| &**n)
-        .filter(|n| n.status.as_ref().is_some_and(|s| s.ready))
+        .map(|n| (n.spec.node_name.as_str(), &**n))
         .collect();
-    let total = ready_nodes.len() as u32;
+    let total = o.live.counted.len() as u32;
     let mut installed = 0;
     let mut node_errors = Vec::new();
-    for n in &ready_nodes {
-        let entry = n.status.as_ref().and_then(|s| {
-            s.profiles
-                .iter()
-                .find(|e| e.namespace == ns && e.name == name)
+    for (node, arch) in &o.live.counted {
+        let want = hash_for(*arch);
+        let entry = reports.get(node.as_str()).and_then(|n| {
+            n.status.as_ref().and_then(|s| {
+                s.profiles
+                    .iter()
+                    .find(|e| e.namespace == ns && e.name == name)
+            })
         });
         match entry {
-            Some(e) if e.state == NodeProfileState::Installed && e.content_hash == hash => {
+            Some(e) if e.state == NodeProfileState::Installed && e.content_hash == want => {
                 installed += 1
             }
             Some(e) if e.state == NodeProfileState::Error => node_errors.push(format!(
-                "node {}: {}",
-                n.name_any(),
+                "node {node}: {}",
                 e.message.as_deref().unwrap_or("error")
             )),
             _ => {}
@@ -177,6 +194,16 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
     status
         .conditions
         .push(condition("Ready", ready, reason, &message));
+    let reporting = match o.live.absent_message(MAX_LISTED_NODES) {
+        None => condition(
+            "NodesReporting",
+            true,
+            "AllNodesCounted",
+            &format!("every node counts ({total})"),
+        ),
+        Some(m) => condition("NodesReporting", false, "NodesNotCounted", &m),
+    };
+    status.conditions.push(reporting);
     status
 }
 
@@ -233,11 +260,32 @@ mod tests {
         );
         n.status = Some(SeccompNodeStatusStatus {
             ready,
-            installed: 0,
-            errors: 0,
             profiles: entries,
+            ..Default::default()
         });
         n
+    }
+
+    /// Liveness as the node controller would compute it for these reports: ready reports
+    /// count (with their architecture), the others are absent.
+    fn liveness(nodes: &[SeccompNodeStatus]) -> Liveness {
+        let mut l = Liveness::default();
+        for n in nodes {
+            let s = n.status.clone().unwrap_or_default();
+            if s.ready {
+                l.counted
+                    .insert(n.name_any(), s.architecture.unwrap_or(Arch::native()));
+            } else {
+                l.absent.insert(
+                    n.name_any(),
+                    crate::node_liveness::Absent {
+                        reason: crate::node_liveness::Reason::AgentSilent,
+                        since: None,
+                    },
+                );
+            }
+        }
+        l
     }
 
     fn entry(hash: &str, state: NodeProfileState) -> NodeProfileStatus {
@@ -257,11 +305,13 @@ mod tests {
         users: Vec<String>,
     ) -> SeccompProfileStatus {
         let ns = BTreeMap::from([("web".to_string(), p.spec.clone())]);
+        let live = liveness(nodes);
         let nodes: Vec<Arc<SeccompNodeStatus>> = nodes.iter().cloned().map(Arc::new).collect();
         compute(&Observed {
             profile: p,
             namespace_profiles: &ns,
             nodes: &nodes,
+            live: &live,
             users,
             table: None,
         })
@@ -295,6 +345,19 @@ mod tests {
             (s.phase, s.installed_nodes.as_deref()),
             (Some(ProfilePhase::Installing), Some("1/2"))
         );
+        let reporting = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "NodesReporting")
+            .unwrap();
+        assert_eq!(reporting.status, "False");
+        assert!(
+            reporting
+                .message
+                .contains("1 node(s) not counted: c (agent silent)"),
+            "{}",
+            reporting.message
+        );
 
         let nodes = [
             node("a", true, vec![entry(&hash, NodeProfileState::Installed)]),
@@ -322,6 +385,49 @@ mod tests {
         let s = status(&p, &nodes, vec![]);
         assert_eq!(s.phase, Some(ProfilePhase::Error));
         assert!(ready(&s).message.contains("node a: disk full"));
+    }
+
+    #[test]
+    fn each_node_is_compared_with_the_rendering_for_its_architecture() {
+        // No `architectures`: the file differs per architecture (native + compat arches).
+        let p = profile(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
+        );
+        let doc = resolve(
+            "web",
+            &p.spec,
+            &BTreeMap::from([("web".to_string(), p.spec.clone())]),
+        )
+        .unwrap();
+        let amd = doc.render(Arch::X86_64).hash;
+        let arm = doc.render(Arch::Aarch64).hash;
+        assert_ne!(amd, arm);
+        let mut arm_node = node("arm", true, vec![entry(&arm, NodeProfileState::Installed)]);
+        arm_node.status.as_mut().unwrap().architecture = Some(Arch::Aarch64);
+        let mut amd_node = node("amd", true, vec![entry(&amd, NodeProfileState::Installed)]);
+        amd_node.status.as_mut().unwrap().architecture = Some(Arch::X86_64);
+        let s = status(&p, &[arm_node.clone(), amd_node], vec![]);
+        assert_eq!(
+            (s.phase, s.installed_nodes.as_deref()),
+            (Some(ProfilePhase::Installed), Some("2/2"))
+        );
+        // The arm64 node reporting the amd64 rendering has not installed this version.
+        let mut wrong = node("arm", true, vec![entry(&amd, NodeProfileState::Installed)]);
+        wrong.status.as_mut().unwrap().architecture = Some(Arch::Aarch64);
+        let s = status(&p, &[wrong], vec![]);
+        assert_eq!(s.installed_nodes.as_deref(), Some("0/1"));
+        // With explicit architectures, every node renders the same file.
+        let q = profile(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"], "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
+        );
+        let h = status(&q, &[], vec![]).content_hash.unwrap();
+        let mut a = node("arm", true, vec![entry(&h, NodeProfileState::Installed)]);
+        a.status.as_mut().unwrap().architecture = Some(Arch::Aarch64);
+        assert_eq!(
+            status(&q, &[a], vec![]).phase,
+            Some(ProfilePhase::Installed)
+        );
+        let _ = arm_node;
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub struct SeccompNodeStatusStatus {
     /// Number of profiles in state Error.
     #[serde(default)]
     pub errors: u32,
+    /// The node's seccomp architecture (its profiles are rendered for it and its compat
+    /// architectures when a profile names none). Absent from agents older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "crate::model::Arch")]
+    pub architecture: Option<crate::model::Arch>,
     /// Every profile the agent manages on this node, sorted by namespace and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<NodeProfileStatus>,

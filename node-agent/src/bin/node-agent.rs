@@ -20,6 +20,9 @@ struct Args {
     /// The kubelet's root directory; profiles go to <root>/seccomp/operator/.
     #[arg(long, env = "KUBELET_ROOT", default_value = crds::DEFAULT_KUBELET_ROOT)]
     kubelet_root: PathBuf,
+    /// The operator's namespace: the agent's heartbeat Lease lives there.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "seccomp-operator")]
+    namespace: String,
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -117,7 +120,15 @@ async fn main() -> anyhow::Result<()> {
             opts,
         ));
     }
-    controller::run(client, args.node_name, installer, ready, stop_rx).await?;
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(node_agent::heartbeat::run(
+        client.clone(),
+        args.namespace.clone(),
+        args.node_name.clone(),
+        synced_rx,
+        stop_rx.clone(),
+    ));
+    controller::run(client, args.node_name, installer, ready, synced_tx, stop_rx).await?;
     server.await??;
     Ok(())
 }

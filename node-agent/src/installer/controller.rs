@@ -10,7 +10,6 @@
 use super::{Installer, SyncReport};
 use crds::{SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus, SeccompProfile};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -31,12 +30,14 @@ pub const RETRY: Duration = Duration::from_secs(5);
 /// Field manager name for server-side apply.
 pub const MANAGER: &str = "seccomp-node-agent";
 
-/// Run the installer against the cluster until `shutdown` turns true.
+/// Run the installer against the cluster until `shutdown` turns true. `synced` turns true
+/// after the first full sync (the heartbeat starts then).
 pub async fn run(
     client: Client,
     node_name: String,
     mut installer: Installer,
     ready: Arc<AtomicBool>,
+    synced: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let api: Api<SeccompProfile> = Api::all(client.clone());
@@ -89,8 +90,10 @@ pub async fn run(
                 .iter()
                 .filter(|e| e.state == crds::NodeProfileState::Error)
                 .count() as u32,
+            architecture: Some(crds::model::Arch::native()),
             profiles: entries,
         }));
+        let _ = synced.send(true);
         if !ready.swap(true, Ordering::SeqCst) {
             tracing::info!(
                 installed = installer.installed_count(),
@@ -163,6 +166,8 @@ async fn status_writer(
 }
 
 /// Create (or adopt) the node's SeccompNodeStatus, owned by the Node so it goes with it.
+/// The Node must be readable: an object without its owner would outlive a deleted node, so
+/// a failed GET is an error (retried), never a silent skip.
 async fn ensure_object(
     client: &Client,
     api: &Api<SeccompNodeStatus>,
@@ -174,13 +179,8 @@ async fn ensure_object(
             node_name: node_name.to_owned(),
         },
     );
-    if let Ok(node) = Api::<Node>::all(client.clone()).get(node_name).await {
-        if let Some(owner) = node.controller_owner_ref(&()) {
-            let mut owner = owner;
-            owner.controller = Some(false);
-            obj.meta_mut().owner_references = Some(vec![owner]);
-        }
-    }
+    let owner = crate::heartbeat::node_owner(client, node_name).await?;
+    obj.meta_mut().owner_references = Some(vec![owner]);
     let mut value = serde_json::to_value(&obj)?;
     if let Some(m) = value.as_object_mut() {
         m.remove("status");

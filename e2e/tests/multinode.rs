@@ -1,0 +1,571 @@
+//! Journeys that need several nodes (hack/cluster-up.sh --nodes 3): every node gets every
+//! profile, a dead node is shown and not counted, a new node gets every profile before pods
+//! land there, a removed node leaves, recordings merge replicas of different nodes, and the
+//! operator fails over. They stop, start, add and remove nodes with hack/cluster-ctl.sh, and
+//! leave the cluster with the nodes it had. Run one at a time (`--test-threads=1`).
+
+use crds::{ProfileBinding, SeccompNodeStatus, SeccompProfile};
+use e2e::*;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn sp(name: &str) -> serde_json::Value {
+    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name},
+        "spec": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}})
+}
+
+fn counts(p: &SeccompProfile) -> Option<&str> {
+    p.status.as_ref()?.installed_nodes.as_deref()
+}
+
+fn condition<'a>(
+    p: &'a SeccompProfile,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn installed_on(n: usize) -> impl Fn(&SeccompProfile) -> bool {
+    let want = format!("{n}/{n}");
+    move |p| phase(p) == "Installed" && counts(p) == Some(want.as_str())
+}
+
+/// The extra nodes (node 1 is this machine); the journeys need at least two.
+fn extra_nodes() -> Option<Vec<ClusterNode>> {
+    let nodes = cluster_nodes();
+    if nodes.len() < 3 {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "CI runs the multi-node journeys on 3 nodes; this cluster has {}",
+                nodes.len()
+            );
+        }
+        eprintln!(
+            "SKIP: multi-node journeys need hack/cluster-up.sh --nodes 3 (have {})",
+            nodes.len()
+        );
+        return None;
+    }
+    Some(nodes[1..].to_vec())
+}
+
+/// A confined busybox pod on `node` that shows its filter and tries mkdir.
+fn probe_pod(name: &str, node: &str, profile: &str) -> serde_json::Value {
+    let mut pod = busybox_pod_anywhere(
+        name,
+        "echo on $NODE_NAME; grep Seccomp: /proc/1/status; mkdir /tmp/x",
+        Some(profile),
+    );
+    pod["spec"]["containers"][0]["env"] =
+        json!([{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]);
+    pin(&mut pod["spec"], node);
+    pod
+}
+
+fn assert_confined(node: &str, phase: &str, logs: &str) {
+    assert!(logs.contains(&format!("on {node}")), "{logs}");
+    assert!(logs.contains("Seccomp:\t2"), "{logs}");
+    assert!(logs.contains("Operation not permitted"), "{logs}");
+    assert_eq!(phase, "Failed", "{logs}");
+}
+
+/// Wait until every node of the cluster is Ready and counted again (after a journey that
+/// stopped one), so later journeys start from a whole cluster.
+async fn wait_all_counted(ns: &TestNs, profile: &str) -> anyhow::Result<()> {
+    let n = cluster_nodes().len();
+    ns.wait_profile_for(
+        profile,
+        &format!("Installed {n}/{n} with every node counted"),
+        Duration::from_secs(180),
+        |p| {
+            installed_on(n)(p) && condition(p, "NodesReporting").is_some_and(|c| c.status == "True")
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn m1_every_node_gets_the_same_file_and_runs_pods_confined() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let Some(_) = extra_nodes() else {
+        return Ok(());
+    };
+    let nodes = cluster_nodes();
+    let ns = TestNs::new(client.clone(), "allnodes").await?;
+    ns.apply::<SeccompProfile>(sp("no-mkdir")).await?;
+    let n = nodes.len();
+    let p = ns
+        .wait_profile("no-mkdir", &format!("Installed {n}/{n}"), installed_on(n))
+        .await?;
+    let reporting = condition(&p, "NodesReporting").expect("NodesReporting condition");
+    assert_eq!(reporting.status, "True", "{reporting:?}");
+
+    // Each node's own kubelet root has the file, byte for byte the same.
+    let first = std::fs::read(nodes[0].profile_file(&ns.name, "no-mkdir"))?;
+    for node in &nodes[1..] {
+        let path = node.profile_file(&ns.name, "no-mkdir");
+        assert_eq!(std::fs::read(&path)?, first, "{} differs", path.display());
+    }
+    // And a pod pinned to each node runs under it.
+    let profile = format!("operator/{}/no-mkdir.json", ns.name);
+    for node in &nodes {
+        let (phase, logs) = ns
+            .run_pod(probe_pod(
+                &format!("on-{}", node.name),
+                &node.name,
+                &profile,
+            ))
+            .await?;
+        assert_confined(&node.name, &phase, &logs);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let Some(extra) = extra_nodes() else {
+        return Ok(());
+    };
+    let n = cluster_nodes().len();
+    let dead = extra.last().unwrap().clone();
+    let ns = TestNs::new(client.clone(), "deadnode").await?;
+    ns.apply::<SeccompProfile>(sp("before")).await?;
+    ns.wait_profile("before", "Installed on every node", installed_on(n))
+        .await?;
+
+    let stopped = Instant::now();
+    cluster_ctl(&["stop", "node", &dead.name])?;
+    let result = async {
+        // Within the documented timeout (agent Lease 40 s, Node grace 40 s), the profile
+        // names the node as not counted and stays Installed on the live ones.
+        let p = ns
+            .wait_profile_for(
+                "before",
+                &format!("{} named as not counted", dead.name),
+                Duration::from_secs(120),
+                |p| {
+                    condition(p, "NodesReporting")
+                        .is_some_and(|c| c.status == "False" && c.message.contains(&dead.name))
+                        && installed_on(n - 1)(p)
+                },
+            )
+            .await?;
+        eprintln!(
+            "m2: {} not counted {:.1} s after it stopped: {}",
+            dead.name,
+            stopped.elapsed().as_secs_f64(),
+            condition(&p, "NodesReporting").unwrap().message
+        );
+
+        // A new profile is Installed on the live nodes, and a pod using it is admitted and
+        // runs on one of them.
+        ns.apply::<SeccompProfile>(sp("during")).await?;
+        ns.wait_profile("during", "Installed on the live nodes", installed_on(n - 1))
+            .await?;
+        let profile = format!("operator/{}/during.json", ns.name);
+        let mut pod = busybox_pod_anywhere(
+            "during",
+            "grep Seccomp: /proc/1/status; mkdir /tmp/x",
+            Some(&profile),
+        );
+        pod["spec"]["containers"][0]["env"] = json!([]);
+        let (phase, logs) = ns.run_pod(pod).await?;
+        assert!(logs.contains("Seccomp:\t2"), "{logs}");
+        assert!(logs.contains("Operation not permitted"), "{logs}");
+        assert_eq!(phase, "Failed");
+        let pods: Api<Pod> = ns.api();
+        let on = pods.get("during").await?.spec.and_then(|s| s.node_name);
+        assert_ne!(on.as_deref(), Some(dead.name.as_str()));
+        anyhow::Ok(())
+    }
+    .await;
+
+    // The node comes back and catches up, with no operator restart.
+    let restarted = Instant::now();
+    cluster_ctl(&["start", "node", &dead.name])?;
+    result?;
+    ns.wait_profile_for(
+        "during",
+        "Installed on every node again",
+        Duration::from_secs(180),
+        installed_on(n),
+    )
+    .await?;
+    eprintln!(
+        "m2: {} counted again {:.1} s after it started",
+        dead.name,
+        restarted.elapsed().as_secs_f64()
+    );
+    assert!(dead.profile_file(&ns.name, "during").exists());
+    wait_all_counted(&ns, "before").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn m3_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_leaves(
+) -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let Some(_) = extra_nodes() else {
+        return Ok(());
+    };
+    let n = cluster_nodes().len();
+    let ns = TestNs::new(client.clone(), "newnode").await?;
+    // 100 profiles exist before the node joins.
+    const MANY: usize = 100;
+    for i in 0..MANY {
+        ns.apply::<SeccompProfile>(sp(&format!("p{i:03}"))).await?;
+    }
+    for i in 0..MANY {
+        ns.wait_profile(&format!("p{i:03}"), "Installed", installed_on(n))
+            .await?;
+    }
+    let reports: Api<SeccompNodeStatus> = Api::all(client.clone());
+
+    let started = Instant::now();
+    let new = cluster_ctl(&["add-node"])?.trim().to_owned();
+    let joined = started.elapsed();
+    eprintln!(
+        "m3: {new} Ready {:.1} s after add-node",
+        joined.as_secs_f64()
+    );
+    let result = async {
+        // A pod for the new node, using a profile: admitted (the profile is Installed on
+        // every counted node), and not scheduled there before the node's agent has it.
+        let profile = format!("operator/{}/p000.json", ns.name);
+        let pods: Api<Pod> = ns.api();
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(probe_pod("first", &new, &profile))?,
+        )
+        .await?;
+        let scheduled = wait_for(
+            "the pod scheduled on the new node",
+            Duration::from_secs(120),
+            || async {
+                let p = pods.get("first").await.ok()?;
+                p.spec.and_then(|s| s.node_name)?;
+                // The moment it is scheduled, the node's report already has every profile.
+                let r = reports.get_opt(&new).await.ok().flatten();
+                Some(r.and_then(|r| r.status))
+            },
+        )
+        .await?;
+        let s = scheduled.expect("the new node's report exists when its first pod lands");
+        assert!(s.ready, "scheduled before the agent's first sync");
+        let mine = s
+            .profiles
+            .iter()
+            .filter(|e| e.namespace == ns.name && e.state == crds::NodeProfileState::Installed)
+            .count();
+        assert_eq!(
+            mine, MANY,
+            "profiles installed on {new} when the pod landed"
+        );
+        let (phase, logs) = ns.pod_result("first").await?;
+        assert_confined(&new, &phase, &logs);
+        eprintln!(
+            "m3: {new} had all {MANY} profiles and ran its first pod {:.1} s after joining",
+            (started.elapsed() - joined).as_secs_f64()
+        );
+        // The totals grew.
+        ns.wait_profile("p000", "counted on the new node too", installed_on(n + 1))
+            .await?;
+        anyhow::Ok(())
+    }
+    .await;
+
+    // Removed: its report and Lease go (owner references), the totals shrink.
+    cluster_ctl(&["remove-node", &new])?;
+    result?;
+    wait_for(
+        "the removed node's report and Lease to be gone",
+        Duration::from_secs(120),
+        || async {
+            let leases: Api<Lease> = Api::namespaced(ns.client.clone(), "seccomp-operator");
+            let lease = leases.get_opt(&crds::agent_lease_name(&new)).await.ok()?;
+            let report = reports.get_opt(&new).await.ok()?;
+            (lease.is_none() && report.is_none()).then_some(())
+        },
+    )
+    .await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert!(nodes.get_opt(&new).await?.is_none());
+    ns.wait_profile("p000", "back to the old total", installed_on(n))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn m4_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let Some(extra) = extra_nodes() else {
+        return Ok(());
+    };
+    let first = first_node();
+    let second = extra[0].name.clone();
+    let ns = TestNs::new(client.clone(), "spread").await?;
+    ns.apply::<crds::ProfileRecording>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": "rec"},
+        "spec": {"podSelector": {"matchLabels": {"app": "spread"}}, "mergeStrategy": "Containers"}}))
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Two replicas, one on each of two nodes; each does something the other does not.
+    let script = format!(
+        "if [ \"$NODE_NAME\" = \"{first}\" ]; then mkdir /tmp/a && rmdir /tmp/a && echo made; else ln -s x /tmp/l && echo linked; fi; grep Seccomp: /proc/1/status; while true; do sleep 1; done"
+    );
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "spread"}},
+            "template": {"metadata": {"labels": {"app": "spread"}},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                    "affinity": {
+                        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [first, second]}]}]}},
+                        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "spread"}}}]}},
+                    "containers": [{"name": "app", "image": "localhost/busybox:1", "imagePullPolicy": "IfNotPresent",
+                        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                        "command": ["sh", "-c", script]}]}}}});
+    ns.apply::<k8s_openapi::api::apps::v1::Deployment>(deploy)
+        .await?;
+    let pods: Api<Pod> = ns.api();
+    let running = |want: usize, what: &'static str| {
+        let pods = pods.clone();
+        async move {
+            wait_for(what, Duration::from_secs(90), || async {
+                let list = pods
+                    .list(&ListParams::default().labels("app=spread"))
+                    .await
+                    .ok()?;
+                let ok: Vec<Pod> = list
+                    .items
+                    .into_iter()
+                    .filter(|p| {
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    })
+                    .collect();
+                (ok.len() == want).then_some(ok)
+            })
+            .await
+        }
+    };
+    let on = running(2, "both replicas running").await?;
+    let mut where_: Vec<String> = on
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    where_.sort();
+    let mut both = vec![first.clone(), second.clone()];
+    both.sort();
+    assert_eq!(where_, both, "replicas on two different nodes");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+    let scale = |r: i32| {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .patch(
+                    "spread",
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"spec": {"replicas": r}})),
+                )
+                .await
+        }
+    };
+    scale(0).await?;
+
+    // One merged profile with the union of both nodes' recordings.
+    let merged = ns
+        .wait_profile_for(
+            "rec-app",
+            "the merged profile Installed",
+            Duration::from_secs(120),
+            |p| phase(p) == "Installed",
+        )
+        .await?;
+    let names: Vec<String> = merged
+        .spec
+        .document
+        .syscalls
+        .iter()
+        .flat_map(|r| r.names.iter().cloned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "mkdir" || n == "mkdirat"),
+        "{first}'s mkdir missing: {names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n == "symlink" || n == "symlinkat"),
+        "{second}'s symlink missing: {names:?}"
+    );
+
+    // Bound, both replicas run enforced on their nodes.
+    ns.enable_binding().await?;
+    ns.apply::<ProfileBinding>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileBinding", "metadata": {"name": "spread"},
+        "spec": {"profileRef": {"kind": "SeccompProfile", "name": "rec-app"}, "image": "localhost/busybox:1"}}))
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    scale(2).await?;
+    let on = running(2, "both replicas running enforced").await?;
+    for p in &on {
+        let logs = wait_for(
+            "the enforced replica's output",
+            Duration::from_secs(30),
+            || async {
+                let l = pods.logs(&p.name_any(), &Default::default()).await.ok()?;
+                l.contains("Seccomp:\t2").then_some(l)
+            },
+        )
+        .await?;
+        assert!(logs.contains("made") || logs.contains("linked"), "{logs}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    running(2, "both replicas still running").await?;
+    Ok(())
+}
+
+/// The operator's leader: its pod name and node.
+async fn leader(client: &kube::Client) -> Option<(String, String)> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "seccomp-operator");
+    let holder = leases
+        .get_opt("seccomp-operator-leader")
+        .await
+        .ok()??
+        .spec?
+        .holder_identity?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+    let pod = pods.get_opt(&holder).await.ok()??;
+    Some((holder, pod.spec?.node_name?))
+}
+
+#[tokio::test]
+async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let Some(_) = extra_nodes() else {
+        return Ok(());
+    };
+    let first = first_node();
+    let ns = TestNs::new(client.clone(), "failover").await?;
+    ns.apply::<SeccompProfile>(sp("steady")).await?;
+    let n = cluster_nodes().len();
+    ns.wait_profile("steady", "Installed", installed_on(n))
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+
+    // The leader must be on a node that can be stopped (not node 1, the control plane).
+    let (mut holder, mut node) =
+        wait_for("a leader", Duration::from_secs(60), || leader(&client)).await?;
+    if node == first {
+        pods.delete(&holder, &DeleteParams::default()).await?;
+        (holder, node) = wait_for(
+            "a leader on an extra node",
+            Duration::from_secs(120),
+            || async {
+                let (h, n) = leader(&client).await?;
+                (h != holder && n != first).then_some((h, n))
+            },
+        )
+        .await?;
+    }
+    // Both replicas serve webhooks: wait until the other one is ready too.
+    wait_for(
+        "two ready operator replicas",
+        Duration::from_secs(120),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app.kubernetes.io/name=seccomp-operator"))
+                .await
+                .ok()?;
+            (list
+                .items
+                .iter()
+                .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
+                .count()
+                >= 2)
+                .then_some(())
+        },
+    )
+    .await?;
+    eprintln!("m5: leader {holder} on {node}; stopping {node}");
+    let stopped = Instant::now();
+    cluster_ctl(&["stop", "node", &node])?;
+    let result = async {
+        // Pods using an Installed profile keep being admitted during the failover (each
+        // attempt is a new pod; a refused one is counted and retried).
+        let profile = format!("operator/{}/steady.json", ns.name);
+        let api: Api<Pod> = ns.api();
+        let (mut admitted, mut refused) = (0, 0);
+        let mut new_leader = None;
+        let mut i = 0;
+        while stopped.elapsed() < Duration::from_secs(90) {
+            let mut pod = busybox_pod(&format!("during-{i}"), "true", Some(&profile));
+            pod["spec"]["containers"][0]["env"] = json!([]);
+            match api
+                .create(&PostParams::default(), &serde_json::from_value(pod)?)
+                .await
+            {
+                Ok(_) => admitted += 1,
+                Err(e) => {
+                    refused += 1;
+                    eprintln!(
+                        "m5: attempt {i} refused after {:.1} s: {e}",
+                        stopped.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            i += 1;
+            if new_leader.is_none() {
+                if let Some((h, n)) = leader(&client).await {
+                    if h != holder {
+                        eprintln!(
+                            "m5: {h} on {n} leads {:.1} s after the stop",
+                            stopped.elapsed().as_secs_f64()
+                        );
+                        new_leader = Some(h);
+                    }
+                }
+            }
+            if new_leader.is_some() && admitted >= 5 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        eprintln!("m5: during the failover {admitted} pod(s) admitted, {refused} refused");
+        let leader_now = new_leader.ok_or_else(|| anyhow::anyhow!("no new leader within 90 s"))?;
+        assert!(admitted >= 1, "no pod admitted during the failover");
+        // The new leader reconciles: a new profile becomes Installed on the live nodes.
+        ns.apply::<SeccompProfile>(sp("after")).await?;
+        ns.wait_profile_for(
+            "after",
+            "Installed by the new leader",
+            Duration::from_secs(120),
+            |p| phase(p) == "Installed",
+        )
+        .await?;
+        eprintln!("m5: new leader {leader_now} reconciled");
+        anyhow::Ok(())
+    }
+    .await;
+    cluster_ctl(&["start", "node", &node])?;
+    result?;
+    wait_all_counted(&ns, "steady").await?;
+    Ok(())
+}

@@ -28,7 +28,8 @@ pub const ORPHAN_AGE: Duration = Duration::from_secs(60);
 pub struct Config {
     /// The operator's namespace (the agents' Leases).
     pub namespace: String,
-    /// Keep the `agent-not-ready` taint on nodes whose agent is not live.
+    /// Keep the `agent-not-ready` taint on nodes whose agent is not live. When false the
+    /// taint is never added, but still lifted where a kubelet registered with it.
     pub taint_nodes: bool,
 }
 
@@ -144,12 +145,15 @@ pub async fn run(
             timeout,
             Arch::native(),
         );
-        if cfg.taint_nodes {
-            for n in &node_list {
-                let want = !live.agent_live.contains(&n.name_any());
-                if let Err(e) = set_taint(&node_api, n, want).await {
-                    tracing::warn!(node = %n.name_any(), error = %e, "updating the agent-not-ready taint failed; retrying");
-                }
+        for n in &node_list {
+            // Without --taint-nodes the taint is never added, but one a kubelet registered
+            // with is still lifted once the node's agent is live.
+            let want = !live.agent_live.contains(&n.name_any());
+            if want && !cfg.taint_nodes {
+                continue;
+            }
+            if let Err(e) = set_taint(&node_api, n, want).await {
+                tracing::warn!(node = %n.name_any(), error = %e, "updating the agent-not-ready taint failed; retrying");
             }
         }
         let counted: Vec<&String> = live.counted.keys().collect();

@@ -289,6 +289,24 @@ fn set_condition(conditions: &mut Vec<Condition>, mut c: Condition) {
     }
 }
 
+/// The merged document of one container: the union of what an earlier merge produced (if
+/// any) and the partials present now. Folding the earlier result in makes merging
+/// idempotent and monotone: the same partials merged twice give the same document, and a
+/// partial that arrives after a merge (a slower node, a retried publish) adds to the merged
+/// profile instead of replacing it.
+pub fn merged_document(
+    earlier: Option<&crds::model::SeccompDocument>,
+    partials: &[&crds::model::SeccompDocument],
+    native: Arch,
+) -> Result<crds::model::SeccompDocument> {
+    let docs: Vec<crds::model::SeccompDocument> = earlier
+        .into_iter()
+        .chain(partials.iter().copied())
+        .cloned()
+        .collect();
+    merge(&docs, native).map_err(|e| Error::Merge(e.to_string()))
+}
+
 /// Merge the partials per container into `<recording>-<container>` (server-side apply, so a
 /// retry after a crash converges), then delete the partials.
 async fn merge_partials(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<()> {
@@ -305,9 +323,20 @@ async fn merge_partials(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Resu
     }
     let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
     for (container, ps) in &by_container {
-        let docs: Vec<_> = ps.iter().map(|p| p.spec.document.clone()).collect();
-        let doc = merge(&docs, Arch::native()).map_err(|e| Error::Merge(e.to_string()))?;
         let target = merged_name(&name, container);
+        // The result of an earlier merge of this recording, if there is one.
+        let earlier = api
+            .get_opt(&target)
+            .await
+            .map_err(Error::Kube)?
+            .filter(|p| p.labels().get(LABEL_RECORDING) == Some(&name));
+        let docs: Vec<&crds::model::SeccompDocument> =
+            ps.iter().map(|p| &p.spec.document).collect();
+        let doc = merged_document(
+            earlier.as_ref().map(|p| &p.spec.document),
+            &docs,
+            Arch::native(),
+        )?;
         let mut obj = SeccompProfile::new(
             &target,
             SeccompProfileSpec {
@@ -373,6 +402,35 @@ pub async fn run(client: Client, metrics: Arc<Metrics>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn allow(names: &[&str]) -> crds::model::SeccompDocument {
+        crds::model::SeccompDocument::allowlist(names.iter().map(|s| s.to_string()))
+    }
+
+    fn allowed(d: &crds::model::SeccompDocument) -> Vec<String> {
+        let mut v: Vec<String> = d.syscalls.iter().flat_map(|r| r.names.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn merging_is_idempotent_and_a_late_partial_only_adds() {
+        let a = allow(&["read", "mkdir"]);
+        let b = allow(&["read", "symlink"]);
+        let first = merged_document(None, &[&a], Arch::X86_64).unwrap();
+        assert_eq!(allowed(&first), ["mkdir", "read"]);
+        // The same partial merged again: the same document.
+        let again = merged_document(Some(&first), &[&a], Arch::X86_64).unwrap();
+        assert_eq!(again, first);
+        // A partial from another node after the merge: the union, never fewer syscalls.
+        let late = merged_document(Some(&first), &[&b], Arch::X86_64).unwrap();
+        assert_eq!(allowed(&late), ["mkdir", "read", "symlink"]);
+        let both = merged_document(None, &[&a, &b], Arch::X86_64).unwrap();
+        assert_eq!(late, both);
+        // And merging that result with nothing new keeps it.
+        let settled = merged_document(Some(&late), &[], Arch::X86_64).unwrap();
+        assert_eq!(settled, late);
+    }
 
     #[test]
     fn selectors_become_query_strings() {

@@ -357,7 +357,8 @@ async fn m4_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
                     .items
                     .into_iter()
                     .filter(|p| {
-                        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                        p.metadata.deletion_timestamp.is_none()
+                            && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
                     })
                     .collect();
                 (ok.len() == want).then_some(ok)
@@ -428,10 +429,37 @@ async fn m4_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
     ns.apply::<ProfileBinding>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileBinding", "metadata": {"name": "spread"},
         "spec": {"profileRef": {"kind": "SeccompProfile", "name": "rec-app"}, "image": "localhost/busybox:1"}}))
     .await?;
+    wait_for(
+        "the recorded replicas gone",
+        Duration::from_secs(60),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app=spread"))
+                .await
+                .ok()?;
+            list.items.is_empty().then_some(())
+        },
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     scale(2).await?;
     let on = running(2, "both replicas running enforced").await?;
     for p in &on {
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        let sc = p.spec.as_ref().unwrap().containers[0]
+            .security_context
+            .clone()
+            .and_then(|s| s.seccomp_profile)
+            .and_then(|s| s.localhost_profile);
+        assert_eq!(
+            sc,
+            Some(format!("operator/{}/rec-app.json", ns.name)),
+            "bound on {node}"
+        );
         let logs = wait_for(
             "the enforced replica's output",
             Duration::from_secs(30),
@@ -440,7 +468,15 @@ async fn m4_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
                 l.contains("Seccomp:\t2").then_some(l)
             },
         )
-        .await?;
+        .await;
+        let logs = match logs {
+            Ok(l) => l,
+            Err(e) => {
+                let l = pods.logs(&p.name_any(), &Default::default()).await;
+                ns.dump().await;
+                anyhow::bail!("{e}: replica on {node} logged {l:?}");
+            }
+        };
         assert!(logs.contains("made") || logs.contains("linked"), "{logs}");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -462,6 +498,69 @@ async fn leader(client: &kube::Client) -> Option<(String, String)> {
     Some((holder, pod.spec?.node_name?))
 }
 
+/// Ready, not terminating operator replicas: (pod, node).
+async fn operator_replicas(client: &kube::Client) -> Vec<(String, String)> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+    let Ok(list) = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=seccomp-operator"))
+        .await
+    else {
+        return vec![];
+    };
+    list.items
+        .iter()
+        .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| Some((p.name_any(), p.spec.as_ref()?.node_name.clone()?)))
+        .collect()
+}
+
+/// Delete replicas until two ready ones run on different nodes and the leader is not on
+/// `first`; returns the leader and its node.
+async fn arrange_replicas(client: &kube::Client, first: &str) -> anyhow::Result<(String, String)> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+    for _ in 0..6 {
+        let reps = wait_for(
+            "two ready operator replicas",
+            Duration::from_secs(120),
+            || async {
+                let r = operator_replicas(client).await;
+                (r.len() == 2).then_some(r)
+            },
+        )
+        .await?;
+        let (holder, node) = wait_for("a leader", Duration::from_secs(60), || async {
+            let (h, n) = leader(client).await?;
+            reps.iter().any(|(p, _)| *p == h).then_some((h, n))
+        })
+        .await?;
+        let victim = if reps[0].1 == reps[1].1 {
+            // Same node: move the follower.
+            reps.iter()
+                .find(|(p, _)| *p != holder)
+                .map(|(p, _)| p.clone())
+        } else if node == first {
+            // The leader on node 1: move leadership by deleting it.
+            Some(holder.clone())
+        } else {
+            return Ok((holder, node));
+        };
+        if let Some(v) = victim {
+            pods.delete(&v, &DeleteParams::default()).await?;
+            wait_for(
+                "the deleted replica gone",
+                Duration::from_secs(60),
+                || async {
+                    (!operator_replicas(client).await.iter().any(|(p, _)| *p == v)).then_some(())
+                },
+            )
+            .await?;
+        }
+    }
+    anyhow::bail!(
+        "could not place two operator replicas on different nodes with the leader off node 1"
+    )
+}
+
 #[tokio::test]
 async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Result<()> {
     let Some(client) = client().await else {
@@ -476,42 +575,11 @@ async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Resu
     let n = cluster_nodes().len();
     ns.wait_profile("steady", "Installed", installed_on(n))
         .await?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
 
-    // The leader must be on a node that can be stopped (not node 1, the control plane).
-    let (mut holder, mut node) =
-        wait_for("a leader", Duration::from_secs(60), || leader(&client)).await?;
-    if node == first {
-        pods.delete(&holder, &DeleteParams::default()).await?;
-        (holder, node) = wait_for(
-            "a leader on an extra node",
-            Duration::from_secs(120),
-            || async {
-                let (h, n) = leader(&client).await?;
-                (h != holder && n != first).then_some((h, n))
-            },
-        )
-        .await?;
-    }
-    // Both replicas serve webhooks: wait until the other one is ready too.
-    wait_for(
-        "two ready operator replicas",
-        Duration::from_secs(120),
-        || async {
-            let list = pods
-                .list(&ListParams::default().labels("app.kubernetes.io/name=seccomp-operator"))
-                .await
-                .ok()?;
-            (list
-                .items
-                .iter()
-                .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
-                .count()
-                >= 2)
-                .then_some(())
-        },
-    )
-    .await?;
+    // Two ready replicas on different nodes, the leader on one that can be stopped (not
+    // node 1, the control plane). The anti-affinity is only preferred, so earlier journeys
+    // that stopped nodes may have left both on one node: move replicas until it holds.
+    let (holder, node) = arrange_replicas(&client, &first).await?;
     eprintln!("m5: leader {holder} on {node}; stopping {node}");
     let stopped = Instant::now();
     cluster_ctl(&["stop", "node", &node])?;

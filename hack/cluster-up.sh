@@ -152,25 +152,7 @@ start kube-proxy "$K8S_BIN/kube-proxy" \
 wait_for kube-proxy 30 http_ok http://127.0.0.1:10256/healthz
 
 echo "== kubelet (node $NODE_NAME)"
-cat >"$STATE/kubelet-config.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: false}
-  x509: {clientCAFile: "$PKI/ca.crt"}
-authorization: {mode: AlwaysAllow}
-cgroupDriver: cgroupfs
-failSwapOn: false
-tlsCertFile: "$PKI/kubelet.crt"
-tlsPrivateKeyFile: "$PKI/kubelet.key"
-clusterDomain: cluster.local
-resolvConf: /etc/resolv.conf
-serializeImagePulls: false
-imageGCHighThresholdPercent: 100
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
-enforceNodeAllocatable: []
-EOF
+hack/lib/cluster-kubelet-config.sh "$STATE/kubelet-config.yaml" kubelet
 start kubelet "$K8S_BIN/kubelet" \
   --kubeconfig="$STATE/kubelet.kubeconfig" --config="$STATE/kubelet-config.yaml" \
   --container-runtime=remote --container-runtime-endpoint="unix://$CONTAINERD_SOCK" \

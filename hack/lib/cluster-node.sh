@@ -110,55 +110,9 @@ node_create() { # index
   NODE_CERT_NAME=$n NODE_CERT_IP=$ip "$REPO/hack/lib/cluster-pki.sh" node
 
   # containerd: own root, state, socket, CNI config; pod netns under its state dir.
-  python3 - "$STATE/containerd.toml" "$sdir/containerd.toml" "$sdir" "$rdir" <<'PY'
-import re, sys
-src, dst, sdir, rdir = sys.argv[1:]
-t = open(src).read()
-def sub(pattern, repl):
-    global t
-    new, k = re.subn(pattern, repl, t, count=1, flags=re.M)
-    if k == 0:
-        sys.exit(f"node containerd config: no match for {pattern!r}")
-    t = new
-sub(r'^root = .*$', f'root = "{sdir}/containerd"')
-sub(r'^state = .*$', f'state = "{rdir}/containerd"')
-sub(r'^(\s*)address = "[^"]*containerd.sock"', rf'\1address = "{rdir}/containerd.sock"')
-sub(r'^(\s*)conf_dir = .*$', rf'\1conf_dir = "{sdir}/cni/net.d"')
-sub(r'^(\s*)netns_mounts_under_state_dir = .*$', r'\1netns_mounts_under_state_dir = true')
-open(dst, "w").write(t)
-PY
-  cat >"$sdir/cni/net.d/10-local.conflist" <<JSON
-{
-  "cniVersion": "0.4.0",
-  "name": "local",
-  "plugins": [
-    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pods"}]], "routes": [{"dst": "0.0.0.0/0"}],
-              "dataDir": "$sdir/cni/ipam"}},
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-JSON
-  cat >"$sdir/kubelet-config.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: false}
-  x509: {clientCAFile: "$PKI/ca.crt"}
-authorization: {mode: AlwaysAllow}
-cgroupDriver: cgroupfs
-cgroupRoot: /$n
-failSwapOn: false
-tlsCertFile: "$PKI/kubelet-$n.crt"
-tlsPrivateKeyFile: "$PKI/kubelet-$n.key"
-clusterDomain: cluster.local
-resolvConf: /etc/resolv.conf
-serializeImagePulls: false
-imageGCHighThresholdPercent: 100
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
-enforceNodeAllocatable: []
-EOF
+  "$REPO/hack/lib/cluster-containerd-config.sh" "$sdir/containerd.toml" "$sdir/containerd" \
+    "$rdir/containerd" "$rdir/containerd.sock" "$sdir/cni/net.d" "$pods" "$sdir/cni/ipam"
+  "$REPO/hack/lib/cluster-kubelet-config.sh" "$sdir/kubelet-config.yaml" "kubelet-$n" "/$n"
 
   node_cgroup_make "$n"
 

@@ -662,7 +662,9 @@ async fn j10_recording_without_merge_gives_one_profile_per_pod() -> anyhow::Resu
         .iter()
         .map(|p| p.name_any())
         .collect();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // As in j9: the agent attributes a container it has matched while it runs (a container
+    // that ends within a second or two on a loaded machine can be missed).
+    tokio::time::sleep(Duration::from_secs(5)).await;
     scale(&ns, "solo", 0).await?;
     for pod in &names {
         let p = ns

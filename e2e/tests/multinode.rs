@@ -93,6 +93,18 @@ async fn wait_all_counted(ns: &TestNs, profile: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the Node carries the `agent-not-ready` taint.
+async fn has_agent_taint(client: &kube::Client, node: &str) -> bool {
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .get_opt(node)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|n| n.spec?.taints)
+        .is_some_and(|ts| ts.iter().any(|t| t.key == crds::TAINT_AGENT_NOT_READY))
+}
+
 #[tokio::test]
 async fn m1_every_node_gets_the_same_file_and_runs_pods_confined() -> anyhow::Result<()> {
     let Some(client) = client().await else {
@@ -170,6 +182,13 @@ async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
             stopped.elapsed().as_secs_f64(),
             condition(&p, "NodesReporting").unwrap().message
         );
+        // Its agent is silent: the operator put the agent-not-ready taint on it.
+        wait_for(
+            "the agent-not-ready taint on the dead node",
+            Duration::from_secs(30),
+            || async { has_agent_taint(&ns.client, &dead.name).await.then_some(()) },
+        )
+        .await?;
 
         // A new profile is Installed on the live nodes, and a pod using it is admitted and
         // runs on one of them.
@@ -212,6 +231,12 @@ async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
     );
     assert!(dead.profile_file(&ns.name, "during").exists());
     wait_all_counted(&ns, "before").await?;
+    wait_for(
+        "the taint lifted after the recovery",
+        Duration::from_secs(30),
+        || async { (!has_agent_taint(&ns.client, &dead.name).await).then_some(()) },
+    )
+    .await?;
     Ok(())
 }
 

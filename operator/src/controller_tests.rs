@@ -25,6 +25,17 @@ fn mock() -> (Client, Handle) {
 /// One expected request: method, a fragment of its path+query, and the JSON answer. The
 /// request body is returned for assertions.
 async fn expect(handle: &mut Handle, method: &str, path: &str, answer: Value) -> Value {
+    expect_status(handle, method, path, 200, answer).await
+}
+
+/// As [`expect`], answering with HTTP status `code`.
+async fn expect_status(
+    handle: &mut Handle,
+    method: &str,
+    path: &str,
+    code: u16,
+    answer: Value,
+) -> Value {
     let (req, send) = handle
         .next_request()
         .await
@@ -38,6 +49,7 @@ async fn expect(handle: &mut Handle, method: &str, path: &str, answer: Value) ->
     let body = req.into_body().collect_bytes().await.unwrap();
     send.send_response(
         Response::builder()
+            .status(code)
             .body(Body::from(serde_json::to_vec(&answer).unwrap()))
             .unwrap(),
     );
@@ -295,18 +307,20 @@ async fn a_new_recording_gets_its_finalizer() {
     server.await.unwrap();
 }
 
-#[tokio::test]
-async fn an_ended_recording_merges_partials_per_container() {
+/// An ended recording with `partials` of container `web`, merged over `earlier` (the
+/// `rec-web` an earlier merge produced, or none): the merged document the operator applies.
+async fn merge_of(partials: Vec<Value>, earlier: Option<Value>) -> Value {
     let (client, mut h) = mock();
     let r = recording(json!({"finalizers": [recording_controller::FINALIZER]}));
     let c = Arc::new(recording_controller::Context {
         client,
         metrics: Arc::new(Metrics::default()),
     });
-    let partials = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": [
-        partial("rec-pod-a-web", "web", &["read", "write"]),
-        partial("rec-pod-b-web", "web", &["read", "close"]),
-    ]});
+    let names: Vec<String> = partials
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    let partials = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": partials});
     let rec_answer = serde_json::to_value(&r).unwrap();
     let server = tokio::spawn(async move {
         // no live pods match: the recording has ended
@@ -319,6 +333,20 @@ async fn an_ended_recording_merges_partials_per_container() {
         .await;
         expect(&mut h, "GET", "/seccompprofiles?&labelSelector=seccomp-operator.dev%2Frecording%3Drec%2Cseccomp-operator.dev%2Fpartial%3Dtrue", partials.clone()).await;
         expect(&mut h, "GET", "/seccompprofiles?&labelSelector=seccomp-operator.dev%2Frecording%3Drec%2Cseccomp-operator.dev%2Fpartial%3Dtrue", partials.clone()).await;
+        // The earlier merge result, folded in.
+        match earlier {
+            Some(e) => expect(&mut h, "GET", "/namespaces/shop/seccompprofiles/rec-web", e).await,
+            None => {
+                expect_status(
+                    &mut h,
+                    "GET",
+                    "/namespaces/shop/seccompprofiles/rec-web",
+                    404,
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+                )
+                .await
+            }
+        };
         let merged = expect(
             &mut h,
             "PATCH",
@@ -326,28 +354,19 @@ async fn an_ended_recording_merges_partials_per_container() {
             partial("rec-web", "web", &["read"]),
         )
         .await;
-        assert_eq!(
-            merged["spec"]["syscalls"][0]["names"],
-            json!(["close", "read", "write"])
-        );
         assert_eq!(merged["metadata"]["labels"][crds::LABEL_CONTAINER], "web");
         assert!(merged["metadata"]["labels"]
             .get(crds::LABEL_PARTIAL)
             .is_none());
-        expect(
-            &mut h,
-            "DELETE",
-            "/seccompprofiles/rec-pod-a-web",
-            partial("rec-pod-a-web", "web", &["read"]),
-        )
-        .await;
-        expect(
-            &mut h,
-            "DELETE",
-            "/seccompprofiles/rec-pod-b-web",
-            partial("rec-pod-b-web", "web", &["read"]),
-        )
-        .await;
+        for n in &names {
+            expect(
+                &mut h,
+                "DELETE",
+                &format!("/seccompprofiles/{n}"),
+                partial(n, "web", &["read"]),
+            )
+            .await;
+        }
         let produced = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": [
             {"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": "rec-web", "namespace": "shop", "labels": {crds::LABEL_RECORDING: "rec"}}, "spec": {"defaultAction": "SCMP_ACT_ERRNO"}}]});
         expect(
@@ -360,9 +379,57 @@ async fn an_ended_recording_merges_partials_per_container() {
         let status = expect(&mut h, "PATCH", "/profilerecordings/rec/status", rec_answer).await;
         assert_eq!(status["status"]["phase"], "Completed");
         assert_eq!(status["status"]["profiles"], json!(["rec-web"]));
+        merged
     });
     recording_controller::reconcile(Arc::new(r), c)
         .await
         .unwrap();
-    server.await.unwrap();
+    server.await.unwrap()
+}
+
+#[tokio::test]
+async fn an_ended_recording_merges_partials_per_container() {
+    let merged = merge_of(
+        vec![
+            partial("rec-pod-a-web", "web", &["read", "write"]),
+            partial("rec-pod-b-web", "web", &["read", "close"]),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        merged["spec"]["syscalls"][0]["names"],
+        json!(["close", "read", "write"])
+    );
+}
+
+#[tokio::test]
+async fn a_partial_that_arrives_after_the_merge_adds_to_it() {
+    // rec-web was merged from pods a and b; pod c's partial (another node, later) arrives.
+    let mut earlier = partial("rec-web", "web", &["close", "read", "write"]);
+    earlier["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove(crds::LABEL_PARTIAL);
+    earlier["spec"].as_object_mut().unwrap().remove("disabled");
+    let merged = merge_of(
+        vec![partial("rec-pod-c-web", "web", &["read", "mkdir"])],
+        Some(earlier.clone()),
+    )
+    .await;
+    assert_eq!(
+        merged["spec"]["syscalls"][0]["names"],
+        json!(["close", "mkdir", "read", "write"])
+    );
+    // The same partial merged again (a retried publish): the same union.
+    let again = merge_of(
+        vec![partial("rec-pod-c-web", "web", &["read", "mkdir"])],
+        Some({
+            let mut e = earlier;
+            e["spec"]["syscalls"][0]["names"] = json!(["close", "mkdir", "read", "write"]);
+            e
+        }),
+    )
+    .await;
+    assert_eq!(again["spec"]["syscalls"], merged["spec"]["syscalls"]);
 }

@@ -348,6 +348,51 @@ async fn j5_other_namespaces_profiles_are_refused() -> anyhow::Result<()> {
         )),
         "{msg}"
     );
+
+    // Spellings the kubelet resolves to the same file, in the field and in the legacy
+    // container annotation (the kubelet joins and cleans the path): refused alike, and the
+    // gate says nothing about the other tenant's profile.
+    let spellings = [
+        format!("./operator/{}/private.json", owner.name),
+        format!("operator//{}/private.json", owner.name),
+        format!("operator/./{}/./private.json", owner.name),
+    ];
+    for (i, value) in spellings.iter().enumerate() {
+        for legacy in [false, true] {
+            let mut pod = busybox_pod(
+                &format!("thief-{i}-{legacy}"),
+                "true",
+                (!legacy).then_some(value.as_str()),
+            );
+            if legacy {
+                pod["metadata"]["annotations"] = json!({
+                    "container.seccomp.security.alpha.kubernetes.io/main": format!("localhost/{value}")
+                });
+            }
+            let err = pods
+                .create(&PostParams::default(), &serde_json::from_value(pod)?)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{value} (legacy {legacy}) admitted"));
+            let msg = err.to_string();
+            assert!(
+                msg.contains("tenant isolation") || msg.contains("install gate"),
+                "{value}: {msg}"
+            );
+            for leak in [
+                "does not exist",
+                "is in Error",
+                "is not installed",
+                "is disabled",
+                "being deleted",
+            ] {
+                assert!(
+                    !msg.contains(leak),
+                    "the refusal tells about the other tenant's profile: {msg}"
+                );
+            }
+        }
+    }
     Ok(())
 }
 

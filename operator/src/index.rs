@@ -8,16 +8,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// A profile, by namespace and name.
 pub type ProfileId = (String, String);
 
-/// The profile a `localhostProfile` value names, if it is one of the operator's:
-/// `operator/<namespace>/<name>.json`.
-pub fn parse_localhost(path: &str) -> Option<ProfileId> {
-    let rest = path.strip_prefix(crds::LOCALHOST_DIR)?.strip_prefix('/')?;
-    let (ns, file) = rest.split_once('/')?;
-    let name = file.strip_suffix(".json")?;
-    if ns.is_empty() || name.is_empty() || name.contains('/') {
-        return None;
-    }
-    Some((ns.to_owned(), name.to_owned()))
+/// The operator profile a `localhostProfile` value names, as the kubelet resolves it (see
+/// [`crds::localhost`]): `Ok(None)` for a file outside the operator's directory, an error for a
+/// value that must be refused.
+pub fn parse_localhost(path: &str) -> Result<Option<ProfileId>, crds::localhost::RefError> {
+    crds::localhost::operator_profile(path)
 }
 
 fn from_profile(p: Option<&PodSeccompProfile>) -> Option<String> {
@@ -97,7 +92,7 @@ pub fn references(pod: &Pod) -> Vec<Reference> {
 pub fn profiles_of(pod: &Pod) -> BTreeSet<ProfileId> {
     references(pod)
         .iter()
-        .filter_map(|r| parse_localhost(&r.path))
+        .filter_map(|r| parse_localhost(&r.path).ok().flatten())
         .collect()
 }
 
@@ -235,20 +230,44 @@ mod tests {
     }
 
     #[test]
-    fn parses_operator_paths_only() {
+    fn localhost_values_name_operator_profiles() {
+        let ok = |v: &str| parse_localhost(v).unwrap();
         assert_eq!(
-            parse_localhost("operator/shop/web.json"),
+            ok("operator/shop/web.json"),
             Some(("shop".into(), "web".into()))
         );
         assert_eq!(
-            parse_localhost("operator/shop/web.v2.json"),
+            ok("operator/shop/web.v2.json"),
             Some(("shop".into(), "web.v2".into()))
         );
-        assert_eq!(parse_localhost("profiles/web.json"), None);
-        assert_eq!(parse_localhost("operator/shop/web.yaml"), None);
-        assert_eq!(parse_localhost("operator/shop/a/b.json"), None);
-        assert_eq!(parse_localhost("operator//x.json"), None);
-        assert_eq!(parse_localhost("operatorx/shop/web.json"), None);
+        // Spelled as the kubelet resolves it (the full table is in crds::localhost).
+        assert_eq!(
+            ok("./operator/shop/web.json"),
+            Some(("shop".into(), "web".into()))
+        );
+        assert_eq!(ok("profiles/web.json"), None);
+        assert_eq!(ok("operatorx/shop/web.json"), None);
+        for bad in [
+            "operator/shop/web.yaml",
+            "operator/shop/a/b.json",
+            "operator//x.json",
+            "../x.json",
+        ] {
+            assert!(parse_localhost(bad).is_err(), "{bad}");
+        }
+        // The index counts a pod that spells the path differently as a user of the profile.
+        let p = pod(
+            "p",
+            serde_json::json!({"metadata": {"name":"p","namespace":"shop","annotations":{"container.seccomp.security.alpha.kubernetes.io/a":"localhost/./operator/shop/web.json"}},
+                "spec": {"containers": [{"name":"b","image":"x","securityContext":localhost("operator//shop/api.json")}]}}),
+        );
+        assert_eq!(
+            profiles_of(&p),
+            BTreeSet::from([
+                ("shop".to_string(), "api".to_string()),
+                ("shop".into(), "web".into())
+            ])
+        );
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub fn webhook_router(state: WebhookState) -> Router {
         .route(
             "/validate-gate",
             post(|State(s): State<WebhookState>, body: Bytes| async move {
-                answer("gate", &s, &body, |r| webhook::gate(r, s.view.as_ref()))
+                answer("gate", &s, &body, |r| {
+                    webhook::gate(r, s.view.as_ref(), &s.shared)
+                })
             }),
         )
         .route(

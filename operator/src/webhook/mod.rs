@@ -104,7 +104,11 @@ fn pod_of(req: &AdmissionRequest<DynamicObject>) -> Option<Result<Pod, String>> 
 
 /// The validating gate: every operator profile a new pod references must exist and be
 /// Installed on every node.
-pub fn gate(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> AdmissionResponse {
+pub fn gate(
+    req: &AdmissionRequest<DynamicObject>,
+    view: &dyn ClusterView,
+    shared: &BTreeSet<String>,
+) -> AdmissionResponse {
     let resp = AdmissionResponse::from(req);
     if req.operation != Operation::Create {
         return resp;
@@ -114,11 +118,26 @@ pub fn gate(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
         Some(Err(e)) => return resp.deny(e),
         Some(Ok(p)) => p,
     };
+    let own = pod.namespace().unwrap_or_default();
     let mut problems = Vec::new();
     for r in references(&pod) {
-        let Some((ns, name)) = parse_localhost(&r.path) else {
-            continue;
+        let (ns, name) = match parse_localhost(&r.path) {
+            Ok(Some(id)) => id,
+            Ok(None) => continue,
+            Err(e) => {
+                problems.push(format!("{} uses {}: {e}", r.place, r.path));
+                continue;
+            }
         };
+        // Another tenant's profile: whether it exists, and its state, are not this pod's
+        // business (tenant isolation refuses the reference).
+        if ns != own && !shared.contains(&ns) {
+            problems.push(format!(
+                "{} uses {}: not allowed for pods of namespace {own}",
+                r.place, r.path
+            ));
+            continue;
+        }
         let why = match view.profile(&ns, &name) {
             None => Some(format!("SeccompProfile {ns}/{name} does not exist")),
             Some(p) => {
@@ -177,11 +196,13 @@ pub fn isolation(
     let own = pod.namespace().unwrap_or_default();
     let mut problems = Vec::new();
     for r in references(&pod) {
-        let Some((ns, _)) = parse_localhost(&r.path) else {
-            if r.path.starts_with(&format!("{}/", crds::LOCALHOST_DIR)) {
-                problems.push(format!("{} uses {}: not a valid operator profile path (operator/<namespace>/<name>.json)", r.place, r.path));
+        let (ns, _) = match parse_localhost(&r.path) {
+            Ok(Some(id)) => id,
+            Ok(None) => continue,
+            Err(e) => {
+                problems.push(format!("{} uses {}: {e}", r.place, r.path));
+                continue;
             }
-            continue;
         };
         if ns != own && !shared.contains(&ns) {
             problems.push(format!(

@@ -111,7 +111,7 @@ fn gate_allows_installed_and_unrelated_pods() {
             json!({"containers": [{"name": "a", "image": "x", "securityContext": localhost("operator/shop/web.json")}]}),
         ),
     );
-    assert!(gate(&req(&body), &view).allowed);
+    assert!(gate(&req(&body), &view, &no_shared()).allowed);
     let body = review(
         "CREATE",
         "shop",
@@ -121,7 +121,7 @@ fn gate_allows_installed_and_unrelated_pods() {
             json!({"containers": [{"name": "a", "image": "x"}]}),
         ),
     );
-    assert!(gate(&req(&body), &view).allowed);
+    assert!(gate(&req(&body), &view, &no_shared()).allowed);
     // Profiles outside the operator's directory are not its business.
     let body = review(
         "CREATE",
@@ -132,7 +132,7 @@ fn gate_allows_installed_and_unrelated_pods() {
             json!({"securityContext": localhost("profiles/audit.json"), "containers": [{"name": "a", "image": "x"}]}),
         ),
     );
-    assert!(gate(&req(&body), &view).allowed);
+    assert!(gate(&req(&body), &view, &no_shared()).allowed);
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn gate_denies_missing_uninstalled_deleting_disabled_and_broken_profiles() {
                 json!({"initContainers": [{"name": "init", "image": "x", "securityContext": localhost(path)}], "containers": [{"name": "a", "image": "x"}]}),
             ),
         );
-        let r = gate(&req(&body), &view);
+        let r = gate(&req(&body), &view, &no_shared());
         assert!(!r.allowed, "{path}");
         assert!(
             r.result.message.contains(expect),
@@ -191,6 +191,114 @@ fn gate_denies_missing_uninstalled_deleting_disabled_and_broken_profiles() {
             r.result.message
         );
     }
+}
+
+fn no_shared() -> BTreeSet<String> {
+    BTreeSet::new()
+}
+
+/// A CREATE of a pod in `shop` whose container `a` uses `value`, through the field or the
+/// legacy container annotation.
+fn pod_using(value: &str, legacy: bool) -> Vec<u8> {
+    let p = if legacy {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop",
+            "annotations": {"container.seccomp.security.alpha.kubernetes.io/a": format!("localhost/{value}")}},
+            "spec": {"containers": [{"name": "a", "image": "x"}]}})
+    } else {
+        pod(
+            "shop",
+            json!({}),
+            json!({"containers": [{"name": "a", "image": "x", "securityContext": localhost(value)}]}),
+        )
+    };
+    review("CREATE", "shop", p)
+}
+
+#[test]
+fn every_spelling_of_another_tenants_profile_is_refused_by_isolation_and_the_gate() {
+    let view = View {
+        profiles: vec![
+            profile("shop", "web", "Installed", json!({})),
+            profile("bank", "vault", "Error", json!({})),
+        ],
+        ..Default::default()
+    };
+    for legacy in [false, true] {
+        for v in [
+            "operator/bank/vault.json",
+            "./operator/bank/vault.json",
+            "operator//bank/vault.json",
+            "/operator/bank/vault.json",
+            "x/../operator/bank/vault.json",
+            "operator/shop/../bank/vault.json",
+        ] {
+            let body = pod_using(v, legacy);
+            let r = isolation(&req(&body), &no_shared());
+            assert!(!r.allowed, "{v} (legacy {legacy}) admitted by isolation");
+            assert!(
+                r.result
+                    .message
+                    .contains("may only use profiles of namespace shop"),
+                "{}",
+                r.result.message
+            );
+            let g = gate(&req(&body), &view, &no_shared());
+            assert!(!g.allowed, "{v} (legacy {legacy}) admitted by the gate");
+            // The gate does not tell whether bank/vault exists or what state it is in.
+            assert!(
+                g.result
+                    .message
+                    .contains("not allowed for pods of namespace shop"),
+                "{}",
+                g.result.message
+            );
+            assert!(
+                !g.result.message.contains("Error") && !g.result.message.contains("exist"),
+                "{}",
+                g.result.message
+            );
+        }
+        // Own profile, spelled oddly: allowed, and the gate checks the real profile.
+        let body = pod_using("./operator//shop/web.json", legacy);
+        assert!(isolation(&req(&body), &no_shared()).allowed);
+        assert!(gate(&req(&body), &view, &no_shared()).allowed);
+        // Escapes and malformed operator paths: refused by both, naming the container.
+        for v in [
+            "../operator/shop/web.json",
+            "./operator/shop/a/web.json",
+            "operator/shop/web.yaml",
+        ] {
+            let body = pod_using(v, legacy);
+            let r = isolation(&req(&body), &no_shared());
+            assert!(!r.allowed, "{v}");
+            let place = if legacy {
+                "annotation container.seccomp.security.alpha.kubernetes.io/a"
+            } else {
+                "container a"
+            };
+            assert!(
+                r.result.message.contains(&format!("{place} uses {v}")),
+                "{}",
+                r.result.message
+            );
+            assert!(!gate(&req(&body), &view, &no_shared()).allowed, "{v}");
+        }
+    }
+    // A nonexistent profile of another namespace reads the same as an existing one.
+    let missing = gate(
+        &req(&pod_using("operator/bank/nope.json", false)),
+        &view,
+        &no_shared(),
+    );
+    let existing = gate(
+        &req(&pod_using("operator/bank/vault.json", false)),
+        &view,
+        &no_shared(),
+    );
+    assert_eq!(
+        missing.result.message.replace("nope", "X"),
+        existing.result.message.replace("vault", "X")
+    );
 }
 
 #[test]
@@ -374,7 +482,7 @@ fn malformed_and_unexpected_requests_never_panic() {
     let mut denied = 0;
     for b in &odd {
         let r = req(b);
-        let g = gate(&r, &view);
+        let g = gate(&r, &view, &no_shared());
         let i = isolation(&r, &shared);
         let m = bind(&r, &view);
         assert!(m.allowed, "binding fails open");

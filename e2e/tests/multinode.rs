@@ -153,7 +153,15 @@ async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
         return Ok(());
     };
     let n = cluster_nodes().len();
-    let dead = extra.last().unwrap().clone();
+    // This journey is about a dead node, not the operator's failover (m5): stop an extra
+    // node that runs no operator replica.
+    let reps = spread_replicas(&client).await?;
+    let dead = extra
+        .iter()
+        .rev()
+        .find(|x| !reps.iter().any(|(_, on)| *on == x.name))
+        .expect("with 3 nodes and 2 replicas on different nodes, an extra node runs none")
+        .clone();
     let ns = TestNs::new(client.clone(), "deadnode").await?;
     ns.apply::<SeccompProfile>(sp("before")).await?;
     ns.wait_profile("before", "Installed on every node", installed_on(n))
@@ -537,6 +545,46 @@ async fn operator_replicas(client: &kube::Client) -> Vec<(String, String)> {
         .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| Some((p.name_any(), p.spec.as_ref()?.node_name.clone()?)))
         .collect()
+}
+
+/// Two ready operator replicas on different nodes (a co-located follower is deleted so the
+/// scheduler places it elsewhere): (pod, node) of each.
+async fn spread_replicas(client: &kube::Client) -> anyhow::Result<Vec<(String, String)>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+    for _ in 0..6 {
+        let reps = wait_for(
+            "two ready operator replicas",
+            Duration::from_secs(120),
+            || async {
+                let r = operator_replicas(client).await;
+                (r.len() == 2).then_some(r)
+            },
+        )
+        .await?;
+        if reps[0].1 != reps[1].1 {
+            return Ok(reps);
+        }
+        let holder = leader(client).await.map(|(h, _)| h).unwrap_or_default();
+        let victim = reps
+            .iter()
+            .find(|(p, _)| *p != holder)
+            .map(|(p, _)| p.clone())
+            .unwrap_or_else(|| reps[0].0.clone());
+        pods.delete(&victim, &DeleteParams::default()).await?;
+        wait_for(
+            "the moved replica gone",
+            Duration::from_secs(60),
+            || async {
+                (!operator_replicas(client)
+                    .await
+                    .iter()
+                    .any(|(p, _)| *p == victim))
+                .then_some(())
+            },
+        )
+        .await?;
+    }
+    anyhow::bail!("could not place the two operator replicas on different nodes")
 }
 
 /// Delete replicas until two ready ones run on different nodes and the leader is not on

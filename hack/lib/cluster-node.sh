@@ -78,8 +78,9 @@ node_kill_all() {
   for _ in $(seq 50); do
     pids=$(node_pids "$n")
     [ -z "$pids" ] && return 0
+    # Some may exit between the listing and the kill (a shim after its container).
     # shellcheck disable=SC2086
-    kill -KILL $pids 2>/dev/null
+    kill -KILL $pids 2>/dev/null || true
     sleep 0.2
   done
   echo "node $n: processes still alive: $(node_pids "$n" | tr '\n' ' ')" >&2
@@ -90,7 +91,7 @@ node_cgroup_remove() {
   local n=$1 h
   for h in $CGROUP_HIERARCHIES; do
     [ -d "/sys/fs/cgroup/$h/$n" ] || continue
-    find "/sys/fs/cgroup/$h/$n" -depth -type d -exec rmdir {} \; 2>/dev/null
+    find "/sys/fs/cgroup/$h/$n" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
 }
 
@@ -222,14 +223,16 @@ node_destroy() { # name, [--wipe]
   local n=$1 i rdir
   i=$(node_index "$n")
   rdir=$NODES_RUN/$n
-  node_stop "$n" 2>/dev/null
-  # CNI leaves iptables rules in the node's netns, which goes with it.
+  # Every step is best effort (this runs under `set -e` in cluster-ctl.sh): what is already
+  # gone is fine.
+  node_stop "$n" 2>/dev/null || true
+  # CNI leaves iptables rules in the node's netns, which goes with it; so does the veth.
   for f in net mnt uts; do
-    mountpoint -q "$rdir/ns/$f" 2>/dev/null && umount "$rdir/ns/$f" 2>/dev/null
+    if mountpoint -q "$rdir/ns/$f" 2>/dev/null; then umount "$rdir/ns/$f" 2>/dev/null || true; fi
   done
-  ip link del "so$n" 2>/dev/null
-  ip route del "$(node_pod_cidr "$i")" 2>/dev/null
-  node_cgroup_remove "$n"
+  ip link del "so$n" 2>/dev/null || true
+  ip route del "$(node_pod_cidr "$i")" 2>/dev/null || true
+  node_cgroup_remove "$n" || true
   rm -rf "$rdir"
   if [ "${2:-}" = --wipe ]; then rm -rf "${NODES_STATE:?}/$n"; fi
 }

@@ -220,37 +220,38 @@ impl TestNs {
 
     /// Print what the cluster has in this namespace, and the agent's recent logs.
     pub async fn dump(&self) {
-        let kubectl = KUBECTL;
         let kc = kubeconfig().unwrap_or_default();
-        for args in [
-            vec!["-n", &self.name, "get", "sp,pods,pb", "-o", "wide"],
-            vec!["-n", &self.name, "describe", "sp,pods"],
-            vec![
-                "-n",
-                "seccomp-operator",
-                "logs",
-                "--tail=30",
-                "-l",
-                "app.kubernetes.io/name=seccomp-node-agent",
-            ],
-            vec![
-                "-n",
-                "seccomp-operator",
-                "logs",
-                "--tail=30",
-                "-l",
-                "app.kubernetes.io/name=seccomp-operator",
-            ],
-        ] {
-            if let Ok(o) = std::process::Command::new(kubectl)
+        let kubectl = |args: &[&str]| {
+            std::process::Command::new(KUBECTL)
                 .arg("--kubeconfig")
                 .arg(&kc)
-                .args(&args)
+                .args(args)
                 .output()
-            {
+                .ok()
+        };
+        for args in [
+            vec!["-n", &self.name, "get", "sp,pods,pb,prec", "-o", "wide"],
+            vec!["-n", &self.name, "describe", "sp,pods"],
+            vec!["get", "nodes,seccompnodestatuses"],
+            vec!["-n", "seccomp-operator", "get", "pods,leases", "-o", "wide"],
+        ] {
+            if let Some(o) = kubectl(&args) {
                 eprintln!(
                     "--- kubectl {}\n{}{}",
                     args.join(" "),
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+        // Logs pod by pod: one unreachable node must not hide the others'.
+        let pods = kubectl(&["-n", "seccomp-operator", "get", "pods", "-o", "name"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for pod in pods.lines() {
+            if let Some(o) = kubectl(&["-n", "seccomp-operator", "logs", "--tail=40", pod]) {
+                eprintln!(
+                    "--- logs {pod}\n{}{}",
                     String::from_utf8_lossy(&o.stdout),
                     String::from_utf8_lossy(&o.stderr)
                 );

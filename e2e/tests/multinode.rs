@@ -38,6 +38,12 @@ fn installed_on(n: usize) -> impl Fn(&SeccompProfile) -> bool {
     move |p| phase(p) == "Installed" && counts(p) == Some(want.as_str())
 }
 
+/// A client and the extra nodes, or `None` (SKIP printed) without a cluster of 3 nodes.
+async fn setup() -> Option<(kube::Client, Vec<ClusterNode>)> {
+    let client = client().await?;
+    Some((client, extra_nodes()?))
+}
+
 /// The extra nodes (node 1 is this machine); the journeys need at least two.
 fn extra_nodes() -> Option<Vec<ClusterNode>> {
     let nodes = cluster_nodes();
@@ -107,10 +113,7 @@ async fn has_agent_taint(client: &kube::Client, node: &str) -> bool {
 
 #[tokio::test]
 async fn m1_every_node_gets_the_same_file_and_runs_pods_confined() -> anyhow::Result<()> {
-    let Some(client) = client().await else {
-        return Ok(());
-    };
-    let Some(_) = extra_nodes() else {
+    let Some((client, _extra)) = setup().await else {
         return Ok(());
     };
     let nodes = cluster_nodes();
@@ -146,10 +149,7 @@ async fn m1_every_node_gets_the_same_file_and_runs_pods_confined() -> anyhow::Re
 
 #[tokio::test]
 async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Result<()> {
-    let Some(client) = client().await else {
-        return Ok(());
-    };
-    let Some(extra) = extra_nodes() else {
+    let Some((client, extra)) = setup().await else {
         return Ok(());
     };
     let n = cluster_nodes().len();
@@ -251,10 +251,7 @@ async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
 #[tokio::test]
 async fn m3_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_leaves(
 ) -> anyhow::Result<()> {
-    let Some(client) = client().await else {
-        return Ok(());
-    };
-    let Some(_) = extra_nodes() else {
+    let Some((client, _extra)) = setup().await else {
         return Ok(());
     };
     let n = cluster_nodes().len();
@@ -346,10 +343,7 @@ async fn m3_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_lea
 
 #[tokio::test]
 async fn m4_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<()> {
-    let Some(client) = client().await else {
-        return Ok(());
-    };
-    let Some(extra) = extra_nodes() else {
+    let Some((client, extra)) = setup().await else {
         return Ok(());
     };
     let first = first_node();
@@ -636,10 +630,7 @@ async fn arrange_replicas(client: &kube::Client, first: &str) -> anyhow::Result<
 
 #[tokio::test]
 async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Result<()> {
-    let Some(client) = client().await else {
-        return Ok(());
-    };
-    let Some(_) = extra_nodes() else {
+    let Some((client, _extra)) = setup().await else {
         return Ok(());
     };
     let first = first_node();

@@ -102,6 +102,22 @@ fn pod_of(req: &AdmissionRequest<DynamicObject>) -> Option<Result<Pod, String>> 
     )
 }
 
+/// The operator profiles a pod references, with where; a reference that must be refused (it
+/// escapes the seccomp directory or is a malformed operator path) is its problem text instead.
+/// References to files outside the operator's directory are left out.
+fn operator_references(
+    pod: &Pod,
+) -> Vec<Result<(crate::index::Reference, crate::index::ProfileId), String>> {
+    references(pod)
+        .into_iter()
+        .filter_map(|r| match parse_localhost(&r.path) {
+            Ok(Some(id)) => Some(Ok((r, id))),
+            Ok(None) => None,
+            Err(e) => Some(Err(format!("{} uses {}: {e}", r.place, r.path))),
+        })
+        .collect()
+}
+
 /// The validating gate: every operator profile a new pod references must exist and be
 /// Installed on every node.
 pub fn gate(
@@ -120,12 +136,11 @@ pub fn gate(
     };
     let own = pod.namespace().unwrap_or_default();
     let mut problems = Vec::new();
-    for r in references(&pod) {
-        let (ns, name) = match parse_localhost(&r.path) {
-            Ok(Some(id)) => id,
-            Ok(None) => continue,
-            Err(e) => {
-                problems.push(format!("{} uses {}: {e}", r.place, r.path));
+    for found in operator_references(&pod) {
+        let (r, (ns, name)) = match found {
+            Ok(x) => x,
+            Err(problem) => {
+                problems.push(problem);
                 continue;
             }
         };
@@ -195,12 +210,11 @@ pub fn isolation(
     };
     let own = pod.namespace().unwrap_or_default();
     let mut problems = Vec::new();
-    for r in references(&pod) {
-        let (ns, _) = match parse_localhost(&r.path) {
-            Ok(Some(id)) => id,
-            Ok(None) => continue,
-            Err(e) => {
-                problems.push(format!("{} uses {}: {e}", r.place, r.path));
+    for found in operator_references(&pod) {
+        let (r, (ns, _)) = match found {
+            Ok(x) => x,
+            Err(problem) => {
+                problems.push(problem);
                 continue;
             }
         };

@@ -544,7 +544,6 @@ async fn operator_replicas(client: &kube::Client) -> Vec<(String, String)> {
 /// Two ready operator replicas on different nodes (a co-located follower is deleted so the
 /// scheduler places it elsewhere): (pod, node) of each.
 async fn spread_replicas(client: &kube::Client) -> anyhow::Result<Vec<(String, String)>> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
     for _ in 0..6 {
         let reps = wait_for(
             "two ready operator replicas",
@@ -564,19 +563,7 @@ async fn spread_replicas(client: &kube::Client) -> anyhow::Result<Vec<(String, S
             .find(|(p, _)| *p != holder)
             .map(|(p, _)| p.clone())
             .unwrap_or_else(|| reps[0].0.clone());
-        pods.delete(&victim, &DeleteParams::default()).await?;
-        wait_for(
-            "the moved replica gone",
-            Duration::from_secs(60),
-            || async {
-                (!operator_replicas(client)
-                    .await
-                    .iter()
-                    .any(|(p, _)| *p == victim))
-                .then_some(())
-            },
-        )
-        .await?;
+        delete_replica(client, &victim).await?;
     }
     anyhow::bail!("could not place the two operator replicas on different nodes")
 }
@@ -584,48 +571,40 @@ async fn spread_replicas(client: &kube::Client) -> anyhow::Result<Vec<(String, S
 /// Delete replicas until two ready ones run on different nodes and the leader is not on
 /// `first`; returns the leader and its node.
 async fn arrange_replicas(client: &kube::Client, first: &str) -> anyhow::Result<(String, String)> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
     for _ in 0..6 {
-        let reps = wait_for(
-            "two ready operator replicas",
-            Duration::from_secs(120),
-            || async {
-                let r = operator_replicas(client).await;
-                (r.len() == 2).then_some(r)
-            },
-        )
-        .await?;
+        let reps = spread_replicas(client).await?;
         let (holder, node) = wait_for("a leader", Duration::from_secs(60), || async {
             let (h, n) = leader(client).await?;
             reps.iter().any(|(p, _)| *p == h).then_some((h, n))
         })
         .await?;
-        let victim = if reps[0].1 == reps[1].1 {
-            // Same node: move the follower.
-            reps.iter()
-                .find(|(p, _)| *p != holder)
-                .map(|(p, _)| p.clone())
-        } else if node == first {
-            // The leader on node 1: move leadership by deleting it.
-            Some(holder.clone())
-        } else {
+        if node != first {
             return Ok((holder, node));
-        };
-        if let Some(v) = victim {
-            pods.delete(&v, &DeleteParams::default()).await?;
-            wait_for(
-                "the deleted replica gone",
-                Duration::from_secs(60),
-                || async {
-                    (!operator_replicas(client).await.iter().any(|(p, _)| *p == v)).then_some(())
-                },
-            )
-            .await?;
         }
+        // The leader on node 1: move leadership by deleting it.
+        delete_replica(client, &holder).await?;
     }
     anyhow::bail!(
         "could not place two operator replicas on different nodes with the leader off node 1"
     )
+}
+
+/// Delete an operator replica and wait until it is gone.
+async fn delete_replica(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+    pods.delete(name, &DeleteParams::default()).await?;
+    wait_for(
+        "the deleted replica gone",
+        Duration::from_secs(60),
+        || async {
+            (!operator_replicas(client)
+                .await
+                .iter()
+                .any(|(p, _)| p == name))
+            .then_some(())
+        },
+    )
+    .await
 }
 
 #[tokio::test]

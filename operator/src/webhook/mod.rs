@@ -102,18 +102,22 @@ fn pod_of(req: &AdmissionRequest<DynamicObject>) -> Option<Result<Pod, String>> 
     )
 }
 
-/// The operator profiles a pod references, with where; a reference that must be refused (it
-/// escapes the seccomp directory or is a malformed operator path) is its problem text instead.
-/// References to files outside the operator's directory are left out.
+/// The operator profiles a pod references, with where. A reference that must be refused (it
+/// escapes the seccomp directory or is a malformed operator path) goes to `problems` instead;
+/// references to files outside the operator's directory are left out.
 fn operator_references(
     pod: &Pod,
-) -> Vec<Result<(crate::index::Reference, crate::index::ProfileId), String>> {
+    problems: &mut Vec<String>,
+) -> Vec<(crate::index::Reference, crate::index::ProfileId)> {
     references(pod)
         .into_iter()
         .filter_map(|r| match parse_localhost(&r.path) {
-            Ok(Some(id)) => Some(Ok((r, id))),
+            Ok(Some(id)) => Some((r, id)),
             Ok(None) => None,
-            Err(e) => Some(Err(format!("{} uses {}: {e}", r.place, r.path))),
+            Err(e) => {
+                problems.push(format!("{} uses {}: {e}", r.place, r.path));
+                None
+            }
         })
         .collect()
 }
@@ -136,14 +140,7 @@ pub fn gate(
     };
     let own = pod.namespace().unwrap_or_default();
     let mut problems = Vec::new();
-    for found in operator_references(&pod) {
-        let (r, (ns, name)) = match found {
-            Ok(x) => x,
-            Err(problem) => {
-                problems.push(problem);
-                continue;
-            }
-        };
+    for (r, (ns, name)) in operator_references(&pod, &mut problems) {
         // Another tenant's profile: whether it exists, and its state, are not this pod's
         // business (tenant isolation refuses the reference).
         if ns != own && !shared.contains(&ns) {
@@ -210,14 +207,7 @@ pub fn isolation(
     };
     let own = pod.namespace().unwrap_or_default();
     let mut problems = Vec::new();
-    for found in operator_references(&pod) {
-        let (r, (ns, _)) = match found {
-            Ok(x) => x,
-            Err(problem) => {
-                problems.push(problem);
-                continue;
-            }
-        };
+    for (r, (ns, _)) in operator_references(&pod, &mut problems) {
         if ns != own && !shared.contains(&ns) {
             problems.push(format!(
                 "{} uses {}: a pod in namespace {own} may only use profiles of namespace {own}{}",

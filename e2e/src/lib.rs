@@ -249,7 +249,7 @@ impl TestNs {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
         for pod in pods.lines() {
-            if let Some(o) = kubectl(&["-n", "seccomp-operator", "logs", "--tail=40", pod]) {
+            if let Some(o) = kubectl(&["-n", "seccomp-operator", "logs", "--tail=120", pod]) {
                 eprintln!(
                     "--- logs {pod}\n{}{}",
                     String::from_utf8_lossy(&o.stdout),

@@ -1,8 +1,9 @@
 //! Journeys that need several nodes (hack/cluster-up.sh --nodes 3): every node gets every
-//! profile, a dead node is shown and not counted, a new node gets every profile before pods
-//! land there, a removed node leaves, recordings merge replicas of different nodes, and the
-//! operator fails over. They stop, start, add and remove nodes with hack/cluster-ctl.sh, and
-//! leave the cluster with the nodes it had. Run one at a time (`--test-threads=1`).
+//! profile, recordings merge replicas of different nodes, a dead node is shown and not
+//! counted, a new node gets every profile before pods land there, a removed node leaves, and
+//! the operator fails over. The later ones stop, start, add and remove nodes with
+//! hack/cluster-ctl.sh (they run last, in name order) and leave the cluster with the nodes it
+//! had. Run one at a time (`--test-threads=1`).
 
 use crds::{ProfileBinding, SeccompNodeStatus, SeccompProfile};
 use e2e::*;
@@ -148,7 +149,7 @@ async fn m1_every_node_gets_the_same_file_and_runs_pods_confined() -> anyhow::Re
 }
 
 #[tokio::test]
-async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Result<()> {
+async fn m3_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Result<()> {
     let Some((client, extra)) = setup().await else {
         return Ok(());
     };
@@ -179,7 +180,7 @@ async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
             )
             .await?;
         eprintln!(
-            "m2: {} not counted {:.1} s after it stopped: {}",
+            "m3: {} not counted {:.1} s after it stopped: {}",
             dead.name,
             stopped.elapsed().as_secs_f64(),
             condition(&p, "NodesReporting").unwrap().message
@@ -227,7 +228,7 @@ async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
     )
     .await?;
     eprintln!(
-        "m2: {} counted again {:.1} s after it started",
+        "m3: {} counted again {:.1} s after it started",
         dead.name,
         restarted.elapsed().as_secs_f64()
     );
@@ -243,7 +244,7 @@ async fn m2_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
 }
 
 #[tokio::test]
-async fn m3_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_leaves(
+async fn m4_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_leaves(
 ) -> anyhow::Result<()> {
     let Some((client, _extra)) = setup().await else {
         return Ok(());
@@ -265,7 +266,7 @@ async fn m3_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_lea
     let new = cluster_ctl(&["add-node"])?.trim().to_owned();
     let joined = started.elapsed();
     eprintln!(
-        "m3: {new} Ready {:.1} s after add-node",
+        "m4: {new} Ready {:.1} s after add-node",
         joined.as_secs_f64()
     );
     let result = async {
@@ -304,7 +305,7 @@ async fn m3_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_lea
         let (phase, logs) = ns.pod_result("first").await?;
         assert_confined(&new, &phase, &logs);
         eprintln!(
-            "m3: {new} had all {MANY} profiles and ran its first pod {:.1} s after joining",
+            "m4: {new} had all {MANY} profiles and ran its first pod {:.1} s after joining",
             (started.elapsed() - joined).as_secs_f64()
         );
         // The totals grew.
@@ -336,7 +337,7 @@ async fn m3_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_lea
 }
 
 #[tokio::test]
-async fn m4_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<()> {
+async fn m2_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<()> {
     let Some((client, extra)) = setup().await else {
         return Ok(());
     };
@@ -436,7 +437,7 @@ async fn m4_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
         )
         .await?;
     eprintln!(
-        "m4: merged {} syscalls from {first} and {second}",
+        "m2: merged {} syscalls from {first} and {second}",
         names(&merged).len()
     );
     let profiles: Api<SeccompProfile> = ns.api();

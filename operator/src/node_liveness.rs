@@ -122,13 +122,10 @@ impl LeaseTracker {
             };
             let renew = spec.renew_time.as_ref().map(|t| t.0);
             keep.insert(node.clone());
-            match self.seen.get_mut(&node) {
-                Some((last, at)) if *last == renew => {
-                    let _ = at;
-                }
-                _ => {
-                    self.seen.insert(node, (renew, now));
-                }
+            // A new renewal time (or a new node) was renewed now; an unchanged one keeps the
+            // moment it was first seen.
+            if self.seen.get(&node).map(|(last, _)| *last) != Some(renew) {
+                self.seen.insert(node, (renew, now));
             }
         }
         self.seen.retain(|n, _| keep.contains(n));

@@ -64,10 +64,12 @@ for f in crds/*.yaml; do [ "$(basename "$f")" = kustomization.yaml ] || "$KUBECT
 "$KUBECTL" -n seccomp-operator rollout status daemonset/seccomp-node-agent --timeout=180s
 "$KUBECTL" -n seccomp-operator rollout status deployment/seccomp-operator --timeout=180s
 # The webhooks are usable once the operator injected its CA.
-for _ in $(seq 150); do
-  ca=$("$KUBECTL" get validatingwebhookconfiguration seccomp-operator-gate -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null || true)
-  [ -n "$ca" ] && break
-  sleep 0.2
+for config in seccomp-operator-gate seccomp-operator-isolation seccomp-operator-profiles; do
+  for _ in $(seq 150); do
+    ca=$("$KUBECTL" get validatingwebhookconfiguration "$config" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null || true)
+    [ -n "$ca" ] && break
+    sleep 0.2
+  done
+  [ -n "$ca" ] || { echo "the operator did not inject its CA bundle into $config" >&2; exit 1; }
 done
-[ -n "$ca" ] || { echo "the operator did not inject its CA bundle" >&2; exit 1; }
 echo "deployed: operator and node agent ready"

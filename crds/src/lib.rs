@@ -6,6 +6,7 @@
 //! - the names users and tools depend on (labels, finalizer, paths), as constants.
 
 pub mod api;
+pub mod limits;
 pub mod localhost;
 pub mod model;
 

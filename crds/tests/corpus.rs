@@ -34,6 +34,23 @@ fn every_corpus_file_parses_and_validates() {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let r = parsed.spec.document.render(Arch::X86_64);
         assert!(!r.document.architectures.is_empty());
+        // The size limits leave every real profile room to grow fourfold.
+        let doc = &parsed.spec.document;
+        let total: usize = doc.syscalls.iter().map(|r| r.names.len()).sum();
+        let widest = doc
+            .syscalls
+            .iter()
+            .map(|r| r.names.len())
+            .max()
+            .unwrap_or(0);
+        assert!(
+            total * 4 <= crds::limits::MAX_TOTAL_NAMES
+                && widest * 2 <= crds::limits::MAX_NAMES_PER_RULE
+                && doc.syscalls.len() * 3 <= crds::limits::MAX_RULES,
+            "{}: {total} names, {widest} in one rule, {} rules",
+            path.display(),
+            doc.syscalls.len()
+        );
         let expected = match path.file_name().unwrap().to_str().unwrap() {
             n if n.starts_with("spo-") => SourceFormat::SpoResource,
             n if n.starts_with("containers-common") => SourceFormat::ContainersCommon,

@@ -129,9 +129,52 @@ fn oversized_profiles_are_rejected() {
     );
     let p = parse_profile(&text, &EvalContext::host()).unwrap();
     let errs = validate_spec(&p.spec, None).unwrap_err();
-    assert!(
-        errs.iter()
-            .any(|e| e.reason.contains("over the limit of 1048576")),
-        "{errs:?}"
+    assert_eq!(
+        errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "spec.syscalls[0].names: 60000 names, over the limit of 1024",
+            "spec.syscalls: 60000 syscall names in all rules, over the limit of 4096"
+        ],
+        "only the sizes are reported, not 60000 problems"
     );
+}
+
+#[test]
+fn many_rules_of_few_names_hit_the_total() {
+    let rules: Vec<String> = (0..1000)
+        .map(|_| {
+            r#"{"names":["read","write","close","openat","mmap"],"action":"SCMP_ACT_ALLOW"}"#
+                .to_owned()
+        })
+        .collect();
+    let text = format!(
+        r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{}]}}"#,
+        rules.join(",")
+    );
+    let p = parse_profile(&text, &EvalContext::host()).unwrap();
+    let errs = validate_spec(&p.spec, None).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        errs[0].to_string(),
+        "spec.syscalls: 5000 syscall names in all rules, over the limit of 4096"
+    );
+}
+
+#[test]
+fn error_lists_are_bounded() {
+    let names: Vec<String> = (0..1000).map(|i| format!("\"bad-{i}\"")).collect();
+    let text = format!(
+        r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{{"names":[{}],"action":"SCMP_ACT_ALLOW"}}]}}"#,
+        names.join(",")
+    );
+    let p = parse_profile(&text, &EvalContext::host()).unwrap();
+    let errs = validate_spec(&p.spec, None).unwrap_err();
+    assert_eq!(errs.len(), 1000);
+    let shown = crds::model::ProfileError::Invalid(errs).to_string();
+    assert!(
+        shown.len() <= crds::limits::MAX_MESSAGE_BYTES,
+        "{}",
+        shown.len()
+    );
+    assert!(shown.ends_with("and 990 more"), "{shown}");
 }

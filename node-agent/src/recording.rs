@@ -281,7 +281,7 @@ pub async fn run(
             rw,
             watcher(
                 Api::<ProfileRecording>::all(client.clone()),
-                watcher::Config::default(),
+                crate::watch_config(),
             ),
         )
         .default_backoff()
@@ -292,7 +292,7 @@ pub async fn run(
             pw,
             watcher(
                 Api::<Pod>::all(client.clone()),
-                watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
+                crate::watch_config().fields(&format!("spec.nodeName={node_name}")),
             ),
         )
         .default_backoff()
@@ -683,7 +683,16 @@ async fn settle(
     runtime: OciRuntime,
     metrics: &crate::metrics::Metrics,
 ) -> bool {
-    match publish(client, t, names, runtime).await {
+    // Bounded: the recording loop must not hang on one write (a half-open connection would
+    // otherwise hold every recording on this node until the client's read timeout).
+    let written = tokio::time::timeout(PUBLISH_TIMEOUT, publish(client, t, names, runtime))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Publish::Retry(format!(
+                "no answer within {PUBLISH_TIMEOUT:?}"
+            )))
+        });
+    match written {
         Ok(n) => {
             metrics.recorded(n);
             true
@@ -698,6 +707,9 @@ async fn settle(
         }
     }
 }
+
+/// How long one publish may take before it is retried on a later tick.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(20);
 
 enum Publish {
     /// Retrying cannot help (the namespace is going away, or the object is refused).

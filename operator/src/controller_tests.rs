@@ -104,6 +104,7 @@ fn ctx(
         index: Arc::new(RwLock::new(index)),
         metrics: Arc::new(Metrics::default()),
         liveness: Default::default(),
+        policy: Default::default(),
     })
 }
 
@@ -271,7 +272,7 @@ async fn base_chains_resolve_through_the_namespace_cache() {
 }
 
 fn recording(meta: Value) -> ProfileRecording {
-    let mut m = json!({"name": "rec", "namespace": "shop", "resourceVersion": "3", "uid": "r1", "creationTimestamp": "2026-01-01T00:00:00Z"});
+    let mut m = json!({"name": "rec", "namespace": "shop", "resourceVersion": "3", "uid": "r1", "creationTimestamp": two_minutes_ago()});
     m.as_object_mut()
         .unwrap()
         .extend(meta.as_object().cloned().unwrap_or_default());
@@ -432,4 +433,10 @@ async fn a_partial_that_arrives_after_the_merge_adds_to_it() {
     )
     .await;
     assert_eq!(again["spec"]["syscalls"], merged["spec"]["syscalls"]);
+}
+
+/// A creation time recent enough for a recording without a duration to be active.
+fn two_minutes_ago() -> String {
+    (k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(120))
+        .to_string()
 }

@@ -61,7 +61,7 @@ struct Args {
     /// ValidatingWebhookConfigurations to inject the CA bundle into.
     #[arg(
         long,
-        default_value = "seccomp-operator-gate,seccomp-operator-isolation",
+        default_value = "seccomp-operator-gate,seccomp-operator-isolation,seccomp-operator-profiles",
         value_delimiter = ','
     )]
     validating_configs: Vec<String>,
@@ -70,6 +70,13 @@ struct Args {
     /// profile may be missing. Off: such nodes are only left out of the counts.
     #[arg(long, env = "TAINT_NODES", default_value_t = true, action = clap::ArgAction::Set)]
     taint_nodes: bool,
+    /// Allow profiles with `listenerPath`/`SCMP_ACT_NOTIFY` (an admin decision: the runtime
+    /// connects, as root, to the socket the profile names). Keep equal to the agents'.
+    #[arg(long, env = "ALLOW_LISTENER_PATH", default_value_t = false, action = clap::ArgAction::Set)]
+    allow_listener_path: bool,
+    /// The filter flags profiles may set, comma-separated. Keep equal to the agents'.
+    #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = crds::model::Policy::parse_flags)]
+    allowed_flags: BTreeSet<crds::model::Flag>,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -187,6 +194,10 @@ async fn main() -> anyhow::Result<()> {
             resolver.clone(),
         ));
     }
+    let policy = Arc::new(crds::model::Policy {
+        allow_listener: args.allow_listener_path,
+        allowed_flags: args.allowed_flags.clone(),
+    });
     let mut shared: BTreeSet<String> = args
         .shared_namespaces
         .iter()
@@ -202,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
         }),
         shared: Arc::new(shared),
         metrics: metrics.clone(),
+        policy: policy.clone(),
     };
     let webhook = tokio::spawn(server::serve_tls(
         args.webhook_listen,
@@ -246,6 +258,7 @@ async fn main() -> anyhow::Result<()> {
                     namespace: args.namespace.clone(),
                     taint_nodes: args.taint_nodes,
                 },
+                policy.clone(),
             ),
             recording_controller::run(client.clone(), metrics.clone()),
             operator::binding_status::run(

@@ -37,6 +37,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Which nodes count.
     pub liveness: Arc<crate::node_controller::Shared>,
+    /// What tenants' profiles may use.
+    pub policy: Arc<crds::model::Policy>,
 }
 
 fn profile_id(p: &SeccompProfile) -> ProfileId {
@@ -85,6 +87,7 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
         live: &live,
         users,
         table: Some(&table),
+        policy: &ctx.policy,
     });
     let old = p.status.as_ref();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -185,6 +188,7 @@ pub async fn run(
     recorder: Recorder,
     metrics: Arc<Metrics>,
     nodes_cfg: crate::node_controller::Config,
+    policy: Arc<crds::model::Policy>,
 ) {
     let profiles: Api<SeccompProfile> = Api::all(client.clone());
     // A bounded number of reconciles at once: a burst of thousands of profiles must not hold
@@ -232,6 +236,7 @@ pub async fn run(
         recorder,
         metrics,
         liveness,
+        policy,
     });
     controller
         .reconcile_all_on(liveness_changes)

@@ -31,6 +31,8 @@ pub struct Observed<'a> {
     pub users: Vec<String>,
     /// Syscall tables for validation (libseccomp in the operator).
     pub table: Option<&'a dyn SyscallTable>,
+    /// What tenants' profiles may use.
+    pub policy: &'a crds::model::Policy,
 }
 
 /// The computed status (condition times are filled in by [`with_transition_times`]).
@@ -47,19 +49,23 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
     users.truncate(MAX_LISTED_WORKLOADS);
     status.active_workloads = users;
 
+    let summary = |errs: Vec<crds::model::FieldError>| {
+        crds::limits::summarize(errs.iter().map(ToString::to_string))
+    };
     let valid = validate_spec(&p.spec, o.table)
-        .map_err(|errs| {
-            (
-                "Invalid",
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })
+        .map_err(|errs| ("Invalid", summary(errs)))
         .and_then(|()| {
             resolve(&name, &p.spec, o.namespace_profiles)
                 .map_err(|e| ("BaseProfileUnresolved", e.to_string()))
+        })
+        .and_then(|doc| {
+            // After resolution: a base cannot bring in what the policy forbids.
+            let refused = o.policy.check(&doc, "spec.");
+            if refused.is_empty() {
+                Ok(doc)
+            } else {
+                Err(("NotAllowed", summary(refused)))
+            }
         });
     let doc = match valid {
         Ok(doc) => {
@@ -314,11 +320,36 @@ mod tests {
             live: &live,
             users,
             table: None,
+            policy: &crds::model::Policy::default(),
         })
     }
 
     fn ready(s: &SeccompProfileStatus) -> &Condition {
         s.conditions.iter().find(|c| c.type_ == "Ready").unwrap()
+    }
+
+    #[test]
+    fn what_the_policy_forbids_is_not_valid_and_says_why() {
+        let mut p = SeccompProfile::new(
+            "web",
+            crds::model::parse_profile(
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/x.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+                &crds::model::EvalContext::host(),
+            )
+            .unwrap()
+            .spec,
+        );
+        p.metadata.namespace = Some("shop".into());
+        let s = status(&p, &[], vec![]);
+        let valid = s.conditions.iter().find(|c| c.type_ == "Valid").unwrap();
+        assert_eq!(valid.status, "False");
+        assert_eq!(valid.reason, "NotAllowed");
+        assert!(
+            valid.message.starts_with("spec.listenerPath: not allowed"),
+            "{}",
+            valid.message
+        );
+        assert_eq!(s.phase, Some(ProfilePhase::Error));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct WebhookState {
     pub shared: Arc<BTreeSet<String>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// What tenants' profiles may use.
+    pub policy: Arc<crds::model::Policy>,
 }
 
 fn answer(
@@ -69,6 +71,12 @@ pub fn webhook_router(state: WebhookState) -> Router {
             "/validate-isolation",
             post(|State(s): State<WebhookState>, body: Bytes| async move {
                 answer("isolation", &s, &body, |r| webhook::isolation(r, &s.shared))
+            }),
+        )
+        .route(
+            "/validate-profile",
+            post(|State(s): State<WebhookState>, body: Bytes| async move {
+                answer("profile", &s, &body, |r| webhook::profile(r, &s.policy))
             }),
         )
         .with_state(state)

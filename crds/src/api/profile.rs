@@ -32,6 +32,7 @@ pub struct SeccompProfileSpec {
     /// (`builtin:runc`). The result is the base's syscalls plus this profile's; this profile's
     /// own fields win.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_BASE_NAME_LEN))]
     pub base_profile_name: Option<String>,
     /// Keep the profile but do not install it on nodes (an installed file is removed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -33,15 +33,19 @@ pub struct ProfileRecordingSpec {
     pub pod_selector: LabelSelector,
     /// Only these containers (by name); all containers when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_CONTAINER_NAMES))]
+    #[schemars(inner(length(max = crate::limits::MAX_REF_LEN)))]
     pub containers: Option<Vec<String>>,
     /// `Containers` merges the recordings of all pods into one profile per container name;
     /// `None` keeps one profile per pod and container.
     #[serde(default)]
     pub merge_strategy: MergeStrategy,
-    /// Stop recording this many seconds after the recording was created; unset records until
-    /// the pods end or the recording is deleted.
+    /// Stop recording this many seconds after the recording was created (at most a week);
+    /// unset: one hour, so a forgotten recording does not
+    /// keep a recorder loaded on every node. Containers still running then are written as
+    /// they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = MAX_RECORDING_SECONDS))]
     pub duration_seconds: Option<u32>,
 }
 
@@ -109,21 +113,31 @@ pub struct ProfileRecordingStatus {
     pub observed_generation: Option<i64>,
 }
 
+/// How long a recording without `durationSeconds` records (seconds).
+pub const DEFAULT_RECORDING_SECONDS: u32 = 3600;
+/// The longest `durationSeconds` accepted (a week).
+pub const MAX_RECORDING_SECONDS: u32 = 7 * 24 * 3600;
+
 impl ProfileRecording {
-    /// Whether the recording records now: not being deleted, and its duration (if any) has
-    /// not passed.
+    /// How long the recording records, in seconds.
+    pub fn duration(&self) -> u32 {
+        self.spec
+            .duration_seconds
+            .unwrap_or(DEFAULT_RECORDING_SECONDS)
+            .min(MAX_RECORDING_SECONDS)
+    }
+
+    /// Whether the recording records now: not being deleted, and its duration has not
+    /// passed (a recording the API server has not stamped yet counts as just created).
     pub fn is_active(&self, now: k8s_openapi::jiff::Timestamp) -> bool {
         if self.metadata.deletion_timestamp.is_some() {
             return false;
         }
-        match (
-            self.metadata.creation_timestamp.as_ref(),
-            self.spec.duration_seconds,
-        ) {
-            (Some(c), Some(d)) => {
-                now < c.0 + k8s_openapi::jiff::SignedDuration::from_secs(d.into())
+        match self.metadata.creation_timestamp.as_ref() {
+            Some(c) => {
+                now < c.0 + k8s_openapi::jiff::SignedDuration::from_secs(self.duration().into())
             }
-            _ => true,
+            None => true,
         }
     }
 
@@ -132,5 +146,42 @@ impl ProfileRecording {
     /// as container names have no dots).
     pub fn audit_profile_name(name: &str) -> String {
         format!("{name}.log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+    fn rec(duration: Option<u32>, created: Timestamp) -> ProfileRecording {
+        let mut r = ProfileRecording::new(
+            "r",
+            ProfileRecordingSpec {
+                kind: RecordingKind::SeccompProfile,
+                recorder: Recorder::Bpf,
+                pod_selector: Default::default(),
+                containers: None,
+                merge_strategy: MergeStrategy::Containers,
+                duration_seconds: duration,
+            },
+        );
+        r.metadata.creation_timestamp = Some(Time(created));
+        r
+    }
+
+    #[test]
+    fn recordings_end_after_their_duration_or_the_default() {
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let at = |s: i64| t0 + SignedDuration::from_secs(s);
+        let r = rec(Some(60), t0);
+        assert!(r.is_active(at(59)));
+        assert!(!r.is_active(at(60)));
+        let forgotten = rec(None, t0);
+        assert!(forgotten.is_active(at(DEFAULT_RECORDING_SECONDS as i64 - 1)));
+        assert!(!forgotten.is_active(at(DEFAULT_RECORDING_SECONDS as i64)));
+        let long = rec(Some(u32::MAX), t0);
+        assert!(!long.is_active(at(MAX_RECORDING_SECONDS as i64)));
     }
 }

@@ -21,18 +21,23 @@ pub struct SeccompDocument {
     /// Architectures the filter accepts; empty means the node's native architecture and its
     /// compat architectures (e.g. SCMP_ARCH_X86_64, SCMP_ARCH_X86, SCMP_ARCH_X32).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::limits::MAX_ARCHITECTURES))]
     pub architectures: Vec<Arch>,
     /// Flags for the seccomp(2) call that installs the filter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::limits::MAX_FLAGS))]
     pub flags: Vec<Flag>,
     /// Unix socket of the seccomp agent that receives SCMP_ACT_NOTIFY syscalls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_LISTENER_PATH_LEN))]
     pub listener_path: Option<String>,
     /// Opaque data passed to the seccomp agent at `listenerPath`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_LISTENER_METADATA_LEN))]
     pub listener_metadata: Option<String>,
     /// Rules: each names syscalls and the action taken when they are called.
     #[serde(default)]
+    #[schemars(length(max = crate::limits::MAX_RULES))]
     pub syscalls: Vec<SyscallRule>,
 }
 
@@ -41,7 +46,8 @@ pub struct SeccompDocument {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyscallRule {
     /// Syscall names, as libseccomp spells them (e.g. `openat`); at least one.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = crate::limits::MAX_NAMES_PER_RULE))]
+    #[schemars(inner(length(min = 1, max = crate::limits::MAX_NAME_LEN)))]
     pub names: Vec<String>,
     /// Action taken when one of `names` is called and every condition in `args` holds.
     pub action: Action,
@@ -51,6 +57,7 @@ pub struct SyscallRule {
     pub errno_ret: Option<u32>,
     /// Conditions on the syscall's arguments; all must hold for the rule to match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::limits::MAX_ARGS))]
     pub args: Vec<ArgCondition>,
 }
 

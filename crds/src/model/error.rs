@@ -52,14 +52,12 @@ impl ProfileError {
 struct FieldList<'a>(&'a [FieldError]);
 
 impl fmt::Display for FieldList<'_> {
+    /// Bounded: the first errors are listed, the rest counted (a status or an admission
+    /// answer carries this text).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
+        f.write_str(&crate::limits::summarize(
+            self.0.iter().map(|e| e.to_string()),
+        ))
     }
 }
 

@@ -14,8 +14,7 @@ use std::collections::BTreeMap;
 /// larger JSON would compile to).
 pub const MAX_RENDERED_BYTES: usize = 1 << 20;
 
-/// The longest syscall name accepted (the longest real one is about 30 characters).
-const MAX_NAME_LEN: usize = 64;
+use crate::limits::MAX_NAME_LEN;
 
 /// Knows which syscall names exist on which architecture.
 pub trait SyscallTable {
@@ -89,12 +88,90 @@ pub fn check_object_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The size limits of [`crate::limits`]; the schema enforces most of them already, but a
+/// profile stored before a limit existed (or under an edited CRD) is held to them here too.
+pub fn check_limits(doc: &SeccompDocument, prefix: &str) -> Vec<FieldError> {
+    use crate::limits::*;
+    let mut errors = Vec::new();
+    let mut over = |field: String, what: &str, n: usize, max: usize| {
+        if n > max {
+            errors.push(FieldError::new(
+                field,
+                format!("{n} {what}, over the limit of {max}"),
+            ));
+        }
+    };
+    over(
+        format!("{prefix}syscalls"),
+        "rules",
+        doc.syscalls.len(),
+        MAX_RULES,
+    );
+    over(
+        format!("{prefix}architectures"),
+        "entries",
+        doc.architectures.len(),
+        MAX_ARCHITECTURES,
+    );
+    over(
+        format!("{prefix}flags"),
+        "entries",
+        doc.flags.len(),
+        MAX_FLAGS,
+    );
+    if let Some(p) = &doc.listener_path {
+        over(
+            format!("{prefix}listenerPath"),
+            "characters",
+            p.chars().count(),
+            MAX_LISTENER_PATH_LEN,
+        );
+    }
+    if let Some(m) = &doc.listener_metadata {
+        over(
+            format!("{prefix}listenerMetadata"),
+            "characters",
+            m.chars().count(),
+            MAX_LISTENER_METADATA_LEN,
+        );
+    }
+    let mut total = 0usize;
+    for (i, rule) in doc.syscalls.iter().enumerate().take(MAX_RULES) {
+        total += rule.names.len();
+        over(
+            format!("{prefix}syscalls[{i}].names"),
+            "names",
+            rule.names.len(),
+            MAX_NAMES_PER_RULE,
+        );
+        over(
+            format!("{prefix}syscalls[{i}].args"),
+            "conditions",
+            rule.args.len(),
+            MAX_ARGS,
+        );
+    }
+    over(
+        format!("{prefix}syscalls"),
+        "syscall names in all rules",
+        total,
+        MAX_TOTAL_NAMES,
+    );
+    errors
+}
+
 /// Validate a document. `prefix` is prepended to field paths (e.g. `spec.`).
 pub fn validate_document(
     doc: &SeccompDocument,
     prefix: &str,
     table: Option<&dyn SyscallTable>,
 ) -> Vec<FieldError> {
+    // Sizes first, and nothing else when one is exceeded: the rest of the checks (and the
+    // rendering) cost time proportional to the document.
+    let limit_errors = check_limits(doc, prefix);
+    if !limit_errors.is_empty() {
+        return limit_errors;
+    }
     let mut errors = Vec::new();
     let mut err = |field: String, reason: String| errors.push(FieldError::new(field, reason));
 

@@ -41,6 +41,13 @@ struct Args {
     /// filter goes into every recorded profile.
     #[arg(long, env = "OCI_RUNTIME", value_enum, default_value = "runc")]
     oci_runtime: Runtime,
+    /// Install profiles with `listenerPath`/`SCMP_ACT_NOTIFY` (an admin decision: the runtime
+    /// connects, as root, to the socket the profile names). Keep equal to the operator's.
+    #[arg(long, env = "ALLOW_LISTENER_PATH", default_value_t = false, action = clap::ArgAction::Set)]
+    allow_listener_path: bool,
+    /// The filter flags profiles may set, comma-separated. Keep equal to the operator's.
+    #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = crds::model::Policy::parse_flags)]
+    allowed_flags: std::collections::BTreeSet<crds::model::Flag>,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -79,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", root.dir().display()))?;
     let metrics = Arc::new(Metrics::new());
     installer.set_metrics(metrics.clone());
+    installer.set_policy(crds::model::Policy {
+        allow_listener: args.allow_listener_path,
+        allowed_flags: args.allowed_flags.clone(),
+    });
     let ready = Arc::new(AtomicBool::new(false));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -96,9 +107,11 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let client = kube::Client::try_default()
+    let mut config = kube::Config::infer()
         .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+        .context("reading the Kubernetes API configuration (in-cluster or KUBECONFIG)")?;
+    config.read_timeout = Some(node_agent::READ_TIMEOUT);
+    let client = kube::Client::try_from(config).context("connecting to the Kubernetes API")?;
     tracing::info!(node = %args.node_name, root = %root.dir().display(), "node agent starting");
     // In-cluster recording loads the eBPF recorder while a recording is active; without it
     // (no BTF, no privileges) the agent still installs profiles.

@@ -44,7 +44,7 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     let changed = Arc::new(Notify::new());
     let notify = changed.clone();
-    let stream = watcher(api, watcher::Config::default().any_semantic())
+    let stream = watcher(api, crate::watch_config().any_semantic())
         .default_backoff()
         .reflect(writer)
         .touched_objects();

@@ -3,7 +3,7 @@
 
 use super::paths::ProfileKey;
 use crate::seccomp::{self, Libseccomp};
-use crds::model::{resolve, validate_spec, Arch};
+use crds::model::{resolve, validate_spec, Arch, Policy};
 use crds::SeccompProfileSpec;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -41,12 +41,8 @@ impl CompileCache {
         if let Some(r) = self.validated.get(&key) {
             return r.clone();
         }
-        let r = validate_spec(spec, Some(&Libseccomp)).map_err(|errs| {
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
+        let r = validate_spec(spec, Some(&Libseccomp))
+            .map_err(|errs| crds::limits::summarize(errs.iter().map(ToString::to_string)));
         if self.validated.len() > 10_000 {
             self.validated.clear();
         }
@@ -69,9 +65,12 @@ impl CompileCache {
 
 /// The desired state of every enabled profile. Disabled profiles are absent (their files are
 /// removed); profiles whose names cannot be paths are reported as errors.
+/// Profiles the cluster's `policy` forbids (after base resolution, so a base cannot smuggle
+/// in a listener) are errors too, and never installed.
 pub fn compute(
     profiles: &[(String, String, SeccompProfileSpec)],
     cache: &mut CompileCache,
+    policy: &Policy,
 ) -> BTreeMap<ProfileKey, Desired> {
     let mut by_ns: BTreeMap<&str, BTreeMap<String, SeccompProfileSpec>> = BTreeMap::new();
     for (ns, name, spec) in profiles {
@@ -97,6 +96,12 @@ pub fn compute(
             cache.validate(spec)?;
             let lookup = &by_ns[ns.as_str()];
             let doc = resolve(name, spec, lookup).map_err(|e| e.to_string())?;
+            let refused = policy.check(&doc, "spec.");
+            if !refused.is_empty() {
+                return Err(crds::limits::summarize(
+                    refused.iter().map(ToString::to_string),
+                ));
+            }
             let rendered = doc.render(native);
             cache.check(&rendered.hash, &rendered.document)?;
             Ok(Desired::Install {
@@ -151,7 +156,7 @@ mod tests {
                 r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["raed"],"action":"SCMP_ACT_ALLOW"}]}"#,
             ),
         ];
-        let d = compute(&set, &mut CompileCache::default());
+        let d = compute(&set, &mut CompileCache::default(), &Policy::default());
         let k = |ns: &str, n: &str| ProfileKey::new(ns, n).unwrap();
         let Desired::Install { json, .. } = &d[&k("a", "app")] else {
             panic!("{d:?}")
@@ -184,13 +189,44 @@ mod tests {
         ];
         let mut cache = CompileCache::default();
         let k = ProfileKey::new("a", "app").unwrap();
-        let before = compute(&set, &mut cache)[&k].clone();
+        let before = compute(&set, &mut cache, &Policy::default())[&k].clone();
         set[0] = p(
             "a",
             "base",
             r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","close"],"action":"SCMP_ACT_ALLOW"}]}"#,
         );
-        let after = compute(&set, &mut cache)[&k].clone();
+        let after = compute(&set, &mut cache, &Policy::default())[&k].clone();
         assert_ne!(before, after);
+    }
+
+    #[test]
+    fn what_the_policy_forbids_is_an_error_even_through_a_base() {
+        let set = vec![
+            p(
+                "a",
+                "listener",
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/containerd/containerd.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+            ),
+            p(
+                "a",
+                "child",
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","baseProfileName":"listener"}"#,
+            ),
+        ];
+        let k = |n: &str| ProfileKey::new("a", n).unwrap();
+        let d = compute(&set, &mut CompileCache::default(), &Policy::default());
+        for name in ["listener", "child"] {
+            assert!(
+                matches!(&d[&k(name)], Desired::Error(m) if m.contains("spec.listenerPath: not allowed by this cluster's profile policy")),
+                "{name}: {:?}",
+                d[&k(name)]
+            );
+        }
+        let open = Policy {
+            allow_listener: true,
+            ..Policy::default()
+        };
+        let d = compute(&set, &mut CompileCache::default(), &open);
+        assert!(matches!(&d[&k("child")], Desired::Install { .. }), "{d:?}");
     }
 }

@@ -11,6 +11,7 @@ pub mod paths;
 pub mod plan;
 
 use crate::metrics::Metrics;
+use crds::model::Policy;
 use crds::{NodeProfileState, NodeProfileStatus, SeccompProfileSpec};
 use desired::{CompileCache, Desired};
 use fsops::{Faults, NoFaults};
@@ -20,6 +21,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The message bytes one node's SeccompNodeStatus carries at most, over all profiles.
+pub const MAX_STATUS_MESSAGE_BYTES: usize = 64 * 1024;
+/// What stands for a message once [`MAX_STATUS_MESSAGE_BYTES`] are used.
+const LEFT_OUT: &str =
+    "message left out: this node's status already carries 64 KiB of messages; see the agent's log";
 
 /// State of one profile on this node, as reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +59,7 @@ pub struct Installer {
     actual: BTreeMap<ProfileKey, String>,
     status: BTreeMap<ProfileKey, KeyStatus>,
     cache: CompileCache,
+    policy: Policy,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -75,8 +83,14 @@ impl Installer {
             actual: disk.files,
             status: BTreeMap::new(),
             cache: CompileCache::default(),
+            policy: Policy::default(),
             metrics: None,
         })
+    }
+
+    /// Hold profiles to this policy (the default allows no listener and only harmless flags).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
     }
 
     /// Report to these metrics.
@@ -94,7 +108,7 @@ impl Installer {
     /// files of profiles not in it are removed.
     pub fn sync(&mut self, profiles: &[(String, String, SeccompProfileSpec)]) -> SyncReport {
         let started = Instant::now();
-        let desired = desired::compute(profiles, &mut self.cache);
+        let desired = desired::compute(profiles, &mut self.cache, &self.policy);
         let ops = plan::plan(&desired, &self.actual);
         let mut report = SyncReport::default();
         for op in ops {
@@ -203,8 +217,12 @@ impl Installer {
         &self.status
     }
 
-    /// The status as the SeccompNodeStatus entries.
+    /// The status as the SeccompNodeStatus entries. Bounded whatever tenants write: each
+    /// message is cut to [`crds::limits::MAX_MESSAGE_BYTES`], and once the messages of one
+    /// node's status reach [`MAX_STATUS_MESSAGE_BYTES`] the rest are left out (the entries and
+    /// their states stay, so every profile is still counted right).
     pub fn node_status(&self) -> Vec<NodeProfileStatus> {
+        let mut budget = MAX_STATUS_MESSAGE_BYTES;
         self.status
             .iter()
             .map(|(k, s)| NodeProfileStatus {
@@ -212,7 +230,16 @@ impl Installer {
                 name: k.name.clone(),
                 content_hash: s.hash.clone(),
                 state: s.state,
-                message: s.message.clone(),
+                message: s.message.as_deref().map(|m| {
+                    let m = crds::limits::truncate(m, crds::limits::MAX_MESSAGE_BYTES);
+                    if m.len() <= budget {
+                        budget -= m.len();
+                        m
+                    } else {
+                        budget = 0;
+                        LEFT_OUT.to_owned()
+                    }
+                }),
                 updated: None,
             })
             .collect()
@@ -258,6 +285,63 @@ mod tests {
         set.pop();
         assert_eq!(inst.sync(&set).removed, 1);
         assert!(inst.status().is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_invalid_profiles_keeps_the_node_report_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut inst = Installer::new(ProfileRoot::new(tmp.path())).unwrap();
+        let rules: Vec<String> = (0..3)
+            .map(|r| {
+                let names: Vec<String> = (0..1000)
+                    .map(|i| format!("\"no_such_call_{}\"", r * 1000 + i))
+                    .collect();
+                format!(
+                    r#"{{"names":[{}],"action":"SCMP_ACT_ALLOW"}}"#,
+                    names.join(",")
+                )
+            })
+            .collect();
+        let json = format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{}]}}"#,
+            rules.join(",")
+        );
+        let mut set: Vec<_> = (0..200)
+            .map(|i| p("evil", &format!("p{i}"), &json))
+            .collect();
+        set.push(p("good", "web", ALLOW_READ));
+        let r = inst.sync(&set);
+        assert_eq!((r.invalid, r.written), (200, 1));
+        let entries = inst.node_status();
+        assert_eq!(entries.len(), 201, "every profile is still listed");
+        let messages: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e.message.as_deref())
+            .collect();
+        assert!(messages
+            .iter()
+            .all(|m| m.len() <= crds::limits::MAX_MESSAGE_BYTES));
+        let total: usize = messages
+            .iter()
+            .filter(|m| **m != LEFT_OUT)
+            .map(|m| m.len())
+            .sum();
+        assert!(
+            total <= MAX_STATUS_MESSAGE_BYTES,
+            "{total} bytes of messages"
+        );
+        assert!(
+            messages.contains(&LEFT_OUT),
+            "first message: {}",
+            messages[0]
+        );
+        assert!(
+            messages[0].contains("no_such_call_0") && messages[0].ends_with(" more"),
+            "{}",
+            messages[0]
+        );
+        let good = entries.iter().find(|e| e.namespace == "good").unwrap();
+        assert_eq!(good.state, NodeProfileState::Installed);
     }
 
     #[test]

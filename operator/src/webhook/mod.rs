@@ -3,14 +3,17 @@
 //!
 //! - binding (mutating, pod CREATE): containers whose image matches a ProfileBinding get the
 //!   bound profile as their container-level `seccompProfile`;
-//! - gate (validating, pod CREATE): a pod may reference an operator profile only when it
-//!   exists and is Installed on every node;
-//! - isolation (validating, pod CREATE/UPDATE): a pod may reference only profiles of its own
-//!   namespace and of the namespaces the operator shares.
+//! - gate (validating, pod CREATE/UPDATE and `pods/ephemeralcontainers`): a pod may reference
+//!   an operator profile only when it exists and is Installed on every node;
+//! - isolation (validating, pod CREATE/UPDATE and `pods/ephemeralcontainers`): a pod may reference only profiles of its own
+//!   namespace and of the namespaces the operator shares;
+//! - profile (validating, SeccompProfile CREATE/UPDATE): size limits and the cluster's profile
+//!   policy (listeners, filter flags).
 
 pub mod tls;
 
 use crate::index::{parse_localhost, references};
+use crds::model::Policy;
 use crds::{ProfileBinding, ProfilePhase, ProfileRecording, SeccompProfile};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -74,20 +77,50 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Stri
         .map_err(|_| "AdmissionReview without a request".to_owned())
 }
 
-/// The pod in a request, if the request is about a pod. `Err` when it is a pod that cannot be
-/// read (the answer is a denial naming why).
+/// The pod in a request, if the request is about a pod (the pod itself, or its
+/// `ephemeralcontainers` subresource). `Err` when it is a pod that cannot be read (the answer
+/// is a denial naming why).
 fn pod_of(req: &AdmissionRequest<DynamicObject>) -> Option<Result<Pod, String>> {
-    if req.kind.kind != "Pod" || !req.kind.group.is_empty() || req.sub_resource.is_some() {
+    pod_in(req, req.object.as_ref()?)
+}
+
+/// The pod an UPDATE replaces (None for CREATE).
+fn old_pod_of(req: &AdmissionRequest<DynamicObject>) -> Option<Result<Pod, String>> {
+    pod_in(req, req.old_object.as_ref()?)
+}
+
+fn pod_in(
+    req: &AdmissionRequest<DynamicObject>,
+    obj: &DynamicObject,
+) -> Option<Result<Pod, String>> {
+    if !req.kind.group.is_empty() {
         return None;
     }
-    let obj = req.object.as_ref()?;
     let mut value = match serde_json::to_value(obj) {
         Ok(v) => v,
         Err(e) => return Some(Err(format!("cannot read the pod: {e}"))),
     };
+    match (req.kind.kind.as_str(), req.sub_resource.as_deref()) {
+        // The pod, or (Kubernetes 1.22 and later) the pod sent for its ephemeral containers.
+        ("Pod", None | Some("ephemeralcontainers")) => {}
+        // Kubernetes 1.16 to 1.21 send an `EphemeralContainers` object: its containers are
+        // what the pod gets.
+        ("EphemeralContainers", Some("ephemeralcontainers")) => {
+            let meta = value.get("metadata").cloned().unwrap_or_default();
+            let list = value
+                .get("ephemeralContainers")
+                .cloned()
+                .unwrap_or_default();
+            value = serde_json::json!({
+                "metadata": meta,
+                "spec": {"containers": [], "ephemeralContainers": list},
+            });
+        }
+        _ => return None,
+    }
     if let Some(m) = value.as_object_mut() {
-        m.entry("apiVersion").or_insert("v1".into());
-        m.entry("kind").or_insert("Pod".into());
+        m.insert("apiVersion".into(), "v1".into());
+        m.insert("kind".into(), "Pod".into());
     }
     Some(
         serde_json::from_value::<Pod>(value)
@@ -130,7 +163,7 @@ pub fn gate(
     shared: &BTreeSet<String>,
 ) -> AdmissionResponse {
     let resp = AdmissionResponse::from(req);
-    if req.operation != Operation::Create {
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
         return resp;
     }
     let pod = match pod_of(req) {
@@ -138,9 +171,21 @@ pub fn gate(
         Some(Err(e)) => return resp.deny(e),
         Some(Ok(p)) => p,
     };
+    // An UPDATE is held to the gate only for what it adds (an ephemeral container, a legacy
+    // annotation): what the pod already used was checked when it came.
+    let before: BTreeSet<String> = match old_pod_of(req) {
+        Some(Ok(old)) => references(&old)
+            .into_iter()
+            .map(|r| r.place + "\0" + &r.path)
+            .collect(),
+        _ => BTreeSet::new(),
+    };
     let own = pod.namespace().unwrap_or_default();
     let mut problems = Vec::new();
-    for (r, (ns, name)) in operator_references(&pod, &mut problems) {
+    let added = operator_references(&pod, &mut problems)
+        .into_iter()
+        .filter(|(r, _)| !before.contains(&format!("{}\0{}", r.place, r.path)));
+    for (r, (ns, name)) in added {
         // Another tenant's profile: whether it exists, and its state, are not this pod's
         // business (tenant isolation refuses the reference).
         if ns != own && !shared.contains(&ns) {
@@ -230,6 +275,55 @@ pub fn isolation(
         resp.deny(format!(
             "seccomp-operator tenant isolation: {}",
             problems.join("; ")
+        ))
+    }
+}
+
+/// Profile admission (validating, SeccompProfile CREATE/UPDATE): the sizes a schema cannot
+/// express and the cluster's profile policy. Validity beyond that (unknown syscall names,
+/// contradicting rules) is reported in the profile's status, not refused here. An UPDATE that
+/// leaves the spec as it was (finalizers, labels) is always allowed, so a profile stored
+/// before a limit or policy existed can still be released and deleted.
+pub fn profile(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
+    if !matches!(req.operation, Operation::Create | Operation::Update)
+        || req.kind.kind != "SeccompProfile"
+        || req.sub_resource.is_some()
+    {
+        return resp;
+    }
+    let read = |o: Option<&DynamicObject>| -> Option<Result<SeccompProfile, String>> {
+        let o = o?;
+        Some(
+            serde_json::to_value(o)
+                .and_then(serde_json::from_value::<SeccompProfile>)
+                .map_err(|e| {
+                    crds::limits::truncate(
+                        &format!("cannot read the SeccompProfile: {e}"),
+                        crds::limits::MAX_MESSAGE_BYTES,
+                    )
+                }),
+        )
+    };
+    let new = match read(req.object.as_ref()) {
+        None => return resp,
+        Some(Err(e)) => return resp.deny(e),
+        Some(Ok(p)) => p,
+    };
+    if let Some(Ok(old)) = read(req.old_object.as_ref()) {
+        if old.spec == new.spec {
+            return resp;
+        }
+    }
+    let doc = &new.spec.document;
+    let mut problems = crds::model::validate::check_limits(doc, "spec.");
+    problems.extend(policy.check(doc, "spec."));
+    if problems.is_empty() {
+        resp
+    } else {
+        resp.deny(format!(
+            "seccomp-operator: {}",
+            crds::limits::summarize(problems.iter().map(ToString::to_string))
         ))
     }
 }

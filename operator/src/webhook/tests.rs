@@ -500,7 +500,7 @@ fn malformed_and_unexpected_requests_never_panic() {
 }
 
 fn recording(ns: &str, name: &str, spec: Value, meta: Value) -> Arc<ProfileRecording> {
-    let mut m = json!({"name": name, "namespace": ns, "creationTimestamp": "2026-01-01T00:00:00Z"});
+    let mut m = json!({"name": name, "namespace": ns, "creationTimestamp": two_minutes_ago()});
     m.as_object_mut()
         .unwrap()
         .extend(meta.as_object().cloned().unwrap_or_default());
@@ -582,4 +582,278 @@ fn logs_recordings_put_selected_containers_under_the_log_profile() {
         patch[1],
         json!({"op": "add", "path": "/metadata/annotations/seccomp-operator.dev~1recorded-by", "value": "learn"})
     );
+}
+
+/// A review of any kind, subresource and old object.
+fn review_of(
+    kind: (&str, &str),
+    sub: Option<&str>,
+    op: &str,
+    ns: &str,
+    obj: Value,
+    old: Value,
+) -> Vec<u8> {
+    let (group, kind) = kind;
+    let gvk = json!({"group": group, "version": if group.is_empty() { "v1" } else { "v1alpha1" }, "kind": kind});
+    let mut request = json!({
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800003",
+        "kind": gvk, "requestKind": gvk,
+        "resource": {"group": group, "version": "v1", "resource": "x"},
+        "name": "p", "namespace": ns, "operation": op,
+        "userInfo": {"username": "mallory"},
+        "object": obj, "oldObject": old, "dryRun": false
+    });
+    if let Some(sub) = sub {
+        request["subResource"] = sub.into();
+    }
+    serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})).unwrap()
+}
+
+#[test]
+fn ephemeral_containers_are_checked_in_both_request_shapes() {
+    let view = View {
+        profiles: vec![
+            profile("shop", "web", "Installed", json!({})),
+            profile("shop", "new", "Installing", json!({})),
+        ],
+        ..Default::default()
+    };
+    let base = json!({"containers": [{"name": "a", "image": "x", "securityContext": localhost("operator/shop/web.json")}]});
+    let old = pod("shop", json!({}), base.clone());
+    let with = |path: &str| {
+        let mut spec = base.clone();
+        spec["ephemeralContainers"] =
+            json!([{"name": "debug", "image": "x", "securityContext": localhost(path)}]);
+        pod("shop", json!({}), spec)
+    };
+    // Kubernetes 1.22+: the whole pod, subresource ephemeralcontainers.
+    let other = review_of(
+        ("", "Pod"),
+        Some("ephemeralcontainers"),
+        "UPDATE",
+        "shop",
+        with("./operator/bank/vault.json"),
+        old.clone(),
+    );
+    let r = isolation(&req(&other), &no_shared());
+    assert!(!r.allowed);
+    assert!(
+        r.result
+            .message
+            .contains("ephemeralContainer debug uses ./operator/bank/vault.json"),
+        "{}",
+        r.result.message
+    );
+    let r = gate(&req(&other), &view, &no_shared());
+    assert!(
+        !r.allowed
+            && r.result
+                .message
+                .contains("not allowed for pods of namespace shop"),
+        "{}",
+        r.result.message
+    );
+    let pending = review_of(
+        ("", "Pod"),
+        Some("ephemeralcontainers"),
+        "UPDATE",
+        "shop",
+        with("operator/shop/new.json"),
+        old.clone(),
+    );
+    let r = gate(&req(&pending), &view, &no_shared());
+    assert!(!r.allowed && r.result.message.contains("ephemeralContainer debug uses operator/shop/new.json: SeccompProfile shop/new is not installed"), "{}", r.result.message);
+    let fine = review_of(
+        ("", "Pod"),
+        Some("ephemeralcontainers"),
+        "UPDATE",
+        "shop",
+        with("operator/shop/web.json"),
+        old.clone(),
+    );
+    assert!(gate(&req(&fine), &view, &no_shared()).allowed);
+    assert!(isolation(&req(&fine), &no_shared()).allowed);
+    // Kubernetes 1.16-1.21: an EphemeralContainers object.
+    let legacy = json!({"apiVersion": "v1", "kind": "EphemeralContainers", "metadata": {"name": "p", "namespace": "shop"},
+        "ephemeralContainers": [{"name": "debug", "image": "x", "securityContext": localhost("operator//bank/vault.json")}]});
+    let body = review_of(
+        ("", "EphemeralContainers"),
+        Some("ephemeralcontainers"),
+        "UPDATE",
+        "shop",
+        legacy,
+        Value::Null,
+    );
+    let r = isolation(&req(&body), &no_shared());
+    assert!(
+        !r.allowed && r.result.message.contains("ephemeralContainer debug"),
+        "{}",
+        r.result.message
+    );
+    assert!(!gate(&req(&body), &view, &no_shared()).allowed);
+    // Other subresources are not about profiles.
+    let status = review_of(
+        ("", "Pod"),
+        Some("status"),
+        "UPDATE",
+        "shop",
+        with("operator/bank/vault.json"),
+        old,
+    );
+    assert!(isolation(&req(&status), &no_shared()).allowed);
+}
+
+#[test]
+fn the_gate_holds_updates_to_what_they_add() {
+    let view = View {
+        profiles: vec![
+            profile("shop", "web", "Installed", json!({})),
+            profile("shop", "off", "Disabled", json!({})),
+        ],
+        ..Default::default()
+    };
+    let spec = json!({"containers": [{"name": "a", "image": "x", "securityContext": localhost("operator/shop/off.json")}]});
+    let old = pod("shop", json!({}), spec.clone());
+    // Already used before the update (the profile was disabled since): not the update's doing.
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"] = json!({"tier": "web"});
+    let body = review_of(("", "Pod"), None, "UPDATE", "shop", relabelled, old.clone());
+    assert!(gate(&req(&body), &view, &no_shared()).allowed);
+    // A legacy annotation added later is checked.
+    let mut annotated = old.clone();
+    annotated["metadata"]["annotations"] = json!({"container.seccomp.security.alpha.kubernetes.io/a": "localhost/operator/shop/missing.json"});
+    let body = review_of(("", "Pod"), None, "UPDATE", "shop", annotated, old);
+    let r = gate(&req(&body), &view, &no_shared());
+    assert!(
+        !r.allowed
+            && r.result
+                .message
+                .contains("SeccompProfile shop/missing does not exist"),
+        "{}",
+        r.result.message
+    );
+}
+
+fn profile_object(spec: Value) -> Value {
+    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+           "metadata": {"name": "p", "namespace": "shop"}, "spec": spec})
+}
+
+fn profile_review(op: &str, spec: Value, old: Option<Value>) -> Vec<u8> {
+    review_of(
+        ("seccomp-operator.dev", "SeccompProfile"),
+        None,
+        op,
+        "shop",
+        profile_object(spec),
+        old.map(profile_object).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn profiles_are_held_to_the_policy_and_the_sizes() {
+    let policy = Policy::default();
+    let listener = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/containerd/containerd.sock",
+                          "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
+    let r = super::profile(
+        &req(&profile_review("CREATE", listener.clone(), None)),
+        &policy,
+    );
+    assert!(!r.allowed);
+    assert!(
+        r.result.message.starts_with(
+            "seccomp-operator: spec.listenerPath: not allowed by this cluster's profile policy"
+        ),
+        "{}",
+        r.result.message
+    );
+    assert!(r
+        .result
+        .message
+        .contains("spec.syscalls[0].action: SCMP_ACT_NOTIFY is not allowed"));
+    let open = Policy {
+        allow_listener: true,
+        ..Policy::default()
+    };
+    assert!(
+        super::profile(
+            &req(&profile_review("CREATE", listener.clone(), None)),
+            &open
+        )
+        .allowed
+    );
+
+    let spec_allow =
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]});
+    let r = super::profile(
+        &req(&profile_review(
+            "UPDATE",
+            spec_allow,
+            Some(json!({"defaultAction": "SCMP_ACT_ERRNO"})),
+        )),
+        &policy,
+    );
+    assert!(
+        !r.allowed
+            && r.result
+                .message
+                .contains("spec.flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW not allowed"),
+        "{}",
+        r.result.message
+    );
+
+    let names: Vec<String> = (0..5000).map(|i| format!("s{i}")).collect();
+    let many: Vec<Value> = names
+        .chunks(1000)
+        .map(|c| json!({"names": c, "action": "SCMP_ACT_ALLOW"}))
+        .collect();
+    let r = super::profile(
+        &req(&profile_review(
+            "CREATE",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": many}),
+            None,
+        )),
+        &policy,
+    );
+    assert!(!r.allowed);
+    assert_eq!(
+        r.result.message,
+        "seccomp-operator: spec.syscalls: 5000 syscall names in all rules, over the limit of 4096"
+    );
+
+    // What was stored before the policy can still be released (finalizers, labels) and deleted.
+    let r = super::profile(
+        &req(&profile_review(
+            "UPDATE",
+            listener.clone(),
+            Some(listener.clone()),
+        )),
+        &policy,
+    );
+    assert!(r.allowed);
+    assert!(super::profile(&req(&profile_review("DELETE", listener, None)), &policy).allowed);
+    // Ordinary profiles pass; unknown syscall names are the status's business, not admission's.
+    let typo = json!({"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_LOG"], "syscalls": [{"names": ["raed"], "action": "SCMP_ACT_ALLOW"}]});
+    assert!(super::profile(&req(&profile_review("CREATE", typo, None)), &policy).allowed);
+    // Unreadable objects are refused, with a bounded message.
+    let junk = review_of(
+        ("seccomp-operator.dev", "SeccompProfile"),
+        None,
+        "CREATE",
+        "shop",
+        json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": "p"}, "spec": {"defaultAction": "x".repeat(100_000)}}),
+        Value::Null,
+    );
+    let r = super::profile(&req(&junk), &policy);
+    assert!(
+        !r.allowed && r.result.message.len() <= crds::limits::MAX_MESSAGE_BYTES,
+        "{}",
+        r.result.message.len()
+    );
+}
+
+/// A creation time recent enough for a recording without a duration to be active.
+fn two_minutes_ago() -> String {
+    (k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(120))
+        .to_string()
 }

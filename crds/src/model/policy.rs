@@ -1,0 +1,185 @@
+//! The cluster's profile policy: which privileged profile features an admin allows tenants.
+//!
+//! - `listenerPath` (and with it `SCMP_ACT_NOTIFY` and `listenerMetadata`): the runtime, as
+//!   root on the host, connects to that socket and hands it the container's notify fd and
+//!   state. A tenant must not pick the socket, so it is off unless an admin turns it on.
+//! - filter `flags`: `SECCOMP_FILTER_FLAG_TSYNC` and `SECCOMP_FILTER_FLAG_LOG` are harmless
+//!   (the runtime synchronises threads anyway; LOG only adds audit records) and allowed by
+//!   default; `SPEC_ALLOW` turns off a Spectre mitigation for the container and
+//!   `WAIT_KILLABLE_RECV` only matters with a listener, so both need an admin.
+//!
+//! The operator's profile webhook refuses what the policy forbids, the operator reports it in
+//! the profile's status, and every node agent refuses to install it, so a profile stored while
+//! the webhook was off is never put on a node.
+
+use super::document::SeccompDocument;
+use super::error::FieldError;
+use super::types::{Action, Flag};
+use std::collections::BTreeSet;
+
+/// What tenants' profiles may use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// `listenerPath`, `listenerMetadata` and `SCMP_ACT_NOTIFY` are allowed.
+    pub allow_listener: bool,
+    /// The filter flags a profile may set.
+    pub allowed_flags: BTreeSet<Flag>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            allow_listener: false,
+            allowed_flags: Policy::DEFAULT_FLAGS.iter().copied().collect(),
+        }
+    }
+}
+
+impl Policy {
+    /// Flags allowed when the admin says nothing.
+    pub const DEFAULT_FLAGS: [Flag; 2] = [Flag::Tsync, Flag::Log];
+
+    /// Parse a comma-separated list of flag names (`SECCOMP_FILTER_FLAG_LOG,...`); empty
+    /// allows none.
+    pub fn parse_flags(list: &str) -> Result<BTreeSet<Flag>, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                serde_json::from_value::<Flag>(serde_json::Value::String(s.to_owned()))
+                    .map_err(|_| format!("`{s}` is not a seccomp filter flag"))
+            })
+            .collect()
+    }
+
+    /// What `doc` uses that this policy does not allow, against the fields under `prefix`.
+    pub fn check(&self, doc: &SeccompDocument, prefix: &str) -> Vec<FieldError> {
+        const HOW: &str = "not allowed by this cluster's profile policy";
+        let mut errors = Vec::new();
+        if !self.allow_listener {
+            let why = format!(
+                "{HOW}: the runtime would connect, as root, to a socket the profile picks \
+                 (an admin allows it with --allow-listener-path)"
+            );
+            if doc.listener_path.is_some() {
+                errors.push(FieldError::new(
+                    format!("{prefix}listenerPath"),
+                    why.clone(),
+                ));
+            }
+            if doc.listener_metadata.is_some() {
+                errors.push(FieldError::new(
+                    format!("{prefix}listenerMetadata"),
+                    why.clone(),
+                ));
+            }
+            if let Some(i) = doc.syscalls.iter().position(|r| r.action == Action::Notify) {
+                errors.push(FieldError::new(
+                    format!("{prefix}syscalls[{i}].action"),
+                    format!("SCMP_ACT_NOTIFY is {why}"),
+                ));
+            }
+        }
+        let refused: BTreeSet<&Flag> = doc
+            .flags
+            .iter()
+            .filter(|f| !self.allowed_flags.contains(f))
+            .collect();
+        if !refused.is_empty() {
+            let names = |it: &mut dyn Iterator<Item = &Flag>| {
+                it.map(|f| {
+                    serde_json::to_value(f)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+            };
+            let allowed = names(&mut self.allowed_flags.iter());
+            errors.push(FieldError::new(
+                format!("{prefix}flags"),
+                format!(
+                    "{} {HOW} (allowed: {}; an admin sets --allowed-flags)",
+                    names(&mut refused.into_iter()),
+                    if allowed.is_empty() { "none" } else { &allowed }
+                ),
+            ));
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(json: &str) -> SeccompDocument {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn by_default_a_listener_and_notify_are_refused_with_the_fields_named() {
+        let d = doc(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","listenerPath":"/run/containerd/containerd.sock",
+                "listenerMetadata":"x",
+                "syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"},{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        let errs = Policy::default().check(&d, "spec.");
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.listenerPath",
+                "spec.listenerMetadata",
+                "spec.syscalls[1].action"
+            ]
+        );
+        assert!(errs[0].reason.contains("--allow-listener-path"));
+        let open = Policy {
+            allow_listener: true,
+            ..Policy::default()
+        };
+        assert!(open.check(&d, "spec.").is_empty());
+    }
+
+    #[test]
+    fn flags_outside_the_allowed_set_are_refused_and_the_allowed_ones_named() {
+        let d = doc(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW"]}"#,
+        );
+        let errs = Policy::default().check(&d, "spec.");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "spec.flags");
+        assert!(
+            errs[0]
+                .reason
+                .starts_with("SECCOMP_FILTER_FLAG_SPEC_ALLOW not allowed"),
+            "{}",
+            errs[0].reason
+        );
+        assert!(errs[0]
+            .reason
+            .contains("allowed: SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_FILTER_FLAG_LOG"));
+        let none = Policy {
+            allowed_flags: BTreeSet::new(),
+            ..Policy::default()
+        };
+        assert!(none.check(&d, "")[0].reason.contains("allowed: none"));
+        let ok = doc(r#"{"defaultAction":"SCMP_ACT_ERRNO","flags":["SECCOMP_FILTER_FLAG_TSYNC"]}"#);
+        assert!(Policy::default().check(&ok, "spec.").is_empty());
+    }
+
+    #[test]
+    fn flag_lists_parse_and_bad_names_are_named() {
+        assert_eq!(
+            Policy::parse_flags(" SECCOMP_FILTER_FLAG_LOG ,SECCOMP_FILTER_FLAG_TSYNC").unwrap(),
+            BTreeSet::from([Flag::Log, Flag::Tsync])
+        );
+        assert!(Policy::parse_flags("").unwrap().is_empty());
+        assert_eq!(
+            Policy::parse_flags("LOG").unwrap_err(),
+            "`LOG` is not a seccomp filter flag"
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! A hostile tenant against a second tenant, driven as a user would: `kubectl --as` a
+//! ServiceAccount whose RBAC covers only its own namespace. Every attack is refused, or
+//! accepted and contained, and the other tenant's profiles keep installing and its pods keep
+//! being admitted. Run one at a time (`--test-threads=1`).
+
+use crds::{SeccompNodeStatus, SeccompProfile};
+use e2e::*;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use serde_json::json;
+use std::io::Write;
+
+/// `kubectl --as USER ARGS` with `stdin`; whether it succeeded and what it printed.
+fn kubectl_as(user: &str, args: &[&str], stdin: Option<&serde_json::Value>) -> (bool, String) {
+    let kc = kubeconfig().unwrap_or_default();
+    let mut cmd = std::process::Command::new(KUBECTL);
+    cmd.arg("--kubeconfig").arg(&kc);
+    if !user.is_empty() {
+        cmd.arg(format!("--as={user}"));
+    }
+    cmd.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("kubectl runs");
+    if let Some(v) = stdin {
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(v.to_string().as_bytes());
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("kubectl ends");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn sp(ns: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+           "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+fn no_mkdir() -> serde_json::Value {
+    json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
+}
+
+/// A namespace-scoped tenant: a ServiceAccount and a Role over what tenants use.
+fn grant_tenant(ns: &str) -> String {
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+    "metadata": {"name": "tenant", "namespace": ns},
+    "rules": [
+        {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["*"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]},
+        {"apiGroups": ["seccomp-operator.dev"], "resources": ["seccompprofiles", "profilerecordings", "profilebindings"], "verbs": ["*"]}
+    ]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "tenant", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
+        "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": ns}]});
+    for obj in [role, binding] {
+        let (ok, out) = kubectl_as("", &["apply", "-f", "-"], Some(&obj));
+        assert!(ok, "{out}");
+    }
+    format!("system:serviceaccount:{ns}:tenant")
+}
+
+fn pod_with(
+    name: &str,
+    container_profile: Option<&str>,
+    annotation: Option<&str>,
+) -> serde_json::Value {
+    let mut pod = busybox_pod(name, "sleep 3600", container_profile);
+    if let Some(a) = annotation {
+        pod["metadata"]["annotations"] =
+            json!({"container.seccomp.security.alpha.kubernetes.io/main": a});
+    }
+    pod
+}
+
+#[tokio::test]
+async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let n = cluster_nodes().len();
+    let all = format!("{n}/{n}");
+    let bank = TestNs::new(client.clone(), "bank").await?;
+    let evil = TestNs::new(client.clone(), "evil").await?;
+    let mallory = grant_tenant(&evil.name);
+    let alice = grant_tenant(&bank.name);
+    let installed = |p: &SeccompProfile| {
+        phase(p) == "Installed"
+            && p.status.as_ref().and_then(|s| s.installed_nodes.as_deref()) == Some(all.as_str())
+    };
+
+    // The victim's profile, installed.
+    let (ok, out) = kubectl_as(
+        &alice,
+        &["apply", "-f", "-"],
+        Some(&sp(&bank.name, "vault", no_mkdir())),
+    );
+    assert!(ok, "{out}");
+    bank.wait_profile("vault", "Installed", installed).await?;
+
+    // RBAC: the tenant reaches only its namespace.
+    for args in [
+        vec!["get", "sp", "-n", &bank.name],
+        vec!["create", "-f", "-", "-n", &bank.name],
+    ] {
+        let (ok, out) = kubectl_as(&mallory, &args, Some(&sp(&bank.name, "x", no_mkdir())));
+        assert!(!ok && out.contains("Forbidden"), "{args:?}: {out}");
+    }
+
+    // Privileged features are refused at admission, naming the field.
+    let listener = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/run/containerd/containerd.sock",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
+    let (ok, out) = kubectl_as(
+        &mallory,
+        &["apply", "-f", "-"],
+        Some(&sp(&evil.name, "notify", listener)),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("spec.listenerPath: not allowed by this cluster's profile policy"),
+        "{out}"
+    );
+    let spec_allow =
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]});
+    let (ok, out) = kubectl_as(
+        &mallory,
+        &["apply", "-f", "-"],
+        Some(&sp(&evil.name, "flags", spec_allow)),
+    );
+    assert!(
+        !ok && out.contains("spec.flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW not allowed"),
+        "{out}"
+    );
+
+    // Size limits: the API server's schema (holds with the operator down) and the webhook.
+    let wide = json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": vec!["read"; 1100], "action": "SCMP_ACT_ALLOW"}]});
+    let (ok, out) = kubectl_as(
+        &mallory,
+        &["apply", "-f", "-"],
+        Some(&sp(&evil.name, "wide", wide)),
+    );
+    assert!(!ok && out.contains("at most 1024 items"), "{out}");
+    let many: Vec<serde_json::Value> = (0..5)
+        .map(|_| json!({"names": vec!["read"; 1000], "action": "SCMP_ACT_ALLOW"}))
+        .collect();
+    let (ok, out) = kubectl_as(
+        &mallory,
+        &["apply", "-f", "-"],
+        Some(&sp(
+            &evil.name,
+            "many",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": many}),
+        )),
+    );
+    assert!(
+        !ok && out.contains("5000 syscall names in all rules, over the limit of 4096"),
+        "{out}"
+    );
+
+    // A huge invalid profile is accepted and contained: bounded messages everywhere.
+    let bad: Vec<String> = (0..4000).map(|i| format!("no_such_call_{i}")).collect();
+    let rules: Vec<serde_json::Value> = bad
+        .chunks(1000)
+        .map(|c| json!({"names": c, "action": "SCMP_ACT_ALLOW"}))
+        .collect();
+    let (ok, out) = kubectl_as(
+        &mallory,
+        &["apply", "-f", "-"],
+        Some(&sp(
+            &evil.name,
+            "invalid",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}),
+        )),
+    );
+    assert!(ok, "{out}");
+    // A flood of the largest valid profiles (one name repeated up to the limit).
+    for i in 0..20 {
+        let rules: Vec<serde_json::Value> = (0..4)
+            .map(|_| json!({"names": vec!["read"; 1000], "action": "SCMP_ACT_ALLOW"}))
+            .collect();
+        let (ok, out) = kubectl_as(
+            &mallory,
+            &["apply", "-f", "-"],
+            Some(&sp(
+                &evil.name,
+                &format!("flood-{i}"),
+                json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}),
+            )),
+        );
+        assert!(ok, "{out}");
+    }
+    let p = evil
+        .wait_profile("invalid", "Error", |p| phase(p) == "Error")
+        .await?;
+    let conds = &p.status.as_ref().unwrap().conditions;
+    for c in conds {
+        assert!(
+            c.message.len() <= 1024,
+            "{} is {} bytes",
+            c.type_,
+            c.message.len()
+        );
+    }
+    assert!(
+        conds
+            .iter()
+            .any(|c| c.message.contains("no_such_call_0") && c.message.ends_with(" more")),
+        "{conds:?}"
+    );
+    evil.wait_profile("flood-19", "Installed", installed)
+        .await?;
+
+    // The victim is unaffected: a new profile installs everywhere, its pods are admitted.
+    let (ok, out) = kubectl_as(
+        &alice,
+        &["apply", "-f", "-"],
+        Some(&sp(&bank.name, "vault2", no_mkdir())),
+    );
+    assert!(ok, "{out}");
+    bank.wait_profile("vault2", "Installed", installed).await?;
+    let own = format!("operator/{}/vault2.json", bank.name);
+    let (ok, out) = kubectl_as(
+        &alice,
+        &["create", "-n", &bank.name, "-f", "-"],
+        Some(&busybox_pod(
+            "teller",
+            "mkdir /tmp/x || echo denied",
+            Some(&own),
+        )),
+    );
+    assert!(ok, "{out}");
+    let (phase_, logs) = bank.pod_result("teller").await?;
+    assert_eq!(phase_, "Succeeded");
+    assert!(logs.contains("denied"), "{logs}");
+    // Node reports stay small whatever the tenant wrote.
+    for s in Api::<SeccompNodeStatus>::all(client.clone())
+        .list(&Default::default())
+        .await?
+    {
+        let size = serde_json::to_vec(&s)?.len();
+        assert!(size < 256 * 1024, "a node report is {size} bytes");
+    }
+
+    // Every spelling of the other tenant's profile is refused, and the answer does not say
+    // whether it exists.
+    let theirs = format!("./operator/{}/vault.json", bank.name);
+    let missing = format!("./operator/{}/nothing.json", bank.name);
+    let mut answers = Vec::new();
+    for (i, path) in [&theirs, &missing].into_iter().enumerate() {
+        let (ok, out) = kubectl_as(
+            &mallory,
+            &["create", "-n", &evil.name, "-f", "-"],
+            Some(&pod_with(&format!("steal-{i}"), Some(path), None)),
+        );
+        assert!(!ok, "{out}");
+        answers.push(out.replace(path.as_str(), "PATH"));
+    }
+    for a in &answers {
+        assert!(a.contains("denied the request"), "{a}");
+        for leak in [
+            "does not exist",
+            "is in Error",
+            "not installed",
+            "is disabled",
+            "being deleted",
+        ] {
+            assert!(
+                !a.contains(leak),
+                "the answer tells whether the profile exists: {a}"
+            );
+        }
+    }
+    let legacy = format!("localhost/./operator/{}/vault.json", bank.name);
+    let (ok, out) = kubectl_as(
+        &mallory,
+        &["create", "-n", &evil.name, "-f", "-"],
+        Some(&pod_with("steal-legacy", None, Some(&legacy))),
+    );
+    assert!(!ok && out.contains("denied the request"), "{out}");
+
+    // An UPDATE that adds the other tenant's profile later is refused too.
+    let (ok, out) = kubectl_as(
+        &mallory,
+        &["create", "-n", &evil.name, "-f", "-"],
+        Some(&pod_with("plain", None, None)),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl_as(
+        &mallory,
+        &[
+            "annotate",
+            "-n",
+            &evil.name,
+            "pod",
+            "plain",
+            &format!("container.seccomp.security.alpha.kubernetes.io/main={legacy}"),
+        ],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("tenant isolation") || out.contains("install gate"),
+        "{out}"
+    );
+    let pods: Api<Pod> = evil.api();
+    let plain = pods.get("plain").await?;
+    assert!(
+        !plain
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .values()
+            .any(|v| v.contains("vault")),
+        "the annotation must not have been stored"
+    );
+
+    // The deployed service accounts hold only what they need.
+    let op = "system:serviceaccount:seccomp-operator:seccomp-operator";
+    for (user, args, want) in [
+        (
+            op,
+            vec![
+                "patch",
+                "validatingwebhookconfigurations/seccomp-operator-gate",
+            ],
+            "yes",
+        ),
+        (
+            op,
+            vec!["patch", "validatingwebhookconfigurations/someone-elses"],
+            "no",
+        ),
+        (
+            op,
+            vec!["patch", "mutatingwebhookconfigurations/someone-elses"],
+            "no",
+        ),
+        (op, vec!["get", "secrets", "-n", "kube-system"], "no"),
+        (
+            mallory.as_str(),
+            vec!["create", "seccompprofiles", "-n", &bank.name],
+            "no",
+        ),
+        (mallory.as_str(), vec!["patch", "seccompnodestatuses"], "no"),
+    ] {
+        let mut a = vec!["auth", "can-i"];
+        a.extend(args.iter().copied());
+        let (_, out) = kubectl_as("", &[&a[..], &["--as", user]].concat(), None);
+        assert_eq!(
+            out.lines().next().unwrap_or_default().trim(),
+            want,
+            "{user} {args:?}: {out}"
+        );
+    }
+    // Keep the flood from slowing later tests.
+    let _ = Api::<SeccompProfile>::namespaced(client.clone(), &evil.name)
+        .delete_collection(&Default::default(), &Default::default())
+        .await;
+    Ok(())
+}

@@ -2,7 +2,9 @@
 # Cluster benchmark on the local cluster (brought up and deployed if needed): apply 1000
 # SeccompProfiles at once -> seconds until every file is on disk and until all are Installed;
 # apply->file latency p50/p99 over 100 single applies; peak RSS of the node agent and the
-# operator. Prints figures; asserts nothing.
+# operator; then 200 profiles at the size limit (4096 names each, a tenant's worst case:
+# LARGE=N for another count) -> seconds until Installed and peak RSS again. Prints figures;
+# asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -11,10 +13,10 @@ REPO=$PWD
 "$KUBECTL" -n seccomp-operator get daemonset seccomp-node-agent >/dev/null 2>&1 || hack/deploy.sh
 "$KUBECTL" delete namespace bench --ignore-not-found --wait=true >/dev/null
 "$KUBECTL" create namespace bench >/dev/null
-python3 - "$KUBECONFIG_PATH" "${N:-1000}" "${SINGLE:-100}" <<'PY'
+python3 - "$KUBECONFIG_PATH" "${N:-1000}" "${SINGLE:-100}" "${LARGE:-200}" <<'PY'
 import base64, json, os, ssl, statistics, sys, tempfile, threading, time, http.client, re, queue
 
-kubeconfig, n, singles = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+kubeconfig, n, singles, large = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 text = open(kubeconfig).read()
 field = lambda k: re.search(rf"{k}: (\S+)", text).group(1)
 server = field("server").split("//")[1]
@@ -112,5 +114,25 @@ print(f"  all {n} files on disk:                     {files_done if files_done i
 print(f"  all {n} Installed (status):               {installed_done if installed_done is not None else float('nan'):6.2f} s")
 print(f"apply -> file latency over {singles} single applies: p50 {p(0.5):6.1f} ms   p99 {p(0.99):6.1f} ms   (goal p99 <= 200 ms)")
 print(f"peak RSS: node agent {rss('/node-agent'):5.1f} MiB (goal <= 30 MiB), operator {rss('/operator'):5.1f} MiB")
+
+# 3. a tenant's worst case: profiles at the size limit (1024 names per rule, 4096 in all;
+# the same name repeated, which the canonical rendering folds into one)
+def largest(name):
+    return {"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name},
+            "spec": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"] * 1024, "action": "SCMP_ACT_ALLOW"} for _ in range(4)]}}
+base_l = "/apis/seccomp-operator.dev/v1alpha1/namespaces/bench/seccompprofiles"
+t0 = time.time()
+for i in range(large):
+    req("POST", base_l, largest(f"large{i:03d}"))
+created_l = time.time() - t0
+done_l = None
+while done_l is None and time.time() - t0 < 600:
+    items = req("GET", base_l + "?labelSelector=")["items"]
+    if sum(1 for p in items if p["metadata"]["name"].startswith("large") and (p.get("status") or {}).get("phase") == "Installed") >= large:
+        done_l = time.time() - t0
+    time.sleep(0.5)
+size = len(json.dumps(largest("x")))
+print(f"{large} profiles at the size limit ({size // 1024} KiB of JSON each): created in {created_l:6.2f} s, all Installed {done_l if done_l is not None else float('nan'):6.2f} s")
+print(f"peak RSS after them: node agent {rss('/node-agent'):5.1f} MiB (limit 128 MiB), operator {rss('/operator'):5.1f} MiB (limit 512 MiB)")
 PY
 "$KUBECTL" delete namespace bench --wait=false >/dev/null

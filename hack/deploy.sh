@@ -60,11 +60,12 @@ for f in crds/*.yaml; do [ "$(basename "$f")" = kustomization.yaml ] || "$KUBECT
 "$KUBECTL" wait --for=condition=Established crd --all --timeout=60s >/dev/null
 "$KUBECTL" apply -f "$work/all.yaml" >/dev/null
 # New images under the same tag: restart so pods run what was just built.
-"$KUBECTL" -n seccomp-operator rollout restart daemonset/seccomp-node-agent deployment/seccomp-operator >/dev/null
+"$KUBECTL" -n seccomp-operator rollout restart daemonset/seccomp-node-agent daemonset/seccomp-node-recorder deployment/seccomp-operator >/dev/null
 "$KUBECTL" -n seccomp-operator rollout status daemonset/seccomp-node-agent --timeout=180s
+"$KUBECTL" -n seccomp-operator rollout status daemonset/seccomp-node-recorder --timeout=180s
 "$KUBECTL" -n seccomp-operator rollout status deployment/seccomp-operator --timeout=180s
 # The webhooks are usable once the operator injected its CA.
-for config in seccomp-operator-gate seccomp-operator-isolation seccomp-operator-profiles; do
+for config in seccomp-operator-gate seccomp-operator-isolation seccomp-operator-profiles seccomp-operator-agents; do
   for _ in $(seq 150); do
     ca=$("$KUBECTL" get validatingwebhookconfiguration "$config" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null || true)
     [ -n "$ca" ] && break

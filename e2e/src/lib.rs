@@ -397,6 +397,65 @@ pub async fn agent_pod_on(client: &Client, node: &str) -> anyhow::Result<Pod> {
         .with_context(|| format!("no node agent pod on {node}"))
 }
 
+/// The node recorder pod on `node`.
+pub async fn recorder_pod_on(client: &Client, node: &str) -> anyhow::Result<Pod> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
+    let pods = api
+        .list(
+            &kube::api::ListParams::default()
+                .labels("app.kubernetes.io/name=seccomp-node-recorder"),
+        )
+        .await?;
+    pods.items
+        .into_iter()
+        .find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+        })
+        .with_context(|| format!("no node recorder pod on {node}"))
+}
+
+/// The port of the node recorder's /metrics on its node's address (host network).
+pub const RECORDER_METRICS_PORT: u16 = 8091;
+
+/// The node recorder's /metrics on `node` (its InternalIP; this machine's loopback for
+/// node 1).
+pub async fn recorder_metrics(client: &Client, node: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let ip = if node == first_node() {
+        "127.0.0.1".to_owned()
+    } else {
+        let n = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+            .get(node)
+            .await?;
+        n.status
+            .and_then(|s| s.addresses)
+            .into_iter()
+            .flatten()
+            .find(|a| a.type_ == "InternalIP")
+            .map(|a| a.address)
+            .with_context(|| format!("node {node} has no InternalIP"))?
+    };
+    let mut c = std::net::TcpStream::connect((ip.as_str(), RECORDER_METRICS_PORT))?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut body = String::new();
+    c.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+/// The value of a metric without labels in a text exposition, if present.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Whether the eBPF recorder is loaded on `node` (its recorder's metric).
+pub async fn recorder_loaded(client: &Client, node: &str) -> Option<bool> {
+    let m = recorder_metrics(client, node).await.ok()?;
+    metric_value(&m, "seccomp_agent_recorder_loaded").map(|v| v > 0.0)
+}
+
 /// Whether a pod is Ready.
 pub fn is_ready(p: &Pod) -> bool {
     p.status

@@ -728,17 +728,17 @@ async fn j10_recording_without_merge_gives_one_profile_per_pod() -> anyhow::Resu
     Ok(())
 }
 
-/// Delete the node agent pod and wait for its replacement to be ready.
-async fn restart_agent(client: &kube::Client) -> anyhow::Result<()> {
-    let old = agent_pod(client).await?;
+/// Delete node 1's recorder pod and wait for its replacement to be ready.
+async fn restart_recorder(client: &kube::Client) -> anyhow::Result<()> {
+    let old = recorder_pod_on(client, &first_node()).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
     pods.delete(&old.name_any(), &DeleteParams::default())
         .await?;
     wait_for(
-        "a new ready node agent",
+        "a new ready node recorder",
         Duration::from_secs(90),
         || async {
-            let p = agent_pod(client).await.ok()?;
+            let p = recorder_pod_on(client, &first_node()).await.ok()?;
             (p.uid() != old.uid() && is_ready(&p)).then_some(())
         },
     )
@@ -792,7 +792,7 @@ async fn j11_agent_restart_mid_recording_loses_no_syscall() -> anyhow::Result<()
     )
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    restart_agent(&client).await?;
+    restart_recorder(&client).await?;
     let (phase, logs) = ns.pod_result("steps").await?;
     assert_eq!(phase, "Succeeded", "{logs}");
     let p = ns
@@ -1070,10 +1070,10 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The node agent's /metrics, from its host-network port on this machine.
+/// Node 1's recorder /metrics, from its host-network port on this machine.
 fn agent_metrics() -> anyhow::Result<String> {
     use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect("127.0.0.1:8090")?;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", RECORDER_METRICS_PORT))?;
     c.set_read_timeout(Some(Duration::from_secs(5)))?;
     c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
     let mut body = String::new();

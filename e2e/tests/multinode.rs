@@ -347,7 +347,22 @@ async fn m2_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
     ns.apply::<crds::ProfileRecording>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": "rec"},
         "spec": {"podSelector": {"matchLabels": {"app": "spread"}}, "mergeStrategy": "Containers"}}))
     .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The recording selects no pod yet: no node pays for a recorder (earlier journeys' may
+    // still be in their grace period).
+    let all: Vec<String> = cluster_nodes().into_iter().map(|n| n.name).collect();
+    wait_for(
+        "no node to have the eBPF recorder loaded for an idle recording",
+        Duration::from_secs(60),
+        || async {
+            for n in &all {
+                if recorder_loaded(&client, n).await != Some(false) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await?;
     // Two replicas, one on each of two nodes; each does something the other does not.
     let script = format!(
         "if [ \"$NODE_NAME\" = \"{first}\" ]; then mkdir /tmp/a && rmdir /tmp/a && echo made; else ln -s x /tmp/l && echo linked; fi; grep Seccomp: /proc/1/status; while true; do sleep 1; done"
@@ -397,6 +412,22 @@ async fn m2_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
     let mut both = vec![first.clone(), second.clone()];
     both.sort();
     assert_eq!(where_, both, "replicas on two different nodes");
+    // The recorder runs where the replicas run, and leaves the node that got none.
+    for n in [&first, &second] {
+        assert_eq!(recorder_loaded(&client, n).await, Some(true), "{n}");
+    }
+    let third = extra[1].name.clone();
+    let started = std::time::Instant::now();
+    wait_for(
+        "the node without a replica to unload the recorder",
+        Duration::from_secs(60),
+        || async { (recorder_loaded(&client, &third).await == Some(false)).then_some(()) },
+    )
+    .await?;
+    eprintln!(
+        "recorder unloaded on {third} {:.0?} after both replicas ran",
+        started.elapsed()
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
     let scale = |r: i32| {

@@ -328,8 +328,26 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         "the annotation must not have been stored"
     );
 
+    // A node agent's credentials cannot speak for another node: without the pod claims of
+    // its bound token (here: impersonated), its writes of node reports are refused.
+    let agent = "system:serviceaccount:seccomp-operator:seccomp-node-agent";
+    let other = cluster_nodes().last().unwrap().name.clone();
+    let (ok, out) = kubectl_as(
+        agent,
+        &[
+            "label",
+            "seccompnodestatus",
+            &other,
+            "--overwrite",
+            "forged=yes",
+        ],
+        None,
+    );
+    assert!(!ok && out.contains("bound ServiceAccount token"), "{out}");
+
     // The deployed service accounts hold only what they need.
     let op = "system:serviceaccount:seccomp-operator:seccomp-operator";
+    let recorder = "system:serviceaccount:seccomp-operator:seccomp-node-recorder";
     for (user, args, want) in [
         (
             op,
@@ -356,6 +374,23 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
             "no",
         ),
         (mallory.as_str(), vec!["patch", "seccompnodestatuses"], "no"),
+        (
+            agent,
+            vec!["create", "seccompprofiles", "-n", &bank.name],
+            "no",
+        ),
+        (
+            agent,
+            vec!["patch", "seccompprofiles", "-n", &bank.name],
+            "no",
+        ),
+        (agent, vec!["list", "pods"], "no"),
+        (recorder, vec!["patch", "seccompnodestatuses"], "no"),
+        (
+            recorder,
+            vec!["list", "secrets", "-n", "seccomp-operator"],
+            "no",
+        ),
     ] {
         let mut a = vec!["auth", "can-i"];
         a.extend(args.iter().copied());

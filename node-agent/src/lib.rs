@@ -8,6 +8,7 @@ pub mod local;
 pub mod metrics;
 pub mod recorder;
 pub mod recording;
+pub mod unplaced;
 pub use seccomp_filter as seccomp;
 pub mod server;
 

@@ -18,6 +18,7 @@ pub struct Metrics {
     removals: Counter,
     apply_duration: Histogram,
     recording_containers: Gauge,
+    recorder_loaded: Gauge,
     pending_namespaces: Gauge,
     recorded_profiles: Counter,
     recorded_syscalls: Counter,
@@ -79,6 +80,12 @@ impl Metrics {
             "Containers being recorded",
             recording_containers.clone(),
         );
+        let recorder_loaded = Gauge::default();
+        registry.register(
+            "recorder_loaded",
+            "1 while the eBPF recorder is loaded on this node (a Bpf recording selects a pod on or bound for it)",
+            recorder_loaded.clone(),
+        );
         registry.register(
             "recorder_pending_namespaces",
             "Mount namespaces recorded but not yet matched to a container (LRU map occupancy)",
@@ -122,6 +129,7 @@ impl Metrics {
             audit_lost,
             audit_unattributed,
             recording_containers,
+            recorder_loaded,
             pending_namespaces,
             recorded_profiles,
             recorded_syscalls,
@@ -149,6 +157,11 @@ impl Metrics {
         self.recording_containers.set(recording as i64);
         self.pending_namespaces.set(pending as i64);
         self.dropped_namespaces.set(dropped as i64);
+    }
+
+    /// Record whether the eBPF recorder is loaded.
+    pub fn recorder_loaded(&self, loaded: bool) {
+        self.recorder_loaded.set(loaded as i64);
     }
 
     /// Record the audit reader's counters, and records that could not be attributed.

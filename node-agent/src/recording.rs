@@ -118,23 +118,7 @@ pub fn targets(
     let mut out = HashMap::new();
     for rec in recordings.iter().filter(|r| r.is_active(now)) {
         let ns = rec.namespace().unwrap_or_default();
-        for pod in pods
-            .iter()
-            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-        {
-            if !crds::selector_matches(&rec.spec.pod_selector, pod.labels()) {
-                continue;
-            }
-            let newer = match (
-                rec.metadata.creation_timestamp.as_ref(),
-                pod.metadata.creation_timestamp.as_ref(),
-            ) {
-                (Some(r), Some(p)) => p.0 >= r.0,
-                _ => true,
-            };
-            if !newer {
-                continue;
-            }
+        for pod in pods.iter().filter(|p| rec.selects_pod(p)) {
             for st in statuses(pod) {
                 if rec
                     .spec
@@ -166,6 +150,33 @@ pub fn targets(
         }
     }
     out
+}
+
+/// Whether this node needs the eBPF recorder loaded: an active `Bpf` recording selects a pod
+/// that runs on this node (`node_pods`, not finished) or that no node runs yet (`unscheduled`:
+/// it may land here, and the recorder must be in place before its first container starts).
+/// A node where no selected pod runs or may start pays nothing.
+pub fn needs_recorder(
+    recordings: &[ProfileRecording],
+    node_pods: &[Pod],
+    unscheduled: &[Pod],
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    let finished = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
+    };
+    recordings
+        .iter()
+        .filter(|r| r.spec.recorder == crds::Recorder::Bpf && r.is_active(now))
+        .any(|r| {
+            node_pods
+                .iter()
+                .chain(unscheduled)
+                .any(|p| !finished(p) && r.selects_pod(p))
+        })
 }
 
 /// Container ID → whether it has ended, for every container this node's pods report.
@@ -248,6 +259,9 @@ pub fn recorded_profile(
     p
 }
 
+/// The recorder stays loaded this long after the last pod that needed it.
+const UNLOAD_GRACE: Duration = Duration::from_secs(15);
+
 /// Give up on a namespace nobody claims after this long.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -298,6 +312,8 @@ pub async fn run(
         .default_backoff()
         .for_each(|_| async {}),
     );
+    // Pods no node runs yet: one a recording selects may be scheduled here.
+    let unplaced = crate::unplaced::Unplaced::watch(client.clone());
     let pins = opts.pin_root.as_ref().map(|root| {
         let dir = crate::recorder::pin_dir(root);
         crate::recorder::remove_stale_pins(root, &dir);
@@ -316,11 +332,21 @@ pub async fn run(
         unclaimed: HashMap::new(),
     };
     let mut load_failed_at: Option<Instant> = None;
+    let mut needed_at: Option<Instant> = None;
     loop {
         let now = k8s_openapi::jiff::Timestamp::now();
         // Only Bpf recordings need the eBPF recorder (a node without BTF still records with
-        // Logs); a recorder a previous agent left pinned is taken over to finish its work.
-        let bpf_active = any_active(recs.state().iter().map(|r| &**r), crds::Recorder::Bpf, now);
+        // Logs), and only on nodes where a pod they select runs or may start; a recorder a
+        // previous agent left pinned is taken over to finish its work. The recorder stays a
+        // little after the last need, so a pod replaced at once does not unload and reload it.
+        let recordings: Vec<ProfileRecording> =
+            recs.state().iter().map(|r| (**r).clone()).collect();
+        let node_pods: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
+        let unscheduled = unplaced.pods();
+        if needs_recorder(&recordings, &node_pods, &unscheduled, now) {
+            needed_at = Some(Instant::now());
+        }
+        let bpf_active = needed_at.is_some_and(|t| t.elapsed() < UNLOAD_GRACE);
         let left_pinned = pins.as_deref().is_some_and(Recorder::pinned_in);
         let may_retry = load_failed_at.is_none_or(|t| t.elapsed() > Duration::from_secs(30));
         if state.recorder.is_none() && (bpf_active || left_pinned) && may_retry {
@@ -335,9 +361,10 @@ pub async fn run(
                             "took over the eBPF recorder a previous agent left recording"
                         );
                     } else {
-                        tracing::info!("a Bpf recording is active: eBPF recorder loaded");
+                        tracing::info!("a Bpf recording selects a pod on (or bound for) this node: eBPF recorder loaded");
                     }
                     release_freed_memory();
+                    metrics.recorder_loaded(true);
                     state.recorder = Some(recorder);
                 }
                 Err(e) => {
@@ -354,10 +381,16 @@ pub async fn run(
                 }
                 release_freed_memory();
                 metrics.observe_recorder(0, 0, 0);
-                tracing::info!("no Bpf recording is active: eBPF recorder unloaded");
+                metrics.recorder_loaded(false);
+                tracing::info!(
+                    "no Bpf recording selects a pod on this node: eBPF recorder unloaded"
+                );
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {},
+            _ = unplaced.changed() => {},
+        }
     }
 }
 
@@ -864,6 +897,56 @@ mod tests {
             now
         )
         .is_empty());
+    }
+
+    #[test]
+    fn the_recorder_is_needed_only_for_selected_pods_here_or_not_yet_placed() {
+        let now = "2026-01-01T00:10:00Z".parse().unwrap();
+        let web = |name: &str| {
+            pod(
+                name,
+                serde_json::json!({"app": "web"}),
+                "2026-01-01T00:01:00Z",
+                name,
+                false,
+            )
+        };
+        let bpf = [recording(serde_json::json!({}))];
+        let logs = [recording(serde_json::json!({"recorder": "Logs"}))];
+        let db = pod(
+            "db",
+            serde_json::json!({"app": "db"}),
+            "2026-01-01T00:01:00Z",
+            "d",
+            false,
+        );
+        // An idle recording (selects nothing here, nothing pending): no recorder.
+        assert!(!needs_recorder(&bpf, std::slice::from_ref(&db), &[], now));
+        assert!(needs_recorder(&bpf, &[web("here")], &[], now));
+        assert!(
+            needs_recorder(&bpf, std::slice::from_ref(&db), &[web("pending")], now),
+            "a selected pod not placed yet may come here"
+        );
+        assert!(
+            !needs_recorder(&logs, &[web("here")], &[], now),
+            "Logs needs no eBPF"
+        );
+        let mut done = web("done");
+        done.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        assert!(!needs_recorder(&bpf, &[done], &[], now));
+        let expired = [recording(serde_json::json!({"durationSeconds": 60}))];
+        assert!(!needs_recorder(&expired, &[web("here")], &[], now));
+        let old = pod(
+            "old",
+            serde_json::json!({"app": "web"}),
+            "2025-12-31T00:00:00Z",
+            "o",
+            false,
+        );
+        assert!(
+            !needs_recorder(&bpf, &[old], &[], now),
+            "created before the recording"
+        );
     }
 
     #[test]

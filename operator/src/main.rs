@@ -61,7 +61,7 @@ struct Args {
     /// ValidatingWebhookConfigurations to inject the CA bundle into.
     #[arg(
         long,
-        default_value = "seccomp-operator-gate,seccomp-operator-isolation,seccomp-operator-profiles",
+        default_value = "seccomp-operator-gate,seccomp-operator-isolation,seccomp-operator-profiles,seccomp-operator-agents",
         value_delimiter = ','
     )]
     validating_configs: Vec<String>,
@@ -77,6 +77,10 @@ struct Args {
     /// The filter flags profiles may set, comma-separated. Keep equal to the agents'.
     #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = crds::model::Policy::parse_flags)]
     allowed_flags: BTreeSet<crds::model::Flag>,
+    /// The node agents' ServiceAccount (in the operator's namespace): its writes of node
+    /// reports and heartbeats are held to the writer's own node.
+    #[arg(long, default_value = "seccomp-node-agent")]
+    agent_service_account: String,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -162,6 +166,20 @@ async fn main() -> anyhow::Result<()> {
         .for_each(|_| async {}),
     );
 
+    // The node agents' pods: who may write which node's report.
+    let (agent_pods, apw) = reflector::store::<k8s_openapi::api::core::v1::Pod>();
+    tokio::spawn(
+        reflector::reflector(
+            apw,
+            watcher(
+                Api::namespaced(client.clone(), &args.namespace),
+                watcher::Config::default().labels("app.kubernetes.io/name=seccomp-node-agent"),
+            ),
+        )
+        .default_backoff()
+        .for_each(|_| async {}),
+    );
+
     // Webhook TLS.
     let tls_cfg = TlsConfig {
         namespace: args.namespace.clone(),
@@ -210,10 +228,18 @@ async fn main() -> anyhow::Result<()> {
             profiles: profiles.clone(),
             bindings: bindings.clone(),
             recordings: recordings.clone(),
+            agent_pods: agent_pods.clone(),
         }),
         shared: Arc::new(shared),
         metrics: metrics.clone(),
         policy: policy.clone(),
+        agents: Arc::new((
+            format!(
+                "system:serviceaccount:{}:{}",
+                args.namespace, args.agent_service_account
+            ),
+            args.namespace.clone(),
+        )),
     };
     let webhook = tokio::spawn(server::serve_tls(
         args.webhook_listen,
@@ -224,6 +250,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = profiles.wait_until_ready().await;
     let _ = bindings.wait_until_ready().await;
     let _ = recordings.wait_until_ready().await;
+    let _ = agent_pods.wait_until_ready().await;
     ready.store(true, Ordering::SeqCst);
     tracing::info!("webhooks ready");
 

@@ -120,6 +120,11 @@ impl LeaseTracker {
             let Some(node) = spec.holder_identity.clone() else {
                 continue;
             };
+            // A heartbeat counts only under its own name (an agent cannot speak for another
+            // node through a Lease named otherwise).
+            if l.metadata.name.as_deref() != Some(crds::agent_lease_name(&node).as_str()) {
+                continue;
+            }
             let renew = spec.renew_time.as_ref().map(|t| t.0);
             keep.insert(node.clone());
             // A new renewal time (or a new node) was renewed now; an unchanged one keeps the
@@ -154,8 +159,10 @@ pub fn evaluate(
     timeout: Duration,
     fallback_arch: Arch,
 ) -> Liveness {
+    // A report counts only under its node's name.
     let reports: HashMap<String, &SeccompNodeStatus> = reports
         .iter()
+        .filter(|r| r.metadata.name.as_deref() == Some(r.spec.node_name.as_str()))
         .map(|r| (r.spec.node_name.clone(), &**r))
         .collect();
     let mut out = Liveness::default();
@@ -309,6 +316,28 @@ mod tests {
         );
         let msg = l.absent_message(2).unwrap();
         assert!(msg.starts_with("4 node(s) not counted: b (Node Ready=Unknown since 2026-01-01T00:01:00Z), c (Node cordoned), and 2 more"), "{msg}");
+    }
+
+    #[test]
+    fn heartbeats_and_reports_count_only_under_their_nodes_names() {
+        let t0 = Instant::now();
+        let mut tracker = LeaseTracker::default();
+        let mut forged = (*lease("b", 100)).clone();
+        forged.metadata.name = Some(crds::agent_lease_name("a"));
+        tracker.observe(&[lease("a", 100), Arc::new(forged)], t0);
+        let mut misnamed = (*report("b", true, None)).clone();
+        misnamed.metadata.name = Some("a".into());
+        let nodes = [node("a", "True", false), node("b", "True", false)];
+        let l = evaluate(
+            &nodes,
+            &tracker,
+            &[report("a", true, None), Arc::new(misnamed)],
+            t0,
+            T,
+            Arch::X86_64,
+        );
+        assert!(l.counted.contains_key("a"));
+        assert_eq!(l.absent["b"].reason, Reason::NoHeartbeat, "{l:?}");
     }
 
     #[test]

@@ -147,7 +147,7 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         ensure_audit_log_profile(rec, ctx, ns).await?;
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let created = rec.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    // The label query narrows the list; `selects_pod` decides (the same rule the agents use).
     let selector = selector_string(&rec.spec.pod_selector);
     let matching = pods
         .list(&ListParams::default().labels(&selector))
@@ -157,12 +157,7 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
     let active: Vec<String> = matching
         .iter()
         .filter(|p| crate::index::is_live(p) && p.metadata.deletion_timestamp.is_none())
-        .filter(
-            |p| match (created, p.metadata.creation_timestamp.as_ref()) {
-                (Some(c), Some(pc)) => pc.0 >= c,
-                _ => true,
-            },
-        )
+        .filter(|p| rec.selects_pod(p))
         .map(|p| p.name_any())
         .collect();
     let parts = partials(ctx, ns, &name).await?;

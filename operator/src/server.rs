@@ -29,6 +29,8 @@ pub struct WebhookState {
     pub metrics: Arc<Metrics>,
     /// What tenants' profiles may use.
     pub policy: Arc<crds::model::Policy>,
+    /// The node agents' ServiceAccount user name and the namespace their pods run in.
+    pub agents: Arc<(String, String)>,
 }
 
 fn answer(
@@ -71,6 +73,19 @@ pub fn webhook_router(state: WebhookState) -> Router {
             "/validate-isolation",
             post(|State(s): State<WebhookState>, body: Bytes| async move {
                 answer("isolation", &s, &body, |r| webhook::isolation(r, &s.shared))
+            }),
+        )
+        .route(
+            "/validate-agent-writes",
+            post(|State(s): State<WebhookState>, body: Bytes| async move {
+                answer("agent-writes", &s, &body, |r| {
+                    webhook::agent_writes::agent_writes(
+                        r,
+                        s.view.as_ref(),
+                        &s.agents.0,
+                        &s.agents.1,
+                    )
+                })
             }),
         )
         .route(

@@ -141,6 +141,25 @@ impl ProfileRecording {
         }
     }
 
+    /// Whether the recording selects `pod`: same namespace, labels match `podSelector`, and
+    /// the pod was created after the recording (a pod or recording the API server has not
+    /// stamped yet counts as new).
+    pub fn selects_pod(&self, pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+        use kube::ResourceExt;
+        if pod.namespace() != self.namespace()
+            || !crate::selector_matches(&self.spec.pod_selector, pod.labels())
+        {
+            return false;
+        }
+        match (
+            self.metadata.creation_timestamp.as_ref(),
+            pod.metadata.creation_timestamp.as_ref(),
+        ) {
+            (Some(r), Some(p)) => p.0 >= r.0,
+            _ => true,
+        }
+    }
+
     /// The SeccompProfile a `Logs` recording puts its containers under: `<recording>.log`,
     /// default action `SCMP_ACT_LOG` (the dot keeps it apart from `<recording>-<container>`,
     /// as container names have no dots).

@@ -1,4 +1,7 @@
-//! `node-agent`: the DaemonSet binary. Installs every SeccompProfile on its node.
+//! `node-agent`: the DaemonSet binary. Installs every SeccompProfile on its node
+//! (`--install`, the unprivileged `seccomp-node-agent`) and records containers for
+//! ProfileRecordings (`--record`, the `seccomp-node-recorder` with the capabilities eBPF and
+//! audit need). Both default to on, for a single process outside Kubernetes.
 
 use anyhow::Context;
 use clap::Parser;
@@ -26,7 +29,12 @@ struct Args {
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
-    /// Record containers for ProfileRecordings (loads the eBPF recorder).
+    /// Install profiles on this node, report them and renew the node's heartbeat (the
+    /// unprivileged `seccomp-node-agent` DaemonSet).
+    #[arg(long, env = "INSTALL", default_value_t = true, action = clap::ArgAction::Set)]
+    install: bool,
+    /// Record containers for ProfileRecordings (loads the eBPF recorder; the
+    /// `seccomp-node-recorder` DaemonSet, with the capabilities that needs).
     #[arg(long, env = "RECORD", default_value_t = true, action = clap::ArgAction::Set)]
     record: bool,
     /// Where the recorder pins its maps and links (a bpffs directory), so that recordings
@@ -81,15 +89,23 @@ fn init_logs(format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logs(args.log_format);
+    if !args.install && !args.record {
+        anyhow::bail!("--install=false and --record=false leave nothing to do");
+    }
     let root = ProfileRoot::new(&args.kubelet_root);
-    let mut installer = Installer::new(root.clone())
-        .with_context(|| format!("reading {}", root.dir().display()))?;
     let metrics = Arc::new(Metrics::new());
-    installer.set_metrics(metrics.clone());
-    installer.set_policy(crds::model::Policy {
-        allow_listener: args.allow_listener_path,
-        allowed_flags: args.allowed_flags.clone(),
-    });
+    let installer = if args.install {
+        let mut installer = Installer::new(root.clone())
+            .with_context(|| format!("reading {}", root.dir().display()))?;
+        installer.set_metrics(metrics.clone());
+        installer.set_policy(crds::model::Policy {
+            allow_listener: args.allow_listener_path,
+            allowed_flags: args.allowed_flags.clone(),
+        });
+        Some(installer)
+    } else {
+        None
+    };
     let ready = Arc::new(AtomicBool::new(false));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -112,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
         .context("reading the Kubernetes API configuration (in-cluster or KUBECONFIG)")?;
     config.read_timeout = Some(node_agent::READ_TIMEOUT);
     let client = kube::Client::try_from(config).context("connecting to the Kubernetes API")?;
-    tracing::info!(node = %args.node_name, root = %root.dir().display(), "node agent starting");
+    tracing::info!(node = %args.node_name, install = args.install, record = args.record, root = %root.dir().display(), "node agent starting");
     // In-cluster recording loads the eBPF recorder while a recording is active; without it
     // (no BTF, no privileges) the agent still installs profiles.
     if args.record {
@@ -133,15 +149,25 @@ async fn main() -> anyhow::Result<()> {
             opts,
         ));
     }
-    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(node_agent::heartbeat::run(
-        client.clone(),
-        args.namespace.clone(),
-        args.node_name.clone(),
-        synced_rx,
-        stop_rx.clone(),
-    ));
-    controller::run(client, args.node_name, installer, ready, synced_tx, stop_rx).await?;
+    match installer {
+        Some(installer) => {
+            let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(node_agent::heartbeat::run(
+                client.clone(),
+                args.namespace.clone(),
+                args.node_name.clone(),
+                synced_rx,
+                stop_rx.clone(),
+            ));
+            controller::run(client, args.node_name, installer, ready, synced_tx, stop_rx).await?;
+        }
+        None => {
+            // A recorder only: ready once the loop runs; it ends with the process.
+            ready.store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut stop = stop_rx.clone();
+            let _ = stop.changed().await;
+        }
+    }
     server.await??;
     Ok(())
 }

@@ -8,8 +8,11 @@
 //! - isolation (validating, pod CREATE/UPDATE and `pods/ephemeralcontainers`): a pod may reference only profiles of its own
 //!   namespace and of the namespaces the operator shares;
 //! - profile (validating, SeccompProfile CREATE/UPDATE): size limits and the cluster's profile
-//!   policy (listeners, filter flags).
+//!   policy (listeners, filter flags);
+//! - agent writes (validating, SeccompNodeStatus and heartbeat Leases): a node agent writes
+//!   only its own node's objects ([`agent_writes`]).
 
+pub mod agent_writes;
 pub mod tls;
 
 use crate::index::{parse_localhost, references};
@@ -30,6 +33,8 @@ pub trait ClusterView: Send + Sync {
     fn bindings(&self, namespace: &str) -> Vec<Arc<ProfileBinding>>;
     /// The recordings of a namespace.
     fn recordings(&self, namespace: &str) -> Vec<Arc<ProfileRecording>>;
+    /// A node agent pod (in the operator's namespace) by name.
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>>;
 }
 
 /// The operator's caches, as the webhooks see them.
@@ -40,6 +45,8 @@ pub struct Caches {
     pub bindings: kube::runtime::reflector::Store<ProfileBinding>,
     /// ProfileRecordings.
     pub recordings: kube::runtime::reflector::Store<ProfileRecording>,
+    /// The node agents' pods.
+    pub agent_pods: kube::runtime::reflector::Store<Pod>,
 }
 
 fn in_namespace<K>(store: &kube::runtime::reflector::Store<K>, ns: &str) -> Vec<Arc<K>>
@@ -64,6 +71,10 @@ impl ClusterView for Caches {
     }
     fn recordings(&self, namespace: &str) -> Vec<Arc<ProfileRecording>> {
         in_namespace(&self.recordings, namespace)
+    }
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        self.agent_pods
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
     }
 }
 
@@ -360,13 +371,13 @@ fn binding_for<'a>(
 /// deterministic).
 fn logs_recording_for<'a>(
     recordings: &'a [Arc<ProfileRecording>],
-    pod_labels: &BTreeMap<String, String>,
+    pod: &Pod,
     c: &Container,
 ) -> Option<&'a ProfileRecording> {
     recordings
         .iter()
         .map(|r| &**r)
-        .filter(|r| crds::selector_matches(&r.spec.pod_selector, pod_labels))
+        .filter(|r| r.selects_pod(pod))
         .filter(|r| {
             r.spec
                 .containers
@@ -429,7 +440,7 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
             }
             // A Logs recording that selects the container wins over bindings: the user asked
             // to learn what it does.
-            let target = if let Some(r) = logs_recording_for(&recordings, &labels, c) {
+            let target = if let Some(r) = logs_recording_for(&recordings, &pod, c) {
                 recorded_by.get_or_insert_with(|| r.name_any());
                 ProfileRecording::audit_profile_name(&r.name_any())
             } else if let Some(b) = binding_for(&bindings, &labels, c) {

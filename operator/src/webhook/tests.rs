@@ -8,6 +8,7 @@ struct View {
     profiles: Vec<Arc<SeccompProfile>>,
     bindings: Vec<Arc<ProfileBinding>>,
     recordings: Vec<Arc<ProfileRecording>>,
+    pods: Vec<Arc<Pod>>,
 }
 
 impl ClusterView for View {
@@ -30,6 +31,12 @@ impl ClusterView for View {
             .filter(|r| r.namespace().as_deref() == Some(namespace))
             .cloned()
             .collect()
+    }
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        self.pods
+            .iter()
+            .find(|p| p.namespace().as_deref() == Some(namespace) && p.name_any() == name)
+            .cloned()
     }
 }
 
@@ -856,4 +863,180 @@ fn profiles_are_held_to_the_policy_and_the_sizes() {
 fn two_minutes_ago() -> String {
     (k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(120))
         .to_string()
+}
+
+fn agent_pod(name: &str, uid: &str, node: &str) -> Arc<Pod> {
+    Arc::new(
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "seccomp-operator", "uid": uid},
+            "spec": {"nodeName": node, "containers": [{"name": "agent", "image": "x"}]}}))
+        .unwrap(),
+    )
+}
+
+const AGENT: &str = "system:serviceaccount:seccomp-operator:seccomp-node-agent";
+
+fn agent_review(
+    obj: Value,
+    group: &str,
+    kind: &str,
+    user: &str,
+    claims: Option<(&str, &str)>,
+) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&review_of(
+        (group, kind),
+        None,
+        "UPDATE",
+        "",
+        obj,
+        Value::Null,
+    ))
+    .unwrap();
+    let mut ui = json!({"username": user});
+    if let Some((pod, uid)) = claims {
+        ui["extra"] = json!({"authentication.kubernetes.io/pod-name": [pod], "authentication.kubernetes.io/pod-uid": [uid]});
+    }
+    body["request"]["userInfo"] = ui;
+    serde_json::to_vec(&body).unwrap()
+}
+
+fn node_status(name: &str, spec_node: &str) -> Value {
+    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompNodeStatus",
+           "metadata": {"name": name}, "spec": {"nodeName": spec_node}})
+}
+
+fn lease(name: &str, holder: &str, label: &str) -> Value {
+    json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+           "metadata": {"name": name, "namespace": "seccomp-operator", "labels": {"seccomp-operator.dev/agent-node": label}},
+           "spec": {"holderIdentity": holder}})
+}
+
+#[test]
+fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
+    use super::agent_writes::agent_writes;
+    let view = View {
+        pods: vec![agent_pod("agent-a", "u-a", "node-a")],
+        ..Default::default()
+    };
+    let decide = |obj: Value, group: &str, kind: &str, user: &str, claims| {
+        agent_writes(
+            &req(&agent_review(obj, group, kind, user, claims)),
+            &view,
+            AGENT,
+            "seccomp-operator",
+        )
+    };
+    let mine = Some(("agent-a", "u-a"));
+    let sn = "seccomp-operator.dev";
+    let co = "coordination.k8s.io";
+    assert!(
+        decide(
+            node_status("node-a", "node-a"),
+            sn,
+            "SeccompNodeStatus",
+            AGENT,
+            mine
+        )
+        .allowed
+    );
+    assert!(
+        decide(
+            lease("seccomp-agent-node-a", "node-a", "node-a"),
+            co,
+            "Lease",
+            AGENT,
+            mine
+        )
+        .allowed
+    );
+    // Another node's objects, however dressed up.
+    for (obj, group, kind) in [
+        (node_status("node-b", "node-b"), sn, "SeccompNodeStatus"),
+        (node_status("node-a", "node-b"), sn, "SeccompNodeStatus"),
+        (
+            lease("seccomp-agent-node-b", "node-b", "node-b"),
+            co,
+            "Lease",
+        ),
+        (
+            lease("seccomp-agent-node-a", "node-b", "node-a"),
+            co,
+            "Lease",
+        ),
+        (
+            lease("seccomp-agent-node-b", "node-a", "node-a"),
+            co,
+            "Lease",
+        ),
+    ] {
+        let r = decide(obj.clone(), group, kind, AGENT, mine);
+        assert!(!r.allowed, "{obj}");
+        assert!(
+            r.result.message.starts_with("seccomp-operator: "),
+            "{}",
+            r.result.message
+        );
+    }
+    let r = decide(
+        node_status("node-b", "node-b"),
+        sn,
+        "SeccompNodeStatus",
+        AGENT,
+        mine,
+    );
+    assert_eq!(r.result.message, "seccomp-operator: the node agent of node-a may write only its own node's objects, not node-b's");
+    // No pod claims (a legacy token), an unknown pod, a recycled pod name: refused.
+    let r = decide(
+        node_status("node-a", "node-a"),
+        sn,
+        "SeccompNodeStatus",
+        AGENT,
+        None,
+    );
+    assert!(
+        !r.allowed && r.result.message.contains("bound ServiceAccount token"),
+        "{}",
+        r.result.message
+    );
+    assert!(
+        !decide(
+            node_status("node-a", "node-a"),
+            sn,
+            "SeccompNodeStatus",
+            AGENT,
+            Some(("agent-z", "u-z"))
+        )
+        .allowed
+    );
+    assert!(
+        !decide(
+            node_status("node-a", "node-a"),
+            sn,
+            "SeccompNodeStatus",
+            AGENT,
+            Some(("agent-a", "u-old"))
+        )
+        .allowed
+    );
+    // Other users are RBAC's business; other kinds are not this webhook's.
+    assert!(
+        decide(
+            node_status("node-b", "node-b"),
+            sn,
+            "SeccompNodeStatus",
+            "admin",
+            None
+        )
+        .allowed
+    );
+    assert!(
+        decide(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
+            "",
+            "ConfigMap",
+            AGENT,
+            mine
+        )
+        .allowed
+    );
 }

@@ -95,12 +95,14 @@ for i in range(singles):
 lat.sort()
 p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
 
-def rss(pattern):
+def rss(pattern, arg=None):
+    """Peak RSS (MiB) of the biggest process whose program ends with `pattern` (and that has
+    `arg` on its command line): the installer runs --record=false, the recorder --install=false."""
     best = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode()
-            if cmd.endswith(pattern):
+            argv = [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")]
+            if argv[0].endswith(pattern) and (arg is None or arg in argv):
                 for line in open(f"/proc/{pid}/status"):
                     if line.startswith("VmHWM:"):
                         best = max(best, int(line.split()[1]))
@@ -113,7 +115,7 @@ print(f"{n} profiles created with 8 client threads:      {created:6.2f} s to cre
 print(f"  all {n} files on disk:                     {files_done if files_done is not None else float('nan'):6.2f} s   (goal <= 10 s)")
 print(f"  all {n} Installed (status):               {installed_done if installed_done is not None else float('nan'):6.2f} s")
 print(f"apply -> file latency over {singles} single applies: p50 {p(0.5):6.1f} ms   p99 {p(0.99):6.1f} ms   (goal p99 <= 200 ms)")
-print(f"peak RSS: node agent {rss('/node-agent'):5.1f} MiB (goal <= 30 MiB), operator {rss('/operator'):5.1f} MiB")
+print(f"peak RSS: node agent {rss('/node-agent', '--record=false'):5.1f} MiB (goal <= 30 MiB), recorder {rss('/node-agent', '--install=false'):5.1f} MiB, operator {rss('/operator'):5.1f} MiB")
 
 # 3. a tenant's worst case: profiles at the size limit (1024 names per rule, 4096 in all;
 # the same name repeated, which the canonical rendering folds into one)
@@ -133,6 +135,6 @@ while done_l is None and time.time() - t0 < 600:
     time.sleep(0.5)
 size = len(json.dumps(largest("x")))
 print(f"{large} profiles at the size limit ({size // 1024} KiB of JSON each): created in {created_l:6.2f} s, all Installed {done_l if done_l is not None else float('nan'):6.2f} s")
-print(f"peak RSS after them: node agent {rss('/node-agent'):5.1f} MiB (limit 128 MiB), operator {rss('/operator'):5.1f} MiB (limit 512 MiB)")
+print(f"peak RSS after them: node agent {rss('/node-agent', '--record=false'):5.1f} MiB (limit 128 MiB), operator {rss('/operator'):5.1f} MiB (limit 512 MiB)")
 PY
 "$KUBECTL" delete namespace bench --wait=false >/dev/null

@@ -46,6 +46,7 @@ pub async fn run(
     let notify = changed.clone();
     let stream = watcher(api, crate::watch_config().any_semantic())
         .default_backoff()
+        .modify(super::compact::compact)
         .reflect(writer)
         .touched_objects();
     let watch_task = tokio::spawn(async move {
@@ -68,12 +69,15 @@ pub async fn run(
     }
     let mut next_resync = RESYNC;
     loop {
-        let snapshot: Vec<_> = reader
-            .state()
+        let state = reader.state();
+        let snapshot: Vec<_> = state
             .iter()
             .filter_map(|p| Some((p.namespace()?, p.name_any(), p.spec.clone())))
             .collect();
-        let report: SyncReport = tokio::task::block_in_place(|| installer.sync(&snapshot));
+        let refused = super::compact::refused(&state);
+        drop(state);
+        let report: SyncReport =
+            tokio::task::block_in_place(|| installer.sync_refusing(&snapshot, &refused));
         if report != SyncReport::default() {
             tracing::info!(?report, profiles = snapshot.len(), "synced");
         }

@@ -65,12 +65,17 @@ impl CompileCache {
 
 /// The desired state of every enabled profile. Disabled profiles are absent (their files are
 /// removed); profiles whose names cannot be paths are reported as errors.
+/// Profiles found invalid before (namespace, name → why), kept without their rules.
+pub type Refused = HashMap<(String, String), String>;
+
 /// Profiles the cluster's `policy` forbids (after base resolution, so a base cannot smuggle
-/// in a listener) are errors too, and never installed.
+/// in a listener) are errors too, and never installed; so are `refused` profiles and every
+/// profile whose base chain reaches one.
 pub fn compute(
     profiles: &[(String, String, SeccompProfileSpec)],
     cache: &mut CompileCache,
     policy: &Policy,
+    refused: &Refused,
 ) -> BTreeMap<ProfileKey, Desired> {
     let mut by_ns: BTreeMap<&str, BTreeMap<String, SeccompProfileSpec>> = BTreeMap::new();
     for (ns, name, spec) in profiles {
@@ -93,8 +98,19 @@ pub fn compute(
             }
         };
         let desired = (|| {
-            cache.validate(spec)?;
             let lookup = &by_ns[ns.as_str()];
+            if let Some(why) = refused.get(&(ns.clone(), name.clone())) {
+                return Err(why.clone());
+            }
+            for base in crds::model::base_chain(name, spec, lookup) {
+                if let Some(why) = refused.get(&(ns.clone(), base.clone())) {
+                    return Err(crds::limits::truncate(
+                        &format!("spec.baseProfileName: base profile `{base}` is invalid: {why}"),
+                        crds::limits::MAX_MESSAGE_BYTES,
+                    ));
+                }
+            }
+            cache.validate(spec)?;
             let doc = resolve(name, spec, lookup).map_err(|e| e.to_string())?;
             let refused = policy.check(&doc, "spec.");
             if !refused.is_empty() {
@@ -156,7 +172,12 @@ mod tests {
                 r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["raed"],"action":"SCMP_ACT_ALLOW"}]}"#,
             ),
         ];
-        let d = compute(&set, &mut CompileCache::default(), &Policy::default());
+        let d = compute(
+            &set,
+            &mut CompileCache::default(),
+            &Policy::default(),
+            &Refused::new(),
+        );
         let k = |ns: &str, n: &str| ProfileKey::new(ns, n).unwrap();
         let Desired::Install { json, .. } = &d[&k("a", "app")] else {
             panic!("{d:?}")
@@ -189,13 +210,13 @@ mod tests {
         ];
         let mut cache = CompileCache::default();
         let k = ProfileKey::new("a", "app").unwrap();
-        let before = compute(&set, &mut cache, &Policy::default())[&k].clone();
+        let before = compute(&set, &mut cache, &Policy::default(), &Refused::new())[&k].clone();
         set[0] = p(
             "a",
             "base",
             r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","close"],"action":"SCMP_ACT_ALLOW"}]}"#,
         );
-        let after = compute(&set, &mut cache, &Policy::default())[&k].clone();
+        let after = compute(&set, &mut cache, &Policy::default(), &Refused::new())[&k].clone();
         assert_ne!(before, after);
     }
 
@@ -214,7 +235,12 @@ mod tests {
             ),
         ];
         let k = |n: &str| ProfileKey::new("a", n).unwrap();
-        let d = compute(&set, &mut CompileCache::default(), &Policy::default());
+        let d = compute(
+            &set,
+            &mut CompileCache::default(),
+            &Policy::default(),
+            &Refused::new(),
+        );
         for name in ["listener", "child"] {
             assert!(
                 matches!(&d[&k(name)], Desired::Error(m) if m.contains("spec.listenerPath: not allowed by this cluster's profile policy")),
@@ -226,7 +252,44 @@ mod tests {
             allow_listener: true,
             ..Policy::default()
         };
-        let d = compute(&set, &mut CompileCache::default(), &open);
+        let d = compute(&set, &mut CompileCache::default(), &open, &Refused::new());
         assert!(matches!(&d[&k("child")], Desired::Install { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn refused_profiles_and_their_dependents_are_errors() {
+        let set = vec![
+            p("a", "base", r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#),
+            p(
+                "a",
+                "child",
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","baseProfileName":"base"}"#,
+            ),
+            p("b", "base", r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#),
+        ];
+        let refused = Refused::from([(
+            ("a".to_string(), "base".to_string()),
+            "spec.syscalls[0].names[0]: bad".to_string(),
+        )]);
+        let d = compute(
+            &set,
+            &mut CompileCache::default(),
+            &Policy::default(),
+            &refused,
+        );
+        let k = |ns: &str, n: &str| ProfileKey::new(ns, n).unwrap();
+        assert_eq!(
+            d[&k("a", "base")],
+            Desired::Error("spec.syscalls[0].names[0]: bad".into())
+        );
+        assert!(
+            matches!(&d[&k("a", "child")], Desired::Error(m) if m == "spec.baseProfileName: base profile `base` is invalid: spec.syscalls[0].names[0]: bad"),
+            "{:?}",
+            d[&k("a", "child")]
+        );
+        assert!(
+            matches!(&d[&k("b", "base")], Desired::Install { .. }),
+            "other namespaces are not affected"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! files match it; it needs no API server, so it is tested directly. [`controller`] feeds it
 //! from a kube reflector and reports to the node's SeccompNodeStatus.
 
+pub mod compact;
 pub mod controller;
 pub mod desired;
 pub mod fsops;
@@ -107,8 +108,18 @@ impl Installer {
     /// profiles in the cluster, from a successful list. Never call it with a partial set:
     /// files of profiles not in it are removed.
     pub fn sync(&mut self, profiles: &[(String, String, SeccompProfileSpec)]) -> SyncReport {
+        self.sync_refusing(profiles, &Default::default())
+    }
+
+    /// [`Installer::sync`], with `refused` (namespace, name → why) already found invalid:
+    /// they and the profiles built on them are errors (see [`compact`]).
+    pub fn sync_refusing(
+        &mut self,
+        profiles: &[(String, String, SeccompProfileSpec)],
+        refused: &desired::Refused,
+    ) -> SyncReport {
         let started = Instant::now();
-        let desired = desired::compute(profiles, &mut self.cache, &self.policy);
+        let desired = desired::compute(profiles, &mut self.cache, &self.policy, refused);
         let ops = plan::plan(&desired, &self.actual);
         let mut report = SyncReport::default();
         for op in ops {

@@ -384,27 +384,19 @@ pub async fn agent_pod(client: &Client) -> anyhow::Result<Pod> {
 
 /// The node agent pod on `node`.
 pub async fn agent_pod_on(client: &Client, node: &str) -> anyhow::Result<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
-    let pods = api
-        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=seccomp-node-agent"))
-        .await?;
-    pods.items
-        .into_iter()
-        .find(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
-        })
-        .with_context(|| format!("no node agent pod on {node}"))
+    daemon_pod_on(client, "seccomp-node-agent", node).await
 }
 
 /// The node recorder pod on `node`.
 pub async fn recorder_pod_on(client: &Client, node: &str) -> anyhow::Result<Pod> {
+    daemon_pod_on(client, "seccomp-node-recorder", node).await
+}
+
+/// The live pod of the DaemonSet `app` (its `app.kubernetes.io/name`) on `node`.
+async fn daemon_pod_on(client: &Client, app: &str, node: &str) -> anyhow::Result<Pod> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "seccomp-operator");
     let pods = api
-        .list(
-            &kube::api::ListParams::default()
-                .labels("app.kubernetes.io/name=seccomp-node-recorder"),
-        )
+        .list(&kube::api::ListParams::default().labels(&format!("app.kubernetes.io/name={app}")))
         .await?;
     pods.items
         .into_iter()
@@ -412,7 +404,7 @@ pub async fn recorder_pod_on(client: &Client, node: &str) -> anyhow::Result<Pod>
             p.metadata.deletion_timestamp.is_none()
                 && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
         })
-        .with_context(|| format!("no node recorder pod on {node}"))
+        .with_context(|| format!("no {app} pod on {node}"))
 }
 
 /// The port of the node recorder's /metrics on its node's address (host network).

@@ -1021,14 +1021,8 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
         assert!(a.contains(needed), "{needed} missing from {a:?}");
     }
     // The agent's metrics (host network, this node) count what it recorded and lost.
-    let metrics = agent_metrics()?;
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name) && !l.starts_with('#'))
-            .and_then(|l| l.split_whitespace().last()?.parse().ok())
-            .unwrap_or(-1.0)
-    };
+    let metrics = recorder_metrics(&client, &first_node()).await?;
+    let value = |name: &str| metric_value(&metrics, name).unwrap_or(-1.0);
     assert!(value("seccomp_agent_audit_records") > 0.0, "{metrics}");
     assert_eq!(value("seccomp_agent_audit_lost"), 0.0, "{metrics}");
     assert!(
@@ -1068,15 +1062,4 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
         .and_then(|s| s.localhost_profile);
     assert_eq!(sc, Some(format!("operator/{}/logs-app.json", ns.name)));
     Ok(())
-}
-
-/// Node 1's recorder /metrics, from its host-network port on this machine.
-fn agent_metrics() -> anyhow::Result<String> {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", RECORDER_METRICS_PORT))?;
-    c.set_read_timeout(Some(Duration::from_secs(5)))?;
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut body = String::new();
-    c.read_to_string(&mut body)?;
-    Ok(body)
 }

@@ -43,6 +43,16 @@ fn kubectl_as(user: &str, args: &[&str], stdin: Option<&serde_json::Value>) -> (
     )
 }
 
+/// `kubectl apply` of `obj` as `user`.
+fn apply_as(user: &str, obj: &serde_json::Value) -> (bool, String) {
+    kubectl_as(user, &["apply", "-f", "-"], Some(obj))
+}
+
+/// `kubectl create -n NS` of `obj` as `user`.
+fn create_as(user: &str, ns: &str, obj: &serde_json::Value) -> (bool, String) {
+    kubectl_as(user, &["create", "-n", ns, "-f", "-"], Some(obj))
+}
+
 fn sp(ns: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
     json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
            "metadata": {"name": name, "namespace": ns}, "spec": spec})
@@ -66,7 +76,7 @@ fn grant_tenant(ns: &str) -> String {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
         "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": ns}]});
     for obj in [role, binding] {
-        let (ok, out) = kubectl_as("", &["apply", "-f", "-"], Some(&obj));
+        let (ok, out) = apply_as("", &obj);
         assert!(ok, "{out}");
     }
     format!("system:serviceaccount:{ns}:tenant")
@@ -102,11 +112,7 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
     };
 
     // The victim's profile, installed.
-    let (ok, out) = kubectl_as(
-        &alice,
-        &["apply", "-f", "-"],
-        Some(&sp(&bank.name, "vault", no_mkdir())),
-    );
+    let (ok, out) = apply_as(&alice, &sp(&bank.name, "vault", no_mkdir()));
     assert!(ok, "{out}");
     bank.wait_profile("vault", "Installed", installed).await?;
 
@@ -123,11 +129,7 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
     let listener = json!({"defaultAction": "SCMP_ACT_ALLOW",
         "listenerPath": "/run/containerd/containerd.sock",
         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
-    let (ok, out) = kubectl_as(
-        &mallory,
-        &["apply", "-f", "-"],
-        Some(&sp(&evil.name, "notify", listener)),
-    );
+    let (ok, out) = apply_as(&mallory, &sp(&evil.name, "notify", listener));
     assert!(!ok, "{out}");
     assert!(
         out.contains("spec.listenerPath: not allowed by this cluster's profile policy"),
@@ -135,11 +137,7 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
     );
     let spec_allow =
         json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]});
-    let (ok, out) = kubectl_as(
-        &mallory,
-        &["apply", "-f", "-"],
-        Some(&sp(&evil.name, "flags", spec_allow)),
-    );
+    let (ok, out) = apply_as(&mallory, &sp(&evil.name, "flags", spec_allow));
     assert!(
         !ok && out.contains("spec.flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW not allowed"),
         "{out}"
@@ -148,23 +146,18 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
     // Size limits: the API server's schema (holds with the operator down) and the webhook.
     let wide = json!({"defaultAction": "SCMP_ACT_ERRNO",
         "syscalls": [{"names": vec!["read"; 1100], "action": "SCMP_ACT_ALLOW"}]});
-    let (ok, out) = kubectl_as(
-        &mallory,
-        &["apply", "-f", "-"],
-        Some(&sp(&evil.name, "wide", wide)),
-    );
+    let (ok, out) = apply_as(&mallory, &sp(&evil.name, "wide", wide));
     assert!(!ok && out.contains("at most 1024 items"), "{out}");
     let many: Vec<serde_json::Value> = (0..5)
         .map(|_| json!({"names": vec!["read"; 1000], "action": "SCMP_ACT_ALLOW"}))
         .collect();
-    let (ok, out) = kubectl_as(
+    let (ok, out) = apply_as(
         &mallory,
-        &["apply", "-f", "-"],
-        Some(&sp(
+        &sp(
             &evil.name,
             "many",
             json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": many}),
-        )),
+        ),
     );
     assert!(
         !ok && out.contains("5000 syscall names in all rules, over the limit of 4096"),
@@ -177,14 +170,13 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         .chunks(1000)
         .map(|c| json!({"names": c, "action": "SCMP_ACT_ALLOW"}))
         .collect();
-    let (ok, out) = kubectl_as(
+    let (ok, out) = apply_as(
         &mallory,
-        &["apply", "-f", "-"],
-        Some(&sp(
+        &sp(
             &evil.name,
             "invalid",
             json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}),
-        )),
+        ),
     );
     assert!(ok, "{out}");
     // A flood of the largest valid profiles (one name repeated up to the limit).
@@ -192,14 +184,13 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         let rules: Vec<serde_json::Value> = (0..4)
             .map(|_| json!({"names": vec!["read"; 1000], "action": "SCMP_ACT_ALLOW"}))
             .collect();
-        let (ok, out) = kubectl_as(
+        let (ok, out) = apply_as(
             &mallory,
-            &["apply", "-f", "-"],
-            Some(&sp(
+            &sp(
                 &evil.name,
                 &format!("flood-{i}"),
                 json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}),
-            )),
+            ),
         );
         assert!(ok, "{out}");
     }
@@ -225,22 +216,14 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         .await?;
 
     // The victim is unaffected: a new profile installs everywhere, its pods are admitted.
-    let (ok, out) = kubectl_as(
-        &alice,
-        &["apply", "-f", "-"],
-        Some(&sp(&bank.name, "vault2", no_mkdir())),
-    );
+    let (ok, out) = apply_as(&alice, &sp(&bank.name, "vault2", no_mkdir()));
     assert!(ok, "{out}");
     bank.wait_profile("vault2", "Installed", installed).await?;
     let own = format!("operator/{}/vault2.json", bank.name);
-    let (ok, out) = kubectl_as(
+    let (ok, out) = create_as(
         &alice,
-        &["create", "-n", &bank.name, "-f", "-"],
-        Some(&busybox_pod(
-            "teller",
-            "mkdir /tmp/x || echo denied",
-            Some(&own),
-        )),
+        &bank.name,
+        &busybox_pod("teller", "mkdir /tmp/x || echo denied", Some(&own)),
     );
     assert!(ok, "{out}");
     let (phase_, logs) = bank.pod_result("teller").await?;
@@ -261,10 +244,10 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
     let missing = format!("./operator/{}/nothing.json", bank.name);
     let mut answers = Vec::new();
     for (i, path) in [&theirs, &missing].into_iter().enumerate() {
-        let (ok, out) = kubectl_as(
+        let (ok, out) = create_as(
             &mallory,
-            &["create", "-n", &evil.name, "-f", "-"],
-            Some(&pod_with(&format!("steal-{i}"), Some(path), None)),
+            &evil.name,
+            &pod_with(&format!("steal-{i}"), Some(path), None),
         );
         assert!(!ok, "{out}");
         answers.push(out.replace(path.as_str(), "PATH"));
@@ -285,19 +268,15 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         }
     }
     let legacy = format!("localhost/./operator/{}/vault.json", bank.name);
-    let (ok, out) = kubectl_as(
+    let (ok, out) = create_as(
         &mallory,
-        &["create", "-n", &evil.name, "-f", "-"],
-        Some(&pod_with("steal-legacy", None, Some(&legacy))),
+        &evil.name,
+        &pod_with("steal-legacy", None, Some(&legacy)),
     );
     assert!(!ok && out.contains("denied the request"), "{out}");
 
     // An UPDATE that adds the other tenant's profile later is refused too.
-    let (ok, out) = kubectl_as(
-        &mallory,
-        &["create", "-n", &evil.name, "-f", "-"],
-        Some(&pod_with("plain", None, None)),
-    );
+    let (ok, out) = create_as(&mallory, &evil.name, &pod_with("plain", None, None));
     assert!(ok, "{out}");
     let (ok, out) = kubectl_as(
         &mallory,

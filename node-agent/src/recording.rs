@@ -22,6 +22,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -156,12 +157,16 @@ pub fn targets(
 /// that runs on this node (`node_pods`, not finished) or that no node runs yet (`unscheduled`:
 /// it may land here, and the recorder must be in place before its first container starts).
 /// A node where no selected pod runs or may start pays nothing.
-pub fn needs_recorder(
-    recordings: &[ProfileRecording],
-    node_pods: &[Pod],
-    unscheduled: &[Pod],
+pub fn needs_recorder<R, P>(
+    recordings: &[R],
+    node_pods: &[P],
+    unscheduled: &[P],
     now: k8s_openapi::jiff::Timestamp,
-) -> bool {
+) -> bool
+where
+    R: Borrow<ProfileRecording>,
+    P: Borrow<Pod>,
+{
     let finished = |p: &Pod| {
         p.status
             .as_ref()
@@ -170,11 +175,13 @@ pub fn needs_recorder(
     };
     recordings
         .iter()
+        .map(Borrow::borrow)
         .filter(|r| r.spec.recorder == crds::Recorder::Bpf && r.is_active(now))
         .any(|r| {
             node_pods
                 .iter()
-                .chain(unscheduled)
+                .map(Borrow::borrow)
+                .chain(unscheduled.iter().map(Borrow::borrow))
                 .any(|p| !finished(p) && r.selects_pod(p))
         })
 }
@@ -339,11 +346,7 @@ pub async fn run(
         // Logs), and only on nodes where a pod they select runs or may start; a recorder a
         // previous agent left pinned is taken over to finish its work. The recorder stays a
         // little after the last need, so a pod replaced at once does not unload and reload it.
-        let recordings: Vec<ProfileRecording> =
-            recs.state().iter().map(|r| (**r).clone()).collect();
-        let node_pods: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
-        let unscheduled = unplaced.pods();
-        if needs_recorder(&recordings, &node_pods, &unscheduled, now) {
+        if needs_recorder(&recs.state(), &pods.state(), &unplaced.pods(), now) {
             needed_at = Some(Instant::now());
         }
         let bpf_active = needed_at.is_some_and(|t| t.elapsed() < UNLOAD_GRACE);

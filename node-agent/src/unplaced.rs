@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 pub const MEMORY: Duration = Duration::from_secs(10);
 
 /// Recently seen pods, by namespace and name.
-type Seen = HashMap<(String, String), (Instant, Pod)>;
+type Seen = HashMap<(String, String), (Instant, Arc<Pod>)>;
 
 /// The pods not placed on a node, now or a moment ago.
 pub struct Unplaced {
@@ -51,7 +51,7 @@ impl Unplaced {
                         let key = (pod.namespace().unwrap_or_default(), pod.name_any());
                         seen.lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .insert(key, (Instant::now(), pod));
+                            .insert(key, (Instant::now(), Arc::new(pod)));
                         woken.notify_one();
                     }
                 }
@@ -62,11 +62,11 @@ impl Unplaced {
     }
 
     /// The pods unplaced now or within [`MEMORY`].
-    pub fn pods(&self) -> Vec<Pod> {
-        let mut out: Vec<Pod> = self.now.state().iter().map(|p| (**p).clone()).collect();
+    pub fn pods(&self) -> Vec<Arc<Pod>> {
+        let mut out = self.now.state();
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         recent.retain(|_, (seen, _)| seen.elapsed() < MEMORY);
-        out.extend(recent.values().map(|(_, p)| p.clone()));
+        out.extend(recent.values().map(|(_, p)| Arc::clone(p)));
         out
     }
 

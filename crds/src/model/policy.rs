@@ -46,8 +46,10 @@ impl Policy {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| {
-                serde_json::from_value::<Flag>(serde_json::Value::String(s.to_owned()))
-                    .map_err(|_| format!("`{s}` is not a seccomp filter flag"))
+                Flag::ALL
+                    .into_iter()
+                    .find(|f| f.as_str() == s)
+                    .ok_or_else(|| format!("`{s}` is not a seccomp filter flag"))
             })
             .collect()
     }
@@ -80,28 +82,25 @@ impl Policy {
                 ));
             }
         }
-        let refused: BTreeSet<&Flag> = doc
+        let refused: BTreeSet<Flag> = doc
             .flags
             .iter()
+            .copied()
             .filter(|f| !self.allowed_flags.contains(f))
             .collect();
         if !refused.is_empty() {
-            let names = |it: &mut dyn Iterator<Item = &Flag>| {
-                it.map(|f| {
-                    serde_json::to_value(f)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
+            let names = |set: &BTreeSet<Flag>| {
+                set.iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
-            let allowed = names(&mut self.allowed_flags.iter());
+            let allowed = names(&self.allowed_flags);
             errors.push(FieldError::new(
                 format!("{prefix}flags"),
                 format!(
                     "{} {HOW} (allowed: {}; an admin sets --allowed-flags)",
-                    names(&mut refused.into_iter()),
+                    names(&refused),
                     if allowed.is_empty() { "none" } else { &allowed }
                 ),
             ));

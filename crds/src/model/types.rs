@@ -292,6 +292,26 @@ pub enum Flag {
     WaitKillableRecv,
 }
 
+impl Flag {
+    /// All flags, in declaration order.
+    pub const ALL: [Flag; 4] = [
+        Flag::Tsync,
+        Flag::Log,
+        Flag::SpecAllow,
+        Flag::WaitKillableRecv,
+    ];
+
+    /// The runtime-spec spelling, e.g. `SECCOMP_FILTER_FLAG_LOG`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::Tsync => "SECCOMP_FILTER_FLAG_TSYNC",
+            Flag::Log => "SECCOMP_FILTER_FLAG_LOG",
+            Flag::SpecAllow => "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            Flag::WaitKillableRecv => "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        }
+    }
+}
+
 /// The largest value `errnoRet` can carry (`SECCOMP_RET_DATA` is 16 bits wide).
 pub const MAX_RET_DATA: u32 = 0xffff;
 

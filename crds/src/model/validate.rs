@@ -93,69 +93,53 @@ pub fn check_object_name(name: &str) -> Result<(), String> {
 pub fn check_limits(doc: &SeccompDocument, prefix: &str) -> Vec<FieldError> {
     use crate::limits::*;
     let mut errors = Vec::new();
-    let mut over = |field: String, what: &str, n: usize, max: usize| {
+    // The field's path is only built for a count over its limit.
+    let mut over = |n: usize, max: usize, what: &str, field: &dyn Fn() -> String| {
         if n > max {
             errors.push(FieldError::new(
-                field,
+                format!("{prefix}{}", field()),
                 format!("{n} {what}, over the limit of {max}"),
             ));
         }
     };
+    let chars = |s: &Option<String>| s.as_deref().map_or(0, |s| s.chars().count());
+    over(doc.syscalls.len(), MAX_RULES, "rules", &|| {
+        "syscalls".into()
+    });
     over(
-        format!("{prefix}syscalls"),
-        "rules",
-        doc.syscalls.len(),
-        MAX_RULES,
-    );
-    over(
-        format!("{prefix}architectures"),
-        "entries",
         doc.architectures.len(),
         MAX_ARCHITECTURES,
+        "entries",
+        &|| "architectures".into(),
+    );
+    over(doc.flags.len(), MAX_FLAGS, "entries", &|| "flags".into());
+    over(
+        chars(&doc.listener_path),
+        MAX_LISTENER_PATH_LEN,
+        "characters",
+        &|| "listenerPath".into(),
     );
     over(
-        format!("{prefix}flags"),
-        "entries",
-        doc.flags.len(),
-        MAX_FLAGS,
+        chars(&doc.listener_metadata),
+        MAX_LISTENER_METADATA_LEN,
+        "characters",
+        &|| "listenerMetadata".into(),
     );
-    if let Some(p) = &doc.listener_path {
-        over(
-            format!("{prefix}listenerPath"),
-            "characters",
-            p.chars().count(),
-            MAX_LISTENER_PATH_LEN,
-        );
-    }
-    if let Some(m) = &doc.listener_metadata {
-        over(
-            format!("{prefix}listenerMetadata"),
-            "characters",
-            m.chars().count(),
-            MAX_LISTENER_METADATA_LEN,
-        );
-    }
     let mut total = 0usize;
     for (i, rule) in doc.syscalls.iter().enumerate().take(MAX_RULES) {
         total += rule.names.len();
-        over(
-            format!("{prefix}syscalls[{i}].names"),
-            "names",
-            rule.names.len(),
-            MAX_NAMES_PER_RULE,
-        );
-        over(
-            format!("{prefix}syscalls[{i}].args"),
-            "conditions",
-            rule.args.len(),
-            MAX_ARGS,
-        );
+        over(rule.names.len(), MAX_NAMES_PER_RULE, "names", &|| {
+            format!("syscalls[{i}].names")
+        });
+        over(rule.args.len(), MAX_ARGS, "conditions", &|| {
+            format!("syscalls[{i}].args")
+        });
     }
     over(
-        format!("{prefix}syscalls"),
-        "syscall names in all rules",
         total,
         MAX_TOTAL_NAMES,
+        "syscall names in all rules",
+        &|| "syscalls".into(),
     );
     errors
 }

@@ -24,8 +24,14 @@ fn requester_node(
     view: &dyn ClusterView,
     agent_namespace: &str,
 ) -> Result<String, String> {
-    let extra = req.user_info.extra.clone().unwrap_or_default();
-    let one = |k: &str| extra.get(k).and_then(|v| v.first()).cloned();
+    let one = |k: &str| {
+        req.user_info
+            .extra
+            .as_ref()
+            .and_then(|e| e.get(k))
+            .and_then(|v| v.first())
+            .cloned()
+    };
     let (Some(pod), Some(uid)) = (one(POD_NAME_KEY), one(POD_UID_KEY)) else {
         return Err(
             "the node agent's request carries no pod claims: its pod must use a \

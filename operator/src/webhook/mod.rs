@@ -184,18 +184,15 @@ pub fn gate(
     };
     // An UPDATE is held to the gate only for what it adds (an ephemeral container, a legacy
     // annotation): what the pod already used was checked when it came.
-    let before: BTreeSet<String> = match old_pod_of(req) {
-        Some(Ok(old)) => references(&old)
-            .into_iter()
-            .map(|r| r.place + "\0" + &r.path)
-            .collect(),
+    let before: BTreeSet<crate::index::Reference> = match old_pod_of(req) {
+        Some(Ok(old)) => references(&old).into_iter().collect(),
         _ => BTreeSet::new(),
     };
     let own = pod.namespace().unwrap_or_default();
     let mut problems = Vec::new();
     let added = operator_references(&pod, &mut problems)
         .into_iter()
-        .filter(|(r, _)| !before.contains(&format!("{}\0{}", r.place, r.path)));
+        .filter(|(r, _)| !before.contains(r));
     for (r, (ns, name)) in added {
         // Another tenant's profile: whether it exists, and its state, are not this pod's
         // business (tenant isolation refuses the reference).

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/deps.sh bench
 N=${N:-1000}
-cargo build --release --quiet -p node-agent --bin seccompctl
+cargo build --release --quiet -p seccompctl --bin seccompctl
 ctl=$PWD/target/release/seccompctl
 work=$(mktemp -d /tmp/bench-install.XXXXXX)
 trap 'rm -rf "$work"' EXIT

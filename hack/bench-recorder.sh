@@ -9,7 +9,7 @@ hack/deps.sh bench
 RUNS=${RUNS:-9}
 N=${N:-2000000}
 
-cargo build --release --quiet -p node-agent --bin seccompctl --example bench_attach
+cargo build --release --quiet -p seccompctl --bin seccompctl -p syscall-recorder --example bench_attach
 ctl=target/release/seccompctl
 attach=target/release/examples/bench_attach
 loop=$PWD/target/bench-getppid-loop

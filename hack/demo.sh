@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 hack/deps.sh test
 echo "== building seccompctl (release)"
-cargo build --release --quiet -p node-agent --bin seccompctl
+cargo build --release --quiet -p seccompctl --bin seccompctl
 ctl=$PWD/target/release/seccompctl
 
 work=$(mktemp -d /tmp/seccomp-demo.XXXXXX)

@@ -12,7 +12,7 @@ REPO=$PWD
 "$KUBECTL" get --raw /readyz >/dev/null 2>&1 || { echo "no cluster: run hack/cluster-up.sh first" >&2; exit 1; }
 
 echo "== building release binaries"
-cargo build --release --quiet -p operator --bin operator -p node-agent --bin node-agent --bin seccompctl
+cargo build --release --quiet -p operator --bin operator -p node-agent --bin node-agent -p seccompctl --bin seccompctl
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -26,6 +26,8 @@ pub const LABEL_RECORDING: &str = "seccomp-operator.dev/recording";
 pub const LABEL_CONTAINER: &str = "seccomp-operator.dev/container";
 /// Label on per-pod partial profiles still waiting to be merged.
 pub const LABEL_PARTIAL: &str = "seccomp-operator.dev/partial";
+/// Label on RecordingReports: the node whose recorder writes the report.
+pub const LABEL_NODE: &str = "seccomp-operator.dev/node";
 /// Directory, relative to `<kubelet-root>/seccomp`, that holds the operator's profiles; also
 /// the first component of every `localhostProfile` value.
 pub const LOCALHOST_DIR: &str = "operator";
@@ -67,6 +69,7 @@ pub fn crds(
         ProfileRecording::crd(),
         ProfileBinding::crd(),
         SeccompNodeStatus::crd(),
+        RecordingReport::crd(),
     ]
 }
 
@@ -83,28 +86,22 @@ pub fn crd_yaml() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether `labels` satisfy a Kubernetes label selector (matchLabels and matchExpressions
-/// with In, NotIn, Exists, DoesNotExist; an unknown operator matches nothing).
+/// A Kubernetes label selector as kube's [`kube::core::Selector`], or why it is invalid (an
+/// unknown operator, `In`/`NotIn` without values).
+pub fn parse_selector(
+    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> Result<kube::core::Selector, kube::core::ParseExpressionError> {
+    kube::core::Selector::try_from(sel.clone())
+}
+
+/// Whether `labels` satisfy a label selector; an invalid selector matches nothing (callers
+/// that can report it use [`parse_selector`]).
 pub fn selector_matches(
     sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
     labels: &std::collections::BTreeMap<String, String>,
 ) -> bool {
-    let exact = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let exprs = sel.match_expressions.iter().flatten().all(|e| {
-        let vals = e.values.clone().unwrap_or_default();
-        match e.operator.as_str() {
-            "In" => labels.get(&e.key).is_some_and(|v| vals.contains(v)),
-            "NotIn" => labels.get(&e.key).is_none_or(|v| !vals.contains(v)),
-            "Exists" => labels.contains_key(&e.key),
-            "DoesNotExist" => !labels.contains_key(&e.key),
-            _ => false,
-        }
-    });
-    exact && exprs
+    use kube::core::SelectorExt;
+    parse_selector(sel).is_ok_and(|s| s.matches(labels))
 }
 
 /// Label on profiles produced by a recording: the pod they were recorded from.

@@ -49,6 +49,7 @@ fn crds_have_the_fixed_names() {
                 vec!["pb".into()]
             ),
             ("SeccompNodeStatus".into(), "Cluster".into(), vec![]),
+            ("RecordingReport".into(), "Namespaced".into(), vec![]),
         ]
     );
     for crd in &crds {

@@ -476,6 +476,25 @@ async fn m2_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
         .list(&ListParams::default().labels(&format!("{}=true", crds::LABEL_PARTIAL)))
         .await?;
     assert!(partials.items.is_empty(), "partials left after the merge");
+    // Each node reported into its own RecordingReport; the operator took in every entry.
+    let reports: Api<crds::RecordingReport> = ns.api();
+    let reports = reports.list(&ListParams::default()).await?.items;
+    let mut reported: Vec<String> = reports.iter().map(|r| r.spec.node_name.clone()).collect();
+    reported.sort();
+    let mut ran = vec![first.clone(), second.clone()];
+    ran.sort();
+    assert_eq!(reported, ran, "one report per node that ran a replica");
+    for r in &reports {
+        assert_eq!(
+            r.metadata.name.as_deref(),
+            Some(crds::report_name("rec", &r.spec.node_name).as_str())
+        );
+        assert!(
+            r.unconsumed().all(|c| !c.r#final),
+            "final entries not taken in: {:?}",
+            r.spec.containers
+        );
+    }
 
     // Bound, both replicas run enforced on their nodes.
     ns.enable_binding().await?;

@@ -323,6 +323,18 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         None,
     );
     assert!(!ok && out.contains("bound ServiceAccount token"), "{out}");
+    // Nor can a recorder's credentials file a report for another node.
+    let forged = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "RecordingReport",
+        "metadata": {"name": format!("rec.{other}"), "namespace": bank.name,
+                     "labels": {"seccomp-operator.dev/recording": "rec", "seccomp-operator.dev/node": other}},
+        "spec": {"nodeName": other, "recording": "rec",
+                 "containers": [{"containerId": "x", "pod": "p", "container": "c", "final": true, "syscalls": ["ptrace"]}]}});
+    let (ok, out) = kubectl_as(
+        "system:serviceaccount:seccomp-operator:seccomp-node-recorder",
+        &["create", "-f", "-"],
+        Some(&forged),
+    );
+    assert!(!ok && out.contains("bound ServiceAccount token"), "{out}");
 
     // The deployed service accounts hold only what they need.
     let op = "system:serviceaccount:seccomp-operator:seccomp-operator";
@@ -365,6 +377,32 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         ),
         (agent, vec!["list", "pods"], "no"),
         (recorder, vec!["patch", "seccompnodestatuses"], "no"),
+        // The recorder reports; only the operator writes profiles.
+        (
+            recorder,
+            vec!["create", "seccompprofiles", "-n", &bank.name],
+            "no",
+        ),
+        (
+            recorder,
+            vec!["patch", "seccompprofiles", "-n", &bank.name],
+            "no",
+        ),
+        (
+            recorder,
+            vec!["update", "seccompprofiles", "-n", &bank.name],
+            "no",
+        ),
+        (
+            recorder,
+            vec!["create", "recordingreports", "-n", &bank.name],
+            "yes",
+        ),
+        (
+            mallory.as_str(),
+            vec!["create", "recordingreports", "-n", &bank.name],
+            "no",
+        ),
         (
             recorder,
             vec!["list", "secrets", "-n", "seccomp-operator"],

@@ -1,16 +1,18 @@
-//! The seccomp-operator node agent: the profile installer, the eBPF syscall recorder, and the
-//! libseccomp boundary they share with the `seccompctl` CLI.
+//! The seccomp-operator node agent: thin Kubernetes loops around the installer core
+//! (`profile-installer`) and the kernel-facing recorder (`syscall-recorder`).
+//!
+//! - [`install_loop`]: watch every SeccompProfile, sync the files, report the node's
+//!   SeccompNodeStatus; [`heartbeat`]: the agent's Lease;
+//! - [`recording`]: record the containers ProfileRecordings select and report what each
+//!   recorded into the node's RecordingReports (never SeccompProfiles);
+//! - [`unplaced`]: pods no node runs yet; [`metrics`], [`server`]: /metrics, /healthz, /readyz.
 
-pub mod audit;
 pub mod heartbeat;
-pub mod installer;
-pub mod local;
+pub mod install_loop;
 pub mod metrics;
-pub mod recorder;
 pub mod recording;
-pub mod unplaced;
-pub use seccomp_filter as seccomp;
 pub mod server;
+pub mod unplaced;
 
 /// Every watch of the agent asks the API server to end it after this long (seconds), and the
 /// client gives up on a connection silent for [`READ_TIMEOUT`]: a watch on a connection that

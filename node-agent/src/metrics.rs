@@ -1,6 +1,6 @@
 //! Prometheus metrics of the node agent.
 
-use crate::installer::SyncReport;
+use profile_installer::SyncReport;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;

@@ -3,7 +3,7 @@
 
 use crate::index::PodIndex;
 use crate::metrics::Metrics;
-use crate::{profile_controller, recording_controller};
+use crate::{profile_controller, recording};
 use crds::{ProfileRecording, SeccompProfile, FINALIZER_IN_USE};
 use http::{Request, Response};
 use k8s_openapi::api::core::v1::Pod;
@@ -291,20 +291,15 @@ async fn a_new_recording_gets_its_finalizer() {
     let (client, mut h) = mock();
     let r = recording(json!({}));
     let answered = serde_json::to_value(&r).unwrap();
-    let c = Arc::new(recording_controller::Context {
+    let c = Arc::new(recording::Context {
         client,
         metrics: Arc::new(Metrics::default()),
     });
     let server = tokio::spawn(async move {
         let body = expect(&mut h, "PATCH", "/profilerecordings/rec?", answered).await;
-        assert!(
-            body.to_string().contains(recording_controller::FINALIZER),
-            "{body}"
-        );
+        assert!(body.to_string().contains(recording::FINALIZER), "{body}");
     });
-    recording_controller::reconcile(Arc::new(r), c)
-        .await
-        .unwrap();
+    recording::reconcile(Arc::new(r), c).await.unwrap();
     server.await.unwrap();
 }
 
@@ -312,8 +307,8 @@ async fn a_new_recording_gets_its_finalizer() {
 /// `rec-web` an earlier merge produced, or none): the merged document the operator applies.
 async fn merge_of(partials: Vec<Value>, earlier: Option<Value>) -> Value {
     let (client, mut h) = mock();
-    let r = recording(json!({"finalizers": [recording_controller::FINALIZER]}));
-    let c = Arc::new(recording_controller::Context {
+    let r = recording(json!({"finalizers": [recording::FINALIZER]}));
+    let c = Arc::new(recording::Context {
         client,
         metrics: Arc::new(Metrics::default()),
     });
@@ -332,7 +327,14 @@ async fn merge_of(partials: Vec<Value>, earlier: Option<Value>) -> Value {
             json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
         )
         .await;
-        expect(&mut h, "GET", "/seccompprofiles?&labelSelector=seccomp-operator.dev%2Frecording%3Drec%2Cseccomp-operator.dev%2Fpartial%3Dtrue", partials.clone()).await;
+        // No report lists anything left to take in.
+        expect(
+            &mut h,
+            "GET",
+            "/recordingreports?&labelSelector=seccomp-operator.dev%2Frecording%3Drec",
+            json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}),
+        )
+        .await;
         expect(&mut h, "GET", "/seccompprofiles?&labelSelector=seccomp-operator.dev%2Frecording%3Drec%2Cseccomp-operator.dev%2Fpartial%3Dtrue", partials.clone()).await;
         // The earlier merge result, folded in.
         match earlier {
@@ -382,9 +384,7 @@ async fn merge_of(partials: Vec<Value>, earlier: Option<Value>) -> Value {
         assert_eq!(status["status"]["profiles"], json!(["rec-web"]));
         merged
     });
-    recording_controller::reconcile(Arc::new(r), c)
-        .await
-        .unwrap();
+    recording::reconcile(Arc::new(r), c).await.unwrap();
     server.await.unwrap()
 }
 
@@ -439,4 +439,107 @@ async fn a_partial_that_arrives_after_the_merge_adds_to_it() {
 fn two_minutes_ago() -> String {
     (k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(120))
         .to_string()
+}
+
+/// A live recording whose node-2 report lists a final container: the operator writes its
+/// per-pod partial (folding in the one written before), marks it consumed, and keeps
+/// recording while the pod runs.
+#[tokio::test]
+async fn final_report_entries_become_partials_and_are_marked_consumed() {
+    let (client, mut h) = mock();
+    let r = recording(json!({"finalizers": [recording::FINALIZER]}));
+    let c = Arc::new(recording::Context {
+        client,
+        metrics: Arc::new(Metrics::default()),
+    });
+    let rec_answer = serde_json::to_value(&r).unwrap();
+    let server = tokio::spawn(async move {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"}, "creationTimestamp": k8s_openapi::jiff::Timestamp::now().to_string()},
+            "spec": {"nodeName": "node-2", "containers": [{"name": "web", "image": "x"}]},
+            "status": {"phase": "Running"}});
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb",
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod]}),
+        )
+        .await;
+        let report = json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "RecordingReport",
+            "metadata": {"name": "rec.node-2", "namespace": "shop", "labels": {crds::LABEL_RECORDING: "rec", crds::LABEL_NODE: "node-2"}},
+            "spec": {"nodeName": "node-2", "recording": "rec", "containers": [
+                {"containerId": "c-old", "pod": "web-1", "container": "web", "final": true, "syscalls": ["read"]},
+                {"containerId": "c-new", "pod": "web-1", "container": "web", "final": true, "syscalls": ["mkdir", "read"]},
+                {"containerId": "c-run", "pod": "web-2", "container": "web", "final": false}]},
+            "status": {"consumed": ["c-old"]}});
+        expect(
+            &mut h,
+            "GET",
+            "/recordingreports?&labelSelector=seccomp-operator.dev%2Frecording%3Drec",
+            json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": [report.clone()]}),
+        )
+        .await;
+        // The partial written for the container's earlier instance: folded in.
+        let mut earlier = partial("rec-web-1-web", "web", &["read", "write"]);
+        earlier["metadata"]["labels"][crds::LABEL_POD] = json!("web-1");
+        expect(
+            &mut h,
+            "GET",
+            "/namespaces/shop/seccompprofiles/rec-web-1-web",
+            earlier.clone(),
+        )
+        .await;
+        let written = expect(
+            &mut h,
+            "PATCH",
+            "/namespaces/shop/seccompprofiles/rec-web-1-web?&force=true&fieldManager=seccomp-operator",
+            earlier,
+        )
+        .await;
+        assert_eq!(
+            written["spec"]["syscalls"][0]["names"],
+            json!(["mkdir", "read", "write"]),
+            "the union with what was written before"
+        );
+        assert_eq!(written["spec"]["disabled"], json!(true));
+        assert_eq!(written["metadata"]["labels"][crds::LABEL_PARTIAL], "true");
+        let status = expect(
+            &mut h,
+            "PATCH",
+            "/namespaces/shop/recordingreports/rec.node-2/status",
+            report,
+        )
+        .await;
+        assert_eq!(status["status"]["consumed"], json!(["c-new", "c-old"]));
+        // node-2 still records web-2: is it a live node?
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/nodes/node-2",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-2"},
+                   "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        )
+        .await;
+        expect(&mut h, "GET", "/seccompprofiles?&labelSelector=seccomp-operator.dev%2Frecording%3Drec%2Cseccomp-operator.dev%2Fpartial%3Dtrue",
+            json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []})).await;
+        expect(
+            &mut h,
+            "GET",
+            "/seccompprofiles?&labelSelector=seccomp-operator.dev%2Frecording%3Drec",
+            json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}),
+        )
+        .await;
+        let status = expect(&mut h, "PATCH", "/profilerecordings/rec/status", rec_answer).await;
+        assert_eq!(status["status"]["phase"], "Recording");
+        let reported = status["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Reported")
+            .unwrap()
+            .clone();
+        assert_eq!(reported["reason"], "NodesRecording", "{reported}");
+    });
+    recording::reconcile(Arc::new(r), c).await.unwrap();
+    server.await.unwrap();
 }

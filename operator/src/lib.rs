@@ -9,7 +9,7 @@ pub mod node_controller;
 pub mod node_liveness;
 pub mod profile_controller;
 pub mod profile_status;
-pub mod recording_controller;
+pub mod recording;
 pub mod server;
 pub mod webhook;
 
@@ -30,10 +30,22 @@ pub enum Error {
     Poisoned,
     /// A recording could not be merged.
     #[error("merging recorded profiles: {0}")]
-    Merge(String),
+    Merge(#[source] crds::model::MergeError),
+    /// An object the operator writes did not serialise.
+    #[error("serialising an object: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// An object from the API server came without a UID.
+    #[error("object has no uid")]
+    MissingUid,
+    /// A label selector is invalid.
+    #[error("invalid label selector: {0}")]
+    Selector(#[source] kube::core::ParseExpressionError),
+    /// A deleted recording waits for nodes still recording its containers.
+    #[error("waiting for nodes still recording: {0}")]
+    StillRecording(String),
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
-    Finalizer(String),
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 /// Result of the controllers.

@@ -14,7 +14,7 @@ use operator::index::PodIndex;
 use operator::metrics::Metrics;
 use operator::server::{self, WebhookState};
 use operator::webhook::tls::{self, Resolver, TlsConfig};
-use operator::{leader, profile_controller, recording_controller};
+use operator::{leader, profile_controller, recording};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +81,9 @@ struct Args {
     /// reports and heartbeats are held to the writer's own node.
     #[arg(long, default_value = "seccomp-node-agent")]
     agent_service_account: String,
+    /// The node recorders' ServiceAccount: its RecordingReports are held to its own node.
+    #[arg(long, default_value = "seccomp-node-recorder")]
+    recorder_service_account: String,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -173,7 +176,8 @@ async fn main() -> anyhow::Result<()> {
             apw,
             watcher(
                 Api::namespaced(client.clone(), &args.namespace),
-                watcher::Config::default().labels("app.kubernetes.io/name=seccomp-node-agent"),
+                watcher::Config::default()
+                    .labels("app.kubernetes.io/name in (seccomp-node-agent,seccomp-node-recorder)"),
             ),
         )
         .default_backoff()
@@ -234,10 +238,10 @@ async fn main() -> anyhow::Result<()> {
         metrics: metrics.clone(),
         policy: policy.clone(),
         agents: Arc::new((
-            format!(
-                "system:serviceaccount:{}:{}",
-                args.namespace, args.agent_service_account
-            ),
+            [&args.agent_service_account, &args.recorder_service_account]
+                .iter()
+                .map(|sa| format!("system:serviceaccount:{}:{sa}", args.namespace))
+                .collect(),
             args.namespace.clone(),
         )),
     };
@@ -287,7 +291,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 policy.clone(),
             ),
-            recording_controller::run(client.clone(), metrics.clone()),
+            recording::run(client.clone(), metrics.clone()),
             operator::binding_status::run(
                 client.clone(),
                 bindings.clone(),

@@ -191,11 +191,7 @@ pub fn evaluate(
         if agent.is_ok() {
             out.agent_live.insert(name.clone());
         }
-        let ready = node
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+        let ready = ready_condition(node);
         let node_state = match ready {
             Some(c) if c.status == "True" => Ok(()),
             Some(c) => Err(Absent {
@@ -234,6 +230,19 @@ pub fn evaluate(
         }
     }
     out
+}
+
+/// The Node's Ready condition, if it reports one.
+fn ready_condition(node: &Node) -> Option<&k8s_openapi::api::core::v1::NodeCondition> {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+}
+
+/// Whether the Node reports Ready=True.
+pub fn node_ready(node: &Node) -> bool {
+    ready_condition(node).is_some_and(|c| c.status == "True")
 }
 
 #[cfg(test)]

@@ -29,8 +29,9 @@ pub struct WebhookState {
     pub metrics: Arc<Metrics>,
     /// What tenants' profiles may use.
     pub policy: Arc<crds::model::Policy>,
-    /// The node agents' ServiceAccount user name and the namespace their pods run in.
-    pub agents: Arc<(String, String)>,
+    /// The node agents' ServiceAccount user names (installer, recorder) and the namespace
+    /// their pods run in.
+    pub agents: Arc<(Vec<String>, String)>,
 }
 
 fn answer(

@@ -4,6 +4,7 @@ pub mod binding;
 pub mod nodestatus;
 pub mod profile;
 pub mod recording;
+pub mod report;
 
 pub use binding::{ProfileBinding, ProfileBindingSpec, ProfileBindingStatus, ProfileRef};
 pub use nodestatus::{
@@ -14,6 +15,10 @@ pub use profile::{
     NodeCounts, ProfilePhase, SeccompProfile, SeccompProfileSpec, SeccompProfileStatus,
 };
 pub use recording::{
-    MergeStrategy, ProfileRecording, ProfileRecordingSpec, ProfileRecordingStatus, Recorder,
-    RecordingKind, RecordingPhase,
+    recorded_profile_name, MergeStrategy, ProfileRecording, ProfileRecordingSpec,
+    ProfileRecordingStatus, Recorder, RecordingKind, RecordingPhase,
+};
+pub use report::{
+    report_name, RecordedContainer, RecordingReport, RecordingReportSpec, RecordingReportStatus,
+    MAX_REPORT_CONTAINERS,
 };

@@ -141,6 +141,11 @@ impl ProfileRecording {
         }
     }
 
+    /// The recording's `podSelector`, or why it is invalid.
+    pub fn pod_selector(&self) -> Result<kube::core::Selector, kube::core::ParseExpressionError> {
+        crate::parse_selector(&self.spec.pod_selector)
+    }
+
     /// Whether the recording selects `pod`: same namespace, labels match `podSelector`, and
     /// the pod was created after the recording (a pod or recording the API server has not
     /// stamped yet counts as new).
@@ -168,6 +173,18 @@ impl ProfileRecording {
     }
 }
 
+/// The name of a profile a recording produces from parts (`<recording>-<pod>-<container>`
+/// for a per-pod profile): the parts joined with dashes, shortened with a hash when longer
+/// than an object name may be.
+pub fn recorded_profile_name(parts: &[&str]) -> String {
+    let full = parts.join("-");
+    if full.len() <= 253 {
+        return full;
+    }
+    let h = crate::model::content_hash(full.as_bytes());
+    format!("{}-{}", full[..240].trim_end_matches(['-', '.']), &h[7..19])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +205,20 @@ mod tests {
         );
         r.metadata.creation_timestamp = Some(Time(created));
         r
+    }
+
+    #[test]
+    fn recorded_profile_names_fit() {
+        assert_eq!(
+            recorded_profile_name(&["rec", "web-1", "web"]),
+            "rec-web-1-web"
+        );
+        let long = recorded_profile_name(&[&"a".repeat(200), &"b".repeat(100)]);
+        assert!(long.len() <= 253);
+        assert_ne!(
+            long,
+            recorded_profile_name(&[&"a".repeat(200), &"c".repeat(100)])
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@
 use anyhow::Context;
 use clap::Parser;
 use crds::model::builtin::OciRuntime;
-use node_agent::installer::{controller, paths::ProfileRoot, Installer};
+use node_agent::install_loop;
 use node_agent::metrics::Metrics;
+use profile_installer::{paths::ProfileRoot, Installer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -97,7 +98,6 @@ async fn main() -> anyhow::Result<()> {
     let installer = if args.install {
         let mut installer = Installer::new(root.clone())
             .with_context(|| format!("reading {}", root.dir().display()))?;
-        installer.set_metrics(metrics.clone());
         installer.set_policy(crds::model::Policy {
             allow_listener: args.allow_listener_path,
             allowed_flags: args.allowed_flags.clone(),
@@ -132,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
     // In-cluster recording loads the eBPF recorder while a recording is active; without it
     // (no BTF, no privileges) the agent still installs profiles.
     if args.record {
-        if let Err(e) = node_agent::recorder::preflight() {
+        if let Err(e) = syscall_recorder::preflight() {
             tracing::warn!(error = %e, "recordings will not work on this node");
         }
         let opts = node_agent::recording::Options {
@@ -159,7 +159,16 @@ async fn main() -> anyhow::Result<()> {
                 synced_rx,
                 stop_rx.clone(),
             ));
-            controller::run(client, args.node_name, installer, ready, synced_tx, stop_rx).await?;
+            install_loop::run(
+                client,
+                args.node_name,
+                installer,
+                metrics.clone(),
+                ready,
+                synced_tx,
+                stop_rx,
+            )
+            .await?;
         }
         None => {
             // A recorder only: ready once the loop runs; it ends with the process.

@@ -1,5 +1,5 @@
-//! Node agents write only their own node's objects (validating, SeccompNodeStatus and the
-//! agents' heartbeat Leases, CREATE/UPDATE).
+//! Node agents write only their own node's objects (validating, CREATE/UPDATE of
+//! SeccompNodeStatus, the agents' heartbeat Leases, and the recorders' RecordingReports).
 //!
 //! RBAC cannot say "your own node": every agent has the same ServiceAccount. The agent's pod
 //! mounts a bound (projected) ServiceAccount token, so the API server tells the webhook which
@@ -99,22 +99,48 @@ fn object_node(req: &AdmissionRequest<DynamicObject>) -> Result<Option<String>, 
             }
             Ok(Some(node))
         }
+        ("seccomp-operator.dev", "RecordingReport") => {
+            let spec = obj.data.get("spec");
+            let field = |f: &str| {
+                spec.and_then(|s| s.get(f))
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (node, recording) = (field("nodeName"), field("recording"));
+            let label = obj
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crds::LABEL_NODE));
+            let expected = crds::report_name(&recording, &node);
+            if name != expected || label != Some(&node) {
+                return Err(format!(
+                    "RecordingReport {name}: a node's report for recording {recording} is `{expected}`, labelled {}={node}",
+                    crds::LABEL_NODE
+                ));
+            }
+            Ok(Some(node))
+        }
         _ => Ok(None),
     }
 }
 
-/// The webhook: `agent_user` is the node agents' ServiceAccount user name, `agent_namespace`
-/// where their pods run.
+/// The webhook: `agent_users` are the node agents' ServiceAccount user names (installer and
+/// recorder), `agent_namespace` where their pods run.
 pub fn agent_writes(
     req: &AdmissionRequest<DynamicObject>,
     view: &dyn ClusterView,
-    agent_user: &str,
+    agent_users: &[String],
     agent_namespace: &str,
 ) -> AdmissionResponse {
     let resp = AdmissionResponse::from(req);
-    if req.user_info.username.as_deref() != Some(agent_user)
-        || !matches!(req.operation, Operation::Create | Operation::Update)
-    {
+    let is_agent = req
+        .user_info
+        .username
+        .as_ref()
+        .is_some_and(|u| agent_users.contains(u));
+    if !is_agent || !matches!(req.operation, Operation::Create | Operation::Update) {
         return resp;
     }
     let node = match object_node(req) {

@@ -875,6 +875,13 @@ fn agent_pod(name: &str, uid: &str, node: &str) -> Arc<Pod> {
 }
 
 const AGENT: &str = "system:serviceaccount:seccomp-operator:seccomp-node-agent";
+const RECORDER: &str = "system:serviceaccount:seccomp-operator:seccomp-node-recorder";
+
+fn report(name: &str, recording: &str, node: &str, label: &str) -> Value {
+    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "RecordingReport",
+           "metadata": {"name": name, "namespace": "shop", "labels": {"seccomp-operator.dev/node": label}},
+           "spec": {"nodeName": node, "recording": recording}})
+}
 
 fn agent_review(
     obj: Value,
@@ -922,7 +929,7 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
         agent_writes(
             &req(&agent_review(obj, group, kind, user, claims)),
             &view,
-            AGENT,
+            &[AGENT.to_owned(), RECORDER.to_owned()],
             "seccomp-operator",
         )
     };
@@ -949,8 +956,38 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
         )
         .allowed
     );
+    assert!(
+        decide(
+            report("rec.node-a", "rec", "node-a", "node-a"),
+            sn,
+            "RecordingReport",
+            RECORDER,
+            mine
+        )
+        .allowed
+    );
     // Another node's objects, however dressed up.
     for (obj, group, kind) in [
+        (
+            report("rec.node-b", "rec", "node-b", "node-b"),
+            sn,
+            "RecordingReport",
+        ),
+        (
+            report("rec.node-a", "rec", "node-b", "node-a"),
+            sn,
+            "RecordingReport",
+        ),
+        (
+            report("rec.node-b", "rec", "node-a", "node-a"),
+            sn,
+            "RecordingReport",
+        ),
+        (
+            report("rec.node-a", "rec", "node-a", "node-b"),
+            sn,
+            "RecordingReport",
+        ),
         (node_status("node-b", "node-b"), sn, "SeccompNodeStatus"),
         (node_status("node-a", "node-b"), sn, "SeccompNodeStatus"),
         (
@@ -971,6 +1008,10 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
     ] {
         let r = decide(obj.clone(), group, kind, AGENT, mine);
         assert!(!r.allowed, "{obj}");
+        assert!(
+            !decide(obj.clone(), group, kind, RECORDER, mine).allowed,
+            "{obj}"
+        );
         assert!(
             r.result.message.starts_with("seccomp-operator: "),
             "{}",

@@ -3,11 +3,11 @@
 
 mod common;
 use common::*;
-use node_agent::audit::{AuditReader, SECCOMP_RET_LOG};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use syscall_recorder::audit::{AuditReader, SECCOMP_RET_LOG};
 
 /// Whether `pid` is `root` or one of its descendants (while it is alive).
 fn in_tree(pid: u32, root: u32) -> bool {

@@ -1,226 +1,19 @@
-//! The eBPF syscall recorder: loads `bpf/recorder.bpf.c` with aya, attaches it to the raw
-//! `sys_enter` tracepoint and `sched_process_exec`, and reads per-mount-namespace syscall sets.
-//!
-//! See the C source for the kernel side. The userspace contract:
-//! - [`Recorder::watch`] a namespace before (or as soon as) its processes run: its syscalls are
-//!   kept in a map that never evicts, until [`Recorder::take`];
-//! - while [`Recorder::arm`]ed, namespaces nobody watched yet are recorded into a bounded LRU map
-//!   from their first syscall; `watch` moves what was recorded so far, [`Recorder::ignore`] stops
-//!   recording a namespace that is not wanted;
-//! - bits are never cleared while a namespace is watched: reading is a copy, and `take`
-//!   (copy, then delete) is for a namespace whose processes are gone.
+//! Loading and attaching the recorder, and its map operations.
 
-pub mod procfs;
-
+use crate::layout::{Config, Note, NsRecord, BPF_NOEXIST, MAX_SLOTS, NOTE_LEN, SLOT_BUCKETS};
+use crate::layout::{FLAG_EXECED, FLAG_IGNORED};
+use crate::pins::{PINNED_MAPS, PROGRAMS};
+use crate::{load_err, map_err, mntns_of, RecorderError};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::BtfTracePoint;
-use aya::{Btf, Ebpf, EbpfLoader, Pod};
-use crds::model::Arch;
+use aya::{Btf, Ebpf, EbpfLoader};
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The compiled CO-RE object.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/recorder.bpf.o"));
-
-const NR_WORDS: usize = 16;
-const NR_CLASSES: usize = 3;
-const FLAG_EXECED: u64 = 1;
-const FLAG_IGNORED: u64 = 2;
-const X32_SYSCALL_BIT: i32 = 0x4000_0000;
-/// `BPF_NOEXIST` flag of bpf_map_update_elem.
-const BPF_NOEXIST: u64 = 1;
-
-const CGROUP_NAME_LEN: usize = 72;
-
-/// Mirror of `struct ns_record`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NsRecord {
-    flags: u64,
-    gen: u64,
-    cgroup: [u8; CGROUP_NAME_LEN],
-    bits: [[[u64; NR_WORDS]; NR_CLASSES]; 2],
-}
-
-// SAFETY: plain old data, `repr(C)`, no padding, any bit pattern valid.
-unsafe impl Pod for NsRecord {}
-
-impl Default for NsRecord {
-    fn default() -> Self {
-        NsRecord {
-            flags: 0,
-            gen: 0,
-            cgroup: [0; CGROUP_NAME_LEN],
-            bits: [[[0; NR_WORDS]; NR_CLASSES]; 2],
-        }
-    }
-}
-
-const MAX_SLOTS: usize = 256;
-const SLOT_BUCKETS: u64 = 1024;
-
-/// Mirror of `struct config`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-struct Config {
-    host_mntns: u64,
-    armed: u32,
-    watched: u32,
-    hashed: u32,
-    pad: u32,
-    slot_ns: [u64; MAX_SLOTS],
-    slot_of: [u16; SLOT_BUCKETS as usize],
-    /// (namespace, generation) per bucket.
-    ignored: [[u64; 2]; SLOT_BUCKETS as usize],
-}
-
-// SAFETY: plain old data, `repr(C)`, no padding (u64, 4 x u32, u64 array, u16 array of
-// 2 KiB, which keeps the u64 pairs after it aligned).
-unsafe impl Pod for Config {}
-
-/// Which part of a namespace's life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Before its first exec: the container runtime's set-up.
-    BeforeExec,
-    /// From its first exec on: the container's own program.
-    AfterExec,
-}
-
-impl NsRecord {
-    /// Whether a process of the namespace has exec'd.
-    pub fn execed(&self) -> bool {
-        self.flags & FLAG_EXECED != 0
-    }
-
-    /// The name of the cgroup the namespace's program exec'd in (a container ID for the
-    /// common runtimes), once it has exec'd.
-    pub fn cgroup_name(&self) -> Option<String> {
-        let end = self
-            .cgroup
-            .iter()
-            .position(|b| *b == 0)
-            .unwrap_or(CGROUP_NAME_LEN);
-        (end > 0).then(|| String::from_utf8_lossy(&self.cgroup[..end]).into_owned())
-    }
-
-    /// The never-reused id of the namespace the record belongs to (0 where the kernel has
-    /// none).
-    pub fn generation(&self) -> u64 {
-        self.gen
-    }
-
-    /// Union of two records (bits and flags).
-    pub fn union(&mut self, other: &NsRecord) {
-        self.flags |= other.flags & FLAG_EXECED;
-        if self.cgroup[0] == 0 {
-            self.cgroup = other.cgroup;
-        }
-        for (a, b) in self
-            .bits
-            .iter_mut()
-            .flatten()
-            .flatten()
-            .zip(other.bits.iter().flatten().flatten())
-        {
-            *a |= *b;
-        }
-    }
-
-    /// Raw syscall numbers recorded in `phase`, per class (0 native, 1 ia32, 2 x32).
-    pub fn numbers(&self, phase: Phase) -> [Vec<i32>; NR_CLASSES] {
-        let p = match phase {
-            Phase::BeforeExec => 0,
-            Phase::AfterExec => 1,
-        };
-        std::array::from_fn(|class| {
-            let mut v = Vec::new();
-            for (w, word) in self.bits[p][class].iter().enumerate() {
-                for bit in 0..64 {
-                    if word & (1u64 << bit) != 0 {
-                        v.push((w * 64 + bit) as i32);
-                    }
-                }
-            }
-            v
-        })
-    }
-
-    /// Set a bit (for tests and for merging userspace knowledge).
-    pub fn set(&mut self, phase: Phase, class: usize, nr: i32) {
-        let p = usize::from(phase == Phase::AfterExec);
-        let nr = nr as usize;
-        self.bits[p][class][(nr / 64) % NR_WORDS] |= 1u64 << (nr % 64);
-    }
-
-    /// Syscall names per architecture, resolved by libseccomp: native numbers on the native
-    /// architecture, compat numbers on the compat one (so ia32's 5 is `open`, not `fstat`).
-    pub fn names(&self, phase: Phase) -> BTreeMap<Arch, BTreeSet<String>> {
-        let native = Arch::native();
-        let classes: [Option<(Arch, i32)>; NR_CLASSES] = match native {
-            Arch::X86_64 => [
-                Some((Arch::X86_64, 0)),
-                Some((Arch::X86, 0)),
-                Some((Arch::X32, X32_SYSCALL_BIT)),
-            ],
-            Arch::Aarch64 => [Some((Arch::Aarch64, 0)), Some((Arch::Arm, 0)), None],
-            other => [Some((other, 0)), None, None],
-        };
-        let mut out: BTreeMap<Arch, BTreeSet<String>> = BTreeMap::new();
-        for (class, nrs) in self.numbers(phase).into_iter().enumerate() {
-            let Some((arch, offset)) = classes[class] else {
-                continue;
-            };
-            for nr in nrs {
-                let name = crate::seccomp::syscall_name(arch, nr | offset)
-                    .unwrap_or_else(|| format!("__unknown_{}_{nr}", arch.as_str().to_lowercase()));
-                out.entry(arch).or_default().insert(name);
-            }
-        }
-        out
-    }
-
-    /// All names of `phase`, any architecture.
-    pub fn all_names(&self, phase: Phase) -> BTreeSet<String> {
-        self.names(phase).into_values().flatten().collect()
-    }
-}
-
-/// Why the recorder could not start or act.
-#[derive(Debug, thiserror::Error)]
-pub enum RecorderError {
-    /// Not root (CAP_BPF/CAP_PERFMON/CAP_SYS_ADMIN are needed).
-    #[error("the eBPF recorder needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN); run as root")]
-    NotRoot,
-    /// The kernel has no BTF.
-    #[error("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing); the recorder needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
-    NoBtf,
-    /// Loading or attaching failed.
-    #[error("loading the eBPF recorder failed: {0}")]
-    Load(String),
-    /// A map operation failed.
-    #[error("eBPF map `{map}`: {err}")]
-    Map {
-        /// The map.
-        map: &'static str,
-        /// What failed.
-        err: String,
-    },
-}
-
-fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> RecorderError {
-    move |e| RecorderError::Map {
-        map,
-        err: e.to_string(),
-    }
-}
-
-/// The inode of a process's mount namespace (`/proc/<pid>/ns/mnt`).
-pub fn mntns_of(pid: &str) -> std::io::Result<u64> {
-    Ok(std::fs::metadata(format!("/proc/{pid}/ns/mnt"))?.ino())
-}
+pub(crate) static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/recorder.bpf.o"));
 
 /// The loaded, attached recorder.
 pub struct Recorder {
@@ -238,33 +31,6 @@ pub struct Recorder {
     resumed: bool,
 }
 
-/// Maps kept in bpffs across agent restarts.
-const PINNED_MAPS: [&str; 6] = ["config", "slots", "recording", "pending", "stats", "notes"];
-
-const NOTE_LEN: usize = 1020;
-
-/// Mirror of `struct note`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Note {
-    len: u32,
-    data: [u8; NOTE_LEN],
-}
-
-// SAFETY: plain old data, `repr(C)`, no padding (u32 + 1020 bytes), any bit pattern valid.
-unsafe impl Pod for Note {}
-/// The attached programs (program name = tracepoint name).
-const PROGRAMS: [&str; 2] = ["sys_enter", "sched_process_exec"];
-
-/// The pin directory for this build of the recorder under `root` (e.g.
-/// `/sys/fs/bpf/seccomp-operator`): named after the object's hash, so that an agent of
-/// another version never reuses maps of another layout.
-pub fn pin_dir(root: &Path) -> PathBuf {
-    let hash = crds::model::content_hash(OBJECT);
-    let hex = hash.trim_start_matches("sha256:");
-    root.join(format!("recorder-{}", &hex[..16]))
-}
-
 /// Ignored namespaces kept in the config's direct-mapped table (one per bucket at most).
 const IGNORED_MAX: usize = 4 * SLOT_BUCKETS as usize;
 
@@ -277,53 +43,23 @@ impl std::fmt::Debug for Recorder {
     }
 }
 
-/// Remove pinned recorders of other versions under `root` (an upgraded agent cannot take over
-/// maps of another layout): their programs are detached and their maps freed.
-pub fn remove_stale_pins(root: &Path, keep: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for dir in entries.filter_map(Result::ok).map(|e| e.path()) {
-        let stale = dir != keep
-            && dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("recorder-"));
-        if !stale {
-            continue;
-        }
-        for prog in PROGRAMS {
-            if let Ok(l) = PinnedLink::from_pin(dir.join(format!("link-{prog}"))) {
-                let _ = l.unpin();
-            }
-        }
-        if let Ok(files) = std::fs::read_dir(&dir) {
-            for f in files.filter_map(Result::ok) {
-                let _ = std::fs::remove_file(f.path());
-            }
-        }
-        let _ = std::fs::remove_dir(&dir);
-    }
-}
-
 /// Load and attach an empty program on the recorder's hook: the floor any sys_enter program
 /// costs, for benchmarks. Detached when the returned value is dropped.
 pub fn load_empty_program() -> Result<Ebpf, RecorderError> {
     preflight()?;
     static EMPTY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/empty.bpf.o"));
-    let load = |e: &dyn std::fmt::Display| RecorderError::Load(e.to_string());
-    let btf = Btf::from_sys_fs().map_err(|e| load(&e))?;
+    let btf = Btf::from_sys_fs().map_err(load_err("reading the kernel's BTF"))?;
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
         .load(EMPTY)
-        .map_err(|e| load(&e))?;
+        .map_err(load_err("loading the object"))?;
     let p: &mut BtfTracePoint = ebpf
         .program_mut("sys_enter")
-        .ok_or_else(|| load(&"program sys_enter missing"))?
+        .ok_or_else(|| load_err("finding sys_enter")("program missing from the object"))?
         .try_into()
-        .map_err(|e| load(&e))?;
-    p.load("sys_enter", &btf).map_err(|e| load(&e))?;
-    p.attach().map_err(|e| load(&e))?;
+        .map_err(load_err("sys_enter"))?;
+    p.load("sys_enter", &btf).map_err(load_err("sys_enter"))?;
+    p.attach().map_err(load_err("attaching sys_enter"))?;
     Ok(ebpf)
 }
 
@@ -363,13 +99,12 @@ impl Recorder {
 
     fn load_inner(pin: Option<&Path>) -> Result<Self, RecorderError> {
         preflight()?;
-        let load = |e: &dyn std::fmt::Display| RecorderError::Load(e.to_string());
         let resumed = pin.is_some_and(|d| d.join("config").exists());
         if let Some(dir) = pin {
             std::fs::create_dir_all(dir)
-                .map_err(|e| load(&format!("creating {}: {e}", dir.display())))?;
+                .map_err(load_err(format!("creating {}", dir.display())))?;
         }
-        let btf = Btf::from_sys_fs().map_err(|e| load(&e))?;
+        let btf = Btf::from_sys_fs().map_err(load_err("reading the kernel's BTF"))?;
         let mut loader = EbpfLoader::new();
         loader.btf(Some(&btf));
         let paths: Vec<(&str, PathBuf)> = match pin {
@@ -379,21 +114,20 @@ impl Recorder {
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
-        let mut ebpf = loader.load(OBJECT).map_err(|e| load(&e))?;
+        let mut ebpf = loader
+            .load(OBJECT)
+            .map_err(load_err("loading the object"))?;
         let mut links = Vec::new();
         for prog in PROGRAMS {
             let p: &mut BtfTracePoint = ebpf
                 .program_mut(prog)
-                .ok_or_else(|| load(&format!("program {prog} missing from the object")))?
+                .ok_or_else(|| load_err(prog)("program missing from the object"))?
                 .try_into()
-                .map_err(|e| load(&e))?;
-            p.load(prog, &btf)
-                .map_err(|e| load(&format!("{prog}: {e}")))?;
-            let id = p
-                .attach()
-                .map_err(|e| load(&format!("attaching {prog}: {e}")))?;
+                .map_err(load_err(prog))?;
+            p.load(prog, &btf).map_err(load_err(prog))?;
+            let id = p.attach().map_err(load_err(format!("attaching {prog}")))?;
             if let Some(dir) = pin {
-                let link: FdLink = p.take_link(id).map_err(|e| load(&e))?.into();
+                let link: FdLink = p.take_link(id).map_err(load_err(prog))?.into();
                 let path = dir.join(format!("link-{prog}"));
                 // The old program stays attached until its link fd (held here) closes, after
                 // the new one is pinned: no syscall goes unrecorded in between.
@@ -402,7 +136,7 @@ impl Recorder {
                     .and_then(|l| l.unpin().ok());
                 links.push(
                     link.pin(&path)
-                        .map_err(|e| load(&format!("pinning {}: {e}", path.display())))?,
+                        .map_err(load_err(format!("pinning {}", path.display())))?,
                 );
                 drop(old);
             }
@@ -411,7 +145,7 @@ impl Recorder {
         // namespace this process runs in (seccompctl runs on the host).
         let host_mntns = mntns_of("1")
             .or_else(|_| mntns_of("self"))
-            .map_err(|e| load(&format!("reading /proc/self/ns/mnt: {e}")))?;
+            .map_err(load_err("reading /proc/self/ns/mnt"))?;
         let mut r = Recorder {
             ebpf,
             host_mntns,
@@ -666,10 +400,7 @@ impl Recorder {
     /// pinned maps it survives a restart of this process. Removed by [`Recorder::take`].
     pub fn set_note(&mut self, mntns: u64, note: &[u8]) -> Result<(), RecorderError> {
         if note.len() > NOTE_LEN {
-            return Err(RecorderError::Map {
-                map: "notes",
-                err: format!("note of {} bytes, at most {NOTE_LEN} fit", note.len()),
-            });
+            return Err(RecorderError::NoteTooLarge(note.len()));
         }
         let mut n = Note {
             len: note.len() as u32,

@@ -1,7 +1,8 @@
 //! Every JSON profile of the shared corpus converts to an OCI document that libseccomp on this
 //! machine compiles (names libseccomp does not know are left out, as runc does).
 
-use node_agent::{local, seccomp};
+use seccomp_filter as seccomp;
+use seccompctl::local;
 use std::path::PathBuf;
 
 #[test]

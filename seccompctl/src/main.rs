@@ -5,13 +5,13 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use crds::model::{self, Arch, SeccompDocument};
 use crds::{SeccompProfile, SeccompProfileSpec};
-use node_agent::local;
-use node_agent::recorder::Recorder;
-use node_agent::seccomp::{self, Libseccomp};
+use seccomp_filter::{self as seccomp, Libseccomp};
+use seccompctl::local;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use syscall_recorder::Recorder;
 
 /// Record seccomp profiles from real programs and containers, and enforce them.
 #[derive(Parser, Debug)]
@@ -334,8 +334,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| namespace.clone());
                 set.push((ns, name, parsed.spec));
             }
-            let root = node_agent::installer::paths::ProfileRoot::new(&kubelet_root);
-            let mut installer = node_agent::installer::Installer::new(root.clone())
+            let root = profile_installer::paths::ProfileRoot::new(&kubelet_root);
+            let mut installer = profile_installer::Installer::new(root.clone())
                 .with_context(|| format!("reading {}", root.dir().display()))?;
             let report = installer.sync(&set);
             let mut errors = 0;

@@ -133,7 +133,7 @@ pub type Resolver = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
 pub fn proc_resolver() -> Resolver {
     Arc::new(|pid| {
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        crate::recorder::procfs::container_id_from_cgroup(&text)
+        crate::procfs::container_id_from_cgroup(&text)
     })
 }
 

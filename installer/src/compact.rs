@@ -11,9 +11,9 @@
 //!   (bounded) reason in an annotation only this process sees; it is reported as an error and
 //!   never installed, and neither is any profile built on it.
 
-use crate::seccomp::Libseccomp;
 use crds::SeccompProfile;
 use kube::ResourceExt;
+use seccomp_filter::Libseccomp;
 use std::collections::HashMap;
 use std::sync::Arc;
 

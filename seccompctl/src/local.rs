@@ -1,20 +1,20 @@
 //! Recording and enforcing on the local machine, with no cluster: what `seccompctl record` and
 //! `seccompctl run` do.
 
-use crate::recorder::{mntns_of, NsRecord, Phase, Recorder, RecorderError};
-use crate::seccomp::{self, Libseccomp};
 use anyhow::{bail, Context};
 use crds::model::builtin::OciRuntime;
 use crds::model::{self, Arch, EvalContext, SeccompDocument, BUILTIN_PREFIX};
 use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
+use seccomp_filter::{self as seccomp, Libseccomp};
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use syscall_recorder::{mntns_of, NsRecord, Phase, Recorder, RecorderError};
 
 /// The result of a recording.
 #[derive(Debug)]
@@ -313,5 +313,5 @@ pub fn run_enforced(doc: &SeccompDocument, argv: &[OsString]) -> anyhow::Error {
 
 /// Whether this process may load the recorder, as a plain message when not.
 pub fn check_recorder() -> Result<(), RecorderError> {
-    crate::recorder::preflight()
+    syscall_recorder::preflight()
 }

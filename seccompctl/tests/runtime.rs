@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use node_agent::installer::{paths::ProfileRoot, Installer};
+use profile_installer::{paths::ProfileRoot, Installer};
 
 fn install(root: &std::path::Path, ns: &str, name: &str, profile: &str) -> serde_json::Value {
     let spec = crds::model::parse_profile(profile, &crds::model::EvalContext::host())

@@ -299,7 +299,7 @@ fn kernel_logged_syscalls(dir: &Path, runtime: &Path, nnp: bool) -> Vec<String> 
                 .parse::<i32>()
                 .ok()
         })
-        .filter_map(|nr| node_agent::seccomp::syscall_name(crds::model::Arch::native(), nr))
+        .filter_map(|nr| seccomp_filter::syscall_name(crds::model::Arch::native(), nr))
         .collect();
     names.sort();
     names.dedup();
@@ -342,7 +342,7 @@ fn a_namespace_watched_after_its_exec_keeps_recording_the_program() {
     // The in-cluster path: the armed recorder meets a new namespace, the program execs, and
     // only then is the namespace matched and watched. What follows is the program's.
     skip_unless!(can_record(), "needs root and a BTF kernel");
-    use node_agent::recorder::{mntns_of, Phase, Recorder};
+    use syscall_recorder::{mntns_of, Phase, Recorder};
     let mut rec = Recorder::load().unwrap();
     rec.arm(true).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -383,7 +383,7 @@ fn an_ignored_namespace_stays_ignored_and_can_still_be_watched() {
     // `pending` (the kernel side skips them by namespace and generation), and a namespace
     // ignored by mistake can still be watched later.
     skip_unless!(can_record(), "needs root and a BTF kernel");
-    use node_agent::recorder::{mntns_of, Phase, Recorder};
+    use syscall_recorder::{mntns_of, Phase, Recorder};
     let mut rec = Recorder::load().unwrap();
     rec.arm(true).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -428,7 +428,7 @@ fn a_pinned_recorder_survives_its_process_and_is_taken_over() {
         std::path::Path::new("/sys/fs/bpf").exists(),
         "bpffs is not mounted on /sys/fs/bpf"
     );
-    use node_agent::recorder::{mntns_of, pin_dir, Phase, Recorder};
+    use syscall_recorder::{mntns_of, pin_dir, Phase, Recorder};
     let root = std::path::PathBuf::from(format!(
         "/sys/fs/bpf/seccomp-operator-test-{}",
         std::process::id()

@@ -1,17 +1,17 @@
-//! The profile installer: puts every SeccompProfile on this node as a Localhost profile file.
+//! The profile installer core: puts every SeccompProfile of a snapshot on this node as a
+//! Localhost profile file.
 //!
-//! The core ([`Installer`]) takes a complete snapshot of the cluster's profiles and makes the
-//! files match it; it needs no API server, so it is tested directly. [`controller`] feeds it
-//! from a kube reflector and reports to the node's SeccompNodeStatus.
+//! [`Installer`] takes a complete snapshot of the cluster's profiles (desired set), plans
+//! the file operations ([`plan`]) and carries them out atomically ([`fsops`]) under the
+//! seccomp directory ([`paths`]). No API client: the node agent feeds it from a watch and
+//! reports what it returns; `seccompctl install` feeds it from files.
 
 pub mod compact;
-pub mod controller;
 pub mod desired;
 pub mod fsops;
 pub mod paths;
 pub mod plan;
 
-use crate::metrics::Metrics;
 use crds::model::Policy;
 use crds::{NodeProfileState, NodeProfileStatus, SeccompProfileSpec};
 use desired::{CompileCache, Desired};
@@ -21,7 +21,6 @@ use plan::Op;
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The message bytes one node's SeccompNodeStatus carries at most, over all profiles.
 pub const MAX_STATUS_MESSAGE_BYTES: usize = 64 * 1024;
@@ -61,7 +60,6 @@ pub struct Installer {
     status: BTreeMap<ProfileKey, KeyStatus>,
     cache: CompileCache,
     policy: Policy,
-    metrics: Option<Arc<Metrics>>,
 }
 
 impl Installer {
@@ -85,18 +83,12 @@ impl Installer {
             status: BTreeMap::new(),
             cache: CompileCache::default(),
             policy: Policy::default(),
-            metrics: None,
         })
     }
 
     /// Hold profiles to this policy (the default allows no listener and only harmless flags).
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
-    }
-
-    /// Report to these metrics.
-    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
-        self.metrics = Some(metrics);
     }
 
     /// The root directory.
@@ -118,7 +110,6 @@ impl Installer {
         profiles: &[(String, String, SeccompProfileSpec)],
         refused: &desired::Refused,
     ) -> SyncReport {
-        let started = Instant::now();
         let desired = desired::compute(profiles, &mut self.cache, &self.policy, refused);
         let ops = plan::plan(&desired, &self.actual);
         let mut report = SyncReport::default();
@@ -198,9 +189,6 @@ impl Installer {
             }
         }
         self.status = status;
-        if let Some(m) = &self.metrics {
-            m.observe_sync(&report, self.installed_count(), started.elapsed());
-        }
         report
     }
 

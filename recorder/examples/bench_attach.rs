@@ -8,8 +8,8 @@
 //!   bench_attach recorder-armed   the recorder armed; every new namespace is marked ignored
 //!                                 as soon as userspace sees it (a busy node during a recording)
 
-use node_agent::recorder::{load_empty_program, Recorder};
 use std::io::Write;
+use syscall_recorder::{load_empty_program, Recorder};
 
 fn main() -> anyhow::Result<()> {
     let mode = std::env::args().nth(1).unwrap_or_default();
@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
             let child = cmd.spawn()?;
             std::thread::sleep(std::time::Duration::from_millis(200));
             let mut r = Recorder::load()?;
-            r.watch(node_agent::recorder::mntns_of(&child.id().to_string())?)?;
+            r.watch(syscall_recorder::mntns_of(&child.id().to_string())?)?;
             eprintln!("watched-pid {}", child.id());
             rec = Some(r);
         }

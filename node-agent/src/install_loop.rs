@@ -7,12 +7,13 @@
 //!   the watcher reconnects with backoff and a relist replaces the store only once complete;
 //! - status is written at most once per [`STATUS_INTERVAL`], whatever the rate of changes.
 
-use super::{Installer, SyncReport};
+use crate::metrics::Metrics;
 use crds::{SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus, SeccompProfile};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
+use profile_installer::{compact, Installer, SyncReport};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub async fn run(
     client: Client,
     node_name: String,
     mut installer: Installer,
+    metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     synced: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
@@ -46,7 +48,7 @@ pub async fn run(
     let notify = changed.clone();
     let stream = watcher(api, crate::watch_config().any_semantic())
         .default_backoff()
-        .modify(super::compact::compact)
+        .modify(compact::compact)
         .reflect(writer)
         .touched_objects();
     let watch_task = tokio::spawn(async move {
@@ -74,10 +76,12 @@ pub async fn run(
             .iter()
             .filter_map(|p| Some((p.namespace()?, p.name_any(), p.spec.clone())))
             .collect();
-        let refused = super::compact::refused(&state);
+        let refused = compact::refused(&state);
         drop(state);
+        let started = std::time::Instant::now();
         let report: SyncReport =
             tokio::task::block_in_place(|| installer.sync_refusing(&snapshot, &refused));
+        metrics.observe_sync(&report, installer.installed_count(), started.elapsed());
         if report != SyncReport::default() {
             tracing::info!(?report, profiles = snapshot.len(), "synced");
         }

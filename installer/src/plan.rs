@@ -1,8 +1,8 @@
 //! The installer's decisions, as a pure function: desired files and files on disk in,
 //! file operations out.
 
-use super::desired::Desired;
-use super::paths::ProfileKey;
+use crate::desired::Desired;
+use crate::paths::ProfileKey;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

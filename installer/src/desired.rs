@@ -1,10 +1,10 @@
 //! From the cluster's SeccompProfiles to the set of files this node must have. Pure: no I/O,
 //! no API server; the controller feeds it a snapshot.
 
-use super::paths::ProfileKey;
-use crate::seccomp::{self, Libseccomp};
+use crate::paths::ProfileKey;
 use crds::model::{resolve, validate_spec, Arch, Policy};
 use crds::SeccompProfileSpec;
+use seccomp_filter::{self as seccomp, Libseccomp};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! and the directory fsynced: a reader (the kubelet, runc) sees the old file or the new one,
 //! never a part. Fault points let tests fail each step.
 
-use super::paths::{ProfileKey, ProfileRoot, TMP_MARK};
+use crate::paths::{ProfileKey, ProfileRoot, TMP_MARK};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

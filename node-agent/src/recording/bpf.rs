@@ -1,0 +1,155 @@
+//! One turn of the eBPF side: claim new namespaces of wanted containers, take over those a
+//! previous agent process left recording, and report the containers that ended.
+
+use super::select::{any_active, container_done, Target};
+use super::{Session, State, CLAIM_TIMEOUT};
+use crds::ProfileRecording;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use syscall_recorder::Phase;
+
+impl State {
+    /// Watched namespaces this process does not know yet (a previous agent process started
+    /// them): their notes say which container they record.
+    pub(super) fn adopt_watched(&mut self) {
+        let Some(recorder) = self.recorder.as_mut() else {
+            return;
+        };
+        for ns in recorder.watched_namespaces() {
+            if self.sessions.contains_key(&ns) {
+                continue;
+            }
+            let session = recorder
+                .note(ns)
+                .and_then(|n| serde_json::from_slice::<Session>(&n).ok());
+            match session {
+                Some(s) => {
+                    tracing::info!(recording = %s.target.recording, pod = %s.target.pod, container = %s.target.container, mntns = ns, "resumed recording container");
+                    self.sessions.insert(ns, s);
+                }
+                None => {
+                    tracing::warn!(mntns = ns, "a watched namespace without a note; dropped");
+                    let _ = recorder.take(ns);
+                }
+            }
+        }
+    }
+
+    /// The Bpf part of a turn.
+    pub(super) async fn turn_bpf(
+        &mut self,
+        recordings: &[Arc<ProfileRecording>],
+        wanted: &HashMap<String, Target>,
+        known: &HashMap<String, bool>,
+        now: k8s_openapi::jiff::Timestamp,
+    ) {
+        let armed = any_active(recordings, crds::Recorder::Bpf, now);
+        let mut started: Vec<(String, Target)> = Vec::new();
+        {
+            let State {
+                recorder,
+                sessions,
+                first_seen,
+                done,
+                ..
+            } = self;
+            let Some(recorder) = recorder.as_mut() else {
+                return;
+            };
+            if let Err(e) = recorder.arm(armed) {
+                tracing::warn!(error = %e, "arming the recorder failed");
+            }
+            for (ns, rec) in recorder.pending_records() {
+                if sessions.contains_key(&ns) {
+                    // Bits a CPU put there as the namespace was being watched; read with it.
+                    continue;
+                }
+                let seen = *first_seen.entry(ns).or_insert_with(Instant::now);
+                match rec.cgroup_name() {
+                    Some(id) if done.contains(&id) => {
+                        let _ = recorder.ignore(ns);
+                        first_seen.remove(&ns);
+                    }
+                    Some(id)
+                        if wanted
+                            .get(&id)
+                            .is_some_and(|t| t.recorder == crds::Recorder::Bpf) =>
+                    {
+                        let session = Session {
+                            target: wanted[&id].clone(),
+                            id,
+                            ended: false,
+                        };
+                        let note =
+                            serde_json::to_vec(&session).expect("a session note always serialises");
+                        if recorder.watch(ns).is_ok() {
+                            if let Err(e) = recorder.set_note(ns, &note) {
+                                tracing::warn!(error = %e, "keeping the session note failed; an agent restart would drop this container");
+                            }
+                            let t = &session.target;
+                            tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, mntns = ns, "recording container");
+                            started.push((session.id.clone(), t.clone()));
+                            sessions.insert(ns, session);
+                            first_seen.remove(&ns);
+                        }
+                    }
+                    Some(id) if known.contains_key(&id) => {
+                        let _ = recorder.ignore(ns);
+                        first_seen.remove(&ns);
+                    }
+                    _ if seen.elapsed() > CLAIM_TIMEOUT => {
+                        let _ = recorder.ignore(ns);
+                        first_seen.remove(&ns);
+                    }
+                    _ => {}
+                }
+            }
+            // Containers that ended, pods that went, recordings that stopped.
+            for s in sessions.values_mut().filter(|s| !s.ended) {
+                s.ended = container_done(&s.target, &s.id, recordings, known, now);
+            }
+        }
+        let reporter = self.reporter.clone();
+        for (id, t) in &started {
+            reporter.clone().announce(t, id).await;
+        }
+        // Report what ended; the namespace is forgotten only once its final set is written,
+        // so a failed write (or an agent restart) loses nothing.
+        let ended: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.ended)
+            .map(|(ns, _)| *ns)
+            .collect();
+        for ns in ended {
+            let Some(recorder) = self.recorder.as_mut() else {
+                return;
+            };
+            let Some(record) = recorder.read(ns) else {
+                self.sessions.remove(&ns);
+                continue;
+            };
+            let (target, id) = {
+                let s = &self.sessions[&ns];
+                (s.target.clone(), s.id.clone())
+            };
+            if self
+                .settle(&target, &id, record.all_names(Phase::AfterExec))
+                .await
+            {
+                self.done.insert(id);
+                if let Some(recorder) = self.recorder.as_mut() {
+                    let _ = recorder.take(ns);
+                }
+                self.sessions.remove(&ns);
+            }
+        }
+        let pending = self.first_seen.len();
+        if let Some(recorder) = self.recorder.as_mut() {
+            let dropped = recorder.stats().1;
+            self.metrics
+                .observe_recorder(self.sessions.len(), pending, dropped);
+        }
+    }
+}

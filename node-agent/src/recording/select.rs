@@ -1,0 +1,353 @@
+//! Which containers of this node the active recordings select, and when a recorded one is
+//! done. Pure: decided from the watched recordings and pods, tested without an API server.
+//! Selection itself is `ProfileRecording::selects_pod` (the API crate's one rule, which the
+//! operator and the binding webhook use too).
+
+use crds::ProfileRecording;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use kube::ResourceExt;
+use std::borrow::Borrow;
+use std::collections::HashMap;
+
+/// A container to record. Kept as the recorder's note about its namespace (JSON), so that a
+/// restarted agent knows which container a namespace it finds recording belongs to, even when
+/// the pod went away in the meantime.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Target {
+    /// The recording.
+    pub recording: String,
+    /// The recording's UID (owner of partial profiles).
+    pub recording_uid: String,
+    /// Namespace of the recording and the pod.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The container.
+    pub container: String,
+    /// Whether the container runs with NoNewPrivileges (`allowPrivilegeEscalation: false`).
+    pub no_new_privs: bool,
+    /// How the container is recorded.
+    #[serde(default)]
+    pub recorder: crds::Recorder,
+}
+
+/// Whether a recording of this kind is recording now.
+pub fn any_active<R: Borrow<ProfileRecording>>(
+    recordings: &[R],
+    kind: crds::Recorder,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    recordings
+        .iter()
+        .map(Borrow::borrow)
+        .any(|r| r.spec.recorder == kind && r.is_active(now))
+}
+
+/// Whether a recorded container is done: it ended (or is no longer listed), or its
+/// recording stopped.
+pub fn container_done<R: Borrow<ProfileRecording>>(
+    t: &Target,
+    id: &str,
+    recordings: &[R],
+    known: &HashMap<String, bool>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    let rec_live = recordings.iter().map(Borrow::borrow).any(|r| {
+        r.name_any() == t.recording
+            && r.namespace().as_deref() == Some(t.namespace.as_str())
+            && r.is_active(now)
+    });
+    known.get(id).copied().unwrap_or(true) || !rec_live
+}
+
+pub fn container_id(s: &ContainerStatus) -> Option<String> {
+    let id = s.container_id.as_deref()?;
+    Some(
+        id.split_once("://")
+            .map(|(_, id)| id)
+            .unwrap_or(id)
+            .to_owned(),
+    )
+}
+
+fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
+    let st = pod.status.as_ref();
+    st.and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .chain(
+            st.and_then(|s| s.init_container_statuses.as_ref())
+                .into_iter()
+                .flatten(),
+        )
+}
+
+fn spec_container<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == name)
+}
+
+/// Container ID → target, for every container of `pods` that an active recording in the same
+/// namespace selects (pod labels, optional container names, pod created after the recording).
+pub fn targets<P: Borrow<Pod>, R: Borrow<ProfileRecording>>(
+    pods: &[P],
+    recordings: &[R],
+    now: k8s_openapi::jiff::Timestamp,
+) -> HashMap<String, Target> {
+    let mut out = HashMap::new();
+    for rec in recordings
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|r| r.is_active(now))
+    {
+        let ns = rec.namespace().unwrap_or_default();
+        for pod in pods
+            .iter()
+            .map(Borrow::borrow)
+            .filter(|p| rec.selects_pod(p))
+        {
+            for st in statuses(pod) {
+                if rec
+                    .spec
+                    .containers
+                    .as_ref()
+                    .is_some_and(|names| !names.contains(&st.name))
+                {
+                    continue;
+                }
+                let Some(id) = container_id(st) else { continue };
+                let no_new_privs = spec_container(pod, &st.name)
+                    .and_then(|c| c.security_context.as_ref())
+                    .and_then(|s| s.allow_privilege_escalation)
+                    == Some(false);
+                out.insert(
+                    id,
+                    Target {
+                        recording: rec.name_any(),
+                        recording_uid: rec.uid().unwrap_or_default(),
+                        namespace: ns.clone(),
+                        pod: pod.name_any(),
+                        container: st.name.clone(),
+                        no_new_privs,
+                        recorder: rec.spec.recorder,
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Whether this node needs the eBPF recorder loaded: an active `Bpf` recording selects a pod
+/// that runs on this node (`node_pods`, not finished) or that no node runs yet (`unscheduled`:
+/// it may land here, and the recorder must be in place before its first container starts).
+/// A node where no selected pod runs or may start pays nothing.
+pub fn needs_recorder<R, P>(
+    recordings: &[R],
+    node_pods: &[P],
+    unscheduled: &[P],
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool
+where
+    R: Borrow<ProfileRecording>,
+    P: Borrow<Pod>,
+{
+    let finished = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
+    };
+    recordings
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|r| r.spec.recorder == crds::Recorder::Bpf && r.is_active(now))
+        .any(|r| {
+            node_pods
+                .iter()
+                .map(Borrow::borrow)
+                .chain(unscheduled.iter().map(Borrow::borrow))
+                .any(|p| !finished(p) && r.selects_pod(p))
+        })
+}
+
+/// Container ID → whether it has ended, for every container this node's pods report.
+pub fn known_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, bool> {
+    let mut out = HashMap::new();
+    for pod in pods.iter().map(Borrow::borrow) {
+        let gone = pod.metadata.deletion_timestamp.is_some();
+        for st in statuses(pod) {
+            if let Some(id) = container_id(st) {
+                let ended = st.state.as_ref().is_some_and(|s| s.terminated.is_some());
+                out.insert(id, ended || gone);
+            }
+            // a restarted container's previous instance has ended
+            if let Some(prev) = st.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                if let Some(id) = prev.container_id.as_deref() {
+                    let id = id
+                        .split_once("://")
+                        .map(|(_, id)| id)
+                        .unwrap_or(id)
+                        .to_owned();
+                    out.insert(id, true);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(json: serde_json::Value) -> ProfileRecording {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn pod(
+        name: &str,
+        labels: serde_json::Value,
+        created: &str,
+        id: &str,
+        terminated: bool,
+    ) -> Pod {
+        let state = if terminated {
+            serde_json::json!({"terminated": {"exitCode": 0}})
+        } else {
+            serde_json::json!({"running": {}})
+        };
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "labels": labels, "creationTimestamp": created},
+            "spec": {"containers": [{"name": "web", "image": "x", "securityContext": {"allowPrivilegeEscalation": false}}, {"name": "side", "image": "y"}]},
+            "status": {"containerStatuses": [
+                {"name": "web", "containerID": format!("containerd://{id}"), "image": "x", "imageID": "", "ready": true, "restartCount": 0, "state": state},
+                {"name": "side", "containerID": format!("containerd://{id}-side"), "image": "y", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}
+            ]}
+        }))
+        .unwrap()
+    }
+
+    fn recording(extra: serde_json::Value) -> ProfileRecording {
+        let mut spec = serde_json::json!({"podSelector": {"matchLabels": {"app": "web"}}});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        rec(
+            serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording",
+            "metadata": {"name": "rec", "namespace": "shop", "uid": "u1", "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": spec}),
+        )
+    }
+
+    #[test]
+    fn selects_new_matching_pods_and_allowed_containers() {
+        let now = "2026-01-01T00:10:00Z".parse().unwrap();
+        let pods = vec![
+            pod(
+                "new",
+                serde_json::json!({"app": "web"}),
+                "2026-01-01T00:01:00Z",
+                "aaa",
+                false,
+            ),
+            pod(
+                "old",
+                serde_json::json!({"app": "web"}),
+                "2025-12-31T00:00:00Z",
+                "bbb",
+                false,
+            ),
+            pod(
+                "other",
+                serde_json::json!({"app": "db"}),
+                "2026-01-01T00:01:00Z",
+                "ccc",
+                false,
+            ),
+        ];
+        let t = targets(
+            &pods,
+            &[recording(serde_json::json!({"containers": ["web"]}))],
+            now,
+        );
+        assert_eq!(t.keys().collect::<Vec<_>>(), vec!["aaa"]);
+        assert!(t["aaa"].no_new_privs);
+        let all = targets(&pods, &[recording(serde_json::json!({}))], now);
+        assert_eq!(all.len(), 2, "both containers of the new pod");
+        // a recording whose duration passed selects nothing
+        assert!(targets(
+            &pods,
+            &[recording(serde_json::json!({"durationSeconds": 60}))],
+            now
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn the_recorder_is_needed_only_for_selected_pods_here_or_not_yet_placed() {
+        let now = "2026-01-01T00:10:00Z".parse().unwrap();
+        let web = |name: &str| {
+            pod(
+                name,
+                serde_json::json!({"app": "web"}),
+                "2026-01-01T00:01:00Z",
+                name,
+                false,
+            )
+        };
+        let bpf = [recording(serde_json::json!({}))];
+        let logs = [recording(serde_json::json!({"recorder": "Logs"}))];
+        let db = pod(
+            "db",
+            serde_json::json!({"app": "db"}),
+            "2026-01-01T00:01:00Z",
+            "d",
+            false,
+        );
+        // An idle recording (selects nothing here, nothing pending): no recorder.
+        assert!(!needs_recorder(&bpf, std::slice::from_ref(&db), &[], now));
+        assert!(needs_recorder(&bpf, &[web("here")], &[], now));
+        assert!(
+            needs_recorder(&bpf, std::slice::from_ref(&db), &[web("pending")], now),
+            "a selected pod not placed yet may come here"
+        );
+        assert!(
+            !needs_recorder(&logs, &[web("here")], &[], now),
+            "Logs needs no eBPF"
+        );
+        let mut done = web("done");
+        done.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        assert!(!needs_recorder(&bpf, &[done], &[], now));
+        let expired = [recording(serde_json::json!({"durationSeconds": 60}))];
+        assert!(!needs_recorder(&expired, &[web("here")], &[], now));
+        let old = pod(
+            "old",
+            serde_json::json!({"app": "web"}),
+            "2025-12-31T00:00:00Z",
+            "o",
+            false,
+        );
+        assert!(
+            !needs_recorder(&bpf, &[old], &[], now),
+            "created before the recording"
+        );
+    }
+
+    #[test]
+    fn knows_ended_containers() {
+        let pods = vec![pod(
+            "p",
+            serde_json::json!({}),
+            "2026-01-01T00:01:00Z",
+            "aaa",
+            true,
+        )];
+        let k = known_containers(&pods);
+        assert_eq!(k.get("aaa"), Some(&true));
+        assert_eq!(k.get("aaa-side"), Some(&false));
+    }
+}

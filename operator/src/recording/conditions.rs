@@ -1,0 +1,169 @@
+//! The conditions a ProfileRecording reports.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Condition type saying whether the binding webhook serves a `Logs` recording's namespace.
+pub const CONDITION_BINDING_WEBHOOK: &str = "BindingWebhook";
+
+/// Whether the binding webhook will put a `Logs` recording's pods under its `SCMP_ACT_LOG`
+/// profile: only in namespaces labelled `seccomp-operator.dev/binding=enabled`.
+pub fn binding_webhook_condition(
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+    generation: Option<i64>,
+) -> Condition {
+    let on = labels.get(crds::LABEL_BINDING).map(String::as_str) == Some("enabled");
+    Condition {
+        type_: CONDITION_BINDING_WEBHOOK.into(),
+        status: if on { "True" } else { "False" }.into(),
+        reason: if on {
+            "NamespaceEnabled"
+        } else {
+            "NamespaceNotLabelled"
+        }
+        .into(),
+        message: if on {
+            "the binding webhook puts the selected pods under the recording's SCMP_ACT_LOG profile"
+                .into()
+        } else {
+            format!(
+                "the Logs recorder works through the binding webhook: label namespace {ns} with {}=enabled; pods created before that are not recorded",
+                crds::LABEL_BINDING
+            )
+        },
+        observed_generation: generation,
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+    }
+}
+
+/// Put `c` in `conditions`, keeping the transition time while its status holds.
+pub fn set_condition(conditions: &mut Vec<Condition>, mut c: Condition) {
+    match conditions.iter_mut().find(|o| o.type_ == c.type_) {
+        Some(old) => {
+            if old.status == c.status {
+                c.last_transition_time = old.last_transition_time.clone();
+            }
+            *old = c;
+        }
+        None => conditions.push(c),
+    }
+}
+
+/// Condition type saying whether every node that recorded a selected container has
+/// reported it final.
+pub const CONDITION_REPORTS: &str = "Reported";
+/// Condition type saying the recording's spec cannot be used.
+pub const CONDITION_VALID: &str = "Valid";
+
+/// Whether the recording waits for nodes still recording (`still`, node → containers), and
+/// which nodes' containers will never be reported (`lost`: gone or not Ready).
+pub fn reports_condition(
+    still: &BTreeMap<String, usize>,
+    lost: &BTreeSet<String>,
+    generation: Option<i64>,
+) -> Condition {
+    let (status, reason, message) = if !still.is_empty() {
+        (
+            "False",
+            "NodesRecording",
+            crds::limits::summarize(
+                still
+                    .iter()
+                    .map(|(n, c)| format!("{n}: {c} container(s) still recorded")),
+            ),
+        )
+    } else if !lost.is_empty() {
+        (
+            "True",
+            "NodesLost",
+            format!(
+                "merged without the unfinished containers of nodes that are gone or not Ready: {}",
+                crds::limits::summarize(lost.iter())
+            ),
+        )
+    } else {
+        (
+            "True",
+            "AllReported",
+            "every recorded container was reported".to_owned(),
+        )
+    };
+    Condition {
+        type_: CONDITION_REPORTS.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: crds::limits::truncate(&message, crds::limits::MAX_MESSAGE_BYTES),
+        observed_generation: generation,
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+    }
+}
+
+/// The recording's spec cannot be used: `reason`, `message` says why.
+pub fn invalid_condition(reason: &str, message: &str, generation: Option<i64>) -> Condition {
+    Condition {
+        type_: CONDITION_VALID.into(),
+        status: "False".into(),
+        reason: reason.into(),
+        message: crds::limits::truncate(message, crds::limits::MAX_MESSAGE_BYTES),
+        observed_generation: generation,
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_recordings_say_when_their_namespace_lacks_the_binding_label() {
+        let off = binding_webhook_condition("shop", &BTreeMap::new(), Some(3));
+        assert_eq!(
+            (off.status.as_str(), off.reason.as_str()),
+            ("False", "NamespaceNotLabelled")
+        );
+        assert!(
+            off.message
+                .contains("label namespace shop with seccomp-operator.dev/binding=enabled"),
+            "{}",
+            off.message
+        );
+        let labels = BTreeMap::from([(crds::LABEL_BINDING.to_owned(), "enabled".to_owned())]);
+        let on = binding_webhook_condition("shop", &labels, Some(3));
+        assert_eq!(on.status, "True");
+        // The transition time moves only when the status changes.
+        let mut conds = vec![off.clone()];
+        let mut later = off.clone();
+        later.last_transition_time = Time(k8s_openapi::jiff::Timestamp::from_second(5).unwrap());
+        set_condition(&mut conds, later);
+        assert_eq!(conds.len(), 1);
+        assert_eq!(conds[0].last_transition_time, off.last_transition_time);
+        set_condition(&mut conds, on.clone());
+        assert_eq!(
+            (conds[0].status.as_str(), &conds[0].last_transition_time),
+            ("True", &on.last_transition_time)
+        );
+    }
+
+    #[test]
+    fn recordings_say_which_nodes_they_wait_for() {
+        let still = BTreeMap::from([("node-2".to_owned(), 1)]);
+        let c = reports_condition(&still, &BTreeSet::new(), None);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NodesRecording")
+        );
+        assert!(
+            c.message.contains("node-2: 1 container(s)"),
+            "{}",
+            c.message
+        );
+        let lost = BTreeSet::from(["node-3".to_owned()]);
+        let c = reports_condition(&BTreeMap::new(), &lost, None);
+        assert_eq!(c.reason, "NodesLost");
+        assert!(c.message.contains("node-3"));
+        let many: BTreeMap<String, usize> = (0..10_000).map(|i| (format!("n{i}"), 1)).collect();
+        let c = reports_condition(&many, &BTreeSet::new(), None);
+        assert!(c.message.len() <= crds::limits::MAX_MESSAGE_BYTES);
+    }
+}

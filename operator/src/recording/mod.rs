@@ -1,0 +1,463 @@
+//! The ProfileRecording controller, sole writer of recorded profiles. Node recorders report
+//! what each recorded container did into RecordingReports (one per recording and node); this
+//! controller
+//! - takes in every final report entry as the per-pod profile `<recording>-<pod>-<container>`
+//!   (a partial for `Containers`, the result for `None`), then marks it consumed in the
+//!   report's status so the recorder drops it;
+//! - decides when the recording has ended (its duration passed, or no selected pod is live)
+//!   and every node that recorded a selected container has reported it final (nodes that are
+//!   gone or not Ready are not waited for);
+//! - then merges the partials per container into `<recording>-<container>` ([`merge`]), which
+//!   folds in its own earlier result: a report that arrives late only adds.
+//!
+//! A finalizer keeps the recording until its reports are taken in and merged.
+//!
+//! - [`intake`]: reports → per-pod profiles (pure); [`merge`]: the one merge;
+//! - [`conditions`]: the conditions a recording reports.
+
+pub mod conditions;
+pub mod intake;
+pub mod merge;
+
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+use conditions::{binding_webhook_condition, reports_condition, set_condition};
+use crds::{
+    MergeStrategy, ProfileRecording, ProfileRecordingStatus, RecordingPhase, RecordingReport,
+    RecordingReportStatus, SeccompProfile, SeccompProfileSpec, LABEL_AUDIT_LOG_FOR, LABEL_PARTIAL,
+    LABEL_RECORDING,
+};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Finalizer on recordings whose reports are not all taken in and merged yet.
+pub const FINALIZER: &str = "seccomp-operator.dev/recording";
+
+/// A deleted recording waits at most this long for nodes still recording one of its
+/// containers before it merges what it has.
+pub const DELETE_WAIT: Duration = Duration::from_secs(120);
+
+/// Shared state.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Reconcile one recording.
+pub async fn reconcile(rec: Arc<ProfileRecording>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let ns = rec.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<ProfileRecording> = Api::namespaced(ctx.client.clone(), &ns);
+    let r = finalizer(&api, FINALIZER, rec, |ev| async {
+        match ev {
+            Finalizer::Apply(rec) => apply(&rec, &ctx, &ns).await,
+            Finalizer::Cleanup(rec) => cleanup(&rec, &ctx, &ns).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics
+        .reconciled("ProfileRecording", started.elapsed(), r.is_ok());
+    r
+}
+
+async fn partials(ctx: &Context, ns: &str, rec: &str) -> Result<Vec<SeccompProfile>> {
+    let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
+    let lp = ListParams::default().labels(&format!("{LABEL_RECORDING}={rec},{LABEL_PARTIAL}=true"));
+    Ok(api.list(&lp).await.map_err(Error::Kube)?.items)
+}
+
+/// What taking in the reports found.
+struct Intake {
+    /// Nodes (live ones) still recording a selected container, with how many.
+    still_recording: BTreeMap<String, usize>,
+    /// Nodes that are gone or not Ready whose reports list containers never finished.
+    lost: BTreeSet<String>,
+}
+
+/// Take in every final entry of the recording's reports: write its per-pod profile (folding
+/// in the one written before), then mark it consumed.
+async fn take_in(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Intake> {
+    let name = rec.name_any();
+    let reports: Api<RecordingReport> = Api::namespaced(ctx.client.clone(), ns);
+    let list = reports
+        .list(&ListParams::default().labels(&format!("{LABEL_RECORDING}={name}")))
+        .await
+        .map_err(Error::Kube)?
+        .items;
+    // Only reports about this recording (the label is the recorder's word; the spec too).
+    let list: Vec<RecordingReport> = list
+        .into_iter()
+        .filter(|r| r.spec.recording == name)
+        .collect();
+    let profiles: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
+    for report in &list {
+        let mut taken = Vec::new();
+        for entry in intake::to_take_in(report) {
+            let pname = intake::per_pod_name(&name, entry);
+            let earlier = profiles
+                .get_opt(&pname)
+                .await
+                .map_err(Error::Kube)?
+                .filter(|p| intake::same_source(p, &name, entry));
+            let p =
+                intake::per_pod_profile(rec, entry, earlier.as_ref().map(|p| &p.spec.document))?;
+            apply_profile(&profiles, &p).await?;
+            tracing::info!(recording = %name, profile = %pname, node = %report.spec.node_name, syscalls = entry.syscalls.len(), "recorded container taken in");
+            taken.push(entry.container_id.clone());
+        }
+        let consumed = intake::consumed_after(report, &taken);
+        let now = report
+            .status
+            .as_ref()
+            .map(|s| &s.consumed[..])
+            .unwrap_or(&[]);
+        if consumed != now {
+            let status = serde_json::json!({
+                "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "RecordingReport",
+                "status": RecordingReportStatus { consumed },
+            });
+            reports
+                .patch_status(
+                    &report.name_any(),
+                    &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+                    &Patch::Apply(&status),
+                )
+                .await
+                .map_err(Error::Kube)?;
+        }
+    }
+    let mut still = intake::still_recording(&list);
+    let mut lost = BTreeSet::new();
+    if !still.is_empty() {
+        let nodes: Api<Node> = Api::all(ctx.client.clone());
+        let mut gone = Vec::new();
+        for node in still.keys() {
+            let live = nodes
+                .get_opt(node)
+                .await
+                .map_err(Error::Kube)?
+                .is_some_and(|n| crate::node_liveness::node_ready(&n));
+            if !live {
+                gone.push(node.clone());
+            }
+        }
+        for node in gone {
+            still.remove(&node);
+            lost.insert(node);
+        }
+    }
+    Ok(Intake {
+        still_recording: still,
+        lost,
+    })
+}
+
+/// Server-side apply of a profile the operator writes.
+async fn apply_profile(api: &Api<SeccompProfile>, p: &SeccompProfile) -> Result<()> {
+    let mut v = serde_json::to_value(p).map_err(Error::Serialize)?;
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+    }
+    api.patch(
+        &p.name_any(),
+        &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+        &Patch::Apply(&v),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// A recording being deleted: take in what was reported, wait a little for nodes still
+/// recording, merge, then let it go (its reports and partials are garbage-collected with it).
+async fn cleanup(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action> {
+    let intake = take_in(rec, ctx, ns).await?;
+    let deleting_for = rec
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .and_then(|t| {
+            k8s_openapi::jiff::Timestamp::now()
+                .duration_since(t.0)
+                .try_into()
+                .ok()
+        })
+        .unwrap_or(Duration::ZERO);
+    if !intake.still_recording.is_empty() && deleting_for < DELETE_WAIT {
+        return Err(Error::StillRecording(
+            intake
+                .still_recording
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    }
+    if rec.spec.merge_strategy == MergeStrategy::Containers {
+        let parts = partials(ctx, ns, &rec.name_any()).await?;
+        merge::merge_partials(&ctx.client, rec, ns, &parts).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// The `SCMP_ACT_LOG` profile a `Logs` recording's containers run under while recorded
+/// (the binding webhook puts them there), owned by the recording.
+pub fn audit_log_profile(rec: &ProfileRecording) -> Result<SeccompProfile> {
+    let name = rec.name_any();
+    let mut p = SeccompProfile::new(
+        &ProfileRecording::audit_profile_name(&name),
+        SeccompProfileSpec {
+            document: crds::model::SeccompDocument {
+                default_action: crds::model::Action::Log,
+                default_errno_ret: None,
+                architectures: Vec::new(),
+                flags: Vec::new(),
+                listener_path: None,
+                listener_metadata: None,
+                syscalls: Vec::new(),
+            },
+            base_profile_name: None,
+            disabled: false,
+        },
+    );
+    p.metadata.namespace = rec.namespace();
+    p.metadata.labels = Some(BTreeMap::from([(
+        LABEL_AUDIT_LOG_FOR.to_owned(),
+        name.clone(),
+    )]));
+    p.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "seccomp-operator.dev/v1alpha1".into(),
+        kind: "ProfileRecording".into(),
+        name,
+        uid: rec.uid().ok_or(Error::MissingUid)?,
+        controller: Some(true),
+        block_owner_deletion: Some(false),
+    }]);
+    Ok(p)
+}
+
+async fn ensure_audit_log_profile(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<()> {
+    let p = audit_log_profile(rec)?;
+    let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
+    apply_profile(&api, &p).await
+}
+
+/// Status of a recording whose spec cannot be used: phase Error, condition Valid=False.
+async fn invalid(
+    rec: &ProfileRecording,
+    ctx: &Context,
+    ns: &str,
+    reason: &str,
+    message: &str,
+) -> Result<Action> {
+    let mut status = rec.status.clone().unwrap_or_default();
+    status.phase = Some(RecordingPhase::Error);
+    status.observed_generation = rec.metadata.generation;
+    set_condition(
+        &mut status.conditions,
+        conditions::invalid_condition(reason, message, rec.metadata.generation),
+    );
+    if rec.status.as_ref() != Some(&status) {
+        write_status(rec, ctx, ns, &status).await?;
+    }
+    Ok(Action::await_change())
+}
+
+async fn write_status(
+    rec: &ProfileRecording,
+    ctx: &Context,
+    ns: &str,
+    status: &ProfileRecordingStatus,
+) -> Result<()> {
+    let api: Api<ProfileRecording> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "status": status});
+    api.patch_status(
+        &rec.name_any(),
+        &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action> {
+    let name = rec.name_any();
+    if rec.spec.recorder == crds::Recorder::Logs {
+        ensure_audit_log_profile(rec, ctx, ns).await?;
+    }
+    let selector = match rec.pod_selector() {
+        Ok(s) => s,
+        Err(e) => {
+            return invalid(
+                rec,
+                ctx,
+                ns,
+                "InvalidSelector",
+                &format!("spec.podSelector: {e}"),
+            )
+            .await
+        }
+    };
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    // The label query narrows the list; `selects_pod` decides (the same rule the agents use).
+    let matching = pods
+        .list(&ListParams::default().labels_from(&selector))
+        .await
+        .map_err(Error::Kube)?
+        .items;
+    let active: Vec<String> = matching
+        .iter()
+        .filter(|p| crate::index::is_live(p) && p.metadata.deletion_timestamp.is_none())
+        .filter(|p| rec.selects_pod(p))
+        .map(|p| p.name_any())
+        .collect();
+    let intake = take_in(rec, ctx, ns).await?;
+    let parts = partials(ctx, ns, &name).await?;
+    // (Apply runs only while the recording is not being deleted: inactive means expired.)
+    let expired = !rec.is_active(k8s_openapi::jiff::Timestamp::now());
+    let ended = expired || active.is_empty();
+    let waiting = !intake.still_recording.is_empty();
+    let mut parts_left = !parts.is_empty();
+    if ended && !waiting && parts_left && rec.spec.merge_strategy == MergeStrategy::Containers {
+        merge::merge_partials(&ctx.client, rec, ns, &parts).await?;
+        parts_left = false;
+    }
+    let produced: Vec<String> = {
+        let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), ns);
+        let lp = ListParams::default().labels(&format!("{LABEL_RECORDING}={name}"));
+        let mut v: Vec<String> = api
+            .list(&lp)
+            .await
+            .map_err(Error::Kube)?
+            .items
+            .iter()
+            .filter(|p| {
+                rec.spec.merge_strategy == MergeStrategy::None
+                    || p.labels().get(LABEL_PARTIAL).map(String::as_str) != Some("true")
+            })
+            .map(|p| p.name_any())
+            .collect();
+        v.sort();
+        v
+    };
+    let phase = if !active.is_empty() && !expired {
+        RecordingPhase::Recording
+    } else if waiting || (parts_left && rec.spec.merge_strategy == MergeStrategy::Containers) {
+        RecordingPhase::Merging
+    } else if !produced.is_empty() {
+        RecordingPhase::Completed
+    } else {
+        RecordingPhase::Pending
+    };
+    let mut conditions = rec.status.clone().unwrap_or_default().conditions;
+    conditions.retain(|c| c.type_ != conditions::CONDITION_VALID);
+    if rec.spec.recorder == crds::Recorder::Logs {
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+        let labels = namespaces
+            .get_opt(ns)
+            .await
+            .map_err(Error::Kube)?
+            .map(|n| n.labels().clone())
+            .unwrap_or_default();
+        set_condition(
+            &mut conditions,
+            binding_webhook_condition(ns, &labels, rec.metadata.generation),
+        );
+    }
+    set_condition(
+        &mut conditions,
+        reports_condition(
+            &intake.still_recording,
+            &intake.lost,
+            rec.metadata.generation,
+        ),
+    );
+    let status = ProfileRecordingStatus {
+        phase: Some(phase),
+        active_workloads: active,
+        profiles: produced,
+        conditions,
+        observed_generation: rec.metadata.generation,
+    };
+    if rec.status.as_ref() != Some(&status) {
+        write_status(rec, ctx, ns, &status).await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(
+        if phase == RecordingPhase::Recording || waiting {
+            10
+        } else {
+            60
+        },
+    )))
+}
+
+/// Retry soon after an error.
+pub fn error_policy(rec: Arc<ProfileRecording>, err: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(recording = %rec.name_any(), error = %err, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Run the controller: recordings, re-checked when partial profiles appear.
+pub async fn run(client: Client, metrics: Arc<Metrics>) {
+    let recs: Api<ProfileRecording> = Api::all(client.clone());
+    let profiles: Api<SeccompProfile> = Api::all(client.clone());
+    let reports: Api<RecordingReport> = Api::all(client.clone());
+    let ctx = Arc::new(Context { client, metrics });
+    Controller::new(recs, watcher::Config::default())
+        // A report changed: take it in.
+        .watches(reports, watcher::Config::default(), |r: RecordingReport| {
+            let ns = r.namespace()?;
+            Some(kube::runtime::reflector::ObjectRef::new(&r.spec.recording).within(&ns))
+        })
+        .watches(
+            profiles,
+            watcher::Config::default().labels(LABEL_RECORDING),
+            |p: SeccompProfile| {
+                let ns = p.namespace()?;
+                let rec = p.labels().get(LABEL_RECORDING)?.clone();
+                Some(kube::runtime::reflector::ObjectRef::new(&rec).within(&ns))
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_recordings_get_an_owned_log_all_profile() {
+        let rec: ProfileRecording = serde_json::from_value(serde_json::json!({
+            "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u-1"},
+            "spec": {"recorder": "Logs", "podSelector": {"matchLabels": {"app": "web"}}}
+        }))
+        .unwrap();
+        let p = audit_log_profile(&rec).unwrap();
+        assert_eq!(p.name_any(), "web.log");
+        assert_eq!(p.namespace().as_deref(), Some("shop"));
+        assert_eq!(p.spec.document.default_action, crds::model::Action::Log);
+        assert!(p.spec.document.syscalls.is_empty());
+        assert_eq!(p.labels()[LABEL_AUDIT_LOG_FOR], "web");
+        let owner = &p.owner_references()[0];
+        assert_eq!((owner.uid.as_str(), owner.controller), ("u-1", Some(true)));
+        // never taken for a recording's output
+        assert!(p.labels().get(LABEL_RECORDING).is_none());
+    }
+}

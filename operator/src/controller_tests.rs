@@ -105,6 +105,7 @@ fn ctx(
         metrics: Arc::new(Metrics::default()),
         liveness: Default::default(),
         policy: Default::default(),
+        gate: crate::leader::Gate::open(),
     })
 }
 
@@ -294,6 +295,7 @@ async fn a_new_recording_gets_its_finalizer() {
     let c = Arc::new(recording::Context {
         client,
         metrics: Arc::new(Metrics::default()),
+        gate: crate::leader::Gate::open(),
     });
     let server = tokio::spawn(async move {
         let body = expect(&mut h, "PATCH", "/profilerecordings/rec?", answered).await;
@@ -311,6 +313,7 @@ async fn merge_of(partials: Vec<Value>, earlier: Option<Value>) -> Value {
     let c = Arc::new(recording::Context {
         client,
         metrics: Arc::new(Metrics::default()),
+        gate: crate::leader::Gate::open(),
     });
     let names: Vec<String> = partials
         .iter()
@@ -451,6 +454,7 @@ async fn final_report_entries_become_partials_and_are_marked_consumed() {
     let c = Arc::new(recording::Context {
         client,
         metrics: Arc::new(Metrics::default()),
+        gate: crate::leader::Gate::open(),
     });
     let rec_answer = serde_json::to_value(&r).unwrap();
     let server = tokio::spawn(async move {

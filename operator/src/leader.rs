@@ -1,159 +1,102 @@
-//! Leader election on a coordination.k8s.io Lease, with plain kube API calls: acquire when the
-//! lease is free or expired, renew well before it expires, and report loss so the caller stops
-//! its controllers (the process exits and restarts as a follower).
+//! Leader election: one replica runs the controllers. The Lease protocol is
+//! `kube-lease-manager`'s (acquire when free or expired, renew before expiry, release on
+//! shutdown); this module only fixes the timings and turns its state channel into the two
+//! questions `main` asks: "do I lead yet?" and "did I stop leading?".
 
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{ObjectMeta, PostParams};
-use kube::{Api, Client};
-use std::time::Duration;
+use kube::Client;
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-/// How long a lease is valid without renewal.
-pub const LEASE_DURATION: Duration = Duration::from_secs(15);
-/// How often the holder renews.
-pub const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// How long a lease is valid without renewal (seconds).
+pub const LEASE_SECONDS: u64 = 15;
+/// The holder renews this long before the lease would expire (seconds).
+pub const GRACE_SECONDS: u64 = 5;
 
-/// A candidate for leadership.
-pub struct Elector {
-    api: Api<Lease>,
-    name: String,
-    identity: String,
+/// This replica's candidacy.
+pub struct Leadership {
+    state: watch::Receiver<bool>,
+    task: JoinHandle<Result<LeaseManager, LeaseManagerError>>,
 }
 
-fn now() -> MicroTime {
-    MicroTime(k8s_openapi::jiff::Timestamp::now())
-}
-
-/// Whether a lease held by someone else has expired at `now`.
-pub fn expired(spec: &LeaseSpec, now: k8s_openapi::jiff::Timestamp) -> bool {
-    let Some(renew) = spec.renew_time.as_ref() else {
-        return true;
-    };
-    let secs = spec
-        .lease_duration_seconds
-        .unwrap_or(LEASE_DURATION.as_secs() as i32);
-    let deadline = renew.0 + k8s_openapi::jiff::SignedDuration::from_secs(secs as i64);
-    deadline < now
-}
-
-impl Elector {
-    /// A candidate `identity` (the pod name) for the Lease `name` in `namespace`.
-    pub fn new(client: Client, namespace: &str, name: &str, identity: &str) -> Self {
-        Elector {
-            api: Api::namespaced(client, namespace),
-            name: name.to_owned(),
-            identity: identity.to_owned(),
-        }
+impl Leadership {
+    /// Stand for the Lease `name` in `namespace` as `identity` (the pod name).
+    pub async fn stand(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+    ) -> Result<Self, LeaseManagerError> {
+        let manager = LeaseManagerBuilder::new(client, name)
+            .with_namespace(namespace)
+            .with_identity(identity)
+            .with_duration(LEASE_SECONDS)
+            .with_grace(GRACE_SECONDS)
+            .with_field_manager("seccomp-operator")
+            .build()
+            .await?;
+        let (state, task) = manager.watch().await;
+        Ok(Leadership { state, task })
     }
 
-    /// Try once: `Ok(true)` when this candidate holds the lease now.
-    pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
-        let spec = |transitions: i32, acquired: Option<MicroTime>| LeaseSpec {
-            holder_identity: Some(self.identity.clone()),
-            lease_duration_seconds: Some(LEASE_DURATION.as_secs() as i32),
-            acquire_time: acquired.or_else(|| Some(now())),
-            renew_time: Some(now()),
-            lease_transitions: Some(transitions),
-            ..Default::default()
-        };
-        match self.api.get_opt(&self.name).await? {
-            None => {
-                let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(self.name.clone()),
-                        ..Default::default()
-                    },
-                    spec: Some(spec(0, None)),
-                };
-                match self.api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-                    Err(e) => Err(e),
-                }
-            }
-            Some(mut lease) => {
-                let cur = lease.spec.clone().unwrap_or_default();
-                let mine = cur.holder_identity.as_deref() == Some(self.identity.as_str());
-                if !mine && !expired(&cur, k8s_openapi::jiff::Timestamp::now()) {
-                    return Ok(false);
-                }
-                let transitions = cur.lease_transitions.unwrap_or(0) + i32::from(!mine);
-                lease.spec = Some(spec(
-                    transitions,
-                    if mine { cur.acquire_time } else { None },
-                ));
-                // replace carries the resourceVersion: a concurrent taker makes this fail (409).
-                match self
-                    .api
-                    .replace(&self.name, &PostParams::default(), &lease)
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-                    Err(e) => Err(e),
-                }
-            }
-        }
+    /// Wait until this replica leads. Returns false if the election ended first.
+    pub async fn acquired(&mut self) -> bool {
+        self.state.wait_for(|leads| *leads).await.is_ok()
     }
 
-    /// Wait until this candidate leads.
-    pub async fn acquire(&self) {
-        loop {
-            match self.try_acquire_or_renew().await {
-                Ok(true) => {
-                    tracing::info!(lease = %self.name, identity = %self.identity, "became leader");
-                    return;
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "leader election"),
-            }
-            tokio::time::sleep(RENEW_EVERY).await;
-        }
+    /// Wait until this replica no longer leads.
+    pub async fn lost(&mut self) {
+        let _ = self.state.wait_for(|leads| !*leads).await;
     }
 
-    /// Renew until renewal fails for longer than the lease lasts; then return (leadership
-    /// is lost).
-    pub async fn hold(&self) {
-        let mut last_ok = std::time::Instant::now();
-        loop {
-            tokio::time::sleep(RENEW_EVERY).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_ok = std::time::Instant::now(),
-                Ok(false) => {
-                    tracing::error!("lease taken by another candidate");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "renewing the lease failed");
-                    if last_ok.elapsed() > LEASE_DURATION - RENEW_EVERY {
-                        return;
-                    }
-                }
-            }
+    /// Step down: the manager releases the Lease (so a follower takes over at once instead
+    /// of after the lease expires) and ends.
+    pub async fn release(self) {
+        drop(self.state);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
+            Ok(Ok(Ok(_))) => tracing::info!("leader lease released"),
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "releasing the leader lease failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "the leader election task failed"),
+            Err(_) => tracing::warn!("releasing the leader lease timed out"),
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Leadership {
+    /// A gate that opens while this replica leads.
+    pub fn gate(&self) -> Gate {
+        Gate(self.state.clone())
+    }
+}
 
-    #[test]
-    fn expiry() {
-        let t = k8s_openapi::jiff::Timestamp::from_second(1_000_000).unwrap();
-        let spec = LeaseSpec {
-            renew_time: Some(MicroTime(t)),
-            lease_duration_seconds: Some(15),
-            ..Default::default()
-        };
-        assert!(!expired(
-            &spec,
-            t + k8s_openapi::jiff::SignedDuration::from_secs(10)
-        ));
-        assert!(expired(
-            &spec,
-            t + k8s_openapi::jiff::SignedDuration::from_secs(16)
-        ));
-        assert!(expired(&LeaseSpec::default(), t));
+/// Whether this replica leads, for work only the leader does. Controllers run on every
+/// replica (their watches are shared with the webhooks and must be drained); their
+/// reconcilers return at once through a closed gate.
+#[derive(Clone)]
+pub struct Gate(watch::Receiver<bool>);
+
+impl Gate {
+    /// A gate that is always open (one replica, tests).
+    pub fn open() -> Self {
+        Gate(watch::channel(true).1)
+    }
+
+    /// Whether this replica leads now.
+    pub fn leads(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Wait until this replica leads (at once if it does).
+    pub async fn opened(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|leads| *leads).await;
+    }
+
+    /// Yields once, when this replica starts to lead: controllers reconcile everything then
+    /// (what changed while they were followers was skipped). A replica that loses the lead
+    /// exits, so there is no second time.
+    pub fn became_leader(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
+        let gate = self.clone();
+        futures::stream::once(async move { gate.opened().await })
     }
 }

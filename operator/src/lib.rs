@@ -2,11 +2,14 @@
 //! controllers and the admission webhooks, one small module per role.
 
 pub mod binding_status;
+pub mod caches;
+pub mod certificates;
 pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod node_controller;
 pub mod node_liveness;
+pub mod pod_watch;
 pub mod profile_controller;
 pub mod profile_status;
 pub mod recording;

@@ -5,16 +5,13 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use crds::{ProfileBinding, ProfileRecording, SeccompProfile};
-use futures::StreamExt;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{reflector, watcher, WatchStreamExt};
-use kube::{Api, Client};
+use kube::Client;
+use operator::certificates::{lifecycle, TlsConfig};
 use operator::index::PodIndex;
 use operator::metrics::Metrics;
 use operator::server::{self, WebhookState};
-use operator::webhook::tls::{self, Resolver, TlsConfig};
-use operator::{leader, profile_controller, recording};
+use operator::{binding_status, leader, profile_controller, recording};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,59 +127,12 @@ async fn main() -> anyhow::Result<()> {
             .await;
     });
 
-    // Caches the webhooks read.
-    let (profiles, pw) = reflector::store::<SeccompProfile>();
-    let (bindings, bw) = reflector::store::<ProfileBinding>();
-    tokio::spawn(
-        reflector::reflector(
-            pw,
-            watcher(
-                Api::<SeccompProfile>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|_| async {}),
-    );
-    tokio::spawn(
-        reflector::reflector(
-            bw,
-            watcher(
-                Api::<ProfileBinding>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|_| async {}),
-    );
-
-    let (recordings, rw) = reflector::store::<ProfileRecording>();
-    tokio::spawn(
-        reflector::reflector(
-            rw,
-            watcher(
-                Api::<ProfileRecording>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|_| async {}),
-    );
-
-    // The node agents' pods: who may write which node's report.
-    let (agent_pods, apw) = reflector::store::<k8s_openapi::api::core::v1::Pod>();
-    tokio::spawn(
-        reflector::reflector(
-            apw,
-            watcher(
-                Api::namespaced(client.clone(), &args.namespace),
-                watcher::Config::default()
-                    .labels("app.kubernetes.io/name in (seccomp-node-agent,seccomp-node-recorder)"),
-            ),
-        )
-        .default_backoff()
-        .for_each(|_| async {}),
-    );
+    // One watch per kind, shared by the webhooks and the controllers.
+    let mut caches = operator::caches::start(&client, &args.namespace);
+    let profiles = caches.profiles.store.clone();
+    let bindings = caches.bindings.store.clone();
+    let recordings = caches.recordings.store.clone();
+    let agent_pods = caches.agent_pods.clone();
 
     // Webhook TLS.
     let tls_cfg = TlsConfig {
@@ -192,30 +142,7 @@ async fn main() -> anyhow::Result<()> {
         mutating: args.mutating_configs.clone(),
         validating: args.validating_configs.clone(),
     };
-    let bundle = loop {
-        let r = if args.manage_certificates {
-            tls::ensure_bundle(&client, &tls_cfg)
-                .await
-                .map_err(anyhow::Error::from)
-        } else {
-            read_provided_bundle(&client, &tls_cfg).await
-        };
-        match r {
-            Ok(b) => break b,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook certificate not ready; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        }
-    };
-    let resolver = Arc::new(Resolver::new(bundle.certified_key()?));
-    if args.manage_certificates {
-        tokio::spawn(keep_certificates(
-            client.clone(),
-            tls_cfg.clone(),
-            resolver.clone(),
-        ));
-    }
+    let resolver = lifecycle::serving(&client, &tls_cfg, args.manage_certificates).await?;
     let policy = Arc::new(crds::model::Policy {
         allow_listener: args.allow_listener_path,
         allowed_flags: args.allowed_flags.clone(),
@@ -258,19 +185,19 @@ async fn main() -> anyhow::Result<()> {
     ready.store(true, Ordering::SeqCst);
     tracing::info!("webhooks ready");
 
-    // Controllers, on the leader only.
-    let elector = leader::Elector::new(
+    // Controllers run on every replica (they drain the shared watches) and act only while
+    // theirs leads.
+    let mut leadership = leader::Leadership::stand(
         client.clone(),
         &args.namespace,
         "seccomp-operator-leader",
         &args.identity,
-    );
-    let mut stop = stop_rx.clone();
-    tokio::select! {
-        _ = elector.acquire() => {},
-        _ = stop.changed() => return Ok(()),
-    }
+    )
+    .await
+    .context("standing for leader election")?;
+    let gate = leadership.gate();
     let index = Arc::new(RwLock::new(PodIndex::default()));
+    let pods = operator::pod_watch::start(client.clone(), index.clone());
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -278,82 +205,75 @@ async fn main() -> anyhow::Result<()> {
             instance: Some(args.identity.clone()),
         },
     );
-    let controllers = async {
-        tokio::join!(
-            profile_controller::run(
-                client.clone(),
-                index.clone(),
-                recorder,
-                metrics.clone(),
-                operator::node_controller::Config {
-                    namespace: args.namespace.clone(),
-                    taint_nodes: args.taint_nodes,
-                },
-                policy.clone(),
-            ),
-            recording::run(client.clone(), metrics.clone()),
-            operator::binding_status::run(
-                client.clone(),
-                bindings.clone(),
-                profiles.clone(),
-                index.clone(),
-                Duration::from_secs(3)
-            ),
-        )
+    let profile_inputs = profile_controller::Inputs {
+        profiles: profiles.clone(),
+        events: caches.profiles.subscription(),
+        base_events: caches.profiles.subscription(),
+        index: index.clone(),
+        pod_changes: pods.subscribe(),
+        recorder,
+        metrics: metrics.clone(),
+        nodes_cfg: operator::node_controller::Config {
+            namespace: args.namespace.clone(),
+            taint_nodes: args.taint_nodes,
+        },
+        policy: policy.clone(),
+        gate: gate.clone(),
     };
+    let binding_inputs = binding_status::Inputs {
+        bindings: bindings.clone(),
+        events: caches.bindings.subscription(),
+        profile_events: caches.profiles.subscription(),
+        pod_changes: pods.subscribe(),
+        gate: gate.clone(),
+    };
+    let controllers = tokio::spawn({
+        let (client, metrics, profiles, gate) = (
+            client.clone(),
+            metrics.clone(),
+            profiles.clone(),
+            gate.clone(),
+        );
+        let (rec_events, rec_profile_events) = (
+            caches.recordings.subscription(),
+            caches.profiles.subscription(),
+        );
+        async move {
+            tokio::join!(
+                profile_controller::run(client.clone(), profile_inputs),
+                recording::run(
+                    client.clone(),
+                    metrics,
+                    recordings,
+                    rec_events,
+                    rec_profile_events,
+                    gate,
+                ),
+                binding_status::run(client, profiles, index, binding_inputs),
+            )
+        }
+    });
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        leads = leadership.acquired() => {
+            if !leads {
+                anyhow::bail!("leader election ended");
+            }
+            tracing::info!(identity = %args.identity, "became leader");
+        },
+        _ = stop.changed() => {
+            leadership.release().await;
+            return Ok(());
+        },
+    }
     tokio::select! {
         _ = controllers => {},
-        _ = elector.hold() => {
+        _ = leadership.lost() => {
             anyhow::bail!("lost leadership; exiting so a restart rejoins as a follower");
         }
         _ = stop.changed() => {},
     }
+    leadership.release().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), webhook).await;
     Ok(())
-}
-
-/// When cert-manager (or anyone) provides the Secret: use its tls.crt / tls.key.
-async fn read_provided_bundle(client: &Client, cfg: &TlsConfig) -> anyhow::Result<tls::Bundle> {
-    let api: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(client.clone(), &cfg.namespace);
-    let s = api.get(&cfg.secret).await?;
-    let d = s.data.unwrap_or_default();
-    let get = |k: &str| {
-        d.get(k)
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-            .unwrap_or_default()
-    };
-    Ok(tls::Bundle {
-        ca_cert: get("ca.crt"),
-        ca_key: String::new(),
-        cert: get("tls.crt"),
-        key: get("tls.key"),
-        not_after: u64::MAX,
-        ca_not_after: u64::MAX,
-    })
-}
-
-/// Re-assert the CA bundle (a `kubectl apply` may reset it) and renew before expiry.
-async fn keep_certificates(client: Client, cfg: TlsConfig, resolver: Arc<Resolver>) {
-    let mut served: Option<String> = None;
-    loop {
-        match tls::ensure_bundle(&client, &cfg).await {
-            Ok(b) => {
-                if served.as_deref() != Some(b.cert.as_str()) {
-                    match b.certified_key() {
-                        Ok(k) => {
-                            resolver.set(k);
-                            served = Some(b.cert.clone());
-                        }
-                        Err(e) => tracing::error!(error = %e, "renewed certificate unusable"),
-                    }
-                }
-                if let Err(e) = tls::inject_ca(&client, &cfg, &b.ca_cert).await {
-                    tracing::warn!(error = %e, "injecting the CA bundle failed");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "checking the webhook certificate failed"),
-        }
-        tokio::time::sleep(Duration::from_secs(15)).await;
-    }
 }

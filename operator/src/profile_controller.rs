@@ -7,12 +7,11 @@ use crate::profile_status::{compute, with_transition_times, Observed};
 use crate::{Error, Result};
 use crds::{SeccompNodeStatus, SeccompProfile, SeccompProfileStatus, FINALIZER_IN_USE};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::sync::{Arc, RwLock};
@@ -39,6 +38,8 @@ pub struct Context {
     pub liveness: Arc<crate::node_controller::Shared>,
     /// What tenants' profiles may use.
     pub policy: Arc<crds::model::Policy>,
+    /// Open while this replica leads.
+    pub gate: crate::leader::Gate,
 }
 
 fn profile_id(p: &SeccompProfile) -> ProfileId {
@@ -47,6 +48,9 @@ fn profile_id(p: &SeccompProfile) -> ProfileId {
 
 /// Reconcile one profile.
 pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Action> {
+    if !ctx.gate.leads() {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let ns = p.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<SeccompProfile> = Api::namespaced(ctx.client.clone(), &ns);
@@ -181,21 +185,48 @@ pub fn error_policy(p: Arc<SeccompProfile>, err: &Error, ctx: Arc<Context>) -> A
     Action::requeue(Duration::from_secs(5))
 }
 
+/// What the profile controller is built from.
+pub struct Inputs {
+    /// The shared SeccompProfile store.
+    pub profiles: Store<SeccompProfile>,
+    /// A subscription to SeccompProfile events: what the controller reconciles.
+    pub events: ReflectHandle<SeccompProfile>,
+    /// Another subscription: a change of a base profile reconciles the profiles built on it.
+    pub base_events: ReflectHandle<SeccompProfile>,
+    /// Pods by the profiles they use.
+    pub index: Arc<RwLock<PodIndex>>,
+    /// Profiles whose users changed.
+    pub pod_changes: crate::pod_watch::Changes,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The node controller's settings.
+    pub nodes_cfg: crate::node_controller::Config,
+    /// What tenants' profiles may use.
+    pub policy: Arc<crds::model::Policy>,
+    /// Open while this replica leads.
+    pub gate: crate::leader::Gate,
+}
+
 /// Run the controller until the stream ends.
-pub async fn run(
-    client: Client,
-    index: Arc<RwLock<PodIndex>>,
-    recorder: Recorder,
-    metrics: Arc<Metrics>,
-    nodes_cfg: crate::node_controller::Config,
-    policy: Arc<crds::model::Policy>,
-) {
-    let profiles: Api<SeccompProfile> = Api::all(client.clone());
+pub async fn run(client: Client, inputs: Inputs) {
+    let Inputs {
+        profiles,
+        events,
+        base_events,
+        index,
+        pod_changes,
+        recorder,
+        metrics,
+        nodes_cfg,
+        policy,
+        gate,
+    } = inputs;
     // A bounded number of reconciles at once: a burst of thousands of profiles must not hold
     // thousands of working sets.
-    let controller = Controller::new(profiles.clone(), watcher::Config::default().any_semantic())
+    let controller = Controller::for_shared_stream(events, profiles.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(4));
-    let store = controller.store();
 
     // Node reports: a store for status, and a trigger for every profile a report lists.
     let (nodes, node_writer) = reflector::store();
@@ -209,37 +240,41 @@ pub async fn run(
     .default_backoff()
     .touched_objects();
 
-    // Pods: the index, and a trigger for every profile whose users changed.
-    let pod_stream = pod_events(client.clone(), index.clone());
-
-    // Base profiles: a change of X reconciles the profiles built on X.
-    let dependents_store = store.clone();
-    let base_stream = watcher(profiles, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
-
-    // Which nodes count: every profile is reconciled again when that changes.
+    // Which nodes count: every profile is reconciled again when that changes. Only the
+    // leader counts nodes and taints them.
     let liveness = Arc::new(crate::node_controller::Shared::default());
     let liveness_changes = liveness.changes();
-    tokio::spawn(crate::node_controller::run(
-        client.clone(),
-        nodes_cfg,
-        nodes.clone(),
-        liveness.clone(),
-    ));
+    {
+        let (client, nodes, liveness, gate) = (
+            client.clone(),
+            nodes.clone(),
+            liveness.clone(),
+            gate.clone(),
+        );
+        tokio::spawn(async move {
+            gate.opened().await;
+            crate::node_controller::run(client, nodes_cfg, nodes, liveness).await;
+        });
+    }
 
+    let dependents = profiles.clone();
     let ctx = Arc::new(Context {
         client,
-        profiles: store,
+        profiles,
         nodes,
         index,
         recorder,
         metrics,
         liveness,
         policy,
+        gate: gate.clone(),
     });
     controller
-        .reconcile_all_on(liveness_changes)
+        .reconcile_all_on(futures::stream::select(
+            liveness_changes,
+            gate.became_leader(),
+        ))
+        .reconcile_on(pod_changes.into_stream())
         .watches_stream(node_stream, |n: SeccompNodeStatus| {
             n.status
                 .map(|s| s.profiles)
@@ -248,22 +283,10 @@ pub async fn run(
                 .map(|e| ObjectRef::new(&e.name).within(&e.namespace))
                 .collect::<Vec<_>>()
         })
-        .watches_stream(pod_stream, |carrier: Pod| {
-            carrier
-                .annotations()
-                .get(CHANGED)
-                .map(|v| {
-                    v.split(';')
-                        .filter_map(|id| id.split_once('/'))
-                        .map(|(ns, name)| ObjectRef::new(name).within(ns))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
-        .watches_stream(base_stream, move |changed: SeccompProfile| {
+        .watches_shared_stream(base_events, move |changed: Arc<SeccompProfile>| {
             let ns = changed.namespace();
             let name = changed.name_any();
-            dependents_store
+            dependents
                 .state()
                 .iter()
                 .filter(|o| {
@@ -281,48 +304,4 @@ pub async fn run(
             }
         })
         .await;
-}
-
-/// Annotation of the trigger objects [`pod_events`] yields: the profiles (`ns/name;...`) whose
-/// users changed.
-const CHANGED: &str = "seccomp-operator.dev/changed-profiles";
-
-/// Pod events applied to the index; each change yields a trigger carrying the profiles whose
-/// users changed (a relist can drop pods no event names, so the pod itself is not enough).
-fn pod_events(
-    client: Client,
-    index: Arc<RwLock<PodIndex>>,
-) -> impl futures::Stream<Item = std::result::Result<Pod, watcher::Error>> + Send {
-    watcher(
-        Api::<Pod>::all(client),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .filter_map(move |ev| {
-        let index = index.clone();
-        async move {
-            let mut idx = match index.write() {
-                Ok(i) => i,
-                Err(p) => p.into_inner(),
-            };
-            let changed = match ev {
-                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => idx.apply(&p),
-                Ok(watcher::Event::Delete(p)) => idx.delete(&p),
-                Ok(watcher::Event::Init) => {
-                    idx.begin_resync();
-                    Default::default()
-                }
-                Ok(watcher::Event::InitDone) => idx.end_resync(),
-                Err(e) => return Some(Err(e)),
-            };
-            if changed.is_empty() {
-                return None;
-            }
-            let ids: Vec<String> = changed.iter().map(|(ns, n)| format!("{ns}/{n}")).collect();
-            let mut carrier = Pod::default();
-            carrier.metadata.name = Some("trigger".into());
-            carrier.metadata.annotations = Some([(CHANGED.to_owned(), ids.join(";"))].into());
-            Some(Ok(carrier))
-        }
-    })
 }

@@ -1,8 +1,9 @@
 //! The operator's servers: the HTTPS admission webhook server and the plain HTTP
 //! `/healthz`, `/readyz`, `/metrics` server.
 
+use crate::certificates::Resolver;
 use crate::metrics::Metrics;
-use crate::webhook::{self, tls::Resolver, ClusterView};
+use crate::webhook::{self, ClusterView};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -267,42 +267,22 @@ impl Drop for AuditReader {
     }
 }
 
-fn set_receive_buffer(socket: &Socket, bytes: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt with a valid fd and a pointer to a c_int of the given size.
-    unsafe {
-        // RCVBUFFORCE (CAP_NET_ADMIN) goes past rmem_max; fall back to the capped one.
-        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-            if libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&bytes as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            ) == 0
-            {
-                break;
-            }
-        }
+fn set_receive_buffer(socket: &Socket, bytes: usize) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    // RCVBUFFORCE (CAP_NET_ADMIN) goes past rmem_max; fall back to the capped one.
+    if setsockopt(socket, sockopt::RcvBufForce, &bytes).is_err() {
+        let _ = setsockopt(socket, sockopt::RcvBuf, &bytes);
     }
 }
 
 fn set_receive_timeout(socket: &Socket, d: std::time::Duration) {
-    use std::os::fd::AsRawFd;
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: setsockopt with a valid fd and a pointer to a timeval of the given size.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-    }
+    use nix::sys::socket::{setsockopt, sockopt};
+    use nix::sys::time::{TimeVal, TimeValLike};
+    let _ = setsockopt(
+        socket,
+        sockopt::ReceiveTimeout,
+        &TimeVal::microseconds(d.as_micros() as i64),
+    );
 }
 
 fn read_loop(

@@ -147,18 +147,16 @@ impl Filter {
     /// The filter as classic BPF, as the kernel receives it.
     pub fn bpf(&self) -> Result<Vec<u8>, CompileError> {
         use std::io::{Read, Seek};
-        use std::os::fd::FromRawFd;
         let refused = |source| CompileError::Refused {
             field: "(filter)".into(),
             source,
         };
-        // SAFETY: memfd_create has no memory-safety preconditions; the fd is owned below.
-        let fd = unsafe { libc::memfd_create(c"seccomp-bpf".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(CompileError::Export(std::io::Error::last_os_error()));
-        }
-        // SAFETY: fd is a fresh descriptor nobody else owns.
-        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let fd = nix::sys::memfd::memfd_create(
+            c"seccomp-bpf",
+            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+        )
+        .map_err(|e| CompileError::Export(e.into()))?;
+        let mut file = std::fs::File::from(fd);
         self.ctx.export_bpf(&file).map_err(refused)?;
         let mut out = Vec::new();
         file.rewind()

@@ -124,12 +124,9 @@ pub fn record_command(rec: &mut Recorder, argv: &[OsString]) -> anyhow::Result<R
                 unsafe { libc::_exit(127) };
             }
             let _ = nix::unistd::execv(&program, &args);
-            let msg = b"seccompctl: exec failed\n";
-            // SAFETY: write and _exit are async-signal-safe.
-            unsafe {
-                libc::write(2, msg.as_ptr().cast(), msg.len());
-                libc::_exit(127)
-            }
+            let _ = nix::unistd::write(std::io::stderr(), b"seccompctl: exec failed\n");
+            // SAFETY: _exit is async-signal-safe (there is no safe wrapper).
+            unsafe { libc::_exit(127) }
         }
         ForkResult::Parent { child } => {
             drop(ready_w);
@@ -181,13 +178,7 @@ pub fn record_runc(
     let nnp = bundle_no_new_privileges(bundle)?;
     let kind = oci_runtime_kind(runc)?;
     // The container's init is reparented to us when `runc create` exits, so we can wait for it.
-    // SAFETY: prctl with these arguments has no memory-safety preconditions.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        bail!(
-            "prctl(PR_SET_CHILD_SUBREAPER): {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     rec.arm(true)?;
     let cleanup = |id: &str| {
         let _ = Command::new(runc).args(["delete", "--force", id]).status();

@@ -33,6 +33,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,10 +53,15 @@ pub struct Context {
     pub client: Client,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Open while this replica leads.
+    pub gate: crate::leader::Gate,
 }
 
 /// Reconcile one recording.
 pub async fn reconcile(rec: Arc<ProfileRecording>, ctx: Arc<Context>) -> Result<Action> {
+    if !ctx.gate.leads() {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let ns = rec.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<ProfileRecording> = Api::namespaced(ctx.client.clone(), &ns);
@@ -410,27 +416,34 @@ pub fn error_policy(rec: Arc<ProfileRecording>, err: &Error, _ctx: Arc<Context>)
     Action::requeue(Duration::from_secs(5))
 }
 
-/// Run the controller: recordings, re-checked when partial profiles appear.
-pub async fn run(client: Client, metrics: Arc<Metrics>) {
-    let recs: Api<ProfileRecording> = Api::all(client.clone());
-    let profiles: Api<SeccompProfile> = Api::all(client.clone());
+/// Run the controller: recordings (shared store and subscription), re-checked when a report
+/// changes or a profile the recording produced does.
+pub async fn run(
+    client: Client,
+    metrics: Arc<Metrics>,
+    recordings: Store<ProfileRecording>,
+    events: ReflectHandle<ProfileRecording>,
+    profile_events: ReflectHandle<SeccompProfile>,
+    gate: crate::leader::Gate,
+) {
     let reports: Api<RecordingReport> = Api::all(client.clone());
-    let ctx = Arc::new(Context { client, metrics });
-    Controller::new(recs, watcher::Config::default())
+    let ctx = Arc::new(Context {
+        client,
+        metrics,
+        gate: gate.clone(),
+    });
+    Controller::for_shared_stream(events, recordings)
+        .reconcile_all_on(gate.became_leader())
         // A report changed: take it in.
         .watches(reports, watcher::Config::default(), |r: RecordingReport| {
             let ns = r.namespace()?;
-            Some(kube::runtime::reflector::ObjectRef::new(&r.spec.recording).within(&ns))
+            Some(ObjectRef::new(&r.spec.recording).within(&ns))
         })
-        .watches(
-            profiles,
-            watcher::Config::default().labels(LABEL_RECORDING),
-            |p: SeccompProfile| {
-                let ns = p.namespace()?;
-                let rec = p.labels().get(LABEL_RECORDING)?.clone();
-                Some(kube::runtime::reflector::ObjectRef::new(&rec).within(&ns))
-            },
-        )
+        .watches_shared_stream(profile_events, |p: Arc<SeccompProfile>| {
+            let ns = p.namespace()?;
+            let rec = p.labels().get(LABEL_RECORDING)?.clone();
+            Some(ObjectRef::new(&rec).within(&ns))
+        })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

@@ -1,7 +1,10 @@
 //! Webhook decisions on AdmissionReview fixtures.
 
 use super::*;
+use crds::model::Policy;
+use kube::core::admission::AdmissionResponse;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 #[derive(Default)]
 struct View {

@@ -2,6 +2,8 @@
 //! rcgen, kept in a Secret (so every replica and restart serves the same one), the CA bundle
 //! injected into the operator's webhook configurations, renewal before expiry.
 
+pub mod lifecycle;
+
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };

@@ -1,0 +1,86 @@
+//! The validating install gate: every operator profile a pod references (CREATE, and what an
+//! UPDATE or an ephemeral container adds) must exist and be Installed on every node.
+
+use super::{old_pod_of, operator_references, pod_of, ClusterView};
+use crate::index::references;
+use crds::ProfilePhase;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::DynamicObject;
+use kube::ResourceExt;
+use std::collections::BTreeSet;
+/// The validating gate: every operator profile a new pod references must exist and be
+/// Installed on every node.
+pub fn gate(
+    req: &AdmissionRequest<DynamicObject>,
+    view: &dyn ClusterView,
+    shared: &BTreeSet<String>,
+) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return resp;
+    }
+    let pod = match pod_of(req) {
+        None => return resp,
+        Some(Err(e)) => return resp.deny(e),
+        Some(Ok(p)) => p,
+    };
+    // An UPDATE is held to the gate only for what it adds (an ephemeral container, a legacy
+    // annotation): what the pod already used was checked when it came.
+    let before: BTreeSet<crate::index::Reference> = match old_pod_of(req) {
+        Some(Ok(old)) => references(&old).into_iter().collect(),
+        _ => BTreeSet::new(),
+    };
+    let own = pod.namespace().unwrap_or_default();
+    let mut problems = Vec::new();
+    let added = operator_references(&pod, &mut problems)
+        .into_iter()
+        .filter(|(r, _)| !before.contains(r));
+    for (r, (ns, name)) in added {
+        // Another tenant's profile: whether it exists, and its state, are not this pod's
+        // business (tenant isolation refuses the reference).
+        if ns != own && !shared.contains(&ns) {
+            problems.push(format!(
+                "{} uses {}: not allowed for pods of namespace {own}",
+                r.place, r.path
+            ));
+            continue;
+        }
+        let why = match view.profile(&ns, &name) {
+            None => Some(format!("SeccompProfile {ns}/{name} does not exist")),
+            Some(p) => {
+                let status = p.status.clone().unwrap_or_default();
+                let nodes = status
+                    .installed_nodes
+                    .clone()
+                    .unwrap_or_else(|| "0/0".into());
+                let ready_msg = status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == "Ready")
+                    .map(|c| c.message.clone())
+                    .unwrap_or_default();
+                if p.metadata.deletion_timestamp.is_some() {
+                    Some(format!("SeccompProfile {ns}/{name} is being deleted"))
+                } else {
+                    match status.phase {
+                        Some(ProfilePhase::Installed) => None,
+                        Some(ProfilePhase::Disabled) => Some(format!("SeccompProfile {ns}/{name} is disabled")),
+                        Some(ProfilePhase::Error) => Some(format!("SeccompProfile {ns}/{name} is in Error: {ready_msg}")),
+                        _ => Some(format!("SeccompProfile {ns}/{name} is not installed on every node yet ({nodes} nodes)")),
+                    }
+                }
+            }
+        };
+        if let Some(why) = why {
+            problems.push(format!("{} uses {}: {why}", r.place, r.path));
+        }
+    }
+    if problems.is_empty() {
+        resp
+    } else {
+        resp.deny(format!(
+            "seccomp-operator install gate: {}; the pod can be created once the profile is Installed",
+            problems.join("; ")
+        ))
+    }
+}

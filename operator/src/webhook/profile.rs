@@ -1,0 +1,56 @@
+//! The validating profile webhook: what a schema cannot say (size limits over all rules) and
+//! the cluster's profile policy (listeners, filter flags).
+
+use crds::model::Policy;
+use crds::SeccompProfile;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::DynamicObject;
+
+/// Profile admission (validating, SeccompProfile CREATE/UPDATE): the sizes a schema cannot
+/// express and the cluster's profile policy. Validity beyond that (unknown syscall names,
+/// contradicting rules) is reported in the profile's status, not refused here. An UPDATE that
+/// leaves the spec as it was (finalizers, labels) is always allowed, so a profile stored
+/// before a limit or policy existed can still be released and deleted.
+pub fn profile(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
+    if !matches!(req.operation, Operation::Create | Operation::Update)
+        || req.kind.kind != "SeccompProfile"
+        || req.sub_resource.is_some()
+    {
+        return resp;
+    }
+    let read = |o: Option<&DynamicObject>| -> Option<Result<SeccompProfile, String>> {
+        let o = o?;
+        Some(
+            serde_json::to_value(o)
+                .and_then(serde_json::from_value::<SeccompProfile>)
+                .map_err(|e| {
+                    crds::limits::truncate(
+                        &format!("cannot read the SeccompProfile: {e}"),
+                        crds::limits::MAX_MESSAGE_BYTES,
+                    )
+                }),
+        )
+    };
+    let new = match read(req.object.as_ref()) {
+        None => return resp,
+        Some(Err(e)) => return resp.deny(e),
+        Some(Ok(p)) => p,
+    };
+    if let Some(Ok(old)) = read(req.old_object.as_ref()) {
+        if old.spec == new.spec {
+            return resp;
+        }
+    }
+    let doc = &new.spec.document;
+    let mut problems = crds::model::validate::check_limits(doc, "spec.");
+    problems.extend(policy.check(doc, "spec."));
+    if problems.is_empty() {
+        resp
+    } else {
+        resp.deny(format!(
+            "seccomp-operator: {}",
+            crds::limits::summarize(problems.iter().map(ToString::to_string))
+        ))
+    }
+}

@@ -31,6 +31,23 @@ pub const RETRY: Duration = Duration::from_secs(5);
 /// Field manager name for server-side apply.
 pub const MANAGER: &str = "seccomp-node-agent";
 
+/// Why the install loop stopped, or a status object could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The SeccompProfile watch ended before its first complete list.
+    #[error("the SeccompProfile watch ended before its first list: {0}")]
+    NeverListed(#[source] kube::runtime::reflector::store::WriterDropped),
+    /// The node's status object cannot be owned by its Node.
+    #[error("owning the node's status object: {0}")]
+    Owner(#[source] crate::heartbeat::OwnerError),
+    /// The status object did not serialise.
+    #[error("serialising the node's status object: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// The API server refused or failed.
+    #[error("writing the node's status object: {0}")]
+    Kube(#[source] kube::Error),
+}
+
 /// Run the installer against the cluster until `shutdown` turns true. `synced` turns true
 /// after the first full sync (the heartbeat starts then).
 pub async fn run(
@@ -41,7 +58,7 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     synced: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> Result<(), InstallError> {
     let api: Api<SeccompProfile> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
     let changed = Arc::new(Notify::new());
@@ -66,7 +83,7 @@ pub async fn run(
 
     tracing::info!("waiting for the first complete list of SeccompProfiles");
     tokio::select! {
-        r = reader.wait_until_ready() => r?,
+        r = reader.wait_until_ready() => r.map_err(InstallError::NeverListed)?,
         _ = shutdown.changed() => return Ok(()),
     }
     let mut next_resync = RESYNC;
@@ -180,16 +197,18 @@ async fn ensure_object(
     client: &Client,
     api: &Api<SeccompNodeStatus>,
     node_name: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), InstallError> {
     let mut obj = SeccompNodeStatus::new(
         node_name,
         SeccompNodeStatusSpec {
             node_name: node_name.to_owned(),
         },
     );
-    let owner = crate::heartbeat::node_owner(client, node_name).await?;
+    let owner = crate::heartbeat::node_owner(client, node_name)
+        .await
+        .map_err(InstallError::Owner)?;
     obj.meta_mut().owner_references = Some(vec![owner]);
-    let mut value = serde_json::to_value(&obj)?;
+    let mut value = serde_json::to_value(&obj).map_err(InstallError::Serialize)?;
     if let Some(m) = value.as_object_mut() {
         m.remove("status");
     }
@@ -198,6 +217,7 @@ async fn ensure_object(
         &PatchParams::apply(MANAGER).force(),
         &Patch::Apply(&value),
     )
-    .await?;
+    .await
+    .map_err(InstallError::Kube)?;
     Ok(())
 }

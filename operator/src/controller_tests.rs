@@ -547,3 +547,38 @@ async fn final_report_entries_become_partials_and_are_marked_consumed() {
     recording::reconcile(Arc::new(r), c).await.unwrap();
     server.await.unwrap();
 }
+
+/// A recording deleted with its namespace: nothing can be written there any more, so the
+/// finalizer goes without taking reports in (the namespace would otherwise hang in
+/// Terminating behind a merge the API server refuses).
+#[tokio::test]
+async fn a_recording_in_a_terminating_namespace_is_released() {
+    let (client, mut h) = mock();
+    let r = recording(
+        json!({"finalizers": [recording::FINALIZER], "deletionTimestamp": two_minutes_ago()}),
+    );
+    let c = Arc::new(recording::Context {
+        client,
+        metrics: Arc::new(Metrics::default()),
+        gate: crate::leader::Gate::open(),
+    });
+    let answer = serde_json::to_value(&r).unwrap();
+    let server = tokio::spawn(async move {
+        expect(
+            &mut h,
+            "GET",
+            "/api/v1/namespaces/shop",
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": "shop", "deletionTimestamp": two_minutes_ago()}}),
+        )
+        .await;
+        let patch = expect(&mut h, "PATCH", "/profilerecordings/rec?", answer).await;
+        assert!(
+            patch.to_string().contains("remove")
+                || !patch.to_string().contains(recording::FINALIZER),
+            "the finalizer is removed: {patch}"
+        );
+    });
+    recording::reconcile(Arc::new(r), c).await.unwrap();
+    server.await.unwrap();
+}

@@ -189,6 +189,18 @@ async fn apply_profile(api: &Api<SeccompProfile>, p: &SeccompProfile) -> Result<
 /// A recording being deleted: take in what was reported, wait a little for nodes still
 /// recording, merge, then let it go (its reports and partials are garbage-collected with it).
 async fn cleanup(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action> {
+    // The namespace is being deleted with everything in it: nothing can be written there any
+    // more (the API server refuses new objects), and nothing would outlive it. Let go.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+    let terminating = namespaces
+        .get_opt(ns)
+        .await
+        .map_err(Error::Kube)?
+        .is_none_or(|n| n.metadata.deletion_timestamp.is_some());
+    if terminating {
+        tracing::info!(recording = %rec.name_any(), namespace = %ns, "namespace is being deleted: recording released without a merge");
+        return Ok(Action::await_change());
+    }
     let intake = take_in(rec, ctx, ns).await?;
     let deleting_for = rec
         .metadata

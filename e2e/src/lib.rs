@@ -319,6 +319,42 @@ pub fn cluster_ctl(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A node stopped with `hack/cluster-ctl.sh stop node`; started again when dropped, so a
+/// journey that fails while its node is down does not leave the next journeys a node short.
+#[must_use = "the node starts again when this is dropped"]
+pub struct StoppedNode {
+    name: String,
+    started: bool,
+}
+
+impl StoppedNode {
+    /// Stop `name`.
+    pub fn stop(name: &str) -> anyhow::Result<Self> {
+        cluster_ctl(&["stop", "node", name])?;
+        Ok(StoppedNode {
+            name: name.to_owned(),
+            started: false,
+        })
+    }
+
+    /// Start it again now (and report whether that worked).
+    pub fn start(mut self) -> anyhow::Result<()> {
+        self.started = true;
+        cluster_ctl(&["start", "node", &self.name]).map(|_| ())
+    }
+}
+
+impl Drop for StoppedNode {
+    fn drop(&mut self) {
+        if !self.started {
+            eprintln!("starting node {} again after a failure", self.name);
+            if let Err(e) = cluster_ctl(&["start", "node", &self.name]) {
+                eprintln!("could not start node {}: {e}", self.name);
+            }
+        }
+    }
+}
+
 /// The cluster's nodes now (`hack/cluster-ctl.sh nodes`), node 1 (this machine) first.
 pub fn cluster_nodes() -> Vec<ClusterNode> {
     let out = cluster_ctl(&["nodes"]).expect("hack/cluster-ctl.sh nodes");

@@ -163,7 +163,7 @@ async fn m3_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
         .await?;
 
     let stopped = Instant::now();
-    cluster_ctl(&["stop", "node", &dead.name])?;
+    let stopped_node = StoppedNode::stop(&dead.name)?;
     let result = async {
         // Within the documented timeout (agent Lease 40 s, Node grace 40 s), the profile
         // names the node as not counted and stays Installed on the live ones.
@@ -218,7 +218,7 @@ async fn m3_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
 
     // The node comes back and catches up, with no operator restart.
     let restarted = Instant::now();
-    cluster_ctl(&["start", "node", &dead.name])?;
+    stopped_node.start()?;
     result?;
     ns.wait_profile_for(
         "during",
@@ -693,7 +693,7 @@ async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Resu
     let (holder, node) = arrange_replicas(&client, &first).await?;
     eprintln!("m5: leader {holder} on {node}; stopping {node}");
     let stopped = Instant::now();
-    cluster_ctl(&["stop", "node", &node])?;
+    let stopped_node = StoppedNode::stop(&node)?;
     let result = async {
         // Pods using an Installed profile keep being admitted during the failover (each
         // attempt is a new pod; a refused one is counted and retried).
@@ -751,7 +751,7 @@ async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Resu
         anyhow::Ok(())
     }
     .await;
-    cluster_ctl(&["start", "node", &node])?;
+    stopped_node.start()?;
     result?;
     wait_all_counted(&ns, "steady").await?;
     Ok(())

@@ -32,7 +32,10 @@ impl Leadership {
             .with_identity(identity)
             .with_duration(LEASE_SECONDS)
             .with_grace(GRACE_SECONDS)
-            .with_field_manager("seccomp-operator")
+            // One field manager per candidate: taking a free Lease is a server-side apply
+            // without force, so a second candidate's apply conflicts (409) instead of
+            // silently overwriting the first (a shared manager name would let both win).
+            .with_field_manager(format!("seccomp-operator-leader-{identity}"))
             .build()
             .await?;
         let (state, task) = manager.watch().await;

@@ -1,7 +1,7 @@
 //! Rendering, base resolution, merge, diff and format detection.
 
+use crds::model::ProfileSpec;
 use crds::model::*;
-use crds::SeccompProfileSpec;
 use std::collections::BTreeMap;
 
 fn doc(json: &str) -> SeccompDocument {
@@ -11,7 +11,7 @@ fn doc(json: &str) -> SeccompDocument {
         .document
 }
 
-fn spec(json: &str) -> SeccompProfileSpec {
+fn spec(json: &str) -> ProfileSpec {
     parse_profile(json, &EvalContext::host()).unwrap().spec
 }
 
@@ -141,7 +141,7 @@ fn containers_common_errno_names_resolve() {
     assert_eq!(d.syscalls[0].errno_ret, Some(13));
 }
 
-fn lookup(profiles: &[(&str, &str)]) -> BTreeMap<String, SeccompProfileSpec> {
+fn lookup(profiles: &[(&str, &str)]) -> BTreeMap<String, ProfileSpec> {
     profiles
         .iter()
         .map(|(n, t)| (n.to_string(), spec(t)))

@@ -63,8 +63,13 @@ mod tests {
     use crds::model::{parse_profile, EvalContext};
 
     fn profile(json: &str) -> SeccompProfile {
-        let mut p =
-            SeccompProfile::new("p", parse_profile(json, &EvalContext::host()).unwrap().spec);
+        let mut p = SeccompProfile::new(
+            "p",
+            parse_profile(json, &EvalContext::host())
+                .unwrap()
+                .spec
+                .into(),
+        );
         p.metadata.namespace = Some("a".into());
         p.metadata.managed_fields = Some(vec![Default::default()]);
         p.annotations_mut()

@@ -2,8 +2,7 @@
 //! no API server; the controller feeds it a snapshot.
 
 use crate::paths::ProfileKey;
-use crds::model::{resolve, validate_spec, Arch, Policy};
-use crds::SeccompProfileSpec;
+use crds::model::{resolve, validate_spec, Arch, Policy, ProfileSpec};
 use seccomp_filter::{self as seccomp, Libseccomp};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,7 +32,7 @@ pub struct CompileCache {
 }
 
 impl CompileCache {
-    fn validate(&mut self, spec: &SeccompProfileSpec) -> Result<(), String> {
+    fn validate(&mut self, spec: &ProfileSpec) -> Result<(), String> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         serde_json::to_vec(spec)
@@ -74,12 +73,12 @@ pub type Refused = HashMap<(String, String), String>;
 /// in a listener) are errors too, and never installed; so are `refused` profiles and every
 /// profile whose base chain reaches one.
 pub fn compute(
-    profiles: &[(String, String, SeccompProfileSpec)],
+    profiles: &[(String, String, ProfileSpec)],
     cache: &mut CompileCache,
     policy: &Policy,
     refused: &Refused,
 ) -> BTreeMap<ProfileKey, Desired> {
-    let mut by_ns: BTreeMap<&str, BTreeMap<String, SeccompProfileSpec>> = BTreeMap::new();
+    let mut by_ns: BTreeMap<&str, BTreeMap<String, ProfileSpec>> = BTreeMap::new();
     for (ns, name, spec) in profiles {
         by_ns
             .entry(ns.as_str())
@@ -137,11 +136,11 @@ mod tests {
     use super::*;
     use crds::model::{parse_profile, EvalContext};
 
-    fn spec(json: &str) -> SeccompProfileSpec {
+    fn spec(json: &str) -> ProfileSpec {
         parse_profile(json, &EvalContext::host()).unwrap().spec
     }
 
-    fn p(ns: &str, name: &str, json: &str) -> (String, String, SeccompProfileSpec) {
+    fn p(ns: &str, name: &str, json: &str) -> (String, String, ProfileSpec) {
         (ns.into(), name.into(), spec(json))
     }
 

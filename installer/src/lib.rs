@@ -13,7 +13,8 @@ pub mod paths;
 pub mod plan;
 
 use crds::model::Policy;
-use crds::{NodeProfileState, NodeProfileStatus, SeccompProfileSpec};
+use crds::model::ProfileSpec;
+use crds::{NodeProfileState, NodeProfileStatus};
 use desired::{CompileCache, Desired};
 use fsops::{Faults, NoFaults};
 use paths::{ProfileKey, ProfileRoot};
@@ -99,7 +100,7 @@ impl Installer {
     /// Make the files match `profiles` (namespace, name, spec): the complete set of
     /// profiles in the cluster, from a successful list. Never call it with a partial set:
     /// files of profiles not in it are removed.
-    pub fn sync(&mut self, profiles: &[(String, String, SeccompProfileSpec)]) -> SyncReport {
+    pub fn sync(&mut self, profiles: &[(String, String, ProfileSpec)]) -> SyncReport {
         self.sync_refusing(profiles, &Default::default())
     }
 
@@ -107,7 +108,7 @@ impl Installer {
     /// they and the profiles built on them are errors (see [`compact`]).
     pub fn sync_refusing(
         &mut self,
-        profiles: &[(String, String, SeccompProfileSpec)],
+        profiles: &[(String, String, ProfileSpec)],
         refused: &desired::Refused,
     ) -> SyncReport {
         let desired = desired::compute(profiles, &mut self.cache, &self.policy, refused);
@@ -250,7 +251,7 @@ mod tests {
     use super::*;
     use crds::model::{parse_profile, EvalContext};
 
-    fn p(ns: &str, name: &str, json: &str) -> (String, String, SeccompProfileSpec) {
+    fn p(ns: &str, name: &str, json: &str) -> (String, String, ProfileSpec) {
         (
             ns.into(),
             name.into(),

@@ -91,7 +91,7 @@ pub async fn run(
         let state = reader.state();
         let snapshot: Vec<_> = state
             .iter()
-            .filter_map(|p| Some((p.namespace()?, p.name_any(), p.spec.clone())))
+            .filter_map(|p| Some((p.namespace()?, p.name_any(), p.spec.profile.clone())))
             .collect();
         let refused = compact::refused(&state);
         drop(state);

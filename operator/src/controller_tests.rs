@@ -248,7 +248,7 @@ async fn base_chains_resolve_through_the_namespace_cache() {
     let expected = crds::model::resolve(
         "web",
         &p.spec,
-        &std::collections::BTreeMap::from([("base".to_string(), base.spec.clone())]),
+        &std::collections::BTreeMap::from([("base".to_string(), base.spec.profile.clone())]),
     )
     .unwrap()
     .render(crds::model::Arch::native())

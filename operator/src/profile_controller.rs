@@ -79,7 +79,7 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     let lookup = |base: &str| {
         ctx.profiles
             .get(&ObjectRef::new(base).within(&ns))
-            .map(|o| o.spec.clone())
+            .map(|o| o.spec.profile.clone())
     };
     let nodes = ctx.nodes.state();
     let live = ctx.liveness.get();

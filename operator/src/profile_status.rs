@@ -310,7 +310,7 @@ mod tests {
         nodes: &[SeccompNodeStatus],
         users: Vec<String>,
     ) -> SeccompProfileStatus {
-        let ns = BTreeMap::from([("web".to_string(), p.spec.clone())]);
+        let ns = BTreeMap::from([("web".to_string(), p.spec.profile.clone())]);
         let live = liveness(nodes);
         let nodes: Vec<Arc<SeccompNodeStatus>> = nodes.iter().cloned().map(Arc::new).collect();
         compute(&Observed {
@@ -337,7 +337,8 @@ mod tests {
                 &crds::model::EvalContext::host(),
             )
             .unwrap()
-            .spec,
+            .spec
+            .into(),
         );
         p.metadata.namespace = Some("shop".into());
         let s = status(&p, &[], vec![]);
@@ -427,7 +428,7 @@ mod tests {
         let doc = resolve(
             "web",
             &p.spec,
-            &BTreeMap::from([("web".to_string(), p.spec.clone())]),
+            &BTreeMap::from([("web".to_string(), p.spec.profile.clone())]),
         )
         .unwrap();
         let amd = doc.render(Arch::X86_64).hash;

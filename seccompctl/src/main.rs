@@ -144,11 +144,11 @@ fn render(
         Format::Cr => {
             let mut p = SeccompProfile::new(
                 name,
-                SeccompProfileSpec {
+                SeccompProfileSpec::from(crds::model::ProfileSpec {
                     document: doc.canonical(Arch::native()),
                     base_profile_name: None,
                     disabled: false,
-                },
+                }),
             );
             p.metadata.namespace = namespace.map(str::to_owned);
             let mut v = serde_json::to_value(&p)?;

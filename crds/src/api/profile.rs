@@ -1,6 +1,6 @@
 //! `SeccompProfile`: a seccomp filter, installed on every node as a Localhost profile.
 
-use crate::model::SeccompDocument;
+use crate::model::ProfileSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -23,20 +23,30 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"LocalhostProfile","type":"string","jsonPath":".status.localhostProfile","priority":1}"#
 )]
-#[serde(rename_all = "camelCase")]
 pub struct SeccompProfileSpec {
-    /// The filter, as the OCI runtime-spec `linux.seccomp` section.
+    /// The profile: the filter and how it is built and installed (the document model's
+    /// [`ProfileSpec`]; its fields appear directly in `spec`).
     #[serde(flatten)]
-    pub document: SeccompDocument,
-    /// A profile to build on: another SeccompProfile in this namespace, or a built-in base
-    /// (`builtin:runc`). The result is the base's syscalls plus this profile's; this profile's
-    /// own fields win.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = crate::limits::MAX_BASE_NAME_LEN))]
-    pub base_profile_name: Option<String>,
-    /// Keep the profile but do not install it on nodes (an installed file is removed).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub disabled: bool,
+    pub profile: ProfileSpec,
+}
+
+impl From<ProfileSpec> for SeccompProfileSpec {
+    fn from(profile: ProfileSpec) -> Self {
+        SeccompProfileSpec { profile }
+    }
+}
+
+impl std::ops::Deref for SeccompProfileSpec {
+    type Target = ProfileSpec;
+    fn deref(&self) -> &ProfileSpec {
+        &self.profile
+    }
+}
+
+impl std::ops::DerefMut for SeccompProfileSpec {
+    fn deref_mut(&mut self) -> &mut ProfileSpec {
+        &mut self.profile
+    }
 }
 
 /// Where a profile is in its life.

@@ -9,6 +9,7 @@ pub mod merge;
 pub mod parse;
 pub mod policy;
 pub mod resolve;
+pub mod spec;
 pub mod types;
 pub mod validate;
 
@@ -18,5 +19,6 @@ pub use merge::{diff, merge, ProfileDiff};
 pub use parse::{parse_profile, parse_value, EvalContext, ParsedProfile, SourceFormat};
 pub use policy::Policy;
 pub use resolve::{base_chain, resolve, ProfileLookup, BUILTIN_PREFIX, MAX_DEPTH};
+pub use spec::ProfileSpec;
 pub use types::{Action, Arch, Flag, Op};
 pub use validate::{validate_document, validate_spec, validate_spec_at, SyscallTable};

@@ -8,8 +8,8 @@
 
 use super::document::{ArgCondition, SeccompDocument, SyscallRule};
 use super::error::{FieldError, ProfileError};
+use super::spec::ProfileSpec;
 use super::types::{Action, Arch, Flag};
-use crate::api::profile::SeccompProfileSpec;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -107,7 +107,7 @@ pub struct ParsedProfile {
     /// `metadata.namespace`, for resources.
     pub namespace: Option<String>,
     /// The profile as this project's SeccompProfile spec.
-    pub spec: SeccompProfileSpec,
+    pub spec: ProfileSpec,
     /// Things worth telling the user that do not make the profile invalid (e.g. a Docker rule
     /// overriding an earlier one).
     pub warnings: Vec<String>,
@@ -478,7 +478,7 @@ fn lower(
     raw: RawProfile,
     prefix: &str,
     ctx: &EvalContext,
-) -> Result<(SeccompProfileSpec, Vec<usize>), ProfileError> {
+) -> Result<(ProfileSpec, Vec<usize>), ProfileError> {
     let mut origins = Vec::new();
     let mut errors = Vec::new();
 
@@ -567,7 +567,7 @@ fn lower(
         return Err(ProfileError::Invalid(errors));
     }
     Ok((
-        SeccompProfileSpec {
+        ProfileSpec {
             document: SeccompDocument {
                 default_action: raw.default_action,
                 default_errno_ret,

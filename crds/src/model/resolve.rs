@@ -8,7 +8,7 @@
 
 use super::document::SeccompDocument;
 use super::error::ResolveError;
-use crate::api::profile::SeccompProfileSpec;
+use super::spec::ProfileSpec;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The longest chain of bases followed.
@@ -20,31 +20,27 @@ pub const BUILTIN_PREFIX: &str = "builtin:";
 /// Finds profiles by name in one namespace.
 pub trait ProfileLookup {
     /// The spec of the profile called `name`, if it exists.
-    fn lookup(&self, name: &str) -> Option<SeccompProfileSpec>;
+    fn lookup(&self, name: &str) -> Option<ProfileSpec>;
 }
 
-impl ProfileLookup for BTreeMap<String, SeccompProfileSpec> {
-    fn lookup(&self, name: &str) -> Option<SeccompProfileSpec> {
+impl ProfileLookup for BTreeMap<String, ProfileSpec> {
+    fn lookup(&self, name: &str) -> Option<ProfileSpec> {
         self.get(name).cloned()
     }
 }
 
 impl<F> ProfileLookup for F
 where
-    F: Fn(&str) -> Option<SeccompProfileSpec>,
+    F: Fn(&str) -> Option<ProfileSpec>,
 {
-    fn lookup(&self, name: &str) -> Option<SeccompProfileSpec> {
+    fn lookup(&self, name: &str) -> Option<ProfileSpec> {
         self(name)
     }
 }
 
 /// The names of the bases `spec` builds on, nearest first (built-ins included). Stops at the
 /// first missing base, a cycle, or [`MAX_DEPTH`].
-pub fn base_chain(
-    name: &str,
-    spec: &SeccompProfileSpec,
-    lookup: &dyn ProfileLookup,
-) -> Vec<String> {
+pub fn base_chain(name: &str, spec: &ProfileSpec, lookup: &dyn ProfileLookup) -> Vec<String> {
     let mut chain = Vec::new();
     let mut seen = BTreeSet::from([name.to_owned()]);
     let mut next = spec.base_profile_name.clone();
@@ -64,7 +60,7 @@ pub fn base_chain(
 /// Resolve `spec` (called `name`) and its chain of bases into one document.
 pub fn resolve(
     name: &str,
-    spec: &SeccompProfileSpec,
+    spec: &ProfileSpec,
     lookup: &dyn ProfileLookup,
 ) -> Result<SeccompDocument, ResolveError> {
     // Collect the chain child-first, then fold from the farthest base down.
@@ -85,7 +81,7 @@ pub fn resolve(
             });
         }
         let base_spec = match base.strip_prefix(BUILTIN_PREFIX) {
-            Some(builtin) => super::builtin::get(builtin).map(|document| SeccompProfileSpec {
+            Some(builtin) => super::builtin::get(builtin).map(|document| ProfileSpec {
                 document,
                 base_profile_name: None,
                 disabled: false,

@@ -6,8 +6,8 @@
 use super::document::{effective_ret, rule_label, ArgCondition, SeccompDocument};
 use super::error::FieldError;
 use super::resolve::BUILTIN_PREFIX;
+use super::spec::ProfileSpec;
 use super::types::{max_ret, Action, Arch, MAX_ARG_INDEX};
-use crate::api::profile::SeccompProfileSpec;
 use std::collections::BTreeMap;
 
 /// The largest rendered document accepted (the kernel's filter limit is far below what a
@@ -28,7 +28,7 @@ pub trait SyscallTable {
 
 /// Validate a SeccompProfile spec. Field paths start with `spec.`.
 pub fn validate_spec(
-    spec: &SeccompProfileSpec,
+    spec: &ProfileSpec,
     table: Option<&dyn SyscallTable>,
 ) -> Result<(), Vec<FieldError>> {
     validate_spec_at(spec, "spec.", table)
@@ -37,7 +37,7 @@ pub fn validate_spec(
 /// Validate a SeccompProfile spec, with `prefix` before every field path (`spec.` for
 /// resources, empty for plain profile files).
 pub fn validate_spec_at(
-    spec: &SeccompProfileSpec,
+    spec: &ProfileSpec,
     prefix: &str,
     table: Option<&dyn SyscallTable>,
 ) -> Result<(), Vec<FieldError>> {

@@ -44,11 +44,11 @@ pub fn per_pod_profile(
     let partial = rec.spec.merge_strategy == MergeStrategy::Containers;
     let mut p = SeccompProfile::new(
         &per_pod_name(&name, entry),
-        SeccompProfileSpec {
+        SeccompProfileSpec::from(crds::model::ProfileSpec {
             document: doc,
             base_profile_name: None,
             disabled: partial,
-        },
+        }),
     );
     p.metadata.namespace = rec.namespace();
     let mut labels = BTreeMap::from([

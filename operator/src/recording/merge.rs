@@ -70,11 +70,11 @@ pub async fn merge_partials(
         )?;
         let mut obj = SeccompProfile::new(
             &target,
-            SeccompProfileSpec {
+            SeccompProfileSpec::from(crds::model::ProfileSpec {
                 document: doc,
                 base_profile_name: None,
                 disabled: false,
-            },
+            }),
         );
         obj.metadata.labels = Some(BTreeMap::from([
             (LABEL_RECORDING.to_owned(), name.clone()),

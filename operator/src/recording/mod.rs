@@ -236,7 +236,7 @@ pub fn audit_log_profile(rec: &ProfileRecording) -> Result<SeccompProfile> {
     let name = rec.name_any();
     let mut p = SeccompProfile::new(
         &ProfileRecording::audit_profile_name(&name),
-        SeccompProfileSpec {
+        SeccompProfileSpec::from(crds::model::ProfileSpec {
             document: crds::model::SeccompDocument {
                 default_action: crds::model::Action::Log,
                 default_errno_ret: None,
@@ -248,7 +248,7 @@ pub fn audit_log_profile(rec: &ProfileRecording) -> Result<SeccompProfile> {
             },
             base_profile_name: None,
             disabled: false,
-        },
+        }),
     );
     p.metadata.namespace = rec.namespace();
     p.metadata.labels = Some(BTreeMap::from([(

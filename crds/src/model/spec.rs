@@ -1,0 +1,25 @@
+//! A profile as the model sees it: a document, the base it builds on, and whether it is
+//! installed. The API's `SeccompProfileSpec` carries exactly this (flattened), so the model
+//! never imports the API.
+
+use super::document::SeccompDocument;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A profile: the filter and how it is built and installed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileSpec {
+    /// The filter, as the OCI runtime-spec `linux.seccomp` section.
+    #[serde(flatten)]
+    pub document: SeccompDocument,
+    /// A profile to build on: another SeccompProfile in this namespace, or a built-in base
+    /// (`builtin:runc`). The result is the base's syscalls plus this profile's; this profile's
+    /// own fields win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::limits::MAX_BASE_NAME_LEN))]
+    pub base_profile_name: Option<String>,
+    /// Keep the profile but do not install it on nodes (an installed file is removed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+}

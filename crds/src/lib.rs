@@ -1,14 +1,12 @@
-//! seccomp-operator's API (`seccomp-operator.dev/v1alpha1`) and its seccomp profile document
-//! model.
+//! seccomp-operator's API (`seccomp-operator.dev/v1alpha1`):
 //!
-//! - [`api`]: the custom resources, derived with kube's `CustomResource`.
-//! - [`model`]: parse, validate, render, resolve, merge and diff seccomp profiles.
+//! - [`api`]: the custom resources, derived with kube's `CustomResource`;
 //! - the names users and tools depend on (labels, finalizer, paths), as constants.
+//!
+//! The profile document model they carry is the `seccomp-profile` crate.
 
 pub mod api;
-pub mod limits;
 pub mod localhost;
-pub mod model;
 
 pub use api::*;
 
@@ -51,7 +49,7 @@ pub fn agent_lease_name(node: &str) -> String {
     if name.len() <= 253 {
         return name;
     }
-    let digest = model::content_hash(node.as_bytes());
+    let digest = seccomp_profile::content_hash(node.as_bytes());
     let hex = digest.trim_start_matches("sha256:");
     format!("seccomp-agent-{}-{}", &node[..200], &hex[..16])
 }

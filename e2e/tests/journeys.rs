@@ -2,12 +2,12 @@
 //! operator and node agent, a real kube-apiserver, kubelet, containerd and runc.
 //! Run one at a time (`--test-threads=1`): one restarts the node agent.
 
-use crds::model::{parse_profile, Arch, EvalContext};
 use crds::{ProfileBinding, SeccompProfile};
 use e2e::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
+use seccomp_profile::{parse_profile, Arch, EvalContext};
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
@@ -107,7 +107,7 @@ async fn j2_updates_follow_and_disable_removes_the_file() -> anyhow::Result<()> 
         .await?;
     let file = std::fs::read(profile_file(&ns.name, "p"))?;
     assert_eq!(
-        Some(crds::model::content_hash(&file)),
+        Some(seccomp_profile::content_hash(&file)),
         updated.status.unwrap().content_hash
     );
     let (_, logs) = ns
@@ -758,7 +758,7 @@ fn allowed_names(p: &SeccompProfile) -> Vec<String> {
         .document
         .syscalls
         .iter()
-        .filter(|r| r.action == crds::model::Action::Allow)
+        .filter(|r| r.action == seccomp_profile::Action::Allow)
         .flat_map(|r| r.names.iter().cloned())
         .collect()
 }

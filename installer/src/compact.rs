@@ -30,7 +30,7 @@ pub fn compact(p: &mut SeccompProfile) {
         a.remove(LAST_APPLIED);
         a.remove(INVALID);
     }
-    match crds::model::validate_spec(&p.spec, Some(&Libseccomp)) {
+    match seccomp_profile::validate_spec(&p.spec, Some(&Libseccomp)) {
         Ok(()) => {
             for rule in &mut p.spec.document.syscalls {
                 rule.names.sort_unstable();
@@ -39,7 +39,7 @@ pub fn compact(p: &mut SeccompProfile) {
             }
         }
         Err(errs) => {
-            let why = crds::limits::summarize(errs.iter().map(ToString::to_string));
+            let why = seccomp_profile::limits::summarize(errs.iter().map(ToString::to_string));
             p.spec.document.syscalls = Vec::new();
             p.annotations_mut().insert(INVALID.to_owned(), why);
         }
@@ -60,7 +60,7 @@ pub fn refused(profiles: &[Arc<SeccompProfile>]) -> HashMap<(String, String), St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crds::model::{parse_profile, EvalContext};
+    use seccomp_profile::{parse_profile, EvalContext};
 
     fn profile(json: &str) -> SeccompProfile {
         let mut p = SeccompProfile::new(
@@ -99,7 +99,7 @@ mod tests {
             ]
         );
         // The same file either way.
-        let arch = crds::model::Arch::X86_64;
+        let arch = seccomp_profile::Arch::X86_64;
         assert_eq!(
             original.spec.document.render(arch).hash,
             p.spec.document.render(arch).hash
@@ -122,7 +122,7 @@ mod tests {
             why.contains("no_such_call_0") && why.ends_with(" more"),
             "{why}"
         );
-        assert!(why.len() <= crds::limits::MAX_MESSAGE_BYTES);
+        assert!(why.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES);
         let r = refused(&[Arc::new(p.clone())]);
         assert_eq!(r[&("a".to_string(), "p".to_string())], *why);
         // Compacting again (a resync of the same object) does not change the verdict.

@@ -2,8 +2,8 @@
 //! no API server; the controller feeds it a snapshot.
 
 use crate::paths::ProfileKey;
-use crds::model::{resolve, validate_spec, Arch, Policy, ProfileSpec};
 use seccomp_filter::{self as seccomp, Libseccomp};
+use seccomp_profile::{resolve, validate_spec, Arch, Policy, ProfileSpec};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -42,8 +42,9 @@ impl CompileCache {
         if let Some(r) = self.validated.get(&key) {
             return r.clone();
         }
-        let r = validate_spec(spec, Some(&Libseccomp))
-            .map_err(|errs| crds::limits::summarize(errs.iter().map(ToString::to_string)));
+        let r = validate_spec(spec, Some(&Libseccomp)).map_err(|errs| {
+            seccomp_profile::limits::summarize(errs.iter().map(ToString::to_string))
+        });
         if self.validated.len() > 10_000 {
             self.validated.clear();
         }
@@ -51,7 +52,7 @@ impl CompileCache {
         r
     }
 
-    fn check(&mut self, hash: &str, doc: &crds::model::SeccompDocument) -> Result<(), String> {
+    fn check(&mut self, hash: &str, doc: &seccomp_profile::SeccompDocument) -> Result<(), String> {
         if let Some(r) = self.results.get(hash) {
             return r.clone();
         }
@@ -103,11 +104,11 @@ pub fn compute(
             if let Some(why) = refused.get(&(ns.clone(), name.clone())) {
                 return Err(why.clone());
             }
-            for base in crds::model::base_chain(name, spec, lookup) {
+            for base in seccomp_profile::base_chain(name, spec, lookup) {
                 if let Some(why) = refused.get(&(ns.clone(), base.clone())) {
-                    return Err(crds::limits::truncate(
+                    return Err(seccomp_profile::limits::truncate(
                         &format!("spec.baseProfileName: base profile `{base}` is invalid: {why}"),
-                        crds::limits::MAX_MESSAGE_BYTES,
+                        seccomp_profile::limits::MAX_MESSAGE_BYTES,
                     ));
                 }
             }
@@ -115,7 +116,7 @@ pub fn compute(
             let doc = resolve(name, spec, lookup).map_err(|e| e.to_string())?;
             let refused = policy.check(&doc, "spec.");
             if !refused.is_empty() {
-                return Err(crds::limits::summarize(
+                return Err(seccomp_profile::limits::summarize(
                     refused.iter().map(ToString::to_string),
                 ));
             }
@@ -134,7 +135,7 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crds::model::{parse_profile, EvalContext};
+    use seccomp_profile::{parse_profile, EvalContext};
 
     fn spec(json: &str) -> ProfileSpec {
         parse_profile(json, &EvalContext::host()).unwrap().spec

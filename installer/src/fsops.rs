@@ -167,7 +167,7 @@ pub fn scan(root: &ProfileRoot) -> io::Result<OnDisk> {
                 out.temps.push(path);
             } else if let (true, Some(key)) = (f.file_type()?.is_file(), root.key_of(&path)) {
                 let bytes = fs::read(&path)?;
-                out.files.insert(key, crds::model::content_hash(&bytes));
+                out.files.insert(key, seccomp_profile::content_hash(&bytes));
             } else {
                 out.foreign.push(path);
             }

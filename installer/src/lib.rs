@@ -12,13 +12,13 @@ pub mod fsops;
 pub mod paths;
 pub mod plan;
 
-use crds::model::Policy;
-use crds::model::ProfileSpec;
 use crds::{NodeProfileState, NodeProfileStatus};
 use desired::{CompileCache, Desired};
 use fsops::{Faults, NoFaults};
 use paths::{ProfileKey, ProfileRoot};
 use plan::Op;
+use seccomp_profile::Policy;
+use seccomp_profile::ProfileSpec;
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
@@ -218,7 +218,7 @@ impl Installer {
     }
 
     /// The status as the SeccompNodeStatus entries. Bounded whatever tenants write: each
-    /// message is cut to [`crds::limits::MAX_MESSAGE_BYTES`], and once the messages of one
+    /// message is cut to [`seccomp_profile::limits::MAX_MESSAGE_BYTES`], and once the messages of one
     /// node's status reach [`MAX_STATUS_MESSAGE_BYTES`] the rest are left out (the entries and
     /// their states stay, so every profile is still counted right).
     pub fn node_status(&self) -> Vec<NodeProfileStatus> {
@@ -231,7 +231,10 @@ impl Installer {
                 content_hash: s.hash.clone(),
                 state: s.state,
                 message: s.message.as_deref().map(|m| {
-                    let m = crds::limits::truncate(m, crds::limits::MAX_MESSAGE_BYTES);
+                    let m = seccomp_profile::limits::truncate(
+                        m,
+                        seccomp_profile::limits::MAX_MESSAGE_BYTES,
+                    );
                     if m.len() <= budget {
                         budget -= m.len();
                         m
@@ -249,7 +252,7 @@ impl Installer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crds::model::{parse_profile, EvalContext};
+    use seccomp_profile::{parse_profile, EvalContext};
 
     fn p(ns: &str, name: &str, json: &str) -> (String, String, ProfileSpec) {
         (
@@ -320,7 +323,7 @@ mod tests {
             .collect();
         assert!(messages
             .iter()
-            .all(|m| m.len() <= crds::limits::MAX_MESSAGE_BYTES));
+            .all(|m| m.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES));
         let total: usize = messages
             .iter()
             .filter(|m| **m != LEFT_OUT)

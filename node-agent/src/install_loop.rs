@@ -115,7 +115,7 @@ pub async fn run(
                 .iter()
                 .filter(|e| e.state == crds::NodeProfileState::Error)
                 .count() as u32,
-            architecture: Some(crds::model::Arch::native()),
+            architecture: Some(seccomp_profile::Arch::native()),
             profiles: entries,
         }));
         let _ = synced.send(true);

@@ -245,13 +245,13 @@ async fn base_chains_resolve_through_the_namespace_cache() {
         json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": "base", "syscalls": [{"names": ["write"], "action": "SCMP_ACT_ALLOW"}]}),
         json!({}),
     );
-    let expected = crds::model::resolve(
+    let expected = seccomp_profile::resolve(
         "web",
         &p.spec,
         &std::collections::BTreeMap::from([("base".to_string(), base.spec.profile.clone())]),
     )
     .unwrap()
-    .render(crds::model::Arch::native())
+    .render(seccomp_profile::Arch::native())
     .hash;
     let c = ctx(client, &[base, p.clone()], PodIndex::default());
     let answered = serde_json::to_value(&p).unwrap();

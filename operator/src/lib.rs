@@ -33,7 +33,7 @@ pub enum Error {
     Poisoned,
     /// A recording could not be merged.
     #[error("merging recorded profiles: {0}")]
-    Merge(#[source] crds::model::MergeError),
+    Merge(#[source] seccomp_profile::MergeError),
     /// An object the operator writes did not serialise.
     #[error("serialising an object: {0}")]
     Serialize(#[source] serde_json::Error),

@@ -72,8 +72,8 @@ struct Args {
     #[arg(long, env = "ALLOW_LISTENER_PATH", default_value_t = false, action = clap::ArgAction::Set)]
     allow_listener_path: bool,
     /// The filter flags profiles may set, comma-separated. Keep equal to the agents'.
-    #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = crds::model::Policy::parse_flags)]
-    allowed_flags: BTreeSet<crds::model::Flag>,
+    #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = seccomp_profile::Policy::parse_flags)]
+    allowed_flags: BTreeSet<seccomp_profile::Flag>,
     /// The node agents' ServiceAccount (in the operator's namespace): its writes of node
     /// reports and heartbeats are held to the writer's own node.
     #[arg(long, default_value = "seccomp-node-agent")]
@@ -143,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
         validating: args.validating_configs.clone(),
     };
     let resolver = lifecycle::serving(&client, &tls_cfg, args.manage_certificates).await?;
-    let policy = Arc::new(crds::model::Policy {
+    let policy = Arc::new(seccomp_profile::Policy {
         allow_listener: args.allow_listener_path,
         allowed_flags: args.allowed_flags.clone(),
     });

@@ -5,7 +5,6 @@
 //! written without one).
 
 use crate::node_liveness::{evaluate, LeaseTracker, Liveness};
-use crds::model::Arch;
 use crds::{SeccompNodeStatus, LABEL_AGENT_NODE, TAINT_AGENT_NOT_READY};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -14,6 +13,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
+use seccomp_profile::Arch;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};

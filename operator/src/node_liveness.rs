@@ -12,12 +12,12 @@
 //! node never holds back profiles, nor pods on the other nodes. Whether a node's agent is
 //! live (the last two rules) also decides the `agent-not-ready` taint.
 
-use crds::model::Arch;
 use crds::SeccompNodeStatus;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use seccomp_profile::Arch;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;

@@ -37,7 +37,7 @@ pub struct Context {
     /// Which nodes count.
     pub liveness: Arc<crate::node_controller::Shared>,
     /// What tenants' profiles may use.
-    pub policy: Arc<crds::model::Policy>,
+    pub policy: Arc<seccomp_profile::Policy>,
     /// Open while this replica leads.
     pub gate: crate::leader::Gate,
 }
@@ -204,7 +204,7 @@ pub struct Inputs {
     /// The node controller's settings.
     pub nodes_cfg: crate::node_controller::Config,
     /// What tenants' profiles may use.
-    pub policy: Arc<crds::model::Policy>,
+    pub policy: Arc<seccomp_profile::Policy>,
     /// Open while this replica leads.
     pub gate: crate::leader::Gate,
 }

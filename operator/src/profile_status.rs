@@ -2,13 +2,13 @@
 //! on, the node agents' reports and the pods that use it. Pure: tested without an API server.
 
 use crate::node_liveness::Liveness;
-use crds::model::{resolve, validate_spec, Arch, ProfileLookup, SyscallTable};
 use crds::{
     NodeCounts, NodeProfileState, ProfilePhase, SeccompNodeStatus, SeccompProfile,
     SeccompProfileStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
+use seccomp_profile::{resolve, validate_spec, Arch, ProfileLookup, SyscallTable};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ pub struct Observed<'a> {
     /// Syscall tables for validation (libseccomp in the operator).
     pub table: Option<&'a dyn SyscallTable>,
     /// What tenants' profiles may use.
-    pub policy: &'a crds::model::Policy,
+    pub policy: &'a seccomp_profile::Policy,
 }
 
 /// The computed status (condition times are filled in by [`with_transition_times`]).
@@ -49,8 +49,8 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
     users.truncate(MAX_LISTED_WORKLOADS);
     status.active_workloads = users;
 
-    let summary = |errs: Vec<crds::model::FieldError>| {
-        crds::limits::summarize(errs.iter().map(ToString::to_string))
+    let summary = |errs: Vec<seccomp_profile::FieldError>| {
+        seccomp_profile::limits::summarize(errs.iter().map(ToString::to_string))
     };
     let valid = validate_spec(&p.spec, o.table)
         .map_err(|errs| ("Invalid", summary(errs)))
@@ -320,7 +320,7 @@ mod tests {
             live: &live,
             users,
             table: None,
-            policy: &crds::model::Policy::default(),
+            policy: &seccomp_profile::Policy::default(),
         })
     }
 
@@ -332,9 +332,9 @@ mod tests {
     fn what_the_policy_forbids_is_not_valid_and_says_why() {
         let mut p = SeccompProfile::new(
             "web",
-            crds::model::parse_profile(
+            seccomp_profile::parse_profile(
                 r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/x.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
-                &crds::model::EvalContext::host(),
+                &seccomp_profile::EvalContext::host(),
             )
             .unwrap()
             .spec

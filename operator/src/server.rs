@@ -29,7 +29,7 @@ pub struct WebhookState {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// What tenants' profiles may use.
-    pub policy: Arc<crds::model::Policy>,
+    pub policy: Arc<seccomp_profile::Policy>,
     /// The node agents' ServiceAccount user names (installer, recorder) and the namespace
     /// their pods run in.
     pub agents: Arc<(Vec<String>, String)>,

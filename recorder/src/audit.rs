@@ -10,9 +10,9 @@
 //! reader counts it. The kernel sends the records to listeners in the initial network
 //! namespace only: the agent runs with the host's network.
 
-use crds::model::Arch;
 use netlink_packet_core::NetlinkBuffer;
 use netlink_sys::{protocols::NETLINK_AUDIT, Socket, SocketAddr};
+use seccomp_profile::Arch;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;

@@ -15,7 +15,7 @@ pub(crate) const PROGRAMS: [&str; 2] = ["sys_enter", "sched_process_exec"];
 /// `/sys/fs/bpf/seccomp-operator`): named after the object's hash, so that an agent of
 /// another version never reuses maps of another layout.
 pub fn pin_dir(root: &Path) -> PathBuf {
-    let hash = crds::model::content_hash(crate::loader::OBJECT);
+    let hash = seccomp_profile::content_hash(crate::loader::OBJECT);
     let hex = hash.trim_start_matches("sha256:");
     root.join(format!("recorder-{}", &hex[..16]))
 }

@@ -3,7 +3,7 @@
 use crate::layout::{
     NsRecord, CGROUP_NAME_LEN, FLAG_EXECED, NR_CLASSES, NR_WORDS, X32_SYSCALL_BIT,
 };
-use crds::model::Arch;
+use seccomp_profile::Arch;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Which part of a namespace's life.

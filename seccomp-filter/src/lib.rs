@@ -1,11 +1,11 @@
 //! The libseccomp boundary of seccomp-operator: everything that turns a profile document into a
 //! kernel filter, and syscall names into numbers and back, lives here (and only here).
 
-use crds::model::{Action, Arch, Flag, Op, SeccompDocument, SyscallTable};
 use libseccomp::{
     error::SeccompError, ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext,
     ScmpSyscall,
 };
+use seccomp_profile::{Action, Arch, Flag, Op, SeccompDocument, SyscallTable};
 
 /// Why a document could not be turned into a filter.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,7 @@ pub fn scmp_arch(arch: Arch) -> ScmpArch {
 }
 
 fn scmp_action(action: Action, ret: Option<u32>) -> ScmpAction {
-    let ret = ret.unwrap_or(crds::model::types::DEFAULT_ERRNO);
+    let ret = ret.unwrap_or(seccomp_profile::types::DEFAULT_ERRNO);
     match action {
         Action::Kill | Action::KillThread => ScmpAction::KillThread,
         Action::KillProcess => ScmpAction::KillProcess,
@@ -85,7 +85,7 @@ fn scmp_action(action: Action, ret: Option<u32>) -> ScmpAction {
     }
 }
 
-fn scmp_cmp(arg: &crds::model::ArgCondition) -> ScmpArgCompare {
+fn scmp_cmp(arg: &seccomp_profile::ArgCondition) -> ScmpArgCompare {
     let op = match arg.op {
         Op::Ne => ScmpCompareOp::NotEqual,
         Op::Lt => ScmpCompareOp::Less,
@@ -214,7 +214,7 @@ pub fn syscall_name(arch: Arch, nr: i32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crds::model::{parse_profile, EvalContext};
+    use seccomp_profile::{parse_profile, EvalContext};
 
     fn doc(json: &str) -> SeccompDocument {
         parse_profile(json, &EvalContext::host())

@@ -2,12 +2,12 @@
 //! `seccompctl run` do.
 
 use anyhow::{bail, Context};
-use crds::model::builtin::OciRuntime;
-use crds::model::{self, Arch, EvalContext, SeccompDocument, BUILTIN_PREFIX};
 use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use seccomp_filter::{self as seccomp, Libseccomp};
+use seccomp_profile::builtin::OciRuntime;
+use seccomp_profile::{self as model, Arch, EvalContext, SeccompDocument, BUILTIN_PREFIX};
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsString};
 use std::io::{Read, Write};

@@ -3,9 +3,9 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use crds::model::{self, Arch, SeccompDocument};
 use crds::{SeccompProfile, SeccompProfileSpec};
 use seccomp_filter::{self as seccomp, Libseccomp};
+use seccomp_profile::{self as model, Arch, SeccompDocument};
 use seccompctl::local;
 use std::ffi::OsString;
 use std::io::Write;
@@ -144,7 +144,7 @@ fn render(
         Format::Cr => {
             let mut p = SeccompProfile::new(
                 name,
-                SeccompProfileSpec::from(crds::model::ProfileSpec {
+                SeccompProfileSpec::from(seccomp_profile::ProfileSpec {
                     document: doc.canonical(Arch::native()),
                     base_profile_name: None,
                     disabled: false,

@@ -26,10 +26,10 @@ fn corpus_profiles_compile_with_libseccomp() {
         let filter = seccomp::compile(&doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(filter.instructions() > 5, "{}", path.display());
         // the OCI rendering reads back as the same document
-        let json = doc.render(crds::model::Arch::native()).json;
-        let again = crds::model::parse_profile(
+        let json = doc.render(seccomp_profile::Arch::native()).json;
+        let again = seccomp_profile::parse_profile(
             std::str::from_utf8(&json).unwrap(),
-            &crds::model::EvalContext::host(),
+            &seccomp_profile::EvalContext::host(),
         )
         .unwrap();
         assert_eq!(again.spec.document, doc, "{}", path.display());

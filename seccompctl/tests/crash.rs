@@ -43,11 +43,13 @@ fn sigkill_during_writes_never_leaves_a_partial_file() {
     let valid: BTreeSet<Vec<u8>> = (0..n)
         .flat_map(|i| (0..2).map(move |v| (i, v)))
         .map(|(i, v)| {
-            let spec =
-                crds::model::parse_profile(&profile(i, v), &crds::model::EvalContext::host())
-                    .unwrap()
-                    .spec;
-            spec.document.render(crds::model::Arch::native()).json
+            let spec = seccomp_profile::parse_profile(
+                &profile(i, v),
+                &seccomp_profile::EvalContext::host(),
+            )
+            .unwrap()
+            .spec;
+            spec.document.render(seccomp_profile::Arch::native()).json
         })
         .collect();
 

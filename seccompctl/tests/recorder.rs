@@ -299,7 +299,7 @@ fn kernel_logged_syscalls(dir: &Path, runtime: &Path, nnp: bool) -> Vec<String> 
                 .parse::<i32>()
                 .ok()
         })
-        .filter_map(|nr| seccomp_filter::syscall_name(crds::model::Arch::native(), nr))
+        .filter_map(|nr| seccomp_filter::syscall_name(seccomp_profile::Arch::native(), nr))
         .collect();
     names.sort();
     names.dedup();

@@ -7,7 +7,7 @@ use common::*;
 use profile_installer::{paths::ProfileRoot, Installer};
 
 fn install(root: &std::path::Path, ns: &str, name: &str, profile: &str) -> serde_json::Value {
-    let spec = crds::model::parse_profile(profile, &crds::model::EvalContext::host())
+    let spec = seccomp_profile::parse_profile(profile, &seccomp_profile::EvalContext::host())
         .unwrap()
         .spec;
     let mut inst = Installer::new(ProfileRoot::new(root)).unwrap();

@@ -27,15 +27,15 @@ pub struct ProfileBindingSpec {
     /// The profile to bind, in this namespace.
     pub profile_ref: ProfileRef,
     /// Container image to match exactly (e.g. `localhost/busybox:1`), or `*` for any image.
-    #[schemars(length(min = 1, max = crate::limits::MAX_IMAGE_LEN))]
+    #[schemars(length(min = 1, max = seccomp_profile::limits::MAX_IMAGE_LEN))]
     pub image: String,
     /// Only pods with these labels; all pods when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_selector: Option<LabelSelector>,
     /// Only containers with these names; all containers when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = crate::limits::MAX_CONTAINER_NAMES))]
-    #[schemars(inner(length(max = crate::limits::MAX_REF_LEN)))]
+    #[schemars(length(max = seccomp_profile::limits::MAX_CONTAINER_NAMES))]
+    #[schemars(inner(length(max = seccomp_profile::limits::MAX_REF_LEN)))]
     pub container_names: Option<Vec<String>>,
 }
 
@@ -46,7 +46,7 @@ pub struct ProfileRef {
     /// Kind of the profile: `SeccompProfile`.
     pub kind: ProfileRefKind,
     /// Name of the profile.
-    #[schemars(length(min = 1, max = crate::limits::MAX_REF_LEN))]
+    #[schemars(length(min = 1, max = seccomp_profile::limits::MAX_REF_LEN))]
     pub name: String,
 }
 

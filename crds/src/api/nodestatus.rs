@@ -72,8 +72,8 @@ pub struct SeccompNodeStatusStatus {
     /// The node's seccomp architecture (its profiles are rendered for it and its compat
     /// architectures when a profile names none). Absent from agents older than the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "crate::model::Arch")]
-    pub architecture: Option<crate::model::Arch>,
+    #[schemars(with = "seccomp_profile::Arch")]
+    pub architecture: Option<seccomp_profile::Arch>,
     /// Every profile the agent manages on this node, sorted by namespace and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<NodeProfileStatus>,

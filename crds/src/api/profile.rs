@@ -1,9 +1,9 @@
 //! `SeccompProfile`: a seccomp filter, installed on every node as a Localhost profile.
 
-use crate::model::ProfileSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
+use seccomp_profile::ProfileSpec;
 use serde::{Deserialize, Serialize};
 
 /// A seccomp profile. The node agent writes it to every node as

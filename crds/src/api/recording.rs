@@ -33,8 +33,8 @@ pub struct ProfileRecordingSpec {
     pub pod_selector: LabelSelector,
     /// Only these containers (by name); all containers when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = crate::limits::MAX_CONTAINER_NAMES))]
-    #[schemars(inner(length(max = crate::limits::MAX_REF_LEN)))]
+    #[schemars(length(max = seccomp_profile::limits::MAX_CONTAINER_NAMES))]
+    #[schemars(inner(length(max = seccomp_profile::limits::MAX_REF_LEN)))]
     pub containers: Option<Vec<String>>,
     /// `Containers` merges the recordings of all pods into one profile per container name;
     /// `None` keeps one profile per pod and container.
@@ -181,7 +181,7 @@ pub fn recorded_profile_name(parts: &[&str]) -> String {
     if full.len() <= 253 {
         return full;
     }
-    let h = crate::model::content_hash(full.as_bytes());
+    let h = seccomp_profile::content_hash(full.as_bytes());
     format!("{}-{}", full[..240].trim_end_matches(['-', '.']), &h[7..19])
 }
 

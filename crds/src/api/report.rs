@@ -29,10 +29,10 @@ pub const MAX_REPORT_CONTAINERS: usize = 32;
 #[serde(rename_all = "camelCase")]
 pub struct RecordingReportSpec {
     /// The node whose recorder writes this report.
-    #[schemars(length(min = 1, max = crate::limits::MAX_REF_LEN))]
+    #[schemars(length(min = 1, max = seccomp_profile::limits::MAX_REF_LEN))]
     pub node_name: String,
     /// The ProfileRecording (same namespace) the containers were recorded for.
-    #[schemars(length(min = 1, max = crate::limits::MAX_REF_LEN))]
+    #[schemars(length(min = 1, max = seccomp_profile::limits::MAX_REF_LEN))]
     pub recording: String,
     /// Recorded containers the operator has not taken in yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -46,13 +46,13 @@ pub struct RecordingReportSpec {
 pub struct RecordedContainer {
     /// The runtime's container ID: one entry per container instance (a restarted container
     /// is a new instance with a new ID).
-    #[schemars(length(min = 1, max = crate::limits::MAX_REF_LEN))]
+    #[schemars(length(min = 1, max = seccomp_profile::limits::MAX_REF_LEN))]
     pub container_id: String,
     /// The pod.
-    #[schemars(length(min = 1, max = crate::limits::MAX_REF_LEN))]
+    #[schemars(length(min = 1, max = seccomp_profile::limits::MAX_REF_LEN))]
     pub pod: String,
     /// The container's name in the pod.
-    #[schemars(length(min = 1, max = crate::limits::MAX_REF_LEN))]
+    #[schemars(length(min = 1, max = seccomp_profile::limits::MAX_REF_LEN))]
     pub container: String,
     /// The container ended (or its recording stopped) and `syscalls` is its whole set; false
     /// while it is still being recorded.
@@ -61,8 +61,8 @@ pub struct RecordedContainer {
     /// Every syscall the container made, including those the runtime's init makes after it
     /// installs the filter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = crate::limits::MAX_NAMES_PER_RULE))]
-    #[schemars(inner(length(min = 1, max = crate::limits::MAX_NAME_LEN)))]
+    #[schemars(length(max = seccomp_profile::limits::MAX_NAMES_PER_RULE))]
+    #[schemars(inner(length(min = 1, max = seccomp_profile::limits::MAX_NAME_LEN)))]
     pub syscalls: Vec<String>,
 }
 
@@ -74,7 +74,7 @@ pub struct RecordingReportStatus {
     /// recorder drops these entries, then the operator forgets the IDs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 2 * MAX_REPORT_CONTAINERS))]
-    #[schemars(inner(length(max = crate::limits::MAX_REF_LEN)))]
+    #[schemars(inner(length(max = seccomp_profile::limits::MAX_REF_LEN)))]
     pub consumed: Vec<String>,
 }
 
@@ -85,7 +85,7 @@ pub fn report_name(recording: &str, node: &str) -> String {
     if full.len() <= 253 {
         return full;
     }
-    let digest = crate::model::content_hash(full.as_bytes());
+    let digest = seccomp_profile::content_hash(full.as_bytes());
     let hex = digest.trim_start_matches("sha256:");
     format!(
         "{}.{}",

@@ -5,10 +5,10 @@
 
 use anyhow::Context;
 use clap::Parser;
-use crds::model::builtin::OciRuntime;
 use node_agent::install_loop;
 use node_agent::metrics::Metrics;
 use profile_installer::{paths::ProfileRoot, Installer};
+use seccomp_profile::builtin::OciRuntime;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -55,8 +55,8 @@ struct Args {
     #[arg(long, env = "ALLOW_LISTENER_PATH", default_value_t = false, action = clap::ArgAction::Set)]
     allow_listener_path: bool,
     /// The filter flags profiles may set, comma-separated. Keep equal to the operator's.
-    #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = crds::model::Policy::parse_flags)]
-    allowed_flags: std::collections::BTreeSet<crds::model::Flag>,
+    #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = seccomp_profile::Policy::parse_flags)]
+    allowed_flags: std::collections::BTreeSet<seccomp_profile::Flag>,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     let installer = if args.install {
         let mut installer = Installer::new(root.clone())
             .with_context(|| format!("reading {}", root.dir().display()))?;
-        installer.set_policy(crds::model::Policy {
+        installer.set_policy(seccomp_profile::Policy {
             allow_listener: args.allow_listener_path,
             allowed_flags: args.allowed_flags.clone(),
         });

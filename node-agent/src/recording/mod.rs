@@ -25,13 +25,13 @@ pub mod report;
 pub mod select;
 
 use crate::metrics::Metrics;
-use crds::model::builtin::OciRuntime;
 use crds::ProfileRecording;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
+use seccomp_profile::builtin::OciRuntime;
 use select::{needs_recorder, Target};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;

@@ -9,7 +9,6 @@
 //! forgotten here only once a report carrying its final set was written.
 
 use super::select::Target;
-use crds::model::builtin::OciRuntime;
 use crds::{
     report_name, RecordedContainer, RecordingReport, RecordingReportSpec, LABEL_NODE,
     LABEL_RECORDING, MAX_REPORT_CONTAINERS,
@@ -17,6 +16,7 @@ use crds::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
+use seccomp_profile::builtin::OciRuntime;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 

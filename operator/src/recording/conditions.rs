@@ -67,7 +67,7 @@ pub fn reports_condition(
         (
             "False",
             "NodesRecording",
-            crds::limits::summarize(
+            seccomp_profile::limits::summarize(
                 still
                     .iter()
                     .map(|(n, c)| format!("{n}: {c} container(s) still recorded")),
@@ -79,7 +79,7 @@ pub fn reports_condition(
             "NodesLost",
             format!(
                 "merged without the unfinished containers of nodes that are gone or not Ready: {}",
-                crds::limits::summarize(lost.iter())
+                seccomp_profile::limits::summarize(lost.iter())
             ),
         )
     } else {
@@ -93,7 +93,10 @@ pub fn reports_condition(
         type_: CONDITION_REPORTS.into(),
         status: status.into(),
         reason: reason.into(),
-        message: crds::limits::truncate(&message, crds::limits::MAX_MESSAGE_BYTES),
+        message: seccomp_profile::limits::truncate(
+            &message,
+            seccomp_profile::limits::MAX_MESSAGE_BYTES,
+        ),
         observed_generation: generation,
         last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
     }
@@ -105,7 +108,10 @@ pub fn invalid_condition(reason: &str, message: &str, generation: Option<i64>) -
         type_: CONDITION_VALID.into(),
         status: "False".into(),
         reason: reason.into(),
-        message: crds::limits::truncate(message, crds::limits::MAX_MESSAGE_BYTES),
+        message: seccomp_profile::limits::truncate(
+            message,
+            seccomp_profile::limits::MAX_MESSAGE_BYTES,
+        ),
         observed_generation: generation,
         last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
     }
@@ -164,6 +170,6 @@ mod tests {
         assert!(c.message.contains("node-3"));
         let many: BTreeMap<String, usize> = (0..10_000).map(|i| (format!("n{i}"), 1)).collect();
         let c = reports_condition(&many, &BTreeSet::new(), None);
-        assert!(c.message.len() <= crds::limits::MAX_MESSAGE_BYTES);
+        assert!(c.message.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES);
     }
 }

@@ -5,13 +5,13 @@
 
 use super::merge::merged_document;
 use crate::{Error, Result};
-use crds::model::{Arch, SeccompDocument};
 use crds::{
     recorded_profile_name, MergeStrategy, ProfileRecording, RecordedContainer, RecordingReport,
     SeccompProfile, SeccompProfileSpec, LABEL_CONTAINER, LABEL_PARTIAL, LABEL_POD, LABEL_RECORDING,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
+use seccomp_profile::{Arch, SeccompDocument};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The name of the per-pod profile of `entry`.
@@ -44,7 +44,7 @@ pub fn per_pod_profile(
     let partial = rec.spec.merge_strategy == MergeStrategy::Containers;
     let mut p = SeccompProfile::new(
         &per_pod_name(&name, entry),
-        SeccompProfileSpec::from(crds::model::ProfileSpec {
+        SeccompProfileSpec::from(seccomp_profile::ProfileSpec {
             document: doc,
             base_profile_name: None,
             disabled: partial,

@@ -3,12 +3,12 @@
 //! is idempotent and monotone.
 
 use crate::{Error, Result};
-use crds::model::{merge, Arch};
 use crds::{
     ProfileRecording, SeccompProfile, SeccompProfileSpec, LABEL_CONTAINER, LABEL_RECORDING,
 };
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
+use seccomp_profile::{merge, Arch};
 use std::collections::BTreeMap;
 
 /// The name of a merged profile.
@@ -22,11 +22,11 @@ pub fn merged_name(recording: &str, container: &str) -> String {
 /// partial that arrives after a merge (a slower node, a retried publish) adds to the merged
 /// profile instead of replacing it.
 pub fn merged_document(
-    earlier: Option<&crds::model::SeccompDocument>,
-    partials: &[&crds::model::SeccompDocument],
+    earlier: Option<&seccomp_profile::SeccompDocument>,
+    partials: &[&seccomp_profile::SeccompDocument],
     native: Arch,
-) -> Result<crds::model::SeccompDocument> {
-    let docs: Vec<crds::model::SeccompDocument> = earlier
+) -> Result<seccomp_profile::SeccompDocument> {
+    let docs: Vec<seccomp_profile::SeccompDocument> = earlier
         .into_iter()
         .chain(partials.iter().copied())
         .cloned()
@@ -61,7 +61,7 @@ pub async fn merge_partials(
             .await
             .map_err(Error::Kube)?
             .filter(|p| p.labels().get(LABEL_RECORDING) == Some(&name));
-        let docs: Vec<&crds::model::SeccompDocument> =
+        let docs: Vec<&seccomp_profile::SeccompDocument> =
             ps.iter().map(|p| &p.spec.document).collect();
         let doc = merged_document(
             earlier.as_ref().map(|p| &p.spec.document),
@@ -70,7 +70,7 @@ pub async fn merge_partials(
         )?;
         let mut obj = SeccompProfile::new(
             &target,
-            SeccompProfileSpec::from(crds::model::ProfileSpec {
+            SeccompProfileSpec::from(seccomp_profile::ProfileSpec {
                 document: doc,
                 base_profile_name: None,
                 disabled: false,
@@ -107,11 +107,11 @@ pub async fn merge_partials(
 mod tests {
     use super::*;
 
-    fn allow(names: &[&str]) -> crds::model::SeccompDocument {
-        crds::model::SeccompDocument::allowlist(names.iter().map(|s| s.to_string()))
+    fn allow(names: &[&str]) -> seccomp_profile::SeccompDocument {
+        seccomp_profile::SeccompDocument::allowlist(names.iter().map(|s| s.to_string()))
     }
 
-    fn allowed(d: &crds::model::SeccompDocument) -> Vec<String> {
+    fn allowed(d: &seccomp_profile::SeccompDocument) -> Vec<String> {
         let mut v: Vec<String> = d.syscalls.iter().flat_map(|r| r.names.clone()).collect();
         v.sort();
         v

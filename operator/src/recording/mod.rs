@@ -236,9 +236,9 @@ pub fn audit_log_profile(rec: &ProfileRecording) -> Result<SeccompProfile> {
     let name = rec.name_any();
     let mut p = SeccompProfile::new(
         &ProfileRecording::audit_profile_name(&name),
-        SeccompProfileSpec::from(crds::model::ProfileSpec {
-            document: crds::model::SeccompDocument {
-                default_action: crds::model::Action::Log,
+        SeccompProfileSpec::from(seccomp_profile::ProfileSpec {
+            document: seccomp_profile::SeccompDocument {
+                default_action: seccomp_profile::Action::Log,
                 default_errno_ret: None,
                 architectures: Vec::new(),
                 flags: Vec::new(),
@@ -477,7 +477,7 @@ mod tests {
         let p = audit_log_profile(&rec).unwrap();
         assert_eq!(p.name_any(), "web.log");
         assert_eq!(p.namespace().as_deref(), Some("shop"));
-        assert_eq!(p.spec.document.default_action, crds::model::Action::Log);
+        assert_eq!(p.spec.document.default_action, seccomp_profile::Action::Log);
         assert!(p.spec.document.syscalls.is_empty());
         assert_eq!(p.labels()[LABEL_AUDIT_LOG_FOR], "web");
         let owner = &p.owner_references()[0];

@@ -1,10 +1,10 @@
 //! The validating profile webhook: what a schema cannot say (size limits over all rules) and
 //! the cluster's profile policy (listeners, filter flags).
 
-use crds::model::Policy;
 use crds::SeccompProfile;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::DynamicObject;
+use seccomp_profile::Policy;
 
 /// Profile admission (validating, SeccompProfile CREATE/UPDATE): the sizes a schema cannot
 /// express and the cluster's profile policy. Validity beyond that (unknown syscall names,
@@ -25,9 +25,9 @@ pub fn profile(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Admiss
             serde_json::to_value(o)
                 .and_then(serde_json::from_value::<SeccompProfile>)
                 .map_err(|e| {
-                    crds::limits::truncate(
+                    seccomp_profile::limits::truncate(
                         &format!("cannot read the SeccompProfile: {e}"),
-                        crds::limits::MAX_MESSAGE_BYTES,
+                        seccomp_profile::limits::MAX_MESSAGE_BYTES,
                     )
                 }),
         )
@@ -43,14 +43,14 @@ pub fn profile(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Admiss
         }
     }
     let doc = &new.spec.document;
-    let mut problems = crds::model::validate::check_limits(doc, "spec.");
+    let mut problems = seccomp_profile::validate::check_limits(doc, "spec.");
     problems.extend(policy.check(doc, "spec."));
     if problems.is_empty() {
         resp
     } else {
         resp.deny(format!(
             "seccomp-operator: {}",
-            crds::limits::summarize(problems.iter().map(ToString::to_string))
+            seccomp_profile::limits::summarize(problems.iter().map(ToString::to_string))
         ))
     }
 }

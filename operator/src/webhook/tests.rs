@@ -1,8 +1,8 @@
 //! Webhook decisions on AdmissionReview fixtures.
 
 use super::*;
-use crds::model::Policy;
 use kube::core::admission::AdmissionResponse;
+use seccomp_profile::Policy;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -856,7 +856,7 @@ fn profiles_are_held_to_the_policy_and_the_sizes() {
     );
     let r = super::profile(&req(&junk), &policy);
     assert!(
-        !r.allowed && r.result.message.len() <= crds::limits::MAX_MESSAGE_BYTES,
+        !r.allowed && r.result.message.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES,
         "{}",
         r.result.message.len()
     );

@@ -1,7 +1,7 @@
 //! Property tests: render→parse is identity; merge is commutative, associative, idempotent.
 
-use crds::model::*;
 use proptest::prelude::*;
+use seccomp_profile::*;
 
 const NAMES: &[&str] = &[
     "read",

@@ -1,10 +1,12 @@
 //! The seccomp profile document model: parsing every common format, validation, canonical
-//! rendering, base-profile resolution, merge and diff. Pure Rust, no I/O beyond what callers
-//! hand in.
+//! rendering, base-profile resolution, merge and diff, and the size limits of what tenants
+//! write. Pure Rust, no Kubernetes, no I/O beyond what callers hand in: the API crate (`crds`),
+//! the libseccomp boundary, the recorder and the installer build on it.
 
 pub mod builtin;
 pub mod document;
 pub mod error;
+pub mod limits;
 pub mod merge;
 pub mod parse;
 pub mod policy;

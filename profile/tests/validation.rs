@@ -1,7 +1,9 @@
 //! Invalid profiles and the messages they get. Each case is a profile (YAML or JSON, in any
 //! supported format), the field the first error must name, and a fragment of its reason.
 
-use crds::model::{parse_profile, validate_spec, Arch, EvalContext, ProfileError, SyscallTable};
+use seccomp_profile::{
+    parse_profile, validate_spec, Arch, EvalContext, ProfileError, SyscallTable,
+};
 
 /// A tiny syscall table, standing in for libseccomp (the real one is tested in node-agent).
 struct Table;
@@ -170,9 +172,9 @@ fn error_lists_are_bounded() {
     let p = parse_profile(&text, &EvalContext::host()).unwrap();
     let errs = validate_spec(&p.spec, None).unwrap_err();
     assert_eq!(errs.len(), 1000);
-    let shown = crds::model::ProfileError::Invalid(errs).to_string();
+    let shown = seccomp_profile::ProfileError::Invalid(errs).to_string();
     assert!(
-        shown.len() <= crds::limits::MAX_MESSAGE_BYTES,
+        shown.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES,
         "{}",
         shown.len()
     );

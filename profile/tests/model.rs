@@ -1,7 +1,7 @@
 //! Rendering, base resolution, merge, diff and format detection.
 
-use crds::model::ProfileSpec;
-use crds::model::*;
+use seccomp_profile::ProfileSpec;
+use seccomp_profile::*;
 use std::collections::BTreeMap;
 
 fn doc(json: &str) -> SeccompDocument {

@@ -1,7 +1,7 @@
 //! Every file of the shared corpus (real Docker, containers-common and SPO profiles) parses,
 //! validates, and renders. (That libseccomp compiles the result is tested in node-agent.)
 
-use crds::model::*;
+use seccomp_profile::*;
 use std::path::PathBuf;
 
 pub fn corpus_dir() -> Option<PathBuf> {
@@ -44,9 +44,9 @@ fn every_corpus_file_parses_and_validates() {
             .max()
             .unwrap_or(0);
         assert!(
-            total * 4 <= crds::limits::MAX_TOTAL_NAMES
-                && widest * 2 <= crds::limits::MAX_NAMES_PER_RULE
-                && doc.syscalls.len() * 3 <= crds::limits::MAX_RULES,
+            total * 4 <= seccomp_profile::limits::MAX_TOTAL_NAMES
+                && widest * 2 <= seccomp_profile::limits::MAX_NAMES_PER_RULE
+                && doc.syscalls.len() * 3 <= seccomp_profile::limits::MAX_RULES,
             "{}: {total} names, {widest} in one rule, {} rules",
             path.display(),
             doc.syscalls.len()

@@ -9,6 +9,7 @@ use kube::core::DynamicObject;
 use kube::ResourceExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
 /// The binding that applies to a container, if any: exact image matches beat `*`, then the
 /// binding's name decides, so the choice is deterministic.
 fn binding_for<'a>(

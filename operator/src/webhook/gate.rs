@@ -1,13 +1,14 @@
 //! The validating install gate: every operator profile a pod references (CREATE, and what an
 //! UPDATE or an ephemeral container adds) must exist and be Installed on every node.
 
-use super::{old_pod_of, operator_references, pod_of, ClusterView};
+use super::{checked_pod, old_pod_of, operator_references, ClusterView};
 use crate::index::references;
 use crds::ProfilePhase;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
 use std::collections::BTreeSet;
+
 /// The validating gate: every operator profile a new pod references must exist and be
 /// Installed on every node.
 pub fn gate(
@@ -15,15 +16,11 @@ pub fn gate(
     view: &dyn ClusterView,
     shared: &BTreeSet<String>,
 ) -> AdmissionResponse {
-    let resp = AdmissionResponse::from(req);
-    if !matches!(req.operation, Operation::Create | Operation::Update) {
-        return resp;
-    }
-    let pod = match pod_of(req) {
-        None => return resp,
-        Some(Err(e)) => return resp.deny(e),
-        Some(Ok(p)) => p,
+    let pod = match checked_pod(req) {
+        Ok(p) => p,
+        Err(answer) => return *answer,
     };
+    let resp = AdmissionResponse::from(req);
     // An UPDATE is held to the gate only for what it adds (an ephemeral container, a legacy
     // annotation): what the pod already used was checked when it came.
     let before: BTreeSet<crate::index::Reference> = match old_pod_of(req) {

@@ -1,26 +1,23 @@
 //! The validating isolation webhook: a pod may reference only profiles of its own namespace
 //! and of the namespaces the operator shares.
 
-use super::{operator_references, pod_of};
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use super::{checked_pod, operator_references};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
 use std::collections::BTreeSet;
+
 /// Tenant isolation: a pod may reference only `operator/<its namespace>/...` profiles and
 /// those of `shared` namespaces.
 pub fn isolation(
     req: &AdmissionRequest<DynamicObject>,
     shared: &BTreeSet<String>,
 ) -> AdmissionResponse {
-    let resp = AdmissionResponse::from(req);
-    if !matches!(req.operation, Operation::Create | Operation::Update) {
-        return resp;
-    }
-    let pod = match pod_of(req) {
-        None => return resp,
-        Some(Err(e)) => return resp.deny(e),
-        Some(Ok(p)) => p,
+    let pod = match checked_pod(req) {
+        Ok(p) => p,
+        Err(answer) => return *answer,
     };
+    let resp = AdmissionResponse::from(req);
     let own = pod.namespace().unwrap_or_default();
     let mut problems = Vec::new();
     for (r, (ns, _)) in operator_references(&pod, &mut problems) {

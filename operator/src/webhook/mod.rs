@@ -26,7 +26,7 @@ pub use profile::profile;
 use crate::index::{parse_localhost, references};
 use crds::{ProfileBinding, ProfileRecording, SeccompProfile};
 use k8s_openapi::api::core::v1::Pod;
-use kube::core::admission::{AdmissionRequest, AdmissionReview};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
 use std::sync::Arc;
@@ -102,6 +102,23 @@ pub(crate) fn pod_of(req: &AdmissionRequest<DynamicObject>) -> Option<Result<Pod
 }
 
 /// The pod an UPDATE replaces (None for CREATE).
+/// The pod a validating webhook checks: the object of a pod CREATE or UPDATE (or of the
+/// ephemeral-containers subresource). `Err` is the answer to give at once: allowed for other
+/// operations and kinds, denied for a pod that cannot be read.
+pub(crate) fn checked_pod(
+    req: &AdmissionRequest<DynamicObject>,
+) -> Result<Pod, Box<AdmissionResponse>> {
+    let resp = AdmissionResponse::from(req);
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return Err(Box::new(resp));
+    }
+    match pod_of(req) {
+        None => Err(Box::new(resp)),
+        Some(Err(e)) => Err(Box::new(resp.deny(e))),
+        Some(Ok(p)) => Ok(p),
+    }
+}
+
 pub(crate) fn old_pod_of(req: &AdmissionRequest<DynamicObject>) -> Option<Result<Pod, String>> {
     pod_in(req, req.old_object.as_ref()?)
 }

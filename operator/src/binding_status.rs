@@ -32,7 +32,18 @@ pub struct Context {
 pub fn desired_status(b: &ProfileBinding, exists: bool, bound: u32) -> ProfileBindingStatus {
     let ns = b.namespace().unwrap_or_default();
     let name = &b.spec.profile_ref.name;
-    let (status, reason, message) = if exists {
+    let invalid = b
+        .spec
+        .pod_selector
+        .as_ref()
+        .and_then(|sel| crds::parse_selector(sel).err());
+    let (status, reason, message) = if let Some(e) = invalid {
+        (
+            "False",
+            "InvalidSelector",
+            format!("spec.podSelector: {e}; the binding binds no pod until it is fixed"),
+        )
+    } else if exists {
         (
             "True",
             "ProfileFound",
@@ -204,5 +215,23 @@ mod tests {
         let b = binding(Some(serde_json::to_value(&found).unwrap()));
         assert_eq!(Some(&desired_status(&b, true, 3)), b.status.as_ref());
         assert_ne!(Some(&desired_status(&b, true, 4)), b.status.as_ref());
+    }
+
+    #[test]
+    fn an_invalid_selector_is_reported_not_silently_matching_nothing() {
+        let mut b = binding(None);
+        b.spec.pod_selector = Some(
+            serde_json::from_value(
+                serde_json::json!({"matchExpressions": [{"key": "app", "operator": "Near"}]}),
+            )
+            .unwrap(),
+        );
+        let s = desired_status(&b, true, 0);
+        let c = &s.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "InvalidSelector")
+        );
+        assert!(c.message.starts_with("spec.podSelector: "), "{}", c.message);
     }
 }

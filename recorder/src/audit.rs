@@ -161,7 +161,7 @@ fn track_forks(
 ) -> Result<(), AuditError> {
     let conn = proc_connector::ProcConnector::new().map_err(|e| AuditError::Socket {
         what: "subscribing to process events (proc connector)",
-        err: std::io::Error::other(e.to_string()),
+        err: std::io::Error::other(e),
     })?;
     let _ = conn.set_recv_buf_size(4 << 20);
     std::thread::Builder::new()

@@ -36,12 +36,18 @@ pub enum TlsError {
     /// Generating a key or certificate failed.
     #[error("generating certificates: {0}")]
     Generate(#[from] rcgen::Error),
+    /// The PEM of the certificate or key does not parse.
+    #[error("reading the serving certificate or key: {0}")]
+    Pem(#[source] rustls::pki_types::pem::Error),
     /// rustls refused the key.
     #[error("loading the serving key: {0}")]
-    Key(String),
+    Key(#[source] rustls::Error),
     /// An API call failed.
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// Other replicas kept changing the certificate Secret while this one tried to settle it.
+    #[error("could not settle the webhook certificate Secret: it kept changing (conflicts)")]
+    Contended,
 }
 
 /// PEM material of the CA and the serving certificate, and the serving certificate's expiry.
@@ -185,11 +191,10 @@ impl Bundle {
             CertificateDer::pem_slice_iter(self.cert.as_bytes())
                 .chain(CertificateDer::pem_slice_iter(self.ca_cert.as_bytes()))
                 .collect::<Result<_, _>>()
-                .map_err(|e| TlsError::Key(e.to_string()))?;
-        let key = PrivateKeyDer::from_pem_slice(self.key.as_bytes())
-            .map_err(|e| TlsError::Key(e.to_string()))?;
-        let signing = rustls::crypto::ring::sign::any_supported_type(&key)
-            .map_err(|e| TlsError::Key(e.to_string()))?;
+                .map_err(TlsError::Pem)?;
+        let key = PrivateKeyDer::from_pem_slice(self.key.as_bytes()).map_err(TlsError::Pem)?;
+        let signing =
+            rustls::crypto::ring::sign::any_supported_type(&key).map_err(TlsError::Key)?;
         Ok(Arc::new(CertifiedKey::new(certs, signing)))
     }
 }
@@ -290,9 +295,7 @@ pub async fn ensure_bundle(client: &Client, cfg: &TlsConfig) -> Result<Bundle, T
             Err(e) => return Err(e.into()),
         }
     }
-    Err(TlsError::Key(
-        "could not settle the webhook certificate Secret".into(),
-    ))
+    Err(TlsError::Contended)
 }
 
 /// Put the CA bundle into every webhook of the operator's configurations (idempotent; a

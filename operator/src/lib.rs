@@ -40,9 +40,6 @@ pub enum Error {
     /// An object from the API server came without a UID.
     #[error("object has no uid")]
     MissingUid,
-    /// A label selector is invalid.
-    #[error("invalid label selector: {0}")]
-    Selector(#[source] kube::core::ParseExpressionError),
     /// A deleted recording waits for nodes still recording its containers.
     #[error("waiting for nodes still recording: {0}")]
     StillRecording(String),

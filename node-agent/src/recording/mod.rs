@@ -136,11 +136,13 @@ pub async fn run(client: Client, node_name: String, metrics: Arc<Metrics>, opts:
     let mut needed_at: Option<Instant> = None;
     loop {
         let now = k8s_openapi::jiff::Timestamp::now();
+        let recordings = recs.state();
+        let node_pods = pods.state();
         // Only Bpf recordings need the eBPF recorder (a node without BTF still records with
         // Logs), and only on nodes where a pod they select runs or may start; a recorder a
         // previous agent left pinned is taken over to finish its work. The recorder stays a
         // little after the last need, so a pod replaced at once does not unload and reload it.
-        if needs_recorder(&recs.state(), &pods.state(), &unplaced.pods(), now) {
+        if needs_recorder(&recordings, &node_pods, &unplaced.pods(), now) {
             needed_at = Some(Instant::now());
         }
         let grace_left = needed_at.map(|t| UNLOAD_GRACE.saturating_sub(t.elapsed()));
@@ -154,8 +156,6 @@ pub async fn run(client: Client, node_name: String, metrics: Arc<Metrics>, opts:
             }
         }
         state.retry = false;
-        let recordings = recs.state();
-        let node_pods = pods.state();
         state.turn(&recordings, &node_pods, now).await;
         if !bpf_active && state.sessions.is_empty() {
             state.unload_recorder();

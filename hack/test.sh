@@ -15,6 +15,18 @@ out=target/test-output.txt
 
 hack/deps.sh test
 
+# A full run (debug and release builds, a cluster) needs about 12 GiB of disk; say so up front
+# instead of failing half-way with "No space left on device".
+avail_kib=$(df -Pk . | awk 'NR==2 {print $4}')
+echo "== disk: $((avail_kib / 1024 / 1024)) GiB free in $(pwd)"
+if [ "$avail_kib" -lt $((12 * 1024 * 1024)) ]; then
+  echo "warning: less than 12 GiB free; the build or the cluster may run out of disk" >&2
+fi
+if [ -n "${CI:-}" ]; then
+  # No incremental caches in CI: a clean clone never reuses them and they double target/.
+  export CARGO_INCREMENTAL=0
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -22,7 +22,9 @@ fn compile(src: &str, obj: &str) {
         other => (other, ""),
     };
     let status = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
+        .args([
+            "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
+        ])
         .arg(format!("-D__TARGET_ARCH_{bpf_arch}"))
         .arg(format!("-I/usr/include/{multiarch}"))
         .args(["-c", src, "-o"])

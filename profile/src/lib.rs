@@ -3,6 +3,7 @@
 //! write. Pure Rust, no Kubernetes, no I/O beyond what callers hand in: the API crate (`crds`),
 //! the libseccomp boundary, the recorder and the installer build on it.
 
+pub mod args;
 pub mod builtin;
 pub mod document;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod spec;
 pub mod types;
 pub mod validate;
 
+pub use args::{recorded_document, ArgClasses, ArgKind, RecordedArgs};
 pub use document::{content_hash, ArgCondition, Rendered, SeccompDocument, SyscallRule};
 pub use error::{FieldError, MergeError, ProfileError, ResolveError};
 pub use merge::{diff, merge, ProfileDiff};

@@ -8,9 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// The union of `docs`: every syscall any of them allows (under the same action), every
-/// architecture and flag any of them has. All must share the default action and return value;
-/// a syscall with the same arguments may not have two different actions. The result is
-/// canonical, so merging is commutative, associative and idempotent.
+/// architecture and flag any of them has. All must share the default action and return value.
+/// A syscall with the same arguments may not have two different actions, except that
+/// `SCMP_ACT_ALLOW` wins over `SCMP_ACT_ERRNO` (what one replica ran, the union runs: a
+/// recorded `clone3` that answers ENOSYS in one partial and ran in another is allowed). An
+/// unconditional ALLOW of a name makes its conditional ALLOW rules redundant: they are dropped.
+/// The result is canonical, so merging is commutative, associative and idempotent.
 pub fn merge(docs: &[SeccompDocument], native: Arch) -> Result<SeccompDocument, MergeError> {
     let first = docs.first().ok_or(MergeError::Empty)?.canonical(native);
     let default = first.default_key();
@@ -44,9 +47,34 @@ pub fn merge(docs: &[SeccompDocument], native: Arch) -> Result<SeccompDocument, 
         out.flags.extend(doc.flags);
         out.syscalls.extend(doc.syscalls);
     }
-    let out = out.canonical(native);
+    let mut out = out.canonical(native);
+    union_allowed(&mut out);
     check_conflicts(&out)?;
     Ok(out)
+}
+
+/// Drop the rules a union makes redundant (see [`merge`]): ERRNO rules of a (name, arguments)
+/// pair that is also allowed, and conditional ALLOW rules of a name allowed unconditionally.
+/// `doc` must be canonical; it stays canonical.
+fn union_allowed(doc: &mut SeccompDocument) {
+    let allowed: BTreeSet<(String, Vec<ArgCondition>)> = doc
+        .syscalls
+        .iter()
+        .filter(|r| r.action == Action::Allow)
+        .flat_map(|r| r.names.iter().map(|n| (n.clone(), r.args.clone())))
+        .collect();
+    let plain = |n: &String| allowed.contains(&(n.clone(), Vec::new()));
+    for rule in &mut doc.syscalls {
+        let args = rule.args.clone();
+        match rule.action {
+            Action::Errno => rule
+                .names
+                .retain(|n| !allowed.contains(&(n.clone(), args.clone()))),
+            Action::Allow if !args.is_empty() => rule.names.retain(|n| !plain(n)),
+            _ => {}
+        }
+    }
+    doc.syscalls.retain(|r| !r.names.is_empty());
 }
 
 fn key_label((action, ret): (Action, Option<u32>)) -> String {

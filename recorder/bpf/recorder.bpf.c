@@ -16,6 +16,14 @@
 //   before userspace learns about it loses nothing. Userspace moves the namespaces it wants to
 //   `recording` and marks the rest IGNORED (one lookup, then return).
 // When nothing is armed and nothing is watched, the program costs one (inlined) array lookup.
+//
+// Argument classes: for a short list of syscalls (clone, clone3, unshare, setns, socket,
+// socketpair, personality; native ABI, after the first exec) the program also keeps the
+// distinct values of the argument that decides what the call does (namespace bits, socket
+// domain and type, persona), at most ARG_VALUES per syscall and namespace. Userspace writes
+// the syscall numbers into the config (their bitmap is one load and test for a recorded
+// namespace's other syscalls); the kinds' order and the values' meaning are the document
+// model's `ArgKind` (profile/src/args.rs).
 // A watched namespace, and one ignored while armed, is found without hashing (see struct
 // config).
 
@@ -57,6 +65,13 @@ struct css_set {
 	struct cgroup *dfl_cgrp;
 } __attribute__((preserve_access_index));
 
+// x86_64's syscall argument registers (CO-RE: on other architectures the fields do not exist
+// and argument capture is compiled out at load time).
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	struct thread_info thread_info;
 	struct nsproxy *nsproxy;
@@ -73,6 +88,26 @@ struct task_struct {
 
 #define CGROUP_NAME_LEN 72
 
+// Argument classes (the order of ArgKind::ALL in profile/src/args.rs).
+#define ARG_CLONE 0
+#define ARG_CLONE3 1
+#define ARG_UNSHARE 2
+#define ARG_SETNS 3
+#define ARG_SOCKET 4
+#define ARG_SOCKETPAIR 5
+#define ARG_PERSONALITY 6
+#define ARG_KINDS 7
+#define ARG_VALUES 8
+#define ARG_PRESENT (1ULL << 63)
+#define CLONE_NS_FLAGS 0x7E020000ULL
+#define UNSHARE_NS_FLAGS (CLONE_NS_FLAGS | 0x80ULL)
+#define SOCK_TYPE_MASK 0xfULL
+
+struct arg_set {
+	u64 overflow;
+	u64 vals[ARG_VALUES];
+};
+
 struct ns_record {
 	u64 flags;
 	// the namespace's unique id (inode numbers are reused once a namespace is gone): an entry
@@ -83,6 +118,9 @@ struct ns_record {
 	char cgroup[CGROUP_NAME_LEN];
 	// [phase][class][word]; phase 0 before the first exec, 1 after it
 	u64 bits[2][NR_CLASSES][NR_WORDS];
+	// per ARG_* kind: distinct values (ARG_PRESENT set; 0 is a free slot) and whether one did
+	// not fit or could not be read
+	struct arg_set args[ARG_KINDS];
 };
 
 #define MAX_SLOTS 256
@@ -109,6 +147,10 @@ struct config {
 		u64 ns;
 		u64 gen;
 	} ignored[SLOT_BUCKETS];
+	// bitmap of the native syscall numbers in arg_nr (all zero: no argument capture)
+	u64 arg_mask[NR_WORDS];
+	// native syscall number per ARG_* kind, -1 where the architecture has none
+	int arg_nr[8];
 };
 
 struct {
@@ -257,8 +299,78 @@ static __always_inline int classify(struct task_struct *task, long *nr, u32 *cla
 	return *nr >= 0 && *nr < NR_WORDS * 64;
 }
 
+// Add v to a value set: each slot is claimed with a compare-and-swap, so two CPUs never lose
+// or duplicate a value; a set that is full overflows.
+static __always_inline void add_value(struct arg_set *set, u64 v)
+{
+	v |= ARG_PRESENT;
+#pragma unroll
+	for (int i = 0; i < ARG_VALUES; i++) {
+		u64 cur = set->vals[i];
+		if (cur == v)
+			return;
+		if (cur == 0) {
+			cur = __sync_val_compare_and_swap(&set->vals[i], 0, v);
+			if (cur == 0 || cur == v)
+				return;
+		}
+	}
+	if (!set->overflow)
+		__sync_fetch_and_or(&set->overflow, 1);
+}
+
+// The argument class of a tracked syscall (nr is native and in the bitmap).
+static __noinline void record_args(struct config *cfg, struct ns_record *r, struct pt_regs *regs,
+				   long nr)
+{
+	if (!bpf_core_field_exists(regs->di))
+		return;
+	u32 kind = ARG_KINDS;
+#pragma unroll
+	for (u32 k = 0; k < ARG_KINDS; k++)
+		if (cfg->arg_nr[k] == nr)
+			kind = k;
+	if (kind >= ARG_KINDS)
+		return;
+	struct arg_set *set = &r->args[kind];
+	u64 a0 = regs->di, a1 = regs->si, v = 0;
+	switch (kind) {
+	case ARG_CLONE:
+		v = a0 & CLONE_NS_FLAGS;
+		break;
+	case ARG_CLONE3:
+		// struct clone_args starts with its u64 flags
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)a0)) {
+			if (!set->overflow)
+				__sync_fetch_and_or(&set->overflow, 1);
+			return;
+		}
+		v &= UNSHARE_NS_FLAGS;
+		break;
+	case ARG_UNSHARE:
+		v = a0 & UNSHARE_NS_FLAGS;
+		break;
+	case ARG_SETNS:
+	case ARG_PERSONALITY:
+		v = (kind == ARG_SETNS ? a1 : a0) & 0xffffffffULL;
+		break;
+	default: // socket, socketpair
+		v = ((a0 & 0xffff) << 16) | (a1 & SOCK_TYPE_MASK);
+	}
+	add_value(set, v);
+}
+
+// Whether a syscall of a namespace's program (not the runtime's set-up) has its arguments
+// captured: one load and test of the config's bitmap.
+static __always_inline int tracks_args(struct config *cfg, struct ns_record *r, u32 class, long nr)
+{
+	return class == 0 && (r->flags & FLAG_EXECED) &&
+	       (cfg->arg_mask[((u64)nr >> 6) & (NR_WORDS - 1)] & (1ULL << (nr & 63)));
+}
+
 // A namespace nobody watches, met while armed: record it in `pending`.
-static __always_inline int record_pending(struct task_struct *task, u64 mntns, long nr)
+static __always_inline int record_pending(struct config *cfg, struct task_struct *task,
+					  struct pt_regs *regs, u64 mntns, long nr)
 {
 	u32 class;
 	if (!classify(task, &nr, &class))
@@ -267,6 +379,8 @@ static __always_inline int record_pending(struct task_struct *task, u64 mntns, l
 	if (!r || r->flags & FLAG_IGNORED)
 		return 0;
 	set_bit(r, class, nr);
+	if (tracks_args(cfg, r, class, nr))
+		record_args(cfg, r, regs, nr);
 	return 0;
 }
 
@@ -283,11 +397,15 @@ int sys_enter(u64 *ctx)
 	u64 mntns = task->nsproxy->mnt_ns->ns.inum;
 	if (mntns == cfg->host_mntns)
 		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	struct ns_record *r = watched(cfg, mntns);
 	if (r) {
 		u32 class;
-		if (classify(task, &nr, &class))
+		if (classify(task, &nr, &class)) {
 			set_bit(r, class, nr);
+			if (tracks_args(cfg, r, class, nr))
+				record_args(cfg, r, regs, nr);
+		}
 		return 0;
 	}
 	if (!cfg->armed)
@@ -295,7 +413,7 @@ int sys_enter(u64 *ctx)
 	u32 b = mntns & (SLOT_BUCKETS - 1);
 	if (cfg->ignored[b].ns == mntns && cfg->ignored[b].gen == ns_generation(task))
 		return 0;
-	return record_pending(task, mntns, nr);
+	return record_pending(cfg, task, regs, mntns, nr);
 }
 
 SEC("tp_btf/sched_process_exec")

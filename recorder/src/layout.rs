@@ -16,6 +16,21 @@ pub(crate) const BPF_NOEXIST: u64 = 1;
 
 pub(crate) const CGROUP_NAME_LEN: usize = 72;
 
+/// Argument-class kinds (`ARG_KINDS`; the order of `seccomp_profile::ArgKind::ALL`).
+pub(crate) const ARG_KINDS: usize = 7;
+/// Values kept per kind (`ARG_VALUES`; the model's `MAX_VALUES`).
+pub(crate) const ARG_VALUES: usize = 8;
+/// Marks a used value slot (`ARG_PRESENT`).
+pub(crate) const ARG_PRESENT: u64 = 1 << 63;
+
+/// Mirror of `struct arg_set`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgSet {
+    pub(crate) overflow: u64,
+    pub(crate) vals: [u64; ARG_VALUES],
+}
+
 /// Mirror of `struct ns_record`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +39,7 @@ pub struct NsRecord {
     pub(crate) gen: u64,
     pub(crate) cgroup: [u8; CGROUP_NAME_LEN],
     pub(crate) bits: [[[u64; NR_WORDS]; NR_CLASSES]; 2],
+    pub(crate) args: [ArgSet; ARG_KINDS],
 }
 
 // SAFETY: plain old data, `repr(C)`, no padding, any bit pattern valid.
@@ -36,6 +52,7 @@ impl Default for NsRecord {
             gen: 0,
             cgroup: [0; CGROUP_NAME_LEN],
             bits: [[[0; NR_WORDS]; NR_CLASSES]; 2],
+            args: [ArgSet::default(); ARG_KINDS],
         }
     }
 }
@@ -56,6 +73,10 @@ pub(crate) struct Config {
     pub(crate) slot_of: [u16; SLOT_BUCKETS as usize],
     /// (namespace, generation) per bucket.
     pub(crate) ignored: [[u64; 2]; SLOT_BUCKETS as usize],
+    /// Bitmap of the syscall numbers in `arg_nr`.
+    pub(crate) arg_mask: [u64; NR_WORDS],
+    /// Native syscall number per argument kind, -1 where none (8 for alignment; the last unused).
+    pub(crate) arg_nr: [i32; 8],
 }
 
 // SAFETY: plain old data, `repr(C)`, no padding (u64, 4 x u32, u64 array, u16 array of
@@ -77,12 +98,19 @@ unsafe impl Pod for Note {}
 
 // Compile-time checks against `struct ns_record`, `struct config` and `struct note`.
 const _: () = {
-    assert!(size_of::<NsRecord>() == 8 + 8 + CGROUP_NAME_LEN + 2 * NR_CLASSES * NR_WORDS * 8);
-    assert!(size_of::<NsRecord>() == 856);
+    assert!(size_of::<ArgSet>() == 8 + ARG_VALUES * 8);
+    assert!(
+        size_of::<NsRecord>()
+            == 8 + 8 + CGROUP_NAME_LEN + 2 * NR_CLASSES * NR_WORDS * 8 + ARG_KINDS * 72
+    );
+    assert!(size_of::<NsRecord>() == 1360);
+    assert!(offset_of!(NsRecord, args) == 856);
     assert!(offset_of!(NsRecord, gen) == 8);
     assert!(offset_of!(NsRecord, cgroup) == 16);
     assert!(offset_of!(NsRecord, bits) == 88);
-    assert!(size_of::<Config>() == 20504);
+    assert!(size_of::<Config>() == 20504 + NR_WORDS * 8 + 32);
+    assert!(offset_of!(Config, arg_mask) == 20504);
+    assert!(offset_of!(Config, arg_nr) == 20504 + NR_WORDS * 8);
     assert!(offset_of!(Config, armed) == 8);
     assert!(offset_of!(Config, watched) == 12);
     assert!(offset_of!(Config, hashed) == 16);

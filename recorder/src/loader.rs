@@ -1,13 +1,14 @@
 //! Loading and attaching the recorder, and its map operations.
 
 use crate::layout::{Config, Note, NsRecord, BPF_NOEXIST, MAX_SLOTS, NOTE_LEN, SLOT_BUCKETS};
-use crate::layout::{FLAG_EXECED, FLAG_IGNORED};
+use crate::layout::{FLAG_EXECED, FLAG_IGNORED, NR_WORDS};
 use crate::pins::{PINNED_MAPS, PROGRAMS};
 use crate::{load_err, map_err, mntns_of, RecorderError};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
+use seccomp_profile::{Arch, ArgKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -238,7 +239,21 @@ impl Recorder {
             slot_ns: [0; MAX_SLOTS],
             slot_of: [0; SLOT_BUCKETS as usize],
             ignored: [[0; 2]; SLOT_BUCKETS as usize],
+            arg_mask: [0; NR_WORDS],
+            arg_nr: [-1; 8],
         };
+        if Arch::native() == Arch::X86_64 {
+            // The program reads x86_64's argument registers only.
+            for (k, kind) in ArgKind::ALL.iter().enumerate() {
+                if let Some(nr) = seccomp_filter::syscall_number(Arch::X86_64, kind.syscall()) {
+                    let n = nr as usize;
+                    if n < NR_WORDS * 64 {
+                        cfg.arg_nr[k] = nr;
+                        cfg.arg_mask[n / 64] |= 1 << (n % 64);
+                    }
+                }
+            }
+        }
         for (&ns, &gen) in &self.ignored {
             cfg.ignored[(ns % SLOT_BUCKETS) as usize] = [ns, gen];
         }

@@ -1,9 +1,10 @@
 //! Decoding a namespace's record: syscall numbers per phase and ABI, and their names.
 
 use crate::layout::{
-    NsRecord, CGROUP_NAME_LEN, FLAG_EXECED, NR_CLASSES, NR_WORDS, X32_SYSCALL_BIT,
+    NsRecord, ARG_PRESENT, ARG_VALUES, CGROUP_NAME_LEN, FLAG_EXECED, NR_CLASSES, NR_WORDS,
+    X32_SYSCALL_BIT,
 };
-use seccomp_profile::Arch;
+use seccomp_profile::{Arch, ArgClasses, ArgKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Which part of a namespace's life.
@@ -52,6 +53,56 @@ impl NsRecord {
             .zip(other.bits.iter().flatten().flatten())
         {
             *a |= *b;
+        }
+        for (mine, theirs) in self.args.iter_mut().zip(other.args.iter()) {
+            mine.overflow |= theirs.overflow;
+            for v in theirs.vals.iter().filter(|v| **v & ARG_PRESENT != 0) {
+                if mine.vals.contains(v) {
+                    continue;
+                }
+                match mine.vals.iter_mut().find(|s| **s == 0) {
+                    Some(free) => *free = *v,
+                    None => mine.overflow = 1,
+                }
+            }
+        }
+    }
+
+    /// The argument classes of the program's calls (from its exec on). A tracked syscall that
+    /// was also called through a compat ABI (whose arguments are not captured) is "any".
+    pub fn arguments(&self) -> ArgClasses {
+        let mut out = ArgClasses::default();
+        for (kind, set) in ArgKind::ALL.iter().zip(self.args.iter()) {
+            if set.overflow != 0 {
+                out.set_any(*kind);
+                continue;
+            }
+            for v in set.vals.iter().filter(|v| **v & ARG_PRESENT != 0) {
+                out.add(*kind, v & !ARG_PRESENT);
+            }
+        }
+        let native = Arch::native();
+        for (arch, names) in self.names(Phase::AfterExec) {
+            if arch == native {
+                continue;
+            }
+            for kind in names.iter().filter_map(|n| ArgKind::of(n)) {
+                out.set_any(kind);
+            }
+        }
+        out
+    }
+
+    /// Add a captured argument value (for tests).
+    pub fn add_argument(&mut self, kind: ArgKind, v: u64) {
+        let k = ArgKind::ALL.iter().position(|x| *x == kind).unwrap_or(0);
+        let set = &mut self.args[k];
+        let v = v | ARG_PRESENT;
+        if !set.vals.contains(&v) {
+            match set.vals.iter_mut().take(ARG_VALUES).find(|s| **s == 0) {
+                Some(free) => *free = v,
+                None => set.overflow = 1,
+            }
         }
     }
 

@@ -7,7 +7,9 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use seccomp_filter::{self as seccomp, Libseccomp};
 use seccomp_profile::builtin::OciRuntime;
-use seccomp_profile::{self as model, Arch, EvalContext, SeccompDocument, BUILTIN_PREFIX};
+use seccomp_profile::{
+    self as model, Arch, ArgClasses, ArgKind, EvalContext, SeccompDocument, BUILTIN_PREFIX,
+};
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsString};
 use std::io::{Read, Write};
@@ -28,6 +30,8 @@ pub struct Recording {
     pub allowed: BTreeSet<String>,
     /// What was left out as runtime set-up before the program's exec.
     pub setup_only: BTreeSet<String>,
+    /// The argument classes of the program's calls to the tracked syscalls.
+    pub arguments: ArgClasses,
 }
 
 impl Recording {
@@ -39,17 +43,61 @@ impl Recording {
             .difference(&allowed)
             .cloned()
             .collect();
+        let arguments = record.arguments();
         Recording {
             exit_code,
             record,
             allowed,
             setup_only,
+            arguments,
         }
     }
 
-    /// The learned profile: default `SCMP_ACT_ERRNO`, the allowlist, explicit architectures.
+    /// The learned profile: default `SCMP_ACT_ERRNO`, the allowlist with argument rules for
+    /// the tracked syscalls (see `seccomp_profile::args`), explicit architectures.
     pub fn document(&self) -> SeccompDocument {
+        model::recorded_document(self.allowed.iter().cloned(), &self.arguments)
+            .canonical(Arch::native())
+    }
+
+    /// The profile without argument rules: every recorded syscall allowed with any arguments.
+    pub fn names_only_document(&self) -> SeccompDocument {
         SeccompDocument::allowlist(self.allowed.iter().cloned()).canonical(Arch::native())
+    }
+
+    /// One line per tracked syscall the program called: the values it passed, and what the
+    /// profile allows of it.
+    pub fn argument_summary(&self) -> Vec<String> {
+        let doc = self.document();
+        let mut out = Vec::new();
+        for kind in ArgKind::ALL {
+            let name = kind.syscall();
+            if !self.allowed.contains(name) {
+                continue;
+            }
+            let seen = match self.arguments.values(kind) {
+                Some(vs) => vs
+                    .iter()
+                    .map(|v| kind.describe(*v))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "not captured (more values than kept, or a compat ABI)".into(),
+            };
+            let rules: Vec<&model::SyscallRule> = doc
+                .syscalls
+                .iter()
+                .filter(|r| r.names.iter().any(|n| n == name))
+                .collect();
+            let effect = if rules.iter().any(|r| r.action == model::Action::Errno) {
+                "answers ENOSYS (libc falls back to clone)".to_owned()
+            } else if rules.iter().all(|r| !r.args.is_empty()) {
+                format!("allowed with these arguments only ({} rules)", rules.len())
+            } else {
+                "allowed with any arguments".to_owned()
+            };
+            out.push(format!("{name}: {seen}: {effect}"));
+        }
+        out
     }
 }
 

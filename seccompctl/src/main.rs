@@ -53,6 +53,10 @@ enum Cmd {
         /// by its `--version`, since their inits make different syscalls after the filter).
         #[arg(long, alias = "runc", default_value = "runc", requires = "runc_bundle")]
         runtime: String,
+        /// Allow every recorded syscall with any arguments (no argument rules for clone,
+        /// clone3, unshare, setns, socket, socketpair and personality).
+        #[arg(long)]
+        names_only: bool,
         /// The command to record, after `--`.
         #[arg(last = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -197,6 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runc_bundle,
             id,
             runtime,
+            names_only,
             command,
         } => {
             if runc_bundle.is_none() && command.is_empty() {
@@ -211,7 +216,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => local::record_command(&mut rec, &command)?,
             };
-            let doc = recording.document();
+            let doc = if names_only {
+                recording.names_only_document()
+            } else {
+                recording.document()
+            };
             let text = render(&doc, format, &name, namespace.as_deref())?;
             write_out(output.as_deref(), &text)?;
             eprintln!(
@@ -229,6 +238,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map(|p| format!(" -> {}", p.display()))
                     .unwrap_or_default()
             );
+            if !names_only {
+                for line in recording.argument_summary() {
+                    eprintln!("seccompctl: arguments: {line}");
+                }
+            }
             Ok(ExitCode::from(recording.exit_code.clamp(0, 255) as u8))
         }
         Cmd::Run { profile, command } => {

@@ -23,8 +23,18 @@ fn record(dir: &Path, name: &str, cmd: &[&str]) -> (std::path::PathBuf, serde_js
     (path, doc)
 }
 
+/// The index of the rule that allows names with any arguments.
+fn plain_allow(doc: &serde_json::Value) -> usize {
+    doc["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r["action"] == "SCMP_ACT_ALLOW" && r.get("args").is_none())
+        .expect("a plain ALLOW rule")
+}
+
 fn allowed(doc: &serde_json::Value) -> Vec<String> {
-    doc["syscalls"][0]["names"]
+    doc["syscalls"][plain_allow(doc)]["names"]
         .as_array()
         .unwrap()
         .iter()
@@ -44,7 +54,7 @@ fn without(dir: &Path, doc: &serde_json::Value, name: &str, drop: &str) -> std::
         allowed(doc).len(),
         "{drop} was not recorded for {name}"
     );
-    d["syscalls"][0]["names"] = names.into();
+    d["syscalls"][plain_allow(doc)]["names"] = names.into();
     let p = dir.join(format!("{name}-without-{drop}.json"));
     std::fs::write(&p, serde_json::to_vec(&d).unwrap()).unwrap();
     p

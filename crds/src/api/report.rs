@@ -64,6 +64,13 @@ pub struct RecordedContainer {
     #[schemars(length(max = seccomp_profile::limits::MAX_NAMES_PER_RULE))]
     #[schemars(inner(length(min = 1, max = seccomp_profile::limits::MAX_NAME_LEN)))]
     pub syscalls: Vec<String>,
+    /// Argument classes of the tracked syscalls (clone, clone3, unshare, setns, socket,
+    /// socketpair, personality) the container called; empty where the recorder captures none
+    /// (Logs). A tracked syscall listed in `syscalls` without an entry here is allowed with any
+    /// arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub arguments: Vec<seccomp_profile::RecordedArgs>,
 }
 
 /// The operator's side of the handshake.
@@ -125,6 +132,7 @@ mod tests {
             container: "c".into(),
             r#final: true,
             syscalls: vec!["read".into()],
+            arguments: vec![],
         };
         let mut r = RecordingReport::new(
             "rec.n1",

@@ -135,7 +135,12 @@ impl State {
                 (s.target.clone(), s.id.clone())
             };
             if self
-                .settle(&target, &id, record.all_names(Phase::AfterExec))
+                .settle(
+                    &target,
+                    &id,
+                    record.all_names(Phase::AfterExec),
+                    record.arguments().to_recorded(),
+                )
                 .await
             {
                 self.done.insert(id);

@@ -32,6 +32,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use seccomp_profile::builtin::OciRuntime;
+use seccomp_profile::RecordedArgs;
 use select::{needs_recorder, Target};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -293,8 +294,14 @@ impl State {
 
     /// Report `t`'s container `id` final with `names`: true once settled (written, or refused
     /// for good), false when it should be retried soon.
-    async fn settle(&mut self, t: &Target, id: &str, names: BTreeSet<String>) -> bool {
-        let settled = self.reporter.clone().settle(t, id, names).await;
+    async fn settle(
+        &mut self,
+        t: &Target,
+        id: &str,
+        names: BTreeSet<String>,
+        arguments: Vec<RecordedArgs>,
+    ) -> bool {
+        let settled = self.reporter.clone().settle(t, id, names, arguments).await;
         self.retry |= !settled;
         settled
     }
@@ -311,8 +318,14 @@ struct Reporter {
 }
 
 impl Reporter {
-    async fn settle(self, t: &Target, id: &str, names: BTreeSet<String>) -> bool {
-        let e = report::entry(t, id, names, self.runtime, true);
+    async fn settle(
+        self,
+        t: &Target,
+        id: &str,
+        names: BTreeSet<String>,
+        arguments: Vec<RecordedArgs>,
+    ) -> bool {
+        let e = report::entry(t, id, names, arguments, self.runtime, true);
         match report::submit(&self.client, &self.node, t, e).await {
             Ok(n) => {
                 self.metrics.recorded(n);
@@ -334,7 +347,7 @@ impl Reporter {
     /// so that it waits for this node's final set before it merges. Best effort: the final
     /// entry says the same.
     async fn announce(self, t: &Target, id: &str) {
-        let e = report::entry(t, id, BTreeSet::new(), self.runtime, false);
+        let e = report::entry(t, id, BTreeSet::new(), Vec::new(), self.runtime, false);
         if let Err(e) = report::submit(&self.client, &self.node, t, e).await {
             tracing::debug!(pod = %t.pod, container = %t.container, error = %e, "announcing the recorded container failed");
         }

@@ -16,7 +16,9 @@ use crds::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
+use seccomp_profile::args::union_recorded;
 use seccomp_profile::builtin::OciRuntime;
+use seccomp_profile::RecordedArgs;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ pub fn entry(
     t: &Target,
     id: &str,
     mut names: BTreeSet<String>,
+    arguments: Vec<RecordedArgs>,
     runtime: OciRuntime,
     is_final: bool,
 ) -> RecordedContainer {
@@ -51,6 +54,7 @@ pub fn entry(
         container: t.container.clone(),
         r#final: is_final,
         syscalls: names.into_iter().collect(),
+        arguments,
     }
 }
 
@@ -96,6 +100,7 @@ pub fn upsert(
         Some(old) => {
             let names: BTreeSet<String> = old.syscalls.drain(..).chain(new.syscalls).collect();
             old.syscalls = names.into_iter().collect();
+            old.arguments = union_recorded(&old.arguments, &new.arguments);
             old.r#final |= new.r#final;
         }
         None if full => return Err(SubmitError::Full),
@@ -205,16 +210,54 @@ mod tests {
 
     #[test]
     fn final_entries_carry_the_runtimes_init_calls() {
-        let e = entry(&target(), "c1", names(&["read"]), OciRuntime::Runc, true);
+        let e = entry(
+            &target(),
+            "c1",
+            names(&["read"]),
+            vec![],
+            OciRuntime::Runc,
+            true,
+        );
         assert!(e.r#final);
         assert!(e.syscalls.contains(&"read".to_string()));
         assert!(
             e.syscalls.contains(&"execve".to_string()),
             "runc's init execs"
         );
-        let pending = entry(&target(), "c1", BTreeSet::new(), OciRuntime::Runc, false);
+        let pending = entry(
+            &target(),
+            "c1",
+            BTreeSet::new(),
+            vec![],
+            OciRuntime::Runc,
+            false,
+        );
         assert!(!pending.r#final && pending.syscalls.is_empty());
         assert_eq!((e.pod.as_str(), e.container.as_str()), ("web-1", "web"));
+    }
+
+    #[test]
+    fn a_rewritten_entry_keeps_the_union_of_its_argument_classes() {
+        let t = target();
+        let args = |v: u64| {
+            vec![RecordedArgs {
+                syscall: "clone".into(),
+                values: vec![v],
+                any: false,
+            }]
+        };
+        let first = entry(&t, "c1", names(&["clone"]), args(0), OciRuntime::Runc, true);
+        let report = report_object(&t, "n1", vec![first]);
+        let again = entry(
+            &t,
+            "c1",
+            names(&["clone"]),
+            args(0x1000_0000),
+            OciRuntime::Runc,
+            true,
+        );
+        let merged = upsert(Some(&report), again).unwrap();
+        assert_eq!(merged[0].arguments[0].values, [0, 0x1000_0000]);
     }
 
     #[test]
@@ -226,6 +269,7 @@ mod tests {
             container: "web".into(),
             r#final: f,
             syscalls: n.iter().map(|s| s.to_string()).collect(),
+            arguments: vec![],
         };
         let mut report = report_object(
             &t,
@@ -262,19 +306,20 @@ mod tests {
                     &t,
                     &format!("c{i}"),
                     BTreeSet::new(),
+                    vec![],
                     OciRuntime::Runc,
                     false,
                 )
             })
             .collect();
         let mut report = report_object(&t, "n1", full);
-        let new = entry(&t, "new", names(&["read"]), OciRuntime::Runc, true);
+        let new = entry(&t, "new", names(&["read"]), vec![], OciRuntime::Runc, true);
         assert!(matches!(
             upsert(Some(&report), new.clone()),
             Err(SubmitError::Full)
         ));
         assert!(SubmitError::Full.retry());
-        let known = entry(&t, "c0", names(&["read"]), OciRuntime::Runc, true);
+        let known = entry(&t, "c0", names(&["read"]), vec![], OciRuntime::Runc, true);
         assert_eq!(
             upsert(Some(&report), known).unwrap().len(),
             MAX_REPORT_CONTAINERS

@@ -11,7 +11,7 @@ use crds::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
-use seccomp_profile::{Arch, SeccompDocument};
+use seccomp_profile::{recorded_document, Arch, ArgClasses, SeccompDocument};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The name of the per-pod profile of `entry`.
@@ -39,7 +39,10 @@ pub fn per_pod_profile(
     earlier: Option<&SeccompDocument>,
 ) -> Result<SeccompProfile> {
     let name = rec.name_any();
-    let recorded = SeccompDocument::allowlist(entry.syscalls.iter().cloned());
+    let recorded = recorded_document(
+        entry.syscalls.iter().cloned(),
+        &ArgClasses::from_recorded(&entry.arguments),
+    );
     let doc = merged_document(earlier, &[&recorded], Arch::native())?;
     let partial = rec.spec.merge_strategy == MergeStrategy::Containers;
     let mut p = SeccompProfile::new(
@@ -131,6 +134,7 @@ mod tests {
             container: "web".into(),
             r#final: fin,
             syscalls: names.iter().map(|s| s.to_string()).collect(),
+            arguments: vec![],
         }
     }
 
@@ -197,6 +201,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(allowed(&later), ["mkdir", "read", "symlink"]);
+    }
+
+    #[test]
+    fn argument_classes_become_argument_rules_and_later_instances_widen_them() {
+        let r = rec("None");
+        let mut e = entry("c1", &["read", "clone", "socket"], true);
+        e.arguments = vec![
+            seccomp_profile::RecordedArgs {
+                syscall: "clone".into(),
+                values: vec![0],
+                any: false,
+            },
+            seccomp_profile::RecordedArgs {
+                syscall: "socket".into(),
+                values: vec![(2 << 16) | 1],
+                any: false,
+            },
+        ];
+        let first = per_pod_profile(&r, &e, None).unwrap();
+        let rules = |p: &SeccompProfile, name: &str| -> Vec<usize> {
+            p.spec
+                .document
+                .syscalls
+                .iter()
+                .filter(|r| r.names.iter().any(|n| n == name))
+                .map(|r| r.args.len())
+                .collect()
+        };
+        assert_eq!(rules(&first, "clone"), [1]);
+        assert_eq!(rules(&first, "socket"), [2]);
+        // A later instance whose socket calls were not captured: any socket, clone unchanged.
+        let later = per_pod_profile(
+            &r,
+            &entry("c2", &["read", "socket"], true),
+            Some(&first.spec.document),
+        )
+        .unwrap();
+        assert_eq!(rules(&later, "clone"), [1]);
+        assert_eq!(rules(&later, "socket"), [0]);
     }
 
     #[test]

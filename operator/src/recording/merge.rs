@@ -151,6 +151,7 @@ mod tests {
             container: "web".into(),
             r#final: true,
             syscalls: names.iter().map(|s| s.to_string()).collect(),
+            arguments: vec![],
         };
         let (a, b) = (
             entry("a", "p1", &["read", "mkdir"]),

@@ -619,7 +619,23 @@ async fn j9_recording_merges_replicas_into_a_profile_that_runs_the_workload() ->
             .map(String::as_str),
         Some("app")
     );
-    let names = merged.spec.document.syscalls[0].names.clone();
+    let names = allowed_names(&merged);
+    // The shell forks its commands: clone is allowed only with every namespace bit clear.
+    let clone: Vec<&seccomp_profile::SyscallRule> = merged
+        .spec
+        .document
+        .syscalls
+        .iter()
+        .filter(|r| r.names.iter().any(|n| n == "clone"))
+        .collect();
+    assert!(
+        !clone.is_empty()
+            && clone.iter().all(|r| r.args.len() == 1
+                && r.args[0].op == seccomp_profile::Op::MaskedEq
+                && r.args[0].value == seccomp_profile::args::CLONE_NS_FLAGS
+                && r.args[0].value_two == 0),
+        "clone rules: {clone:?}"
+    );
     for needed in ["execve", "getdents64", "clock_nanosleep"] {
         assert!(
             names.iter().any(|n| n == needed),
@@ -753,12 +769,17 @@ fn recording(name: &str, app: &str, extra: serde_json::Value) -> serde_json::Val
     json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": name}, "spec": spec})
 }
 
+/// The names a recorded profile lets run, or answers ENOSYS for the caller to fall back
+/// (clone3).
 fn allowed_names(p: &SeccompProfile) -> Vec<String> {
     p.spec
         .document
         .syscalls
         .iter()
-        .filter(|r| r.action == seccomp_profile::Action::Allow)
+        .filter(|r| {
+            r.action == seccomp_profile::Action::Allow
+                || r.errno_ret == Some(seccomp_profile::args::ENOSYS)
+        })
         .flat_map(|r| r.names.iter().cloned())
         .collect()
 }

@@ -253,15 +253,24 @@ pub(crate) fn rule_label(rule: &SyscallRule) -> String {
             " [arg{} {} {}{}]",
             a.index,
             a.op.as_str().trim_start_matches("SCMP_CMP_"),
-            a.value,
+            number(a.value),
             if a.op == Op::MaskedEq {
-                format!(" {}", a.value_two)
+                format!(" {}", number(a.value_two))
             } else {
                 String::new()
             }
         ));
     }
     label
+}
+
+/// A condition's value as people read it: small numbers in decimal, flags and masks in hex.
+fn number(v: u64) -> String {
+    if v < 0x100 {
+        v.to_string()
+    } else {
+        format!("{v:#x}")
+    }
 }
 
 /// A canonical document together with its exact bytes and their hash.

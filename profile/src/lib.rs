@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod builtin;
+pub mod compare;
 pub mod document;
 pub mod error;
 pub mod limits;
@@ -17,6 +18,7 @@ pub mod types;
 pub mod validate;
 
 pub use args::{recorded_document, ArgClasses, ArgKind, RecordedArgs};
+pub use compare::{looser_than, Looser};
 pub use document::{content_hash, ArgCondition, Rendered, SeccompDocument, SyscallRule};
 pub use error::{FieldError, MergeError, ProfileError, ResolveError};
 pub use merge::{diff, merge, ProfileDiff};

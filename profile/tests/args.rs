@@ -197,3 +197,87 @@ fn values_read_as_people_name_them() {
     );
     assert_eq!(ArgKind::Personality.describe(8), "0x8");
 }
+
+fn moby_default() -> Option<SeccompDocument> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus/moby-default.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have ../shared/corpus beside the repository"
+        );
+        eprintln!("SKIP: {} not found", path.display());
+        return None;
+    };
+    let ctx = seccomp_profile::EvalContext {
+        arch: Arch::X86_64,
+        caps: seccomp_profile::parse::DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        kernel: Some((6, 1)),
+    };
+    Some(
+        seccomp_profile::parse_profile(&text, &ctx)
+            .unwrap()
+            .spec
+            .document,
+    )
+}
+
+#[test]
+fn recorded_argument_rules_are_never_looser_than_dockers_default() {
+    let Some(docker) = moby_default() else {
+        return;
+    };
+    use seccomp_profile::{looser_than, Looser};
+    let names = ["read", "write", "clone", "clone3", "socket", "personality"];
+    let c = classes(&[
+        (ArgKind::Clone, &[0]),
+        (ArgKind::Clone3, &[0]),
+        (ArgKind::Socket, &[(2 << 16) | 1, (10 << 16) | 2]),
+        (ArgKind::Personality, &[0xffff_ffff]),
+    ]);
+    let tight = recorded_document(names, &c);
+    assert_eq!(looser_than(&tight, &docker, Arch::X86_64), vec![]);
+
+    // Names only: clone, clone3, socket and personality with any arguments are looser.
+    let plain = recorded_document(names, &ArgClasses::default());
+    let found: Vec<String> = looser_than(&plain, &docker, Arch::X86_64)
+        .iter()
+        .filter_map(|l| l.name().map(str::to_owned))
+        .collect();
+    assert_eq!(found, ["clone", "clone3", "personality", "socket"]);
+
+    // A recorded user namespace, AF_VSOCK, and a syscall Docker denies outright.
+    let wide = recorded_document(
+        ["clone", "socket", "mount"],
+        &classes(&[
+            (ArgKind::Clone, &[NEWUSER]),
+            (ArgKind::Socket, &[40 << 16 | 1]),
+        ]),
+    );
+    let l = looser_than(&wide, &docker, Arch::X86_64);
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert!(matches!(&l[0], Looser::Arguments { name, .. } if name == "clone"));
+    assert_eq!(
+        l[0].to_string(),
+        "clone: SCMP_ACT_ALLOW [arg0 MASKED_EQ 0x7e020000 0x10000000]; the default allows it only as SCMP_ACT_ALLOW [arg0 MASKED_EQ 0x7e020000 0]"
+    );
+    assert!(
+        matches!(&l[1], Looser::Syscall { name, .. } if name == "mount"),
+        "{l:?}"
+    );
+    assert!(matches!(&l[2], Looser::Arguments { name, .. } if name == "socket"));
+
+    // A default action that runs everything is looser by itself.
+    let mut open = tight.clone();
+    open.default_action = Action::Allow;
+    open.syscalls.clear();
+    assert_eq!(
+        looser_than(&open, &docker, Arch::X86_64),
+        vec![Looser::DefaultRuns {
+            action: Action::Allow
+        }]
+    );
+}

@@ -120,6 +120,18 @@ enum Cmd {
         /// Profile files (metadata.name, or the file name, names each profile).
         files: Vec<PathBuf>,
     },
+    /// What a profile lets run that the runtime's default profile does not (exit 0 if
+    /// nothing, 1 if something): every syscall it denies, and every argument class it
+    /// restricts (namespaces in clone, socket families, personas) that the profile allows.
+    Compare {
+        /// The profile to check.
+        profile: PathBuf,
+        /// The runtime's default profile (e.g. Docker's, moby's `profiles/seccomp/default.json`,
+        /// or containers-common's), in any supported format; Docker conditions are evaluated
+        /// for a container with the runtime's default capabilities on this machine.
+        #[arg(long = "default", value_name = "FILE")]
+        reference: PathBuf,
+    },
     /// What differs between two profiles (exit 0 if equivalent, 1 if not).
     Diff {
         /// The old profile.
@@ -373,6 +385,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Cmd::Compare { profile, reference } => {
+            let looser =
+                model::looser_than(&load_doc(&profile)?, &load_doc(&reference)?, Arch::native());
+            if looser.is_empty() {
+                println!(
+                    "{}: nothing allowed that {} denies",
+                    profile.display(),
+                    reference.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{}: {} looser than {}:",
+                profile.display(),
+                looser.len(),
+                reference.display()
+            );
+            for l in &looser {
+                println!("  {l}");
+            }
+            Ok(ExitCode::from(1))
         }
         Cmd::Diff { a, b } => {
             let d = model::diff(&load_doc(&a)?, &load_doc(&b)?, Arch::native());

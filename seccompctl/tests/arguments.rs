@@ -56,6 +56,31 @@ fn rules_for<'a>(doc: &'a serde_json::Value, syscall: &str) -> Vec<&'a serde_jso
         .collect()
 }
 
+/// Docker's default profile from the shared corpus (CI has it beside the clone).
+fn docker_default() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/moby-default.json");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must have ../shared/corpus beside the repository"
+    );
+    eprintln!("SKIP (comparison only): {} not found", p.display());
+    None
+}
+
+/// `seccompctl compare PROFILE --default <Docker's>`: (exit code, output).
+fn compare_with_docker(profile: &Path) -> Option<(i32, String)> {
+    let reference = docker_default()?;
+    let out = run(seccompctl()
+        .arg("compare")
+        .arg(profile)
+        .arg("--default")
+        .arg(reference));
+    Some((out.status.code().unwrap_or(-1), text(&out.stdout)))
+}
+
 /// The probe's lines as (attempt, result).
 fn results(out: &std::process::Output) -> Vec<(String, String)> {
     text(&out.stdout)
@@ -117,8 +142,18 @@ fn what_the_recorded_program_never_did_fails_with_eperm() {
         }
     }
 
-    // Without argument rules (the profile before argument classes) the holes are open.
+    if let Some((code, out)) = compare_with_docker(&profile) {
+        assert_eq!(code, 0, "{out}");
+    }
+
+    // Without argument rules (the profile before argument classes) the holes are open, and
+    // the comparison with Docker's default names them.
     let (plain, _) = record(tmp.path(), "plain", &["--names-only"], &[bin, "work"]);
+    if let Some((code, out)) = compare_with_docker(&plain) {
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("clone: SCMP_ACT_ALLOW;"), "{out}");
+        assert!(out.contains("socket: SCMP_ACT_ALLOW;"), "{out}");
+    }
     let got = results(&run_under(&plain, &[bin, "probe"]));
     for p in [
         "clone(CLONE_NEWUSER)",
@@ -161,6 +196,11 @@ fn a_program_that_creates_a_user_namespace_keeps_that_ability() {
         got.contains(&("clone(CLONE_NEWUSER)".into(), "ok".into())),
         "{got:?}"
     );
+    // The workload really creates a user namespace: the comparison says so.
+    if let Some((code, out)) = compare_with_docker(&profile) {
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("0x10000000"), "{out}");
+    }
 }
 
 /// Record `cmd`, then run it under the profile `times` times; `check` judges each output.
@@ -172,6 +212,12 @@ fn record_and_enforce(
     check: impl Fn(&std::process::Output) -> Result<(), String>,
 ) -> serde_json::Value {
     let (profile, doc) = record(dir, name, &[], cmd);
+    if let Some((code, out)) = compare_with_docker(&profile) {
+        assert_eq!(
+            code, 0,
+            "{name} recorded looser than Docker's default: {out}"
+        );
+    }
     for i in 0..times {
         let out = run_under(&profile, cmd);
         if let Err(why) = check(&out) {

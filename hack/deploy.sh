@@ -59,6 +59,13 @@ kustomize=$(command -v kubectl || true)
 for f in crds/*.yaml; do [ "$(basename "$f")" = kustomization.yaml ] || "$KUBECTL" apply -f "$f" >/dev/null; done
 "$KUBECTL" wait --for=condition=Established crd --all --timeout=60s >/dev/null
 "$KUBECTL" apply -f "$work/all.yaml" >/dev/null
+# The runtime default recorded profiles are compared with: Docker's, from the shared corpus
+# where it is beside the repository (an admin provides their runtime's; see the README).
+reference=../shared/corpus/moby-default.json
+if [ -f "$reference" ]; then
+  "$KUBECTL" -n seccomp-operator create configmap seccomp-operator-runtime-default \
+    --from-file=profile.json="$reference" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+fi
 # New images under the same tag: restart so pods run what was just built.
 "$KUBECTL" -n seccomp-operator rollout restart daemonset/seccomp-node-agent daemonset/seccomp-node-recorder deployment/seccomp-operator >/dev/null
 "$KUBECTL" -n seccomp-operator rollout status daemonset/seccomp-node-agent --timeout=180s

@@ -642,6 +642,31 @@ async fn j9_recording_merges_replicas_into_a_profile_that_runs_the_workload() ->
             "{needed} missing from {names:?}"
         );
     }
+    // hack/deploy.sh gave the operator Docker's default (from the shared corpus): the
+    // recorded profile allows nothing it denies.
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus/moby-default.json");
+    if corpus.exists() {
+        let merged = ns
+            .wait_profile("rec-app", "a RuntimeDefault condition", |p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "RuntimeDefault"))
+            })
+            .await?;
+        let c = merged
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "RuntimeDefault"))
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "WithinRuntimeDefault"),
+            "{}",
+            c.message
+        );
+    }
     assert!(
         !names.iter().any(|n| n == "mount" || n == "pivot_root"),
         "runtime set-up recorded: {names:?}"

@@ -106,6 +106,7 @@ fn ctx(
         liveness: Default::default(),
         policy: Default::default(),
         gate: crate::leader::Gate::open(),
+        runtime_default: None,
     })
 }
 

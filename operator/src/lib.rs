@@ -13,6 +13,7 @@ pub mod pod_watch;
 pub mod profile_controller;
 pub mod profile_status;
 pub mod recording;
+pub mod runtime_default;
 pub mod server;
 pub mod webhook;
 

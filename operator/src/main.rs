@@ -81,6 +81,15 @@ struct Args {
     /// The node recorders' ServiceAccount: its RecordingReports are held to its own node.
     #[arg(long, default_value = "seccomp-node-recorder")]
     recorder_service_account: String,
+    /// The container runtime's default seccomp profile (any supported format, e.g. Docker's
+    /// `default.json`), mounted from a ConfigMap: recorded profiles get a `RuntimeDefault`
+    /// condition saying whether they allow anything it denies. No such file: no condition.
+    #[arg(
+        long,
+        env = "RUNTIME_DEFAULT_PROFILE",
+        default_value = "/etc/seccomp-operator/runtime-default/profile.json"
+    )]
+    runtime_default_profile: std::path::PathBuf,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -147,6 +156,19 @@ async fn main() -> anyhow::Result<()> {
         allow_listener: args.allow_listener_path,
         allowed_flags: args.allowed_flags.clone(),
     });
+    // A file that is there but unreadable is a configuration error: say so and stop, rather
+    // than silently leave the check off.
+    let runtime_default = operator::runtime_default::load(&args.runtime_default_profile)
+        .context("--runtime-default-profile")?
+        .map(Arc::new);
+    match &runtime_default {
+        Some(r) => {
+            tracing::info!(source = %r.source, "recorded profiles are compared with the runtime default")
+        }
+        None => {
+            tracing::info!(path = %args.runtime_default_profile.display(), "no runtime default profile: recorded profiles are not compared")
+        }
+    }
     let mut shared: BTreeSet<String> = args
         .shared_namespaces
         .iter()
@@ -219,6 +241,7 @@ async fn main() -> anyhow::Result<()> {
         },
         policy: policy.clone(),
         gate: gate.clone(),
+        runtime_default,
     };
     let binding_inputs = binding_status::Inputs {
         bindings: bindings.clone(),

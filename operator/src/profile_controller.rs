@@ -40,6 +40,8 @@ pub struct Context {
     pub policy: Arc<seccomp_profile::Policy>,
     /// Open while this replica leads.
     pub gate: crate::leader::Gate,
+    /// The runtime default recorded profiles are compared with (`--runtime-default-profile`).
+    pub runtime_default: Option<Arc<crate::runtime_default::RuntimeDefault>>,
 }
 
 fn profile_id(p: &SeccompProfile) -> ProfileId {
@@ -92,6 +94,7 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
         users,
         table: Some(&table),
         policy: &ctx.policy,
+        runtime_default: ctx.runtime_default.as_deref(),
     });
     let old = p.status.as_ref();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -207,6 +210,8 @@ pub struct Inputs {
     pub policy: Arc<seccomp_profile::Policy>,
     /// Open while this replica leads.
     pub gate: crate::leader::Gate,
+    /// The runtime default recorded profiles are compared with.
+    pub runtime_default: Option<Arc<crate::runtime_default::RuntimeDefault>>,
 }
 
 /// Run the controller until the stream ends.
@@ -222,6 +227,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         nodes_cfg,
         policy,
         gate,
+        runtime_default,
     } = inputs;
     // A bounded number of reconciles at once: a burst of thousands of profiles must not hold
     // thousands of working sets.
@@ -268,6 +274,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         liveness,
         policy,
         gate: gate.clone(),
+        runtime_default,
     });
     controller
         .reconcile_all_on(futures::stream::select(

@@ -33,6 +33,8 @@ pub struct Observed<'a> {
     pub table: Option<&'a dyn SyscallTable>,
     /// What tenants' profiles may use.
     pub policy: &'a seccomp_profile::Policy,
+    /// The runtime's default profile recorded profiles are compared with, if configured.
+    pub runtime_default: Option<&'a crate::runtime_default::RuntimeDefault>,
 }
 
 /// The computed status (condition times are filled in by [`with_transition_times`]).
@@ -210,6 +212,14 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
         Some(m) => condition("NodesReporting", false, "NodesNotCounted", &m),
     };
     status.conditions.push(reporting);
+    // Recorded profiles: is anything allowed that the runtime default denies?
+    if let (Some(doc), Some(reference)) = (&doc, o.runtime_default) {
+        if p.labels().contains_key(crds::LABEL_RECORDING) {
+            status
+                .conditions
+                .push(crate::runtime_default::condition(doc, reference));
+        }
+    }
     status
 }
 
@@ -321,11 +331,52 @@ mod tests {
             users,
             table: None,
             policy: &seccomp_profile::Policy::default(),
+            runtime_default: None,
         })
     }
 
     fn ready(s: &SeccompProfileStatus) -> &Condition {
         s.conditions.iter().find(|c| c.type_ == "Ready").unwrap()
+    }
+
+    #[test]
+    fn recorded_profiles_are_compared_with_the_runtime_default() {
+        let reference = crate::runtime_default::RuntimeDefault {
+            source: "docker".into(),
+            document: serde_json::from_value(serde_json::json!({
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]
+            }))
+            .unwrap(),
+        };
+        let with = |p: &SeccompProfile| {
+            let ns = BTreeMap::from([("web".to_string(), p.spec.profile.clone())]);
+            let live = Liveness::default();
+            compute(&Observed {
+                profile: p,
+                namespace_profiles: &ns,
+                nodes: &[],
+                live: &live,
+                users: vec![],
+                table: None,
+                policy: &seccomp_profile::Policy::default(),
+                runtime_default: Some(&reference),
+            })
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == crate::runtime_default::CONDITION)
+        };
+        let mut p = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["read", "mount"], "action": "SCMP_ACT_ALLOW"}]}));
+        // A tenant's own profile is not judged.
+        assert!(with(&p).is_none());
+        p.metadata.labels = Some(BTreeMap::from([(
+            crds::LABEL_RECORDING.to_string(),
+            "rec".to_string(),
+        )]));
+        let c = with(&p).expect("a RuntimeDefault condition");
+        assert_eq!(c.status, "False");
+        assert!(c.message.contains("mount: allowed"), "{}", c.message);
     }
 
     #[test]

@@ -92,12 +92,12 @@ printf '\ngoals: recording <= 1.5x empty: %s; attached <= 1.25x empty: %s; recor
 # The programs' own run time, as the kernel accounts it (kernel.bpf_stats_enabled): far less
 # noisy than the loop on a shared machine, and it isolates what the recorder's code costs
 # above the empty program. (Accounting adds its own clock reads to every figure alike.)
-prog_ns() { # mode [watched]: ns per run of sys_enter while the loop runs
-  local mode=$1 where=${2:-other} err; err=$(mktemp)
+prog_ns() { # mode [watched [syscall]]: ns per run of sys_enter while the loop runs
+  local mode=$1 where=${2:-other} call=${3:-getppid} err; err=$(mktemp)
   coproc HOLD { exec "$attach" "$mode" 2>"$err"; }
   read -r line <&"${HOLD[0]}"
   if [ "$where" = watched ]; then
-    nsenter -t "$(awk '/watched-pid/{print $2}' "$err")" -m "$loop" "$N" >/dev/null
+    nsenter -t "$(awk '/watched-pid/{print $2}' "$err")" -m "$loop" "$N" "$call" >/dev/null
   else
     in_ns >/dev/null
   fi
@@ -108,13 +108,14 @@ old_stats=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -qw kernel.bpf_stats_enabled=1
 declare -A pn
 for _ in 1 2 3; do
-  for k in empty idle attached armed_ignored recording; do
+  for k in empty idle attached armed_ignored recording recording_args; do
     case $k in
       empty) v=$(prog_ns empty) ;;
       idle) v=$(prog_ns recorder) ;;
       attached) v=$(prog_ns recorder-other) ;;
       armed_ignored) v=$(prog_ns recorder-armed) ;;
       recording) v=$(prog_ns recorder-other watched) ;;
+      recording_args) v=$(prog_ns recorder-other watched personality) ;;
     esac
     if lower "${pn[$k]:-}" "$v"; then pn[$k]=$v; fi
   done
@@ -122,13 +123,14 @@ done
 sysctl -qw kernel.bpf_stats_enabled="$old_stats"
 printf '\nprogram run time per syscall (kernel accounting, best of 3)\n\n'
 printf '%-44s %10s %12s\n' "program" "ns/run" "above empty"
-for k in empty idle attached armed_ignored recording; do
+for k in empty idle attached armed_ignored recording recording_args; do
   case $k in
     empty) label="empty tp_btf program" ;;
     idle) label="recorder, recording nothing" ;;
     attached) label="recorder, another ns recorded" ;;
     armed_ignored) label="recorder armed, this ns ignored" ;;
     recording) label="recorder recording this ns" ;;
+    recording_args) label="  ... a tracked syscall (argument captured)" ;;
   esac
   printf '%-44s %10s %12s\n' "$label" "${pn[$k]}" "$(awk "BEGIN{printf \"%+.1f\", ${pn[$k]} - ${pn[empty]}}")"
 done

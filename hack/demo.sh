@@ -51,10 +51,23 @@ echo "== 2. the learned profile (plain OCI seccomp JSON, what the kubelet hands 
 python3 - "$work/learned.json" <<'PY'
 import json, sys, textwrap
 d = json.load(open(sys.argv[1]))
-names = d["syscalls"][0]["names"]
+plain = [r for r in d["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and not r.get("args")]
+names = plain[0]["names"] if plain else []
 print(f"defaultAction: {d['defaultAction']}   architectures: {', '.join(d['architectures'])}")
-print(f"allowed ({len(names)}):")
+print(f"allowed with any arguments ({len(names)}):")
 print(textwrap.indent(textwrap.fill(", ".join(names), 96), "  "))
+def cond(a):
+    v = lambda x: hex(x) if x > 255 else str(x)
+    two = f" == {v(a.get('valueTwo', 0))}" if a["op"] == "SCMP_CMP_MASKED_EQ" else ""
+    return f"arg{a['index']} {a['op'][9:]} {v(a['value'])}{two}"
+others = [r for r in d["syscalls"] if r not in plain]
+if others:
+    print("argument rules (learned from the values the container passed; anything else is EPERM):")
+    for r in others:
+        what = " and ".join(cond(a) for a in r.get("args", []))
+        act = r["action"] + (f"({r['errnoRet']})" if "errnoRet" in r else "")
+        print(f"  {', '.join(r['names'])}: {act}{' if ' + what if what else ''}")
+    print("  (clone MASKED_EQ 0x7e020000 == 0: forks and threads only, no new namespaces)")
 PY
 
 echo

@@ -281,3 +281,23 @@ fn recorded_argument_rules_are_never_looser_than_dockers_default() {
         }]
     );
 }
+
+#[test]
+fn diff_shows_argument_level_differences() {
+    let plain = recorded_document(["clone", "read"], &ArgClasses::default());
+    let tight = recorded_document(["clone", "read"], &classes(&[(ArgKind::Clone, &[0])]));
+    let wider = recorded_document(
+        ["clone", "read"],
+        &classes(&[(ArgKind::Clone, &[0, NEWUSER])]),
+    );
+    let d = seccomp_profile::diff(&plain, &tight, Arch::X86_64).to_string();
+    assert_eq!(
+        d,
+        "- SCMP_ACT_ALLOW: clone\n+ SCMP_ACT_ALLOW [arg0 MASKED_EQ 0x7e020000 0]: clone\n"
+    );
+    let d = seccomp_profile::diff(&tight, &wider, Arch::X86_64).to_string();
+    assert_eq!(
+        d,
+        "+ SCMP_ACT_ALLOW [arg0 MASKED_EQ 0x7e020000 0x10000000]: clone\n"
+    );
+}

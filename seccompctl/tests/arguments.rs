@@ -145,6 +145,19 @@ fn what_the_recorded_program_never_did_fails_with_eperm() {
     if let Some((code, out)) = compare_with_docker(&profile) {
         assert_eq!(code, 0, "{out}");
     }
+    // validate compiles the argument rules with libseccomp; convert keeps them.
+    let out = run(seccompctl().arg("validate").arg(&profile));
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let out = run(seccompctl().args(["convert", "--to", "cr"]).arg(&profile));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cr = tmp.path().join("work-cr.yaml");
+    std::fs::write(&cr, &out.stdout).unwrap();
+    let out = run(seccompctl().arg("diff").arg(&profile).arg(&cr));
+    assert!(
+        out.status.success(),
+        "convert changed the rules: {}",
+        text(&out.stdout)
+    );
 
     // Without argument rules (the profile before argument classes) the holes are open, and
     // the comparison with Docker's default names them.

@@ -37,8 +37,12 @@ fn record(dir: &Path, name: &str, extra: &[&str], cmd: &[&str]) -> (PathBuf, ser
     (path, doc)
 }
 
+/// `seccompctl run` under `profile`, killed after two minutes (a program that spins on a
+/// denied syscall must fail the test, not hang it).
 fn run_under(profile: &Path, cmd: &[&str]) -> std::process::Output {
-    run(seccompctl()
+    run(Command::new("timeout")
+        .args(["-s", "KILL", "120"])
+        .arg(env!("CARGO_BIN_EXE_seccompctl"))
         .arg("run")
         .arg("--profile")
         .arg(profile)
@@ -321,13 +325,15 @@ fn a_multithreaded_redis_server_runs_under_its_argument_rules() {
         "redis-server is not installed (hack/deps.sh test installs it)"
     );
     let tmp = tempfile::tempdir().unwrap();
-    // The server (with its background I/O threads) and its client in one recorded command.
+    // The server (with its background I/O threads) and its client in one recorded command. The
+    // shell always waits for a server that is still running (a blocking wait: rt_sigsuspend),
+    // so the recorded and the enforced runs take the same path.
     let script = format!(
         "s={0}/redis.sock; redis-server --port 0 --unixsocket $s --save '' --appendonly no \
          --io-threads 2 --daemonize no --dir {0} >{0}/redis.log 2>&1 & \
          for i in $(seq 100); do redis-cli -s $s ping >/dev/null 2>&1 && break; sleep 0.05; done; \
          redis-cli -s $s set k v >/dev/null && redis-cli -s $s get k; \
-         redis-cli -s $s shutdown nosave >/dev/null 2>&1; wait",
+         (sleep 0.3; redis-cli -s $s shutdown nosave >/dev/null 2>&1) & wait",
         tmp.path().display()
     );
     let doc = record_and_enforce(tmp.path(), "redis", &["sh", "-c", &script], 3, |out| {

@@ -22,6 +22,7 @@ pub struct Metrics {
     pending_namespaces: Gauge,
     recorded_profiles: Counter,
     recorded_syscalls: Counter,
+    argument_overflows: Counter,
     dropped_namespaces: Gauge,
     audit_records: Gauge,
     audit_lost: Gauge,
@@ -75,6 +76,12 @@ impl Metrics {
         let recorded_profiles = Counter::default();
         let recorded_syscalls = Counter::default();
         let dropped_namespaces = Gauge::default();
+        let argument_overflows = Counter::default();
+        registry.register(
+            "recorded_argument_overflows",
+            "Tracked syscalls of recorded containers whose argument classes were not captured (more distinct values than kept, a compat ABI, an unreadable clone3): allowed with any arguments",
+            argument_overflows.clone(),
+        );
         registry.register(
             "recording_containers",
             "Containers being recorded",
@@ -133,6 +140,7 @@ impl Metrics {
             pending_namespaces,
             recorded_profiles,
             recorded_syscalls,
+            argument_overflows,
             dropped_namespaces,
             registry: Mutex::new(registry),
             installed,
@@ -172,9 +180,10 @@ impl Metrics {
     }
 
     /// Record a written recorded profile.
-    pub fn recorded(&self, syscalls: usize) {
+    pub fn recorded(&self, syscalls: usize, argument_overflows: usize) {
         self.recorded_profiles.inc();
         self.recorded_syscalls.inc_by(syscalls as u64);
+        self.argument_overflows.inc_by(argument_overflows as u64);
     }
 
     /// The registry, for other parts of the agent to register their own metrics.

@@ -260,7 +260,7 @@ fn assert_clone3_falls_back(name: &str, doc: &serde_json::Value) {
 }
 
 #[test]
-fn python_with_threads_and_subprocesses_runs_under_its_argument_rules() {
+fn python_with_threads_subprocesses_and_posix_spawn_runs_under_its_argument_rules() {
     skip_unless!(can_record(), "needs root and a BTF kernel");
     let tmp = tempfile::tempdir().unwrap();
     let script = tmp.path().join("work.py");
@@ -273,6 +273,9 @@ fn python_with_threads_and_subprocesses_runs_under_its_argument_rules() {
          [t.join() for t in ts]\n\
          s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.close()\n\
          r = subprocess.run(['sh', '-c', 'echo child'], capture_output=True, text=True)\n\
+         import os\n\
+         pid = os.posix_spawn('/bin/true', ['/bin/true'], {})\n\
+         assert os.waitpid(pid, 0)[1] == 0\n\
          print(sum(out), r.stdout.strip())\n",
     )
     .unwrap();

@@ -325,11 +325,19 @@ impl Reporter {
         names: BTreeSet<String>,
         arguments: Vec<RecordedArgs>,
     ) -> bool {
+        let overflows: Vec<String> = arguments
+            .iter()
+            .filter(|a| a.any)
+            .map(|a| a.syscall.clone())
+            .collect();
         let e = report::entry(t, id, names, arguments, self.runtime, true);
         match report::submit(&self.client, &self.node, t, e).await {
             Ok(n) => {
-                self.metrics.recorded(n);
+                self.metrics.recorded(n, overflows.len());
                 tracing::info!(recording = %t.recording, namespace = %t.namespace, pod = %t.pod, container = %t.container, syscalls = n, "recorded container reported");
+                if !overflows.is_empty() {
+                    tracing::warn!(pod = %t.pod, container = %t.container, syscalls = ?overflows, "argument classes not captured (more distinct values than kept, or a compat ABI): these syscalls are allowed with any arguments");
+                }
                 true
             }
             Err(e) if !e.retry() => {

@@ -101,6 +101,44 @@ impl Recording {
     }
 }
 
+/// The process [`forward`] sends signals to (0: none).
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Signals seccompctl passes on to the command it records.
+const FORWARDED: [Signal; 3] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT];
+
+/// `si_code` of a signal the kernel generated (a terminal's ^C or hang-up): those already
+/// reach the command's process group, so they are not sent a second time.
+const SI_KERNEL: libc::c_int = 0x80;
+
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
+    let code = unsafe { info.as_ref() }.map_or(0, |i| i.si_code);
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::SeqCst);
+    if pid > 0 && code != SI_KERNEL {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Forward [`FORWARDED`] to `child` until seccompctl exits (SIGQUIT is ignored: the terminal's
+/// reaches the command).
+fn forward_signals_to(child: Pid) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigSet};
+    FORWARD_TO.store(child.as_raw(), std::sync::atomic::Ordering::SeqCst);
+    let action = SigAction::new(
+        SigHandler::SigAction(forward),
+        SaFlags::SA_SIGINFO | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in FORWARDED {
+        // SAFETY: the handler only reads an atomic and calls kill(2), both async-signal-safe.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+    // SAFETY: installing SIG_IGN has no preconditions.
+    let _ = unsafe { signal(Signal::SIGQUIT, SigHandler::SigIgn) };
+}
+
 fn exit_code(status: WaitStatus) -> i32 {
     match status {
         WaitStatus::Exited(_, code) => code,
@@ -179,13 +217,10 @@ pub fn record_command(rec: &mut Recorder, argv: &[OsString]) -> anyhow::Result<R
         ForkResult::Parent { child } => {
             drop(ready_w);
             drop(go_r);
-            // The terminal's ^C goes to the command; seccompctl waits for it and still writes
-            // the profile.
-            // SAFETY: installing SIG_IGN has no preconditions.
-            unsafe {
-                let _ = signal(Signal::SIGINT, SigHandler::SigIgn);
-                let _ = signal(Signal::SIGQUIT, SigHandler::SigIgn);
-            }
+            // SIGTERM, SIGHUP and SIGINT sent to seccompctl go to the command (systemd,
+            // `timeout` and container stops send SIGTERM); seccompctl waits for it to end and
+            // still writes the profile. The terminal's ^C reaches the command by itself.
+            forward_signals_to(child);
             let mut b = [0u8; 1];
             std::fs::File::from(ready_r).read_exact(&mut b)?;
             if b[0] != b'1' {
@@ -195,7 +230,9 @@ pub fn record_command(rec: &mut Recorder, argv: &[OsString]) -> anyhow::Result<R
             let mntns = mntns_of(&child.to_string())?;
             rec.watch(mntns)?;
             std::fs::File::from(go_w).write_all(b"1")?;
-            let status = wait_for(child)?;
+            let status = wait_for(child);
+            FORWARD_TO.store(0, std::sync::atomic::Ordering::SeqCst);
+            let status = status?;
             let record = rec.take(mntns).unwrap_or_default();
             // execve runs after `seccompctl run` installs the filter.
             Ok(Recording::new(exit_code(status), record, &["execve"]))
@@ -257,16 +294,17 @@ pub fn record_runc(
         }
     }
     rec.arm(false)?;
-    // SAFETY: installing SIG_IGN has no preconditions.
-    unsafe {
-        let _ = signal(Signal::SIGINT, SigHandler::SigIgn);
-    }
+    // Signals to seccompctl go to the container's init, as `runc kill` would send them.
+    forward_signals_to(Pid::from_raw(pid as i32));
     let started = Command::new(runc).args(["start", id]).status()?;
     if !started.success() {
+        FORWARD_TO.store(0, std::sync::atomic::Ordering::SeqCst);
         cleanup(id);
         bail!("`{runc} start {id}` failed ({started})");
     }
-    let status = wait_for(Pid::from_raw(pid as i32))?;
+    let status = wait_for(Pid::from_raw(pid as i32));
+    FORWARD_TO.store(0, std::sync::atomic::Ordering::SeqCst);
+    let status = status?;
     let record = rec.take(mntns).unwrap_or_default();
     cleanup(id);
     Ok(Recording::new(

@@ -7,22 +7,6 @@ mod common;
 use common::*;
 use std::path::Path;
 
-fn record(dir: &Path, name: &str, cmd: &[&str]) -> (std::path::PathBuf, serde_json::Value) {
-    let path = dir.join(format!("{name}.json"));
-    let out = run(seccompctl()
-        .args(["record", "--format", "oci", "-o"])
-        .arg(&path)
-        .arg("--")
-        .args(cmd));
-    assert!(
-        out.status.success(),
-        "record {cmd:?}: {}",
-        text(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    (path, doc)
-}
-
 /// The index of the rule that allows names with any arguments.
 fn plain_allow(doc: &serde_json::Value) -> usize {
     doc["syscalls"]
@@ -60,15 +44,6 @@ fn without(dir: &Path, doc: &serde_json::Value, name: &str, drop: &str) -> std::
     p
 }
 
-fn run_under(profile: &Path, cmd: &[&str]) -> std::process::Output {
-    run(seccompctl()
-        .arg("run")
-        .arg("--profile")
-        .arg(profile)
-        .arg("--")
-        .args(cmd))
-}
-
 fn twenty_times(profile: &Path, cmd: &[&str], expect_stdout: &str) {
     for i in 0..20 {
         let out = run_under(profile, cmd);
@@ -88,7 +63,7 @@ fn records_and_enforces_local_programs() {
     let dir = tmp.path();
 
     // /bin/true
-    let (p, doc) = record(dir, "true", &["/bin/true"]);
+    let (p, doc) = record(dir, "true", &[], &["/bin/true"]);
     assert!(allowed(&doc).contains(&"execve".to_string()));
     twenty_times(&p, &["/bin/true"], "");
 
@@ -99,7 +74,7 @@ fn records_and_enforces_local_programs() {
         .args(["--", "sh", "-c", "echo hi; exit 7"]));
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(text(&out.stdout), "hi\n");
-    let (p, doc) = record(dir, "sh", &["sh", "-c", "echo hi"]);
+    let (p, doc) = record(dir, "sh", &[], &["sh", "-c", "echo hi"]);
     twenty_times(&p, &["sh", "-c", "echo hi"], "hi\n");
     let out = run_under(&without(dir, &doc, "sh", "write"), &["sh", "-c", "echo hi"]);
     assert!(
@@ -108,7 +83,7 @@ fn records_and_enforces_local_programs() {
     );
 
     // ls /
-    let (p, doc) = record(dir, "ls", &["ls", "/"]);
+    let (p, doc) = record(dir, "ls", &[], &["ls", "/"]);
     let expected = text(&run(std::process::Command::new("ls").arg("/")).stdout);
     twenty_times(&p, &["ls", "/"], &expected);
     let out = run_under(&without(dir, &doc, "ls", "getdents64"), &["ls", "/"]);
@@ -131,7 +106,7 @@ fn records_and_enforces_local_programs() {
     )
     .unwrap();
     let script = script.to_str().unwrap();
-    let (p, doc) = record(dir, "py", &["python3", "-S", script]);
+    let (p, doc) = record(dir, "py", &[], &["python3", "-S", script]);
     let expected = text(&run(std::process::Command::new("python3").args(["-S", script])).stdout);
     twenty_times(&p, &["python3", "-S", script], &expected);
     let out = run_under(
@@ -152,7 +127,7 @@ fn records_the_children_of_the_command() {
     // mkdir runs in a child process of sh: its syscall must be in the profile.
     let target = tmp.path().join("made");
     let cmd = format!("mkdir {}; rmdir {}", target.display(), target.display());
-    let (_, doc) = record(tmp.path(), "child", &["sh", "-c", &cmd]);
+    let (_, doc) = record(tmp.path(), "child", &[], &["sh", "-c", &cmd]);
     let names = allowed(&doc);
     assert!(
         names.contains(&"mkdir".to_string()) && names.contains(&"rmdir".to_string()),

@@ -159,3 +159,40 @@ pub fn crun(dir: &Path) -> Option<PathBuf> {
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     Some(wrapper)
 }
+
+/// `seccompctl record --format oci -o <dir>/<name>.json [extra] -- cmd`: the file and its
+/// JSON.
+pub fn record(
+    dir: &Path,
+    name: &str,
+    extra: &[&str],
+    cmd: &[&str],
+) -> (PathBuf, serde_json::Value) {
+    let path = dir.join(format!("{name}.json"));
+    let out = run(seccompctl()
+        .args(["record", "--format", "oci", "-o"])
+        .arg(&path)
+        .args(extra)
+        .arg("--")
+        .args(cmd));
+    assert!(
+        out.status.success(),
+        "record {cmd:?}: {}",
+        text(&out.stderr)
+    );
+    let doc = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    (path, doc)
+}
+
+/// `seccompctl run` under `profile`, killed after two minutes (a program that spins on a
+/// denied syscall must fail the test, not hang it).
+pub fn run_under(profile: &Path, cmd: &[&str]) -> std::process::Output {
+    run(Command::new("timeout")
+        .args(["-s", "KILL", "120"])
+        .arg(env!("CARGO_BIN_EXE_seccompctl"))
+        .arg("run")
+        .arg("--profile")
+        .arg(profile)
+        .arg("--")
+        .args(cmd))
+}

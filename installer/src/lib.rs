@@ -111,8 +111,26 @@ impl Installer {
         profiles: &[(String, String, ProfileSpec)],
         refused: &desired::Refused,
     ) -> SyncReport {
+        self.apply(profiles, refused, true)
+    }
+
+    /// Write `profiles` and leave every other file alone: for a partial set (the CLI's
+    /// `install` without `--prune`). Files the set does not name are kept and not reported.
+    pub fn install_only(&mut self, profiles: &[(String, String, ProfileSpec)]) -> SyncReport {
+        self.apply(profiles, &Default::default(), false)
+    }
+
+    fn apply(
+        &mut self,
+        profiles: &[(String, String, ProfileSpec)],
+        refused: &desired::Refused,
+        prune: bool,
+    ) -> SyncReport {
         let desired = desired::compute(profiles, &mut self.cache, &self.policy, refused);
-        let ops = plan::plan(&desired, &self.actual);
+        let mut ops = plan::plan(&desired, &self.actual);
+        if !prune {
+            ops.retain(|op| !matches!(op, Op::Remove { .. }));
+        }
         let mut report = SyncReport::default();
         for op in ops {
             match op {

@@ -353,6 +353,49 @@ pub fn load_profile(path: &Path) -> anyhow::Result<(model::ParsedProfile, Seccom
     Ok((parsed, doc.canonical(Arch::native())))
 }
 
+/// Read a profile for conversion: like [`load_profile`], but syscall names this machine's
+/// libseccomp does not know are kept, and returned, so that what `convert` writes does not
+/// depend on the machine it runs on (only compiling needs the names known).
+pub fn load_profile_portable(
+    path: &Path,
+) -> anyhow::Result<(model::ParsedProfile, SeccompDocument, Vec<String>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let parsed = model::parse_profile(&text, &EvalContext::host())
+        .with_context(|| format!("{}: not a valid profile", path.display()))?;
+    parsed
+        .validate(None)
+        .with_context(|| format!("{}: invalid profile", path.display()))?;
+    let doc = match &parsed.spec.base_profile_name {
+        Some(b) if !b.starts_with(BUILTIN_PREFIX) => bail!(
+            "{}: baseProfileName `{b}` names a SeccompProfile, which only a cluster can resolve; locally only `{BUILTIN_PREFIX}` bases work",
+            path.display()
+        ),
+        _ => model::resolve("local", &parsed.spec, &std::collections::BTreeMap::new())?,
+    };
+    let doc = doc.canonical(Arch::native());
+    let table = Libseccomp;
+    let archs: Vec<Arch> = doc
+        .architectures
+        .iter()
+        .copied()
+        .filter(|a| model::SyscallTable::supports(&table, *a))
+        .collect();
+    let unknown: BTreeSet<String> = doc
+        .syscalls
+        .iter()
+        .flat_map(|r| r.names.iter())
+        .filter(|n| {
+            !archs.is_empty()
+                && !archs
+                    .iter()
+                    .any(|a| model::SyscallTable::knows(&table, *a, n))
+        })
+        .cloned()
+        .collect();
+    Ok((parsed, doc, unknown.into_iter().collect()))
+}
+
 /// Install `doc` as this process's seccomp filter (with NoNewPrivileges) and exec `argv`.
 /// Returns only on failure.
 pub fn run_enforced(doc: &SeccompDocument, argv: &[OsString]) -> anyhow::Error {

@@ -74,14 +74,18 @@ enum Cmd {
         command: Vec<OsString>,
     },
     /// Check profiles: syntax, every field, syscall names (libseccomp), and that libseccomp
-    /// compiles them. Exits 1 if any is invalid.
+    /// compiles them. Exits 1 if any is invalid, 2 if any cannot be read.
     Validate {
+        /// Output: text, or JSON (one object per file) for CI.
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Report,
         /// Profile files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Convert a profile (SeccompProfile, SPO, OCI, Docker, containers-common) to OCI JSON or a
-    /// SeccompProfile resource. Docker conditions are evaluated for this machine.
+    /// SeccompProfile resource. Docker conditions are evaluated for this machine; syscall names
+    /// this machine's libseccomp does not know are kept, with a warning.
     Convert {
         /// Output format.
         #[arg(long, value_enum)]
@@ -108,9 +112,13 @@ enum Cmd {
         files: Vec<PathBuf>,
     },
     /// Install profiles as the node agent does, without a cluster: every given profile is
-    /// written atomically to <kubelet-root>/seccomp/operator/<namespace>/<name>.json and files
-    /// of profiles not given are removed (the directory ends up holding exactly these).
+    /// written atomically to <kubelet-root>/seccomp/operator/<namespace>/<name>.json. Files of
+    /// other profiles stay, unless --prune makes the directory hold exactly these. Nothing is
+    /// written when any given profile is invalid or its name cannot be a file name (exit 1).
     Install {
+        /// Remove the files of profiles not given (with no profiles given: all of them).
+        #[arg(long)]
+        prune: bool,
         /// The kubelet's root directory.
         #[arg(long, default_value = crds::DEFAULT_KUBELET_ROOT)]
         kubelet_root: PathBuf,
@@ -134,11 +142,67 @@ enum Cmd {
     },
     /// What differs between two profiles (exit 0 if equivalent, 1 if not).
     Diff {
+        /// Output: text, or JSON for CI.
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Report,
         /// The old profile.
         a: PathBuf,
         /// The new profile.
         b: PathBuf,
     },
+}
+
+/// How `validate` and `diff` report.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Report {
+    /// For people.
+    Text,
+    /// For programs (CI).
+    Json,
+}
+
+/// One `validate` result (as built in `run`), for people.
+fn print_validation(r: &serde_json::Value) {
+    let file = r["file"].as_str().unwrap_or_default();
+    let list = |key: &str| -> Vec<String> {
+        r[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match r["result"].as_str() {
+        Some("valid") => {
+            println!(
+                "{file}: ok ({}, {} syscall names in {} rules, {} BPF instructions)",
+                r["format"].as_str().unwrap_or_default(),
+                r["names"],
+                r["rules"],
+                r["instructions"]
+            );
+            for w in list("warnings") {
+                println!("  warning: {w}");
+            }
+            let skipped = list("skipped");
+            if !skipped.is_empty() {
+                println!(
+                    "  note: unknown to {}, skipped as runc would: {}",
+                    model::SyscallTable::describe(&Libseccomp),
+                    skipped.join(", ")
+                );
+            }
+        }
+        Some("unreadable") => println!("{file}: UNREADABLE: {}", list("errors").join("; ")),
+        _ => {
+            println!("{file}: INVALID");
+            for line in list("errors") {
+                println!("  {line}");
+            }
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,43 +325,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let doc = load_doc(&profile)?;
             Err(local::run_enforced(&doc, &command))
         }
-        Cmd::Validate { files } => {
-            let mut bad = 0;
+        Cmd::Validate { files, output } => {
+            let (mut bad, mut unreadable) = (0, 0);
+            let mut results = Vec::new();
             for f in &files {
-                match local::load_profile(f).and_then(|(p, doc)| {
+                let file = f.display().to_string();
+                let result = match local::load_profile(f).and_then(|(p, doc)| {
                     let filter = seccomp::compile(&doc)?;
                     Ok((p, doc, filter))
                 }) {
                     Ok((p, doc, filter)) => {
-                        let n: usize = doc.syscalls.iter().map(|r| r.names.len()).sum();
-                        println!(
-                            "{}: ok ({}, {n} syscall names in {} rules, {} BPF instructions)",
-                            f.display(),
-                            p.format,
-                            doc.syscalls.len(),
-                            filter.instructions()
-                        );
-                        for w in p.warnings.iter().chain(&doc.startup_problems()) {
-                            println!("  warning: {w}");
-                        }
-                        if !filter.skipped.is_empty() {
-                            println!(
-                                "  note: unknown to {}, skipped as runc would: {}",
-                                model::SyscallTable::describe(&Libseccomp),
-                                filter.skipped.join(", ")
-                            );
-                        }
+                        let warnings: Vec<String> = p
+                            .warnings
+                            .iter()
+                            .chain(&doc.startup_problems())
+                            .cloned()
+                            .collect();
+                        serde_json::json!({
+                            "file": file, "result": "valid", "format": p.format.to_string(),
+                            "rules": doc.syscalls.len(),
+                            "names": doc.syscalls.iter().map(|r| r.names.len()).sum::<usize>(),
+                            "instructions": filter.instructions(),
+                            "warnings": warnings, "skipped": filter.skipped,
+                        })
+                    }
+                    Err(e) if e.root_cause().is::<std::io::Error>() => {
+                        unreadable += 1;
+                        serde_json::json!({"file": file, "result": "unreadable", "errors": [format!("{e:#}")]})
                     }
                     Err(e) => {
                         bad += 1;
-                        println!("{}: INVALID", f.display());
-                        for line in format!("{e:#}").split("; ") {
-                            println!("  {line}");
-                        }
+                        let errors: Vec<String> =
+                            format!("{e:#}").split("; ").map(str::to_owned).collect();
+                        serde_json::json!({"file": file, "result": "invalid", "errors": errors})
                     }
-                }
+                };
+                results.push(result);
             }
-            Ok(if bad > 0 {
+            match output {
+                Report::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+                Report::Text => results.iter().for_each(print_validation),
+            }
+            Ok(if unreadable > 0 {
+                ExitCode::from(2)
+            } else if bad > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -309,7 +380,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             namespace,
             file,
         } => {
-            let (parsed, doc) = local::load_profile(&file)?;
+            let (parsed, doc, unknown) = local::load_profile_portable(&file)?;
+            if !unknown.is_empty() {
+                eprintln!(
+                    "seccompctl: warning: kept {} syscall name(s) unknown to {}: {} (a node whose libseccomp knows them enforces them; runc skips names it does not know)",
+                    unknown.len(),
+                    model::SyscallTable::describe(&Libseccomp),
+                    unknown.join(", ")
+                );
+            }
             let name = name.or(parsed.name.clone()).unwrap_or_else(|| {
                 file.file_stem()
                     .map(|s| s.to_string_lossy().to_lowercase().replace(['_', ' '], "-"))
@@ -339,16 +418,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Install {
+            prune,
             kubelet_root,
             namespace,
             files,
         } => {
             let mut set = Vec::new();
+            let mut refused = Vec::new();
             for f in &files {
                 let text = std::fs::read_to_string(f)
                     .with_context(|| format!("reading {}", f.display()))?;
-                let parsed = model::parse_profile(&text, &model::EvalContext::host())
-                    .with_context(|| format!("{}: not a valid profile", f.display()))?;
+                let parsed = match model::parse_profile(&text, &model::EvalContext::host()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        refused.push(format!("{}: not a valid profile: {e}", f.display()));
+                        continue;
+                    }
+                };
                 let name = parsed.name.clone().unwrap_or_else(|| {
                     f.file_stem()
                         .map(|s| s.to_string_lossy().into_owned())
@@ -358,12 +444,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .namespace
                     .clone()
                     .unwrap_or_else(|| namespace.clone());
+                if let Err(e) = profile_installer::paths::ProfileKey::new(&ns, &name) {
+                    refused.push(format!(
+                        "{}: {ns}/{name} cannot be installed: {e} (name it with metadata.name, --namespace or the file name)",
+                        f.display()
+                    ));
+                    continue;
+                }
                 set.push((ns, name, parsed.spec));
+            }
+            if !refused.is_empty() {
+                for r in &refused {
+                    eprintln!("seccompctl: {r}");
+                }
+                eprintln!(
+                    "seccompctl: nothing installed: {} of {} profile(s) refused",
+                    refused.len(),
+                    files.len()
+                );
+                return Ok(ExitCode::from(1));
             }
             let root = profile_installer::paths::ProfileRoot::new(&kubelet_root);
             let mut installer = profile_installer::Installer::new(root.clone())
                 .with_context(|| format!("reading {}", root.dir().display()))?;
-            let report = installer.sync(&set);
+            let report = if prune {
+                installer.sync(&set)
+            } else {
+                installer.install_only(&set)
+            };
             let mut errors = 0;
             for (key, st) in installer.status() {
                 if let Some(msg) = &st.message {
@@ -408,9 +516,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(1))
         }
-        Cmd::Diff { a, b } => {
+        Cmd::Diff { a, b, output } => {
             let d = model::diff(&load_doc(&a)?, &load_doc(&b)?, Arch::native());
-            print!("{d}");
+            match output {
+                Report::Text => print!("{d}"),
+                Report::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "equivalent": d.is_empty(),
+                        "defaultAction": d.default_action.as_ref().map(|(x, y)| serde_json::json!({"from": x, "to": y})),
+                        "architecturesAdded": d.arches_added,
+                        "architecturesRemoved": d.arches_removed,
+                        "added": d.added,
+                        "removed": d.removed,
+                    }))?
+                ),
+            }
             Ok(if d.is_empty() {
                 ExitCode::SUCCESS
             } else {

@@ -58,7 +58,7 @@ fn sigkill_during_writes_never_leaves_a_partial_file() {
     for round in 0..60 {
         let set = &sets[round % 2];
         let mut child = seccompctl()
-            .arg("install")
+            .args(["install", "--prune"])
             .arg("--kubelet-root")
             .arg(&kubelet)
             .args(set)
@@ -95,7 +95,7 @@ fn sigkill_during_writes_never_leaves_a_partial_file() {
     );
     // A final run cleans temp files and converges.
     let out = run(seccompctl()
-        .arg("install")
+        .args(["install", "--prune"])
         .arg("--kubelet-root")
         .arg(&kubelet)
         .args(&sets[0]));

@@ -1109,3 +1109,62 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
     assert_eq!(sc, Some(format!("operator/{}/logs-app.json", ns.name)));
     Ok(())
 }
+
+/// The node agent's /metrics on node 1 (its pod address).
+async fn agent_metrics(client: &kube::Client) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let pod = agent_pod(client).await?;
+    let ip = pod
+        .status
+        .and_then(|s| s.pod_ip)
+        .ok_or_else(|| anyhow::anyhow!("the agent pod has no IP"))?;
+    let mut c = std::net::TcpStream::connect((ip.as_str(), 8090))?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut body = String::new();
+    c.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+#[tokio::test]
+async fn j14_a_profile_file_changed_or_removed_on_the_node_is_restored() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("j14 edits node 1's kubelet root: run the e2e tests as root");
+    }
+    let ns = TestNs::new(client.clone(), "drift").await?;
+    for name in ["edited", "removed"] {
+        ns.apply::<SeccompProfile>(sp(name, no_mkdir())).await?;
+    }
+    for name in ["edited", "removed"] {
+        ns.wait_profile(name, "Installed", installed).await?;
+    }
+    let good = std::fs::read(profile_file(&ns.name, "edited"))?;
+    let value = |m: &str| metric_value(m, "seccomp_agent_profile_repairs_total").unwrap_or(0.0);
+    let before = value(&agent_metrics(&client).await?);
+    std::fs::write(
+        profile_file(&ns.name, "edited"),
+        b"{\"defaultAction\":\"SCMP_ACT_ALLOW\"}\n",
+    )?;
+    std::fs::remove_file(profile_file(&ns.name, "removed"))?;
+    let started = std::time::Instant::now();
+    // Restored by the agent's next resync (every 60 s).
+    wait_for("both files restored", Duration::from_secs(90), || async {
+        let a = std::fs::read(profile_file(&ns.name, "edited")).ok()?;
+        let b = std::fs::read(profile_file(&ns.name, "removed")).ok()?;
+        (a == good && b == good).then_some(())
+    })
+    .await?;
+    eprintln!(
+        "drift repaired {:.1} s after the change",
+        started.elapsed().as_secs_f64()
+    );
+    let after = value(&agent_metrics(&client).await?);
+    assert!(
+        after >= before + 2.0,
+        "repairs counted: {before} -> {after}"
+    );
+    Ok(())
+}

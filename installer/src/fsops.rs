@@ -134,6 +134,43 @@ fn remove_dir_if_empty(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
+/// What identifies one version of a file without reading it: a write (ours is a rename of a
+/// new inode), an edit, a truncation or a deletion changes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+/// The stamp of a profile's file; `None` when there is no regular file there (never follows a
+/// symlink).
+pub fn stamp(root: &ProfileRoot, key: &ProfileKey) -> io::Result<Option<FileStamp>> {
+    use std::os::unix::fs::MetadataExt;
+    match fs::symlink_metadata(root.file(key)) {
+        Ok(m) if m.is_file() => Ok(Some(FileStamp {
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        })),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The content hash of a profile's file as it is now (`None`: not a regular file).
+pub fn hash_now(root: &ProfileRoot, key: &ProfileKey) -> io::Result<Option<String>> {
+    if stamp(root, key)?.is_none() {
+        return Ok(None);
+    }
+    match fs::read(root.file(key)) {
+        Ok(bytes) => Ok(Some(seccomp_profile::content_hash(&bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// What is on disk under the root.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct OnDisk {

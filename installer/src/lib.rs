@@ -58,6 +58,8 @@ pub struct Installer {
     root: ProfileRoot,
     faults: Arc<dyn Faults>,
     actual: BTreeMap<ProfileKey, String>,
+    /// The stamp of each file in `actual` when its hash was taken (see [`Installer::check_drift`]).
+    stamps: BTreeMap<ProfileKey, fsops::FileStamp>,
     status: BTreeMap<ProfileKey, KeyStatus>,
     cache: CompileCache,
     policy: Policy,
@@ -77,9 +79,15 @@ impl Installer {
         for f in &disk.foreign {
             tracing::warn!(path = %f.display(), "not a profile file; left alone");
         }
+        let stamps = disk
+            .files
+            .keys()
+            .filter_map(|k| Some((k.clone(), fsops::stamp(&root, k).ok()??)))
+            .collect();
         Ok(Installer {
             root,
             faults,
+            stamps,
             actual: disk.files,
             status: BTreeMap::new(),
             cache: CompileCache::default(),
@@ -114,6 +122,47 @@ impl Installer {
         self.apply(profiles, refused, true)
     }
 
+    /// Look at the files again: a file edited, truncated or deleted by something else since
+    /// this installer last wrote or read it is taken as it is now, so that the next sync
+    /// restores it. Costs a stat per file; only a file whose stamp changed is read. Returns the
+    /// profiles whose file no longer had the content last seen.
+    pub fn check_drift(&mut self) -> Vec<ProfileKey> {
+        let mut drifted = Vec::new();
+        let keys: Vec<ProfileKey> = self.actual.keys().cloned().collect();
+        for key in keys {
+            let now = match fsops::stamp(&self.root, &key) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(profile = %key, error = %e, "checking the file failed");
+                    continue;
+                }
+            };
+            if now.is_some() && now.as_ref() == self.stamps.get(&key) {
+                continue;
+            }
+            match fsops::hash_now(&self.root, &key) {
+                Ok(Some(hash)) => {
+                    if let Some(st) = now {
+                        self.stamps.insert(key.clone(), st);
+                    }
+                    if self.actual.get(&key) != Some(&hash) {
+                        tracing::warn!(profile = %key, "the file was changed on the node; restoring it");
+                        self.actual.insert(key.clone(), hash);
+                        drifted.push(key);
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!(profile = %key, "the file was removed on the node; restoring it");
+                    self.actual.remove(&key);
+                    self.stamps.remove(&key);
+                    drifted.push(key);
+                }
+                Err(e) => tracing::warn!(profile = %key, error = %e, "reading the file failed"),
+            }
+        }
+        drifted
+    }
+
     /// Write `profiles` and leave every other file alone: for a partial set (the CLI's
     /// `install` without `--prune`). Files the set does not name are kept and not reported.
     pub fn install_only(&mut self, profiles: &[(String, String, ProfileSpec)]) -> SyncReport {
@@ -138,6 +187,14 @@ impl Installer {
                     match fsops::write_atomic(&self.root, &key, &json, self.faults.as_ref()) {
                         Ok(()) => {
                             tracing::info!(profile = %key, %hash, "installed");
+                            match fsops::stamp(&self.root, &key) {
+                                Ok(Some(st)) => {
+                                    self.stamps.insert(key.clone(), st);
+                                }
+                                _ => {
+                                    self.stamps.remove(&key);
+                                }
+                            }
                             self.actual.insert(key, hash);
                             report.written += 1;
                         }
@@ -155,6 +212,7 @@ impl Installer {
                     Ok(()) => {
                         tracing::info!(profile = %key, "removed");
                         self.actual.remove(&key);
+                        self.stamps.remove(&key);
                         report.removed += 1;
                     }
                     Err(e) => {
@@ -306,6 +364,41 @@ mod tests {
         set.pop();
         assert_eq!(inst.sync(&set).removed, 1);
         assert!(inst.status().is_empty());
+    }
+
+    #[test]
+    fn files_changed_or_removed_by_hand_are_found_and_restored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = ProfileRoot::new(tmp.path());
+        let mut inst = Installer::new(root.clone()).unwrap();
+        let set = vec![
+            p("a", "one", ALLOW_READ),
+            p("a", "two", ALLOW_READ),
+            p("a", "three", ALLOW_READ),
+        ];
+        inst.sync(&set);
+        let file = |n: &str| tmp.path().join(format!("seccomp/operator/a/{n}.json"));
+        let good = std::fs::read(file("one")).unwrap();
+        assert!(inst.check_drift().is_empty(), "nothing changed yet");
+        std::fs::write(file("one"), b"{}").unwrap(); // edited
+        std::fs::remove_file(file("two")).unwrap(); // removed
+        let mut drifted: Vec<String> = inst.check_drift().iter().map(|k| k.name.clone()).collect();
+        drifted.sort();
+        assert_eq!(drifted, ["one", "two"]);
+        assert_eq!(inst.sync(&set).written, 2);
+        assert_eq!(std::fs::read(file("one")).unwrap(), good);
+        assert_eq!(std::fs::read(file("two")).unwrap(), good);
+        assert!(inst.check_drift().is_empty());
+        // An installer started later (the agent restarted) finds the same.
+        let mut later = Installer::new(root).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(file("three"))
+            .unwrap();
+        assert_eq!(later.check_drift().len(), 1);
+        assert_eq!(later.sync(&set).written, 1);
+        assert_eq!(std::fs::read(file("three")).unwrap(), good);
     }
 
     #[test]

@@ -87,7 +87,19 @@ pub async fn run(
         _ = shutdown.changed() => return Ok(()),
     }
     let mut next_resync = RESYNC;
+    let mut resync = false;
     loop {
+        if resync {
+            // Files changed or removed by hand since the last look are restored by this sync.
+            let drifted = tokio::task::block_in_place(|| installer.check_drift());
+            if !drifted.is_empty() {
+                metrics.repaired(drifted.len());
+                tracing::warn!(
+                    profiles = drifted.len(),
+                    "profile files changed on the node; restoring them"
+                );
+            }
+        }
         let state = reader.state();
         let snapshot: Vec<_> = state
             .iter()
@@ -125,9 +137,10 @@ pub async fn run(
                 "first sync done; ready"
             );
         }
+        resync = false;
         tokio::select! {
             _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
-            _ = tokio::time::sleep(next_resync) => {},
+            _ = tokio::time::sleep(next_resync) => resync = true,
             _ = shutdown.changed() => break,
         }
     }

@@ -23,6 +23,7 @@ pub struct Metrics {
     recorded_profiles: Counter,
     recorded_syscalls: Counter,
     argument_overflows: Counter,
+    repairs: Counter,
     dropped_namespaces: Gauge,
     audit_records: Gauge,
     audit_lost: Gauge,
@@ -76,6 +77,12 @@ impl Metrics {
         let recorded_profiles = Counter::default();
         let recorded_syscalls = Counter::default();
         let dropped_namespaces = Gauge::default();
+        let repairs = Counter::default();
+        registry.register(
+            "profile_repairs",
+            "Profile files found changed or removed on the node (not by the agent) and restored",
+            repairs.clone(),
+        );
         let argument_overflows = Counter::default();
         registry.register(
             "recorded_argument_overflows",
@@ -141,6 +148,7 @@ impl Metrics {
             recorded_profiles,
             recorded_syscalls,
             argument_overflows,
+            repairs,
             dropped_namespaces,
             registry: Mutex::new(registry),
             installed,
@@ -177,6 +185,11 @@ impl Metrics {
         self.audit_records.set(received as i64);
         self.audit_lost.set(lost as i64);
         self.audit_unattributed.inc_by(unattributed);
+    }
+
+    /// Count profile files restored after a change on the node.
+    pub fn repaired(&self, n: usize) {
+        self.repairs.inc_by(n as u64);
     }
 
     /// Record a written recorded profile.

@@ -186,8 +186,23 @@ impl TestNs {
             .context("metadata.name")?
             .to_owned();
         let api: Api<Pod> = self.api();
-        api.create(&PostParams::default(), &serde_json::from_value(pod)?)
-            .await?;
+        let pod: Pod = serde_json::from_value(pod)?;
+        // The gate answers from the operator's watch cache, which may trail a status the test
+        // just read from the API server by a moment: a refusal for "not installed on every
+        // node yet" is retried for a few seconds, as a controller creating the pod would.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match api.create(&PostParams::default(), &pod).await {
+                Ok(_) => break,
+                Err(kube::Error::Api(e))
+                    if e.message.contains("is not installed on every node yet")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         self.pod_result(&name).await
     }
 

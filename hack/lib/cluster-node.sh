@@ -69,7 +69,9 @@ node_cgroup_make() { # name
 node_pids() {
   local n=$1
   [ -d "/sys/fs/cgroup/pids/$n" ] || return 0
-  find "/sys/fs/cgroup/pids/$n" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u
+  # Cgroups vanish while they are walked (containers exit as they are killed): find's complaint
+  # about a directory that is gone must not fail the caller under `set -e -o pipefail`.
+  { find "/sys/fs/cgroup/pids/$n" -name cgroup.procs -exec cat {} + 2>/dev/null || true; } | sort -u
 }
 
 # Kill every process of the node (daemons, shims, containers), as a power loss would.

@@ -683,9 +683,8 @@ async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Resu
     let first = first_node();
     let ns = TestNs::new(client.clone(), "failover").await?;
     ns.apply::<SeccompProfile>(sp("steady")).await?;
-    let n = cluster_nodes().len();
-    ns.wait_profile("steady", "Installed", installed_on(n))
-        .await?;
+    // Nodes an earlier journey stopped or added may still be coming back: up to 3 minutes.
+    wait_all_counted(&ns, "steady").await?;
 
     // Two ready replicas on different nodes, the leader on one that can be stopped (not
     // node 1, the control plane). The anti-affinity is only preferred, so earlier journeys

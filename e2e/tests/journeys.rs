@@ -1069,8 +1069,11 @@ async fn j13_logs_recorder_learns_an_equivalent_profile() -> anyhow::Result<()> 
     // The agent's metrics (host network, this node) count what it recorded and lost.
     let metrics = recorder_metrics(&client, &first_node()).await?;
     let value = |name: &str| metric_value(&metrics, name).unwrap_or(-1.0);
-    assert!(value("seccomp_agent_audit_records") > 0.0, "{metrics}");
-    assert_eq!(value("seccomp_agent_audit_lost"), 0.0, "{metrics}");
+    assert!(
+        value("seccomp_agent_audit_records_total") > 0.0,
+        "{metrics}"
+    );
+    assert_eq!(value("seccomp_agent_audit_lost_total"), 0.0, "{metrics}");
     assert!(
         value("seccomp_agent_recorded_profiles_total") >= 4.0,
         "{metrics}"

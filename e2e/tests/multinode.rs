@@ -501,9 +501,10 @@ async fn m2_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
     ns.apply::<ProfileBinding>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileBinding", "metadata": {"name": "spread"},
         "spec": {"profileRef": {"kind": "SeccompProfile", "name": "rec-app"}, "image": "localhost/busybox:1"}}))
     .await?;
-    wait_for(
+    // Deleting a pod waits for its node's kubelet, which on a loaded machine can take minutes.
+    let gone = wait_for(
         "the recorded replicas gone",
-        Duration::from_secs(60),
+        Duration::from_secs(180),
         || async {
             let list = pods
                 .list(&ListParams::default().labels("app=spread"))
@@ -512,7 +513,11 @@ async fn m2_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
             list.items.is_empty().then_some(())
         },
     )
-    .await?;
+    .await;
+    if let Err(e) = gone {
+        ns.dump().await;
+        return Err(e);
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     scale(2).await?;
     let on = running(2, "both replicas running enforced").await?;

@@ -5,9 +5,28 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A counter fed from a running total kept elsewhere (a kernel map, the audit reader) that
+/// starts again from zero when its source restarts: the counter only ever grows.
+#[derive(Default)]
+struct FollowedTotal {
+    counter: Counter,
+    last: AtomicU64,
+}
+
+impl FollowedTotal {
+    fn observe(&self, total: u64) {
+        let last = self.last.swap(total, Ordering::Relaxed);
+        // A total below the last one means the source restarted from zero.
+        self.counter
+            .inc_by(if total >= last { total - last } else { total });
+    }
+}
 
 /// The agent's metrics and their registry.
 pub struct Metrics {
@@ -24,10 +43,11 @@ pub struct Metrics {
     recorded_syscalls: Counter,
     argument_overflows: Counter,
     repairs: Counter,
-    dropped_namespaces: Gauge,
-    audit_records: Gauge,
-    audit_lost: Gauge,
+    dropped_namespaces: FollowedTotal,
+    audit_records: FollowedTotal,
+    audit_lost: FollowedTotal,
     audit_unattributed: Counter,
+    last_sync: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -46,6 +66,17 @@ impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("seccomp_agent");
+        registry.register(
+            "build",
+            "The agent's version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        let last_sync = Gauge::default();
+        registry.register(
+            "last_sync_timestamp_seconds",
+            "When the agent last finished applying the profiles it watches to disk (seconds since the epoch)",
+            last_sync.clone(),
+        );
         let installed = Gauge::default();
         let install_errors = Counter::default();
         let writes = Counter::default();
@@ -76,7 +107,7 @@ impl Metrics {
         let pending_namespaces = Gauge::default();
         let recorded_profiles = Counter::default();
         let recorded_syscalls = Counter::default();
-        let dropped_namespaces = Gauge::default();
+        let dropped_namespaces = FollowedTotal::default();
         let repairs = Counter::default();
         registry.register(
             "profile_repairs",
@@ -118,20 +149,20 @@ impl Metrics {
         registry.register(
             "recorder_dropped_namespaces",
             "Namespaces the kernel could not add to the full pending map",
-            dropped_namespaces.clone(),
+            dropped_namespaces.counter.clone(),
         );
-        let audit_records = Gauge::default();
-        let audit_lost = Gauge::default();
+        let audit_records = FollowedTotal::default();
+        let audit_lost = FollowedTotal::default();
         let audit_unattributed = Counter::default();
         registry.register(
             "audit_records",
-            "Seccomp audit records received (Logs recordings), since the reader started",
-            audit_records.clone(),
+            "Seccomp audit records received (Logs recordings)",
+            audit_records.counter.clone(),
         );
         registry.register(
             "audit_lost",
-            "Seccomp audit records lost (socket overruns and a full queue), since the reader started",
-            audit_lost.clone(),
+            "Seccomp audit records lost (socket overruns and a full queue)",
+            audit_lost.counter.clone(),
         );
         registry.register(
             "audit_unattributed",
@@ -150,6 +181,7 @@ impl Metrics {
             argument_overflows,
             repairs,
             dropped_namespaces,
+            last_sync,
             registry: Mutex::new(registry),
             installed,
             install_errors,
@@ -166,13 +198,17 @@ impl Metrics {
         self.writes.inc_by(r.written as u64);
         self.removals.inc_by(r.removed as u64);
         self.apply_duration.observe(took.as_secs_f64());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.last_sync.set(now.as_secs() as i64);
     }
 
     /// Record the recorder's state.
     pub fn observe_recorder(&self, recording: usize, pending: usize, dropped: u64) {
         self.recording_containers.set(recording as i64);
         self.pending_namespaces.set(pending as i64);
-        self.dropped_namespaces.set(dropped as i64);
+        self.dropped_namespaces.observe(dropped);
     }
 
     /// Record whether the eBPF recorder is loaded.
@@ -180,10 +216,10 @@ impl Metrics {
         self.recorder_loaded.set(loaded as i64);
     }
 
-    /// Record the audit reader's counters, and records that could not be attributed.
+    /// Record the audit reader's running totals, and records that could not be attributed.
     pub fn observe_audit(&self, received: u64, lost: u64, unattributed: u64) {
-        self.audit_records.set(received as i64);
-        self.audit_lost.set(lost as i64);
+        self.audit_records.observe(received);
+        self.audit_lost.observe(lost);
         self.audit_unattributed.inc_by(unattributed);
     }
 
@@ -210,5 +246,64 @@ impl Metrics {
         let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         let _ = encode(&mut out, &reg);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.split([' ', '{']).next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    #[test]
+    fn running_totals_become_counters_that_survive_a_restart_of_their_source() {
+        let m = Metrics::new();
+        m.observe_audit(5, 1, 0);
+        m.observe_audit(9, 1, 2);
+        // The reader started again (the recording ended, a new one began).
+        m.observe_audit(3, 0, 0);
+        let text = m.render();
+        assert_eq!(
+            value(&text, "seccomp_agent_audit_records_total"),
+            Some(12.0)
+        );
+        assert_eq!(value(&text, "seccomp_agent_audit_lost_total"), Some(1.0));
+        assert_eq!(
+            value(&text, "seccomp_agent_audit_unattributed_total"),
+            Some(2.0)
+        );
+        assert!(
+            text.contains("# TYPE seccomp_agent_audit_records counter"),
+            "{text}"
+        );
+        m.observe_recorder(1, 0, 4);
+        m.observe_recorder(0, 0, 0);
+        m.observe_recorder(1, 0, 2);
+        let text = m.render();
+        assert_eq!(
+            value(&text, "seccomp_agent_recorder_dropped_namespaces_total"),
+            Some(6.0)
+        );
+    }
+
+    #[test]
+    fn build_info_and_the_last_sync_time_are_exported() {
+        let m = Metrics::new();
+        assert_eq!(
+            value(&m.render(), "seccomp_agent_last_sync_timestamp_seconds"),
+            Some(0.0)
+        );
+        m.observe_sync(&SyncReport::default(), 0, Duration::from_millis(1));
+        let text = m.render();
+        assert!(value(&text, "seccomp_agent_last_sync_timestamp_seconds").unwrap() > 1.7e9);
+        let version = format!(
+            "seccomp_agent_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&version), "{text}");
     }
 }

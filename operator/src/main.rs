@@ -46,8 +46,17 @@ struct Args {
     webhook_secret: String,
     /// Manage the webhook certificate (create, renew, inject the CA bundle). Turn off when
     /// cert-manager provides the Secret and injects the bundle.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "MANAGE_CERTIFICATES", default_value_t = true, action = clap::ArgAction::Set)]
     manage_certificates: bool,
+    /// Lifetime of the self-managed serving certificate (e.g. `365d`, `12h`, `90s`; at least
+    /// 60 s); it is renewed when half of it, or 30 days, is left, whichever comes first.
+    #[arg(
+        long,
+        env = "SERVING_CERTIFICATE_LIFETIME",
+        default_value = "365d",
+        value_parser = operator::certificates::parse_lifetime
+    )]
+    serving_certificate_lifetime: std::time::Duration,
     /// MutatingWebhookConfigurations to inject the CA bundle into.
     #[arg(
         long,
@@ -139,6 +148,22 @@ async fn main() -> anyhow::Result<()> {
     // One watch per kind, shared by the webhooks and the controllers.
     let mut caches = operator::caches::start(&client, &args.namespace);
     let profiles = caches.profiles.store.clone();
+    {
+        let store = profiles.clone();
+        metrics.count_phases_with(Box::new(move || {
+            let mut by_phase = std::collections::BTreeMap::new();
+            for p in store.state() {
+                let phase = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .map(|ph| format!("{ph:?}"))
+                    .unwrap_or_else(|| "Unknown".into());
+                *by_phase.entry(phase).or_insert(0) += 1;
+            }
+            by_phase
+        }));
+    }
     let bindings = caches.bindings.store.clone();
     let recordings = caches.recordings.store.clone();
     let agent_pods = caches.agent_pods.clone();
@@ -150,8 +175,13 @@ async fn main() -> anyhow::Result<()> {
         service: args.webhook_service.clone(),
         mutating: args.mutating_configs.clone(),
         validating: args.validating_configs.clone(),
+        lifetime: args.serving_certificate_lifetime,
     };
     let resolver = lifecycle::serving(&client, &tls_cfg, args.manage_certificates).await?;
+    {
+        let r = resolver.clone();
+        metrics.certificate_expiry_from(Box::new(move || r.not_after()));
+    }
     let policy = Arc::new(seccomp_profile::Policy {
         allow_listener: args.allow_listener_path,
         allowed_flags: args.allowed_flags.clone(),

@@ -1,16 +1,21 @@
 //! Prometheus metrics of the operator.
 
-use crate::index::ProfileId;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
+
+/// Counts profiles by phase ("Unknown" before a first status), read at every scrape.
+pub type PhaseCounter = Box<dyn Fn() -> BTreeMap<String, i64> + Send + Sync>;
+/// The serving certificate's expiry (seconds since the epoch), read at every scrape.
+pub type ExpirySource = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
@@ -20,6 +25,11 @@ struct KindLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabel {
+    webhook: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -36,7 +46,10 @@ pub struct Metrics {
     duration: Family<KindLabel, Histogram>,
     phases: Family<PhaseLabel, Gauge>,
     admissions: Family<AdmissionLabel, Counter>,
-    by_profile: Mutex<HashMap<ProfileId, String>>,
+    admission_duration: Family<WebhookLabel, Histogram>,
+    certificate_expiry: Gauge,
+    phase_counter: OnceLock<PhaseCounter>,
+    expiry_source: OnceLock<ExpirySource>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -55,6 +68,25 @@ impl Default for Metrics {
         });
         let phases = Family::<PhaseLabel, Gauge>::default();
         let admissions = Family::<AdmissionLabel, Counter>::default();
+        let admission_duration = Family::<WebhookLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+        });
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "build",
+            "The operator's version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        registry.register(
+            "admission_duration_seconds",
+            "Time to decide one admission review, by webhook",
+            admission_duration.clone(),
+        );
+        registry.register(
+            "serving_certificate_expiry_timestamp_seconds",
+            "When the webhook serving certificate in use expires (seconds since the epoch)",
+            certificate_expiry.clone(),
+        );
         registry.register("reconciles", "Reconciles by kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -66,7 +98,11 @@ impl Default for Metrics {
             "Reconcile duration by kind",
             duration.clone(),
         );
-        registry.register("profiles", "SeccompProfiles by phase", phases.clone());
+        registry.register(
+            "profiles",
+            "SeccompProfiles by phase, counted from the watch cache at every scrape",
+            phases.clone(),
+        );
         registry.register(
             "admission_decisions",
             "Admission decisions by webhook",
@@ -79,7 +115,10 @@ impl Default for Metrics {
             duration,
             phases,
             admissions,
-            by_profile: Mutex::new(HashMap::new()),
+            admission_duration,
+            certificate_expiry,
+            phase_counter: OnceLock::new(),
+            expiry_source: OnceLock::new(),
         }
     }
 }
@@ -98,20 +137,24 @@ impl Metrics {
         }
     }
 
-    /// Record a profile's phase (moving it between phase gauges).
-    pub fn set_phase(&self, id: &ProfileId, phase: Option<crds::ProfilePhase>) {
-        let phase = phase
-            .map(|p| format!("{p:?}"))
-            .unwrap_or_else(|| "Unknown".into());
-        let mut m = self.by_profile.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = m.insert(id.clone(), phase.clone()) {
-            self.phases.get_or_create(&PhaseLabel { phase: old }).dec();
-        }
-        self.phases.get_or_create(&PhaseLabel { phase }).inc();
+    /// Count profiles by phase with `f` at every scrape: profiles that are gone drop out of
+    /// the series by themselves, and every replica reports the same figures.
+    pub fn count_phases_with(&self, f: PhaseCounter) {
+        let _ = self.phase_counter.set(f);
     }
 
-    /// Record an admission decision.
-    pub fn admission(&self, webhook: &str, allowed: bool) {
+    /// Read the serving certificate's expiry with `f` at every scrape.
+    pub fn certificate_expiry_from(&self, f: ExpirySource) {
+        let _ = self.expiry_source.set(f);
+    }
+
+    /// Record an admission decision and the time it took.
+    pub fn admission(&self, webhook: &str, allowed: bool, took: Duration) {
+        self.admission_duration
+            .get_or_create(&WebhookLabel {
+                webhook: webhook.to_owned(),
+            })
+            .observe(took.as_secs_f64());
         self.admissions
             .get_or_create(&AdmissionLabel {
                 webhook: webhook.to_owned(),
@@ -122,8 +165,68 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        if let Some(count) = self.phase_counter.get() {
+            self.phases.clear();
+            for (phase, n) in count() {
+                self.phases.get_or_create(&PhaseLabel { phase }).set(n);
+            }
+        }
+        if let Some(expiry) = self.expiry_source.get().and_then(|f| f()) {
+            self.certificate_expiry
+                .set(expiry.min(i64::MAX as u64) as i64);
+        }
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_are_counted_at_scrape_so_deleted_profiles_leave_the_series() {
+        let m = Metrics::default();
+        let live = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::from([
+            ("Installed".to_string(), 2),
+            ("Error".to_string(), 1),
+        ])));
+        let l = live.clone();
+        m.count_phases_with(Box::new(move || l.lock().unwrap().clone()));
+        let text = m.render();
+        assert!(
+            text.contains("seccomp_operator_profiles{phase=\"Installed\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("seccomp_operator_profiles{phase=\"Error\"} 1"),
+            "{text}"
+        );
+        live.lock().unwrap().remove("Error");
+        let text = m.render();
+        assert!(!text.contains("phase=\"Error\""), "{text}");
+    }
+
+    #[test]
+    fn admissions_are_timed_per_webhook_and_build_and_expiry_exported() {
+        let m = Metrics::default();
+        m.admission("gate", true, Duration::from_micros(300));
+        m.certificate_expiry_from(Box::new(|| Some(1_900_000_000)));
+        let text = m.render();
+        assert!(
+            text.contains("seccomp_operator_admission_duration_seconds_count{webhook=\"gate\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "seccomp_operator_serving_certificate_expiry_timestamp_seconds 1900000000"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("seccomp_operator_build_info{version="),
+            "{text}"
+        );
     }
 }

@@ -118,7 +118,6 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     }
     ctx.metrics
         .reconciled("SeccompProfile", started.elapsed(), true);
-    ctx.metrics.set_phase(&profile_id(&p), new.phase);
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 

@@ -41,10 +41,13 @@ fn answer(
     body: &[u8],
     decide: impl FnOnce(&kube::core::admission::AdmissionRequest<DynamicObject>) -> AdmissionResponse,
 ) -> Response {
+    let started = std::time::Instant::now();
     match webhook::parse_review(body) {
         Ok(req) => {
             let resp = decide(&req);
-            state.metrics.admission(name, resp.allowed);
+            state
+                .metrics
+                .admission(name, resp.allowed, started.elapsed());
             if !resp.allowed {
                 tracing::info!(webhook = name, namespace = ?req.namespace, name = ?req.name, reason = %resp.result.message, "denied");
             }

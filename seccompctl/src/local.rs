@@ -333,16 +333,26 @@ pub fn oci_runtime_kind(runtime: &str) -> anyhow::Result<OciRuntime> {
 /// Read a profile file in any supported format, validate it against libseccomp's tables and
 /// resolve built-in bases. Bases that are other SeccompProfiles only exist in a cluster.
 pub fn load_profile(path: &Path) -> anyhow::Result<(model::ParsedProfile, SeccompDocument)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut parsed = model::parse_profile(&text, &EvalContext::host())
-        .with_context(|| format!("{}: not a valid profile", path.display()))?;
+    let mut parsed = read_profile(path)?;
     if parsed.is_imported() {
         parsed.drop_unknown_syscalls(&Libseccomp);
     }
     parsed
         .validate(Some(&Libseccomp))
         .with_context(|| format!("{}: invalid profile", path.display()))?;
+    let doc = resolve_locally(path, &parsed)?;
+    Ok((parsed, doc))
+}
+
+fn read_profile(path: &Path) -> anyhow::Result<model::ParsedProfile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    model::parse_profile(&text, &EvalContext::host())
+        .with_context(|| format!("{}: not a valid profile", path.display()))
+}
+
+/// Resolve `parsed` without a cluster (built-in bases only) into its canonical document.
+fn resolve_locally(path: &Path, parsed: &model::ParsedProfile) -> anyhow::Result<SeccompDocument> {
     let doc = match &parsed.spec.base_profile_name {
         Some(b) if !b.starts_with(BUILTIN_PREFIX) => bail!(
             "{}: baseProfileName `{b}` names a SeccompProfile, which only a cluster can resolve; locally only `{BUILTIN_PREFIX}` bases work",
@@ -350,7 +360,7 @@ pub fn load_profile(path: &Path) -> anyhow::Result<(model::ParsedProfile, Seccom
         ),
         _ => model::resolve("local", &parsed.spec, &std::collections::BTreeMap::new())?,
     };
-    Ok((parsed, doc.canonical(Arch::native())))
+    Ok(doc.canonical(Arch::native()))
 }
 
 /// Read a profile for conversion: like [`load_profile`], but syscall names this machine's
@@ -359,21 +369,11 @@ pub fn load_profile(path: &Path) -> anyhow::Result<(model::ParsedProfile, Seccom
 pub fn load_profile_portable(
     path: &Path,
 ) -> anyhow::Result<(model::ParsedProfile, SeccompDocument, Vec<String>)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let parsed = model::parse_profile(&text, &EvalContext::host())
-        .with_context(|| format!("{}: not a valid profile", path.display()))?;
+    let parsed = read_profile(path)?;
     parsed
         .validate(None)
         .with_context(|| format!("{}: invalid profile", path.display()))?;
-    let doc = match &parsed.spec.base_profile_name {
-        Some(b) if !b.starts_with(BUILTIN_PREFIX) => bail!(
-            "{}: baseProfileName `{b}` names a SeccompProfile, which only a cluster can resolve; locally only `{BUILTIN_PREFIX}` bases work",
-            path.display()
-        ),
-        _ => model::resolve("local", &parsed.spec, &std::collections::BTreeMap::new())?,
-    };
-    let doc = doc.canonical(Arch::native());
+    let doc = resolve_locally(path, &parsed)?;
     let table = Libseccomp;
     let archs: Vec<Arch> = doc
         .architectures

@@ -1,13 +1,18 @@
 //! The serving certificate's life: obtain it at start (self-managed, or from a Secret someone
 //! else provides, e.g. cert-manager), then keep it current while the process runs.
 
-use super::{ensure_bundle, inject_ca, Bundle, Resolver, TlsConfig, TlsError};
+use super::{ensure_bundle, inject_ca, pem_not_after, Bundle, Resolver, TlsConfig, TlsError};
 use kube::{Api, Client};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The certificate the webhook server starts with, retried until it is available; with
-/// `manage`, a task that renews it and re-asserts the CA bundle runs from then on.
+/// How often the Secret is looked at: renewals by another replica, or a replaced Secret, are
+/// served within this.
+const FOLLOW_EVERY: Duration = Duration::from_secs(15);
+
+/// The certificate the webhook server starts with, retried until it is available; from then
+/// on a task keeps it current: with `manage`, it renews the certificate and re-asserts the CA
+/// bundle; without, it serves whatever the Secret's owner (cert-manager) puts there next.
 pub async fn serving(
     client: &Client,
     cfg: &TlsConfig,
@@ -27,12 +32,23 @@ pub async fn serving(
             }
         }
     };
-    let resolver = Arc::new(Resolver::new(bundle.certified_key()?));
+    let resolver = Arc::new(Resolver::new(
+        bundle.certified_key()?,
+        pem_not_after(&bundle.cert),
+    ));
     if manage {
         tokio::spawn(keep_certificates(
             client.clone(),
             cfg.clone(),
             resolver.clone(),
+            bundle.cert,
+        ));
+    } else {
+        tokio::spawn(follow_provided(
+            client.clone(),
+            cfg.clone(),
+            resolver.clone(),
+            bundle.cert,
         ));
     }
     Ok(resolver)
@@ -59,27 +75,66 @@ async fn read_provided_bundle(client: &Client, cfg: &TlsConfig) -> Result<Bundle
     })
 }
 
-/// Re-assert the CA bundle (a `kubectl apply` may reset it) and renew before expiry.
-async fn keep_certificates(client: Client, cfg: TlsConfig, resolver: Arc<Resolver>) {
-    let mut served: Option<String> = None;
+/// Serve `b` if it is not what is served already; false if it cannot be used (the old one
+/// stays).
+fn serve(resolver: &Resolver, served: &mut String, b: &Bundle) -> bool {
+    if *served == b.cert {
+        return true;
+    }
+    match b.certified_key() {
+        Ok(k) => {
+            resolver.set(k, pem_not_after(&b.cert));
+            *served = b.cert.clone();
+            tracing::info!(not_after = ?pem_not_after(&b.cert), "serving a new webhook certificate");
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "new webhook certificate unusable; still serving the previous one");
+            false
+        }
+    }
+}
+
+/// Re-assert the CA bundle (a `kubectl apply` may reset it) and renew before expiry. The CA
+/// bundle is injected before a certificate it signs is served.
+async fn keep_certificates(
+    client: Client,
+    cfg: TlsConfig,
+    resolver: Arc<Resolver>,
+    mut served: String,
+) {
     loop {
+        tokio::time::sleep(FOLLOW_EVERY.min(cfg.lifetime / 4)).await;
         match ensure_bundle(&client, &cfg).await {
             Ok(b) => {
-                if served.as_deref() != Some(b.cert.as_str()) {
-                    match b.certified_key() {
-                        Ok(k) => {
-                            resolver.set(k);
-                            served = Some(b.cert.clone());
-                        }
-                        Err(e) => tracing::error!(error = %e, "renewed certificate unusable"),
-                    }
-                }
                 if let Err(e) = inject_ca(&client, &cfg, &b.ca_cert).await {
                     tracing::warn!(error = %e, "injecting the CA bundle failed");
                 }
+                serve(&resolver, &mut served, &b);
             }
             Err(e) => tracing::warn!(error = %e, "checking the webhook certificate failed"),
         }
-        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+}
+
+/// Serve the provided Secret's certificate as it is replaced (cert-manager renews it in
+/// place); a Secret that is missing, partial or does not parse leaves the current one served.
+async fn follow_provided(
+    client: Client,
+    cfg: TlsConfig,
+    resolver: Arc<Resolver>,
+    mut served: String,
+) {
+    loop {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        match read_provided_bundle(&client, &cfg).await {
+            Ok(b) if b.cert.is_empty() || b.key.is_empty() => {
+                tracing::warn!(secret = %cfg.secret, "the webhook Secret lacks tls.crt or tls.key; still serving the previous certificate")
+            }
+            Ok(b) => {
+                serve(&resolver, &mut served, &b);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the webhook Secret failed"),
+        }
     }
 }

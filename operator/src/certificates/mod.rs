@@ -23,10 +23,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Renew the serving certificate when it has less than this left.
+/// Renew the serving certificate when it has less than this left (or half its lifetime).
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Lifetime of a serving certificate.
+/// Default lifetime of a serving certificate.
 pub const SERVING_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The shortest serving lifetime accepted: replicas look at the Secret every 15 s.
+pub const MIN_SERVING_LIFETIME: Duration = Duration::from_secs(60);
 /// Lifetime of the CA.
 pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
@@ -105,7 +107,7 @@ pub fn service_names(service: &str, namespace: &str) -> Vec<String> {
 
 impl Bundle {
     /// A new CA and serving certificate for `names`.
-    pub fn generate(names: &[String]) -> Result<Self, TlsError> {
+    pub fn generate(names: &[String], lifetime: Duration) -> Result<Self, TlsError> {
         let ca_not_after = now_secs() + CA_LIFETIME.as_secs();
         let ca_key = KeyPair::generate()?;
         let ca_cert = ca_params(ca_not_after)?.self_signed(&ca_key)?;
@@ -117,15 +119,15 @@ impl Bundle {
             not_after: 0,
             ca_not_after,
         };
-        b.renew_serving(names)?;
+        b.renew_serving(names, lifetime)?;
         Ok(b)
     }
 
     /// A new serving certificate signed by the existing CA.
-    pub fn renew_serving(&mut self, names: &[String]) -> Result<(), TlsError> {
+    pub fn renew_serving(&mut self, names: &[String], lifetime: Duration) -> Result<(), TlsError> {
         let ca_key = KeyPair::from_pem(&self.ca_key)?;
         let issuer = Issuer::new(ca_params(self.ca_not_after)?, ca_key);
-        let not_after = (now_secs() + SERVING_LIFETIME.as_secs()).min(self.ca_not_after);
+        let not_after = (now_secs() + lifetime.as_secs()).min(self.ca_not_after);
         let mut p = CertificateParams::new(names.to_vec())?;
         p.distinguished_name.push(
             DnType::CommonName,
@@ -146,11 +148,16 @@ impl Bundle {
         Ok(())
     }
 
-    /// What to do with this bundle now: nothing, a new serving certificate, or a new CA.
-    pub fn needs(&self, now: u64) -> Renewal {
-        if self.ca_not_after <= now + 2 * SERVING_LIFETIME.as_secs() {
+    /// What to do with this bundle now, for serving certificates of `lifetime`: nothing, a
+    /// new serving certificate, or a new CA.
+    pub fn needs(&self, now: u64, lifetime: Duration) -> Renewal {
+        let renew_before = RENEW_BEFORE.min(lifetime / 2).as_secs();
+        if self.ca_not_after <= now + 2 * SERVING_LIFETIME.max(lifetime).as_secs() {
             Renewal::NewCa
-        } else if self.not_after <= now + RENEW_BEFORE.as_secs() {
+        } else if self.not_after <= now + renew_before
+            // Issued for longer than now configured (the lifetime was shortened): replace it.
+            || self.not_after > now + lifetime.as_secs() + 300
+        {
             Renewal::NewServing
         } else {
             Renewal::None
@@ -214,19 +221,60 @@ pub enum Renewal {
 #[derive(Debug)]
 pub struct Resolver {
     current: RwLock<Arc<CertifiedKey>>,
+    not_after: std::sync::atomic::AtomicU64,
 }
 
 impl Resolver {
-    /// A resolver serving `key`.
-    pub fn new(key: Arc<CertifiedKey>) -> Self {
+    /// A resolver serving `key`, which expires at `not_after` (seconds since the epoch, if
+    /// known).
+    pub fn new(key: Arc<CertifiedKey>, not_after: Option<u64>) -> Self {
         Resolver {
             current: RwLock::new(key),
+            not_after: std::sync::atomic::AtomicU64::new(not_after.unwrap_or(0)),
         }
     }
     /// Serve `key` from now on.
-    pub fn set(&self, key: Arc<CertifiedKey>) {
+    pub fn set(&self, key: Arc<CertifiedKey>, not_after: Option<u64>) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = key;
+        self.not_after
+            .store(not_after.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     }
+    /// When the certificate served now expires, if known.
+    pub fn not_after(&self) -> Option<u64> {
+        Some(self.not_after.load(std::sync::atomic::Ordering::Relaxed)).filter(|t| *t > 0)
+    }
+}
+
+/// When the first certificate in `pem` expires (seconds since the epoch).
+pub fn pem_not_after(pem: &str) -> Option<u64> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = block.parse_x509().ok()?;
+    u64::try_from(cert.validity().not_after.timestamp()).ok()
+}
+
+/// Parse a lifetime such as `365d`, `12h`, `30m` or `90s` (at least [`MIN_SERVING_LIFETIME`]).
+pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number and a unit (s, m, h, d), e.g. 365d"))?;
+    let secs = match unit {
+        "s" | "" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86400),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`{s}`: unit must be s, m, h or d and the value not overflow"))?;
+    let d = Duration::from_secs(secs);
+    if d < MIN_SERVING_LIFETIME {
+        return Err(format!(
+            "`{s}`: a serving certificate must live at least {} s (replicas pick up a renewal within 15 s)",
+            MIN_SERVING_LIFETIME.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 impl ResolvesServerCert for Resolver {
@@ -253,6 +301,8 @@ pub struct TlsConfig {
     pub mutating: Vec<String>,
     /// ValidatingWebhookConfigurations whose webhooks get the CA bundle.
     pub validating: Vec<String>,
+    /// Lifetime of a self-managed serving certificate.
+    pub lifetime: Duration,
 }
 
 /// Load the bundle from the Secret, creating or renewing it when needed. Concurrent replicas
@@ -264,16 +314,16 @@ pub async fn ensure_bundle(client: &Client, cfg: &TlsConfig) -> Result<Bundle, T
         let existing = api.get_opt(&cfg.secret).await?;
         let current = existing.as_ref().and_then(Bundle::from_secret);
         let next = match &current {
-            Some(b) => match b.needs(now_secs()) {
+            Some(b) => match b.needs(now_secs(), cfg.lifetime) {
                 Renewal::None => return Ok(b.clone()),
                 Renewal::NewServing => {
                     let mut b = b.clone();
-                    b.renew_serving(&names)?;
+                    b.renew_serving(&names, cfg.lifetime)?;
                     b
                 }
-                Renewal::NewCa => Bundle::generate(&names)?,
+                Renewal::NewCa => Bundle::generate(&names, cfg.lifetime)?,
             },
-            None => Bundle::generate(&names)?,
+            None => Bundle::generate(&names, cfg.lifetime)?,
         };
         let mut secret = existing.clone().unwrap_or_default();
         secret.metadata.name = Some(cfg.secret.clone());
@@ -369,14 +419,34 @@ mod tests {
     fn generated_bundle_loads_into_rustls_and_renews() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let names = service_names("seccomp-operator-webhook", "seccomp-operator");
-        let b = Bundle::generate(&names).unwrap();
+        let year = SERVING_LIFETIME;
+        let b = Bundle::generate(&names, year).unwrap();
         assert!(b.cert.contains("BEGIN CERTIFICATE") && b.ca_cert.contains("BEGIN CERTIFICATE"));
         b.certified_key().unwrap();
-        assert_eq!(b.needs(now_secs()), Renewal::None);
-        assert_eq!(b.needs(b.not_after - 10 * 24 * 3600), Renewal::NewServing);
-        assert_eq!(b.needs(b.ca_not_after - 24 * 3600), Renewal::NewCa);
+        let parsed = pem_not_after(&b.cert).unwrap();
+        assert!(
+            parsed.abs_diff(b.not_after) <= 1,
+            "{parsed} vs {}",
+            b.not_after
+        );
+        assert_eq!(b.needs(now_secs(), year), Renewal::None);
+        assert_eq!(
+            b.needs(b.not_after - 10 * 24 * 3600, year),
+            Renewal::NewServing
+        );
+        assert_eq!(b.needs(b.ca_not_after - 24 * 3600, year), Renewal::NewCa);
+        // A shortened lifetime replaces the long certificate at once; a short one is renewed
+        // when half of it is left.
+        let minute = Duration::from_secs(60);
+        assert_eq!(b.needs(now_secs(), minute), Renewal::NewServing);
+        let short = Bundle::generate(&names, minute).unwrap();
+        assert_eq!(short.needs(now_secs(), minute), Renewal::None);
+        assert_eq!(
+            short.needs(short.not_after - 29, minute),
+            Renewal::NewServing
+        );
         let mut r = b.clone();
-        r.renew_serving(&names).unwrap();
+        r.renew_serving(&names, year).unwrap();
         assert_ne!(r.cert, b.cert);
         assert_eq!(
             r.ca_cert, b.ca_cert,
@@ -388,5 +458,22 @@ mod tests {
         })
         .unwrap();
         assert_eq!(back, r);
+    }
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_parse_with_units_and_refuse_what_cannot_rotate() {
+        assert_eq!(parse_lifetime("365d"), Ok(SERVING_LIFETIME));
+        assert_eq!(parse_lifetime("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_lifetime("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_lifetime("12h"), Ok(Duration::from_secs(43200)));
+        for bad in ["", "d", "10x", "30s", "-5d", "99999999999999999999d"] {
+            let e = parse_lifetime(bad).unwrap_err();
+            assert!(e.contains('`'), "{bad}: {e}");
+        }
     }
 }

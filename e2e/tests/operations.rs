@@ -1,0 +1,275 @@
+//! Day-two operations on the real cluster: the webhook certificate rotating under load, in
+//! both of its modes. These journeys change the operator's Deployment and put it back (also
+//! when they fail). Run one at a time (`--test-threads=1`).
+
+use e2e::*;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const NS: &str = "seccomp-operator";
+const SECRET: &str = "seccomp-operator-webhook-tls";
+const SERVICE_DNS: &str = "seccomp-operator-webhook.seccomp-operator.svc";
+
+/// `kubectl ARGS`: its standard output, or an error with its stderr.
+fn kubectl(args: &[&str]) -> anyhow::Result<String> {
+    let kc = kubeconfig().unwrap_or_default();
+    let out = std::process::Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Set (`NAME=value`) or remove (`NAME-`) environment variables of the operator and wait for
+/// the rollout.
+fn set_operator_env(vars: &[&str]) -> anyhow::Result<()> {
+    let mut args = vec!["-n", NS, "set", "env", "deploy/seccomp-operator"];
+    args.extend_from_slice(vars);
+    kubectl(&args)?;
+    kubectl(&[
+        "-n",
+        NS,
+        "rollout",
+        "status",
+        "deploy/seccomp-operator",
+        "--timeout=240s",
+    ])?;
+    Ok(())
+}
+
+/// Puts the operator's environment back when dropped, so a failed journey does not leave the
+/// next ones a short-lived or unmanaged certificate.
+struct RestoreOperator;
+
+impl Drop for RestoreOperator {
+    fn drop(&mut self) {
+        if let Err(e) = set_operator_env(&["SERVING_CERTIFICATE_LIFETIME-", "MANAGE_CERTIFICATES-"])
+        {
+            eprintln!("could not restore the operator's environment: {e}");
+        }
+    }
+}
+
+/// SHA-256 fingerprint of the first certificate in `pem`.
+fn fingerprint(pem: &[u8]) -> anyhow::Result<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    child.stdin.take().unwrap().write_all(pem)?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "openssl x509 could not read the certificate"
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The fingerprint of the certificate in the Secret now.
+async fn secret_fingerprint(client: &Client) -> anyhow::Result<String> {
+    let s = Api::<Secret>::namespaced(client.clone(), NS)
+        .get(SECRET)
+        .await?;
+    let crt = s
+        .data
+        .and_then(|d| d.get("tls.crt").cloned())
+        .ok_or_else(|| anyhow::anyhow!("the Secret has no tls.crt"))?;
+    fingerprint(&crt.0)
+}
+
+/// The fingerprints of the certificates each running operator replica serves now.
+async fn served_fingerprints(client: &Client) -> anyhow::Result<BTreeSet<String>> {
+    let pods = Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&ListParams::default().labels("app.kubernetes.io/name=seccomp-operator"))
+        .await?;
+    let mut out = BTreeSet::new();
+    for p in pods.items.iter().filter(|p| is_ready(p)) {
+        let Some(ip) = p.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+            continue;
+        };
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl s_client -connect {ip}:9443 -servername {SERVICE_DNS} </dev/null 2>/dev/null | openssl x509"
+            ))
+            .output()?;
+        out.insert(fingerprint(&o.stdout)?);
+    }
+    Ok(out)
+}
+
+/// Admission reviews sent all along: a dry-run create of a SeccompProfile every 300 ms, which
+/// the fail-closed profile webhook must answer.
+struct Probe {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Probe {
+    fn start(client: Client, namespace: &str) -> Probe {
+        let api: Api<crds::SeccompProfile> = Api::namespaced(client, namespace);
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(Mutex::new(Vec::new()));
+        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
+        let task = tokio::spawn(async move {
+            let profile: crds::SeccompProfile = serde_json::from_value(json!({
+                "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+                "metadata": {"name": "probe"},
+                "spec": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}}))
+            .expect("probe profile");
+            let pp = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            while !s.load(Ordering::Relaxed) {
+                match api.create(&pp, &profile).await {
+                    Ok(_) => {
+                        o.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => f.lock().unwrap().push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        Probe {
+            stop,
+            ok,
+            failed,
+            task,
+        }
+    }
+
+    /// Stop; the number of answered reviews, or the failures.
+    async fn finish(self) -> anyhow::Result<usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        let failed = self.failed.lock().unwrap().clone();
+        anyhow::ensure!(
+            failed.is_empty(),
+            "{} admission reviews failed (e.g. {:?})",
+            failed.len(),
+            failed.first()
+        );
+        Ok(self.ok.load(Ordering::Relaxed))
+    }
+}
+
+#[tokio::test]
+async fn o1_the_webhook_certificate_rotates_and_a_replaced_secret_is_served() -> anyhow::Result<()>
+{
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "certs").await?;
+    let _restore = RestoreOperator;
+
+    // Self-managed, with a one-minute certificate: renewed every half minute or so, by
+    // whichever replica gets there first, and served by both.
+    set_operator_env(&["SERVING_CERTIFICATE_LIFETIME=60s"])?;
+    let probe = Probe::start(client.clone(), &ns.name);
+    let mut seen = BTreeSet::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(100) {
+        if let Ok(f) = secret_fingerprint(&client).await {
+            seen.insert(f);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let answered = probe.finish().await?;
+    eprintln!(
+        "o1: {} certificates in 100 s, {answered} admission reviews answered",
+        seen.len()
+    );
+    assert!(
+        seen.len() >= 3,
+        "the serving certificate rotated {} times in 100 s",
+        seen.len().saturating_sub(1)
+    );
+    assert!(answered >= 100, "{answered} reviews answered");
+    wait_for(
+        "every replica to serve the Secret's certificate",
+        Duration::from_secs(40),
+        || async {
+            let want = secret_fingerprint(&client).await.ok()?;
+            let served = served_fingerprints(&client).await.ok()?;
+            (!served.is_empty() && served.iter().all(|s| *s == want)).then_some(())
+        },
+    )
+    .await?;
+
+    // Provided by someone else (cert-manager): a replaced Secret is served without a restart.
+    set_operator_env(&["SERVING_CERTIFICATE_LIFETIME-", "MANAGE_CERTIFICATES=false"])?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let data = secrets.get(SECRET).await?.data.unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("e2e-certs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    for k in ["ca.crt", "ca.key"] {
+        std::fs::write(dir.join(k), &data[k].0)?;
+    }
+    let san = format!("subjectAltName=DNS:{SERVICE_DNS},DNS:{SERVICE_DNS}.cluster.local");
+    let script = format!(
+        "set -e; cd {d}
+         openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout tls.key -subj /CN={SERVICE_DNS} -out tls.csr 2>/dev/null
+         printf '%s\\nextendedKeyUsage=serverAuth\\n' '{san}' > ext
+         openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out tls.crt 2>/dev/null",
+        d = dir.display()
+    );
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()?;
+    anyhow::ensure!(
+        o.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let crt = std::fs::read(dir.join("tls.crt"))?;
+    let key = std::fs::read(dir.join("tls.key"))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let want = fingerprint(&crt)?;
+    let probe = Probe::start(client.clone(), &ns.name);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let b64 = |b: &[u8]| k8s_openapi::ByteString(b.to_vec());
+    secrets
+        .patch(
+            SECRET,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"data": {"tls.crt": b64(&crt), "tls.key": b64(&key)}})),
+        )
+        .await?;
+    let replaced = Instant::now();
+    wait_for(
+        "every replica to serve the replaced Secret's certificate",
+        Duration::from_secs(45),
+        || async {
+            let served = served_fingerprints(&client).await.ok()?;
+            (!served.is_empty() && served.iter().all(|s| *s == want)).then_some(())
+        },
+    )
+    .await?;
+    eprintln!(
+        "o1: the replaced certificate was served {:.0?} after the Secret changed",
+        replaced.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    probe.finish().await?;
+    Ok(())
+}

@@ -16,6 +16,10 @@ pub const GROUP: &str = "seccomp-operator.dev";
 pub const VERSION: &str = "v1alpha1";
 /// Finalizer held by the operator while pods use a profile.
 pub const FINALIZER_IN_USE: &str = "seccomp-operator.dev/in-use";
+/// Annotation the install gate sets on a profile, with the in-use finalizer, when it admits a
+/// pod that uses it (RFC 3339): the finalizer is held at least a minute from then, so that a
+/// delete right after the admission cannot remove the file under the starting pod.
+pub const ANNOTATION_ADMITTED_AT: &str = "seccomp-operator.dev/admitted-at";
 /// Namespace label that turns on the binding webhook.
 pub const LABEL_BINDING: &str = "seccomp-operator.dev/binding";
 /// Label on profiles produced by a recording: the recording's name.

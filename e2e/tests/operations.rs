@@ -273,3 +273,60 @@ async fn o1_the_webhook_certificate_rotates_and_a_replaced_secret_is_served() ->
     probe.finish().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn o2_a_profile_deleted_right_after_a_pod_was_admitted_stays_until_the_pod_is_gone(
+) -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "admitdel").await?;
+    ns.apply::<crds::SeccompProfile>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+        "metadata": {"name": "held"},
+        "spec": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}}))
+    .await?;
+    ns.wait_profile("held", "Installed", |p| phase(p) == "Installed")
+        .await?;
+    let profiles: Api<crds::SeccompProfile> = ns.api();
+    let pods: Api<Pod> = ns.api();
+    let pod: Pod = serde_json::from_value(busybox_pod(
+        "starts",
+        "sleep 3; mkdir /tmp/x 2>/dev/null && echo made || echo refused; grep Seccomp: /proc/self/status",
+        Some(&format!("operator/{}/held.json", ns.name)),
+    ))?;
+    // The pod is admitted and, in the same breath, its profile deleted: before the operator's
+    // pod watch has seen the pod.
+    pods.create(&PostParams::default(), &pod).await?;
+    profiles
+        .delete("held", &kube::api::DeleteParams::default())
+        .await?;
+    let p = profiles.get_opt("held").await?;
+    let p = p.ok_or_else(|| anyhow::anyhow!("the profile went at once, under an admitted pod"))?;
+    assert!(p.metadata.deletion_timestamp.is_some());
+    let (phase, logs) = ns.pod_result("starts").await?;
+    assert_eq!(phase, "Succeeded", "{logs}");
+    assert!(
+        logs.contains("refused") && logs.contains("Seccomp:\t2"),
+        "the pod ran under the deleted profile: {logs}"
+    );
+    assert!(
+        profiles.get_opt("held").await?.is_some(),
+        "the profile is held while its pod exists"
+    );
+    pods.delete("starts", &kube::api::DeleteParams::default())
+        .await?;
+    wait_for(
+        "the profile to go once its pod is gone and the admission hold is over",
+        Duration::from_secs(120),
+        || async { profiles.get_opt("held").await.ok()?.is_none().then_some(()) },
+    )
+    .await?;
+    let file = profile_file(&ns.name, "held");
+    wait_for(
+        "the file removed with the profile",
+        Duration::from_secs(30),
+        || async { (!file.exists()).then_some(()) },
+    )
+    .await?;
+    Ok(())
+}

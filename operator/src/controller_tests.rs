@@ -205,6 +205,54 @@ async fn deletion_without_users_releases_the_finalizer_at_once() {
 }
 
 #[tokio::test]
+async fn a_deletion_right_after_an_admission_waits_for_the_hold_then_releases() {
+    let just_now = (k8s_openapi::jiff::Timestamp::now()
+        - k8s_openapi::jiff::SignedDuration::from_secs(5))
+    .to_string();
+    let (client, mut h) = mock();
+    // Admitted 5 s ago, the pod not in the index yet, and deleted: the finalizer stays.
+    let p = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO"}),
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [FINALIZER_IN_USE],
+            "annotations": {crds::ANNOTATION_ADMITTED_AT: just_now}}),
+    );
+    let c = ctx(client, std::slice::from_ref(&p), PodIndex::default());
+    let answered = serde_json::to_value(&p).unwrap();
+    let server = tokio::spawn(async move {
+        let status = expect(&mut h, "PATCH", "/seccompprofiles/web/status", answered).await;
+        assert_eq!(status["status"]["phase"], "Terminating");
+        expect(&mut h, "POST", "/events", event()).await;
+    });
+    let action = profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    server.await.unwrap();
+    // Looked at again when the hold ends (about 55 s from now), not in 5 minutes.
+    let shown = format!("{action:?}");
+    let secs: f64 = shown
+        .split("Some(")
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!((50.0..=57.0).contains(&secs), "{shown}");
+
+    // A minute later the hold is over: the finalizer goes.
+    let (client, mut h) = mock();
+    let p = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO"}),
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [FINALIZER_IN_USE],
+            "annotations": {crds::ANNOTATION_ADMITTED_AT: two_minutes_ago()}}),
+    );
+    let c = ctx(client, std::slice::from_ref(&p), PodIndex::default());
+    let answered = serde_json::to_value(&p).unwrap();
+    let server = tokio::spawn(async move {
+        let body = expect(&mut h, "PATCH", "/seccompprofiles/web?", answered).await;
+        assert_eq!(body["metadata"]["finalizers"], json!([]));
+    });
+    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
 async fn deletion_with_users_waits_and_says_why() {
     let (client, mut h) = mock();
     let p = profile(

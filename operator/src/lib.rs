@@ -1,6 +1,7 @@
 //! seccomp-operator's operator: the SeccompProfile, ProfileRecording and ProfileBinding
 //! controllers and the admission webhooks, one small module per role.
 
+pub mod admission_hold;
 pub mod binding_status;
 pub mod caches;
 pub mod certificates;

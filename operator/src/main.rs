@@ -216,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
         shared: Arc::new(shared),
         metrics: metrics.clone(),
         policy: policy.clone(),
+        client: Some(client.clone()),
         agents: Arc::new((
             [&args.agent_service_account, &args.recorder_service_account]
                 .iter()

@@ -64,10 +64,12 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     let has_finalizer = p.finalizers().iter().any(|f| f == FINALIZER_IN_USE);
     let deleting = p.metadata.deletion_timestamp.is_some();
 
-    // The finalizer is held exactly while pods use the profile: a delete waits for them and
-    // completes as soon as the last one is gone; a profile nobody uses is never held up, even
-    // with the operator down.
-    let want_finalizer = !users.is_empty();
+    // The finalizer is held exactly while pods use the profile, and for a minute after the
+    // install gate admitted a pod for it (that pod may not be in the index yet): a delete
+    // waits for them and completes as soon as the last one is gone; a profile nobody uses is
+    // never held up longer, even with the operator down.
+    let admission_hold = crate::admission_hold::hold_left(&p, k8s_openapi::jiff::Timestamp::now());
+    let want_finalizer = !users.is_empty() || admission_hold.is_some();
     if want_finalizer != has_finalizer && !(deleting && want_finalizer) {
         set_finalizer(&api, &p, want_finalizer).await?;
         if deleting && !want_finalizer {
@@ -118,7 +120,12 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     }
     ctx.metrics
         .reconciled("SeccompProfile", started.elapsed(), true);
-    Ok(Action::requeue(Duration::from_secs(300)))
+    // An admission hold ends by time: look again then.
+    let next = admission_hold
+        .map(|left| left + Duration::from_secs(1))
+        .unwrap_or(Duration::from_secs(300))
+        .min(Duration::from_secs(300));
+    Ok(Action::requeue(next))
 }
 
 async fn publish_phase_event(ctx: &Context, p: &SeccompProfile, s: &SeccompProfileStatus) {

@@ -33,6 +33,9 @@ pub struct WebhookState {
     /// The node agents' ServiceAccount user names (installer, recorder) and the namespace
     /// their pods run in.
     pub agents: Arc<(Vec<String>, String)>,
+    /// For the install gate's live look-ups and holds; `None` in tests without an API server
+    /// (the gate then answers from the caches alone and holds nothing).
+    pub client: Option<kube::Client>,
 }
 
 fn answer(
@@ -57,6 +60,80 @@ fn answer(
     }
 }
 
+/// The install gate: decided from the caches; a refusal is checked again against the API
+/// server (the cache may trail a profile that just became Installed); an admission holds the
+/// pod's profiles ([`crate::admission_hold`]) before it is answered, except on a dry run.
+async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
+    let started = std::time::Instant::now();
+    let req = match webhook::parse_review(body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let mut resp = webhook::gate(&req, state.view.as_ref(), &state.shared);
+    if let Some(client) = &state.client {
+        let ids = webhook::gated_profiles(&req, &state.shared);
+        if !resp.allowed && !ids.is_empty() {
+            let live = LiveProfiles::fetch(client, state.view.clone(), &ids).await;
+            resp = webhook::gate(&req, &live, &state.shared);
+        }
+        if resp.allowed && !req.dry_run && !ids.is_empty() {
+            if let Err(why) = crate::admission_hold::hold(client, state.view.as_ref(), ids).await {
+                resp = resp.deny(format!("seccomp-operator install gate: {why}"));
+            }
+        }
+    }
+    state
+        .metrics
+        .admission("gate", resp.allowed, started.elapsed());
+    if !resp.allowed {
+        tracing::info!(webhook = "gate", namespace = ?req.namespace, name = ?req.name, reason = %resp.result.message, "denied");
+    }
+    axum::Json(resp.into_review()).into_response()
+}
+
+/// The caches, with some profiles read from the API server just now.
+struct LiveProfiles {
+    cache: Arc<dyn ClusterView>,
+    live: std::collections::BTreeMap<(String, String), Option<Arc<crds::SeccompProfile>>>,
+}
+
+impl LiveProfiles {
+    /// Read `ids` (at most a few: the profiles one pod names); a failed read keeps the cache's.
+    async fn fetch(
+        client: &kube::Client,
+        cache: Arc<dyn ClusterView>,
+        ids: &BTreeSet<(String, String)>,
+    ) -> Self {
+        let mut live = std::collections::BTreeMap::new();
+        for (ns, name) in ids.iter().take(16) {
+            let api: kube::Api<crds::SeccompProfile> = kube::Api::namespaced(client.clone(), ns);
+            let read = tokio::time::timeout(std::time::Duration::from_secs(2), api.get_opt(name));
+            if let Ok(Ok(p)) = read.await {
+                live.insert((ns.clone(), name.clone()), p.map(Arc::new));
+            }
+        }
+        LiveProfiles { cache, live }
+    }
+}
+
+impl ClusterView for LiveProfiles {
+    fn profile(&self, namespace: &str, name: &str) -> Option<Arc<crds::SeccompProfile>> {
+        match self.live.get(&(namespace.to_owned(), name.to_owned())) {
+            Some(p) => p.clone(),
+            None => self.cache.profile(namespace, name),
+        }
+    }
+    fn bindings(&self, namespace: &str) -> Vec<Arc<crds::ProfileBinding>> {
+        self.cache.bindings(namespace)
+    }
+    fn recordings(&self, namespace: &str) -> Vec<Arc<crds::ProfileRecording>> {
+        self.cache.recordings(namespace)
+    }
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<k8s_openapi::api::core::v1::Pod>> {
+        self.cache.pod(namespace, name)
+    }
+}
+
 /// The webhook routes.
 pub fn webhook_router(state: WebhookState) -> Router {
     Router::new()
@@ -69,9 +146,7 @@ pub fn webhook_router(state: WebhookState) -> Router {
         .route(
             "/validate-gate",
             post(|State(s): State<WebhookState>, body: Bytes| async move {
-                answer("gate", &s, &body, |r| {
-                    webhook::gate(r, s.view.as_ref(), &s.shared)
-                })
+                gate_answer(&s, &body).await
             }),
         )
         .route(

@@ -2,25 +2,22 @@
 //! UPDATE or an ephemeral container adds) must exist and be Installed on every node.
 
 use super::{checked_pod, old_pod_of, operator_references, ClusterView};
-use crate::index::references;
+use crate::index::{references, ProfileId};
 use crds::ProfilePhase;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
 use std::collections::BTreeSet;
 
-/// The validating gate: every operator profile a new pod references must exist and be
-/// Installed on every node.
-pub fn gate(
+/// What a review adds that the gate checks: the operator profiles the pod references that
+/// it did not reference before, each with where. References it refuses outright (another
+/// tenant's profile, a malformed path) go to `problems`. `None` when the review is not a pod.
+fn added_references(
     req: &AdmissionRequest<DynamicObject>,
-    view: &dyn ClusterView,
     shared: &BTreeSet<String>,
-) -> AdmissionResponse {
-    let pod = match checked_pod(req) {
-        Ok(p) => p,
-        Err(answer) => return *answer,
-    };
-    let resp = AdmissionResponse::from(req);
+    problems: &mut Vec<String>,
+) -> Result<Vec<(crate::index::Reference, ProfileId)>, Box<AdmissionResponse>> {
+    let pod = checked_pod(req)?;
     // An UPDATE is held to the gate only for what it adds (an ephemeral container, a legacy
     // annotation): what the pod already used was checked when it came.
     let before: BTreeSet<crate::index::Reference> = match old_pod_of(req) {
@@ -28,11 +25,11 @@ pub fn gate(
         _ => BTreeSet::new(),
     };
     let own = pod.namespace().unwrap_or_default();
-    let mut problems = Vec::new();
-    let added = operator_references(&pod, &mut problems)
-        .into_iter()
-        .filter(|(r, _)| !before.contains(r));
-    for (r, (ns, name)) in added {
+    let mut out = Vec::new();
+    for (r, (ns, name)) in operator_references(&pod, problems) {
+        if before.contains(&r) {
+            continue;
+        }
         // Another tenant's profile: whether it exists, and its state, are not this pod's
         // business (tenant isolation refuses the reference).
         if ns != own && !shared.contains(&ns) {
@@ -42,6 +39,36 @@ pub fn gate(
             ));
             continue;
         }
+        out.push((r, (ns, name)));
+    }
+    Ok(out)
+}
+
+/// The profiles an admitted review makes a pod use from now on: those the in-use finalizer
+/// must hold before the pod is stored ([`crate::admission_hold`]).
+pub fn gated_profiles(
+    req: &AdmissionRequest<DynamicObject>,
+    shared: &BTreeSet<String>,
+) -> BTreeSet<ProfileId> {
+    added_references(req, shared, &mut Vec::new())
+        .map(|v| v.into_iter().map(|(_, id)| id).collect())
+        .unwrap_or_default()
+}
+
+/// The validating gate: every operator profile a new pod references must exist and be
+/// Installed on every node.
+pub fn gate(
+    req: &AdmissionRequest<DynamicObject>,
+    view: &dyn ClusterView,
+    shared: &BTreeSet<String>,
+) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
+    let mut problems = Vec::new();
+    let added = match added_references(req, shared, &mut problems) {
+        Ok(a) => a,
+        Err(answer) => return *answer,
+    };
+    for (r, (ns, name)) in added {
         let why = match view.profile(&ns, &name) {
             None => Some(format!("SeccompProfile {ns}/{name} does not exist")),
             Some(p) => {

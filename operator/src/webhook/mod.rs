@@ -19,7 +19,7 @@ pub mod isolation;
 pub mod profile;
 
 pub use bind::bind;
-pub use gate::gate;
+pub use gate::{gate, gated_profiles};
 pub use isolation::isolation;
 pub use profile::profile;
 

@@ -33,6 +33,30 @@ fn kubectl(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// [`set_operator_env`], then wait until the old replicas are gone: until then the Service
+/// may still send a review to one that is draining.
+async fn reconfigure_operator(client: &Client, vars: &[&str]) -> anyhow::Result<()> {
+    set_operator_env(vars)?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    wait_for(
+        "the operator's old replicas to be gone",
+        Duration::from_secs(90),
+        || async {
+            let l = pods
+                .list(&ListParams::default().labels("app.kubernetes.io/name=seccomp-operator"))
+                .await
+                .ok()?;
+            l.items
+                .iter()
+                .all(|p| p.metadata.deletion_timestamp.is_none())
+                .then_some(())
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(())
+}
+
 /// Set (`NAME=value`) or remove (`NAME-`) environment variables of the operator and wait for
 /// the rollout.
 fn set_operator_env(vars: &[&str]) -> anyhow::Result<()> {
@@ -183,7 +207,7 @@ async fn o1_the_webhook_certificate_rotates_and_a_replaced_secret_is_served() ->
 
     // Self-managed, with a one-minute certificate: renewed every half minute or so, by
     // whichever replica gets there first, and served by both.
-    set_operator_env(&["SERVING_CERTIFICATE_LIFETIME=60s"])?;
+    reconfigure_operator(&client, &["SERVING_CERTIFICATE_LIFETIME=60s"]).await?;
     let probe = Probe::start(client.clone(), &ns.name);
     let mut seen = BTreeSet::new();
     let started = Instant::now();
@@ -216,7 +240,11 @@ async fn o1_the_webhook_certificate_rotates_and_a_replaced_secret_is_served() ->
     .await?;
 
     // Provided by someone else (cert-manager): a replaced Secret is served without a restart.
-    set_operator_env(&["SERVING_CERTIFICATE_LIFETIME-", "MANAGE_CERTIFICATES=false"])?;
+    reconfigure_operator(
+        &client,
+        &["SERVING_CERTIFICATE_LIFETIME-", "MANAGE_CERTIFICATES=false"],
+    )
+    .await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
     let data = secrets.get(SECRET).await?.data.unwrap_or_default();
     let dir = std::env::temp_dir().join(format!("e2e-certs-{}", std::process::id()));

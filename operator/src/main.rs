@@ -48,6 +48,11 @@ struct Args {
     /// cert-manager provides the Secret and injects the bundle.
     #[arg(long, env = "MANAGE_CERTIFICATES", default_value_t = true, action = clap::ArgAction::Set)]
     manage_certificates: bool,
+    /// After SIGTERM, how long to stay unready but keep serving the webhooks before stopping
+    /// (endpoints and kube-proxy need this to stop sending reviews here). Keep it below the
+    /// pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_delay)]
+    shutdown_delay: std::time::Duration,
     /// Lifetime of the self-managed serving certificate (e.g. `365d`, `12h`, `90s`; at least
     /// 60 s); it is renewed when half of it, or 30 days, is left, whichever comes first.
     #[arg(
@@ -104,6 +109,13 @@ struct Args {
     log_format: String,
 }
 
+fn parse_delay(s: &str) -> Result<std::time::Duration, String> {
+    let secs = s.strip_suffix('s').unwrap_or(s);
+    secs.parse::<u64>()
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| format!("`{s}`: expected whole seconds, e.g. 5s"))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -125,10 +137,18 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let draining = ready.clone();
+    let drain_for = args.shutdown_delay;
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");
         tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
+        // Unready first, and keep answering admission reviews while the Service's endpoints
+        // and every node's kube-proxy drop this pod: the webhooks fail closed, so closing the
+        // listener at once refuses pods and profiles during every rolling update.
+        draining.store(false, Ordering::SeqCst);
+        tracing::info!(delay = ?drain_for, "terminating: unready, serving webhooks a little longer");
+        tokio::time::sleep(drain_for).await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });

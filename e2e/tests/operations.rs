@@ -358,3 +358,223 @@ async fn o2_a_profile_deleted_right_after_a_pod_was_admitted_stays_until_the_pod
     .await?;
     Ok(())
 }
+
+/// The API server stopped with `hack/cluster-ctl.sh`; started again when dropped, so a
+/// journey that fails meanwhile does not leave the cluster without one.
+struct ApiserverDown {
+    started: bool,
+}
+
+impl ApiserverDown {
+    fn stop() -> anyhow::Result<Self> {
+        cluster_ctl(&["stop", "apiserver"])?;
+        Ok(ApiserverDown { started: false })
+    }
+    fn start(mut self) -> anyhow::Result<()> {
+        self.started = true;
+        cluster_ctl(&["start", "apiserver"]).map(|_| ())
+    }
+}
+
+impl Drop for ApiserverDown {
+    fn drop(&mut self) {
+        if !self.started {
+            if let Err(e) = cluster_ctl(&["start", "apiserver"]) {
+                eprintln!("could not start the API server again: {e}");
+            }
+        }
+    }
+}
+
+/// What identifies a file's version on disk: inode, size, modification time, content.
+fn file_state(path: &std::path::Path) -> Option<(u64, u64, i64, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.ino(),
+        m.size(),
+        m.mtime_nsec() + m.mtime() * 1_000_000_000,
+        std::fs::read(path).ok()?,
+    ))
+}
+
+/// Restart counts of the operator's and the agents' pods, by pod name.
+async fn restarts(client: &Client) -> anyhow::Result<std::collections::BTreeMap<String, i32>> {
+    let pods = Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await?;
+    Ok(pods
+        .items
+        .iter()
+        .map(|p| {
+            let n = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+                .unwrap_or(0);
+            (kube::ResourceExt::name_any(p), n)
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn o3_an_api_server_outage_leaves_files_and_pods_alone_and_then_converges(
+) -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "outage").await?;
+    let nodes = cluster_nodes();
+    let total = nodes.len();
+    let spec = |names: &[&str]| json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": names, "action": "SCMP_ACT_ERRNO"}]});
+    for (name, names) in [
+        ("o1", ["mkdir", "mkdirat"]),
+        ("o2", ["rmdir", "rmdir"]),
+        ("o3", ["chroot", "chroot"]),
+    ] {
+        ns.apply::<crds::SeccompProfile>(
+            json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+            "metadata": {"name": name}, "spec": spec(&names)}),
+        )
+        .await?;
+    }
+    let all = format!("{total}/{total}");
+    for name in ["o1", "o2", "o3"] {
+        let all = all.clone();
+        ns.wait_profile(name, "Installed on every node", move |p| {
+            phase(p) == "Installed"
+                && p.status.as_ref().and_then(|s| s.installed_nodes.as_deref())
+                    == Some(all.as_str())
+        })
+        .await?;
+    }
+    // A confined pod that runs through the outage.
+    let pod: Pod = serde_json::from_value(busybox_pod(
+        "through",
+        "while true; do sleep 1; done",
+        Some(&format!("operator/{}/o1.json", ns.name)),
+    ))?;
+    let pods: Api<Pod> = ns.api();
+    pods.create(&PostParams::default(), &pod).await?;
+    wait_for(
+        "the confined pod running",
+        Duration::from_secs(90),
+        || async {
+            let p = pods.get_opt("through").await.ok()??;
+            (p.status?.phase? == "Running").then_some(())
+        },
+    )
+    .await?;
+    let files: Vec<std::path::PathBuf> = nodes
+        .iter()
+        .flat_map(|n| ["o1", "o2", "o3"].map(|p| n.profile_file(&ns.name, p)))
+        .collect();
+    let before: Vec<_> = files.iter().map(|f| file_state(f)).collect();
+    assert!(before.iter().all(Option::is_some), "every file present");
+    let restarts_before = restarts(&client).await?;
+
+    let down = ApiserverDown::stop()?;
+    let stopped = Instant::now();
+    while stopped.elapsed() < Duration::from_secs(60) {
+        for (f, b) in files.iter().zip(&before) {
+            assert_eq!(
+                &file_state(f),
+                b,
+                "{} changed during the outage",
+                f.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    down.start()?;
+    let back = Instant::now();
+    eprintln!(
+        "o3: the API server answers again after {:.0?}",
+        stopped.elapsed()
+    );
+
+    // A change made now converges on every node.
+    let profiles: Api<crds::SeccompProfile> = ns.api();
+    let old_hash = profiles
+        .get("o2")
+        .await?
+        .status
+        .and_then(|s| s.content_hash)
+        .unwrap_or_default();
+    let change = json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+        "metadata": {"name": "o2"}, "spec": spec(&["rmdir", "unlinkat"])});
+    // The first writes after the restart may meet webhooks whose watches are still
+    // reconnecting: retry as a user would.
+    wait_for(
+        "the change to be accepted",
+        Duration::from_secs(60),
+        || async { ns.apply::<crds::SeccompProfile>(change.clone()).await.ok() },
+    )
+    .await?;
+    let changed_at = Instant::now();
+    let all2 = all.clone();
+    ns.wait_profile_for(
+        "o2",
+        "the change Installed on every node",
+        Duration::from_secs(180),
+        move |p| {
+            let s = p.status.as_ref();
+            phase(p) == "Installed"
+                && s.and_then(|s| s.installed_nodes.as_deref()) == Some(all2.as_str())
+                && s.and_then(|s| s.content_hash.as_deref()) != Some(old_hash.as_str())
+        },
+    )
+    .await?;
+    eprintln!(
+        "o3: a change made {:.0?} after the API server came back Installed on {total} nodes {:.0?} later",
+        changed_at.duration_since(back),
+        changed_at.elapsed()
+    );
+    for n in &nodes {
+        let text = std::fs::read_to_string(n.profile_file(&ns.name, "o2"))?;
+        assert!(text.contains("unlinkat"), "{}: {text}", n.name);
+    }
+    // Untouched profiles were never rewritten, anywhere; the pod kept running.
+    for (f, b) in files.iter().zip(&before) {
+        if !f.ends_with("o2.json") {
+            assert_eq!(&file_state(f), b, "{} was rewritten", f.display());
+        }
+    }
+    let p = pods.get("through").await?;
+    let status = p.status.unwrap_or_default();
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    let restarted: i32 = status
+        .container_statuses
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.restart_count)
+        .sum();
+    assert_eq!(restarted, 0, "the confined pod restarted");
+    let restarts_after = restarts(&client).await?;
+    for (pod, n) in &restarts_after {
+        let was = restarts_before.get(pod).copied().unwrap_or(0);
+        eprintln!("o3: {pod} restarts {was} -> {n}");
+        assert!(
+            n - was <= 1,
+            "{pod} restarted {} times: a crash loop",
+            n - was
+        );
+    }
+    // The leader's lease is renewed again, without a restart of the operator.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), NS);
+    wait_for(
+        "the leader lease renewed",
+        Duration::from_secs(60),
+        || async {
+            let l = leases.get_opt("seccomp-operator-leader").await.ok()??;
+            let renewed = l.spec?.renew_time?.0;
+            let age = k8s_openapi::jiff::Timestamp::now().duration_since(renewed);
+            (age.as_secs() < 20).then_some(())
+        },
+    )
+    .await?;
+    pods.delete("through", &Default::default()).await?;
+    Ok(())
+}

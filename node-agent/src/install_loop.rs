@@ -14,7 +14,6 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use profile_installer::{compact, Installer, SyncReport};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -55,7 +54,7 @@ pub async fn run(
     node_name: String,
     mut installer: Installer,
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    health: Arc<crate::health::Health>,
     synced: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), InstallError> {
@@ -63,14 +62,16 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     let changed = Arc::new(Notify::new());
     let notify = changed.clone();
+    // Every event, list boundaries included: any of them shows the watch works (health).
     let stream = watcher(api, crate::watch_config().any_semantic())
         .default_backoff()
         .modify(compact::compact)
-        .reflect(writer)
-        .touched_objects();
+        .reflect(writer);
+    let watch_health = health.clone();
     let watch_task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
+            watch_health.watch(ev.is_ok());
             match ev {
                 Ok(_) => notify.notify_one(),
                 Err(e) => tracing::warn!(error = %e, "watching SeccompProfiles failed; retrying"),
@@ -88,6 +89,7 @@ pub async fn run(
     }
     let mut next_resync = RESYNC;
     let mut resync = false;
+    let mut synced_once = false;
     loop {
         if resync {
             // Files changed or removed by hand since the last look are restored by this sync.
@@ -131,7 +133,9 @@ pub async fn run(
             profiles: entries,
         }));
         let _ = synced.send(true);
-        if !ready.swap(true, Ordering::SeqCst) {
+        let first = !std::mem::replace(&mut synced_once, true);
+        health.synced(report.failed == 0);
+        if first {
             tracing::info!(
                 installed = installer.installed_count(),
                 "first sync done; ready"

@@ -5,8 +5,10 @@
 //!   SeccompNodeStatus; [`heartbeat`]: the agent's Lease;
 //! - [`recording`]: record the containers ProfileRecordings select and report what each
 //!   recorded into the node's RecordingReports (never SeccompProfiles);
-//! - [`unplaced`]: pods no node runs yet; [`metrics`], [`server`]: /metrics, /healthz, /readyz.
+//! - [`unplaced`]: pods no node runs yet; [`metrics`], [`server`]: /metrics, /healthz, /readyz;
+//!   [`health`]: what readiness means.
 
+pub mod health;
 pub mod heartbeat;
 pub mod install_loop;
 pub mod metrics;

@@ -1,32 +1,32 @@
 //! `/healthz`, `/readyz` and `/metrics` over HTTP.
 
+use crate::health::Health;
 use crate::metrics::Metrics;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Clone)]
 struct AppState {
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
     metrics: Arc<Metrics>,
 }
 
-/// The router: `/healthz` always 200 while the process serves; `/readyz` 200 only after the
-/// first full sync; `/metrics` in the Prometheus text format.
-pub fn router(ready: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Router {
+/// The router: `/healthz` always 200 while the process serves; `/readyz` 200 after the first
+/// full sync while the agent keeps up ([`crate::health`]); `/metrics` in the Prometheus text
+/// format.
+pub fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
             get(|State(s): State<AppState>| async move {
-                if s.ready.load(Ordering::SeqCst) {
-                    (StatusCode::OK, "ready\n")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "first sync not done\n")
+                match s.health.readiness() {
+                    Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
                 }
             }),
         )
@@ -42,7 +42,7 @@ pub fn router(ready: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Router {
                 )
             }),
         )
-        .with_state(AppState { ready, metrics })
+        .with_state(AppState { health, metrics })
 }
 
 /// Serve until `shutdown` resolves.

@@ -140,6 +140,8 @@ pub struct Inputs {
     pub pod_changes: crate::pod_watch::Changes,
     /// Open while this replica leads.
     pub gate: crate::leader::Gate,
+    /// Where the loop proves it runs.
+    pub watchdog: Arc<crate::watchdog::Watchdog>,
 }
 
 /// Run the controller until shutdown.
@@ -155,7 +157,9 @@ pub async fn run(
         profile_events,
         pod_changes,
         gate,
+        watchdog,
     } = inputs;
+    watchdog.beat("bindings");
     let (by_profile, by_pods) = (bindings.clone(), bindings.clone());
     let pod_triggers = pod_changes.into_stream().flat_map(move |p| {
         let ns = p.namespace.clone().unwrap_or_default();
@@ -170,13 +174,17 @@ pub async fn run(
     Controller::for_shared_stream(events, bindings)
         .reconcile_all_on(gate.became_leader())
         .reconcile_on(pod_triggers)
+        .reconcile_on(crate::watchdog::ticks())
         .watches_shared_stream(profile_events, move |p: Arc<SeccompProfile>| {
             let ns = p.namespace().unwrap_or_default();
             bindings_of(&by_profile, &ns, &p.name_any())
         })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .for_each(|_| {
+            watchdog.beat("bindings");
+            async {}
+        })
         .await;
 }
 

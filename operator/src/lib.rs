@@ -16,6 +16,7 @@ pub mod profile_status;
 pub mod recording;
 pub mod runtime_default;
 pub mod server;
+pub mod watchdog;
 pub mod webhook;
 
 #[cfg(test)]

@@ -154,7 +154,8 @@ async fn main() -> anyhow::Result<()> {
     });
 
     // Health and metrics.
-    let health = server::health_router(ready.clone(), metrics.clone());
+    let watchdog = Arc::new(operator::watchdog::Watchdog::default());
+    let health = server::health_router(ready.clone(), metrics.clone(), watchdog.clone());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let mut s = stop_rx.clone();
     tokio::spawn(async move {
@@ -293,6 +294,7 @@ async fn main() -> anyhow::Result<()> {
         policy: policy.clone(),
         gate: gate.clone(),
         runtime_default,
+        watchdog: watchdog.clone(),
     };
     let binding_inputs = binding_status::Inputs {
         bindings: bindings.clone(),
@@ -300,13 +302,15 @@ async fn main() -> anyhow::Result<()> {
         profile_events: caches.profiles.subscription(),
         pod_changes: pods.subscribe(),
         gate: gate.clone(),
+        watchdog: watchdog.clone(),
     };
     let controllers = tokio::spawn({
-        let (client, metrics, profiles, gate) = (
+        let (client, metrics, profiles, gate, watchdog) = (
             client.clone(),
             metrics.clone(),
             profiles.clone(),
             gate.clone(),
+            watchdog.clone(),
         );
         let (rec_events, rec_profile_events) = (
             caches.recordings.subscription(),
@@ -322,6 +326,7 @@ async fn main() -> anyhow::Result<()> {
                     rec_events,
                     rec_profile_events,
                     gate,
+                    watchdog,
                 ),
                 binding_status::run(client, profiles, index, binding_inputs),
             )

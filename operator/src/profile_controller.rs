@@ -196,6 +196,8 @@ pub fn error_policy(p: Arc<SeccompProfile>, err: &Error, ctx: Arc<Context>) -> A
 
 /// What the profile controller is built from.
 pub struct Inputs {
+    /// Where the loop proves it runs.
+    pub watchdog: Arc<crate::watchdog::Watchdog>,
     /// The shared SeccompProfile store.
     pub profiles: Store<SeccompProfile>,
     /// A subscription to SeccompProfile events: what the controller reconciles.
@@ -234,7 +236,9 @@ pub async fn run(client: Client, inputs: Inputs) {
         policy,
         gate,
         runtime_default,
+        watchdog,
     } = inputs;
+    watchdog.beat("profiles");
     // A bounded number of reconciles at once: a burst of thousands of profiles must not hold
     // thousands of working sets.
     let controller = Controller::for_shared_stream(events, profiles.clone())
@@ -288,6 +292,7 @@ pub async fn run(client: Client, inputs: Inputs) {
             gate.became_leader(),
         ))
         .reconcile_on(pod_changes.into_stream())
+        .reconcile_on(crate::watchdog::ticks())
         .watches_stream(node_stream, |n: SeccompNodeStatus| {
             n.status
                 .map(|s| s.profiles)
@@ -311,10 +316,12 @@ pub async fn run(client: Client, inputs: Inputs) {
         })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
+        .for_each(|r| {
+            watchdog.beat("profiles");
             if let Err(e) = r {
                 tracing::debug!(error = %e, "reconcile loop");
             }
+            async {}
         })
         .await;
 }

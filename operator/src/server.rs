@@ -217,11 +217,29 @@ pub async fn serve_tls(
     }
 }
 
-/// `/healthz` (always), `/readyz` (after the webhook certificate and caches are ready),
-/// `/metrics`.
-pub fn health_router(ready: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Router {
+/// `/healthz` (fails while a controller loop is stuck: [`crate::watchdog`]), `/readyz`
+/// (after the webhook certificate and caches are ready, until SIGTERM), `/metrics`.
+pub fn health_router(
+    ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    watchdog: Arc<crate::watchdog::Watchdog>,
+) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/healthz",
+            get(move || {
+                let watchdog = watchdog.clone();
+                async move {
+                    match watchdog.check(std::time::Instant::now(), crate::watchdog::STALE_AFTER) {
+                        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+                        Err(e) => {
+                            tracing::error!(error = %e, "unhealthy");
+                            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+                        }
+                    }
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

@@ -11,7 +11,6 @@ use profile_installer::{paths::ProfileRoot, Installer};
 use seccomp_profile::builtin::OciRuntime;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// Installs seccomp-operator profiles on this node as Localhost seccomp profiles.
@@ -106,13 +105,13 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let ready = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(node_agent::health::Health::default());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(node_agent::server::serve(
         args.listen,
-        node_agent::server::router(ready.clone(), metrics.clone()),
+        node_agent::server::router(health.clone(), metrics.clone()),
         async move {
             let _ = server_stop.changed().await;
         },
@@ -164,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
                 args.node_name,
                 installer,
                 metrics.clone(),
-                ready,
+                health,
                 synced_tx,
                 stop_rx,
             )
@@ -172,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
         }
         None => {
             // A recorder only: ready once the loop runs; it ends with the process.
-            ready.store(true, std::sync::atomic::Ordering::SeqCst);
+            health.set_ready();
             let mut stop = stop_rx.clone();
             let _ = stop.changed().await;
         }

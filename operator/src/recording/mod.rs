@@ -437,7 +437,9 @@ pub async fn run(
     events: ReflectHandle<ProfileRecording>,
     profile_events: ReflectHandle<SeccompProfile>,
     gate: crate::leader::Gate,
+    watchdog: Arc<crate::watchdog::Watchdog>,
 ) {
+    watchdog.beat("recordings");
     let reports: Api<RecordingReport> = Api::all(client.clone());
     let ctx = Arc::new(Context {
         client,
@@ -446,6 +448,7 @@ pub async fn run(
     });
     Controller::for_shared_stream(events, recordings)
         .reconcile_all_on(gate.became_leader())
+        .reconcile_on(crate::watchdog::ticks())
         // A report changed: take it in.
         .watches(reports, watcher::Config::default(), |r: RecordingReport| {
             let ns = r.namespace()?;
@@ -458,7 +461,10 @@ pub async fn run(
         })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .for_each(|_| {
+            watchdog.beat("recordings");
+            async {}
+        })
         .await;
 }
 

@@ -520,3 +520,28 @@ pub fn phase(p: &SeccompProfile) -> String {
 pub fn name_of<K: ResourceExt>(o: &K) -> String {
     o.name_any()
 }
+
+/// Host PIDs of the processes in `pod`'s cgroups on this machine (any node's: extra nodes'
+/// cgroups live under this machine's hierarchy too).
+pub fn host_pids_of(pod: &Pod) -> Vec<i32> {
+    let Some(uid) = pod.metadata.uid.as_deref() else {
+        return Vec::new();
+    };
+    let (plain, systemd) = (
+        format!("pod{uid}/"),
+        format!("pod{}", uid.replace('-', "_")),
+    );
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cg) = std::fs::read_to_string(e.path().join("cgroup")) else {
+            continue;
+        };
+        if cg.contains(&plain) || cg.contains(&systemd) {
+            out.push(pid);
+        }
+    }
+    out
+}

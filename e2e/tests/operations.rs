@@ -578,3 +578,157 @@ async fn o3_an_api_server_outage_leaves_files_and_pods_alone_and_then_converges(
     pods.delete("through", &Default::default()).await?;
     Ok(())
 }
+
+/// Version `v` of crash profile `i`: every profile and version renders differently, and
+/// versions differ in size, so a torn or misplaced write shows.
+fn crash_spec(i: usize, v: usize) -> serde_json::Value {
+    let mut names = vec!["read", "write"];
+    if v > 0 {
+        names.extend(["getppid", "getuid", "getgid", "geteuid", "getegid"]);
+    }
+    json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": i as u32 + 1}]})
+}
+
+/// The bytes the agent writes for a spec (no base profiles).
+fn rendering(spec: &serde_json::Value) -> Vec<u8> {
+    let spec: seccomp_profile::ProfileSpec =
+        serde_json::from_value(spec.clone()).expect("a valid spec");
+    seccomp_profile::resolve("x", &spec, &std::collections::BTreeMap::new())
+        .expect("resolves")
+        .render(seccomp_profile::Arch::native())
+        .json
+}
+
+#[tokio::test]
+async fn o4_the_real_agent_killed_mid_sync_leaves_every_file_its_own_profile_and_converges(
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "crash").await?;
+    let n = 1000;
+    let node = first_node();
+    let dir = std::path::PathBuf::from(KUBELET_ROOT)
+        .join("seccomp/operator")
+        .join(&ns.name);
+    // What each file may hold: a complete rendering of a version of its own profile.
+    let valid: Vec<[Vec<u8>; 2]> = (0..n)
+        .map(|i| [rendering(&crash_spec(i, 0)), rendering(&crash_spec(i, 1))])
+        .collect();
+    let check = || -> anyhow::Result<usize> {
+        let mut count = 0;
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue; // a temporary file, never at a final path
+            }
+            let i: usize = name
+                .strip_prefix('c')
+                .and_then(|r| r.strip_suffix(".json"))
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("unexpected file {name}"))?;
+            let bytes = std::fs::read(e.path())?;
+            anyhow::ensure!(
+                valid[i].contains(&bytes),
+                "{name} is not a complete rendering of its own profile: {:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            );
+            count += 1;
+        }
+        Ok(count)
+    };
+    let apply_all = |v: usize| {
+        let ns = &ns;
+        async move {
+            futures::stream::iter(0..n)
+                .map(|i| async move {
+                    let obj = json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+                        "metadata": {"name": format!("c{i:04}")}, "spec": crash_spec(i, v)});
+                    // Retried: the webhook or the API server may be slow under this load.
+                    for _ in 0..5 {
+                        if ns.apply::<crds::SeccompProfile>(obj.clone()).await.is_ok() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    panic!("could not apply c{i:04}");
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<()>>()
+                .await;
+        }
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let restarts_of = |p: &Pod| -> i32 {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|c| c.iter().map(|c| c.restart_count).sum())
+            .unwrap_or(0)
+    };
+    let mut kills = 0;
+    for v in 0..2 {
+        // SIGKILL the agent while the profiles arrive and it writes them, and again while the
+        // restarted agent catches up.
+        let killer = async {
+            let mut done = 0;
+            for round in 0..2u64 {
+                tokio::time::sleep(Duration::from_millis(700 + 900 * round)).await;
+                let agent = agent_pod_on(&client, &node).await?;
+                let before = restarts_of(&agent);
+                let pids = host_pids_of(&agent);
+                let name = kube::ResourceExt::name_any(&agent);
+                anyhow::ensure!(!pids.is_empty(), "no processes of {name}");
+                for pid in &pids {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(*pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                done += 1;
+                let files = check()?;
+                eprintln!(
+                    "o4: version {v}, kill {}: {files} files, each its own profile",
+                    kills + done
+                );
+                wait_for(
+                    "the agent restarted and ready",
+                    Duration::from_secs(120),
+                    || async {
+                        let p = pods.get_opt(&name).await.ok()??;
+                        (restarts_of(&p) > before && is_ready(&p)).then_some(())
+                    },
+                )
+                .await?;
+                check()?;
+            }
+            Ok::<usize, anyhow::Error>(done)
+        };
+        let ((), done) = tokio::join!(apply_all(v), killer);
+        kills += done?;
+    }
+    // Everything converges to the last version.
+    let converged = Instant::now();
+    wait_for(
+        "every file at its last version",
+        Duration::from_secs(120),
+        || async {
+            let ok = (0..n).all(|i| {
+                std::fs::read(dir.join(format!("c{i:04}.json")))
+                    .ok()
+                    .as_ref()
+                    == Some(&valid[i][1])
+            });
+            ok.then_some(())
+        },
+    )
+    .await?;
+    assert_eq!(check()?, n);
+    eprintln!(
+        "o4: {kills} SIGKILLs of the agent; all {n} files at their last version {:.0?} after the last apply",
+        converged.elapsed()
+    );
+    Ok(())
+}

@@ -20,14 +20,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let rendered = doc.render(Arch::X86_64);
-    let again = std::str::from_utf8(&rendered.bytes).expect("rendering is UTF-8");
+    let again = std::str::from_utf8(&rendered.json).expect("rendering is UTF-8");
     let reparsed = parse_profile(again, &EvalContext::host()).expect("a rendering parses");
     reparsed.validate(None).expect("a rendering validates");
     let doc2 = resolve("fuzz", &reparsed.spec, &std::collections::BTreeMap::new())
         .expect("a rendering resolves");
     assert_eq!(
-        doc2.render(Arch::X86_64).bytes,
-        rendered.bytes,
+        doc2.render(Arch::X86_64).json,
+        rendered.json,
         "rendering is a fixed point"
     );
 });

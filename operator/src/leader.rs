@@ -95,11 +95,51 @@ impl Gate {
         let _ = rx.wait_for(|leads| *leads).await;
     }
 
-    /// Yields once, when this replica starts to lead: controllers reconcile everything then
-    /// (what changed while they were followers was skipped). A replica that loses the lead
-    /// exits, so there is no second time.
+    /// Yields every time this replica starts to lead (also again after it lost the lead and
+    /// won it back): controllers reconcile everything then (what changed while they followed
+    /// was skipped).
     pub fn became_leader(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
-        let gate = self.clone();
-        futures::stream::once(async move { gate.opened().await })
+        futures::stream::unfold((self.0.clone(), false), |(mut rx, in_term)| async move {
+            if in_term {
+                // The term that was announced must end before the next one is. The election
+                // only sends changes, so any change means it ended (a quick loss and win may
+                // be seen as one change to "leads").
+                rx.changed().await.ok()?;
+            }
+            rx.wait_for(|leads| *leads).await.ok()?;
+            Some(((), (rx, true)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[tokio::test]
+    async fn every_term_is_announced_once() {
+        let (tx, rx) = watch::channel(false);
+        let gate = Gate(rx);
+        let mut terms = Box::pin(gate.became_leader());
+        let wait = std::time::Duration::from_millis(200);
+        assert!(
+            tokio::time::timeout(wait, terms.next()).await.is_err(),
+            "not leading: nothing yet"
+        );
+        tx.send(true).unwrap();
+        assert_eq!(tokio::time::timeout(wait, terms.next()).await, Ok(Some(())));
+        assert!(
+            tokio::time::timeout(wait, terms.next()).await.is_err(),
+            "the same term once"
+        );
+        tx.send(false).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tx.send(true).unwrap();
+        assert_eq!(
+            tokio::time::timeout(wait, terms.next()).await,
+            Ok(Some(())),
+            "the next term"
+        );
     }
 }

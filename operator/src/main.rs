@@ -332,25 +332,29 @@ async fn main() -> anyhow::Result<()> {
             )
         }
     });
+    // Lead, follow, and lead again: a replica that could not renew the Lease in time (an API
+    // server outage, a partition) follows until it wins the Lease back, without a restart;
+    // its controllers act only through the gate.
     let mut stop = stop_rx.clone();
-    tokio::select! {
-        leads = leadership.acquired() => {
-            if !leads {
-                anyhow::bail!("leader election ended");
-            }
-            tracing::info!(identity = %args.identity, "became leader");
-        },
-        _ = stop.changed() => {
-            leadership.release().await;
-            return Ok(());
-        },
-    }
-    tokio::select! {
-        _ = controllers => {},
-        _ = leadership.lost() => {
-            anyhow::bail!("lost leadership; exiting so a restart rejoins as a follower");
+    let mut controllers = controllers;
+    'terms: loop {
+        tokio::select! {
+            leads = leadership.acquired() => {
+                if !leads {
+                    anyhow::bail!("leader election ended");
+                }
+                tracing::info!(identity = %args.identity, "became leader");
+            },
+            _ = &mut controllers => break 'terms,
+            _ = stop.changed() => break 'terms,
         }
-        _ = stop.changed() => {},
+        tokio::select! {
+            _ = &mut controllers => break 'terms,
+            _ = leadership.lost() => {
+                tracing::warn!(identity = %args.identity, "lost leadership (the Lease was not renewed in time); following until elected again");
+            }
+            _ = stop.changed() => break 'terms,
+        }
     }
     leadership.release().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), webhook).await;

@@ -89,6 +89,7 @@ pub async fn run(
     cfg: Config,
     reports: Store<SeccompNodeStatus>,
     shared: Arc<Shared>,
+    gate: crate::leader::Gate,
 ) {
     let wake = Arc::new(Notify::new());
     let (nodes, nw) = reflector::store::<Node>();
@@ -107,6 +108,11 @@ pub async fn run(
         }),
     );
     let w = wake.clone();
+    // Set when the Lease watch recovers from failures: heartbeats missed meanwhile were not
+    // seen, not necessarily not sent ([`LeaseTracker::forgive`]).
+    let recovered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = recovered.clone();
+    let mut failing = false;
     tokio::spawn(
         reflector::reflector(
             lw,
@@ -116,8 +122,15 @@ pub async fn run(
             ),
         )
         .default_backoff()
-        .touched_objects()
-        .for_each(move |_| {
+        .for_each(move |ev| {
+            match ev {
+                Err(_) => failing = true,
+                Ok(_) if failing => {
+                    failing = false;
+                    r.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok(_) => {}
+            }
             w.notify_one();
             async {}
         }),
@@ -133,7 +146,17 @@ pub async fn run(
     let report_api: Api<SeccompNodeStatus> = Api::all(client.clone());
     let mut gone_since: std::collections::HashMap<String, Instant> = Default::default();
     loop {
+        if !gate.leads() {
+            // Only the leader counts and taints; a replica that lost the lead waits to win it
+            // back, and then judges heartbeats afresh.
+            gate.opened().await;
+            tracker.forgive(Instant::now());
+        }
         let now = Instant::now();
+        if recovered.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!("watching agent heartbeats again after a failure: every node gets a full timeout to renew");
+            tracker.forgive(now);
+        }
         tracker.observe(&leases.state(), now);
         let node_list = nodes.state();
         let report_list = reports.state();

@@ -136,6 +136,15 @@ impl LeaseTracker {
         self.seen.retain(|n, _| keep.contains(n));
     }
 
+    /// This replica could not see the Leases for a while (its watch failed: an API server
+    /// outage, a network partition) and sees them again at `now`: silence meanwhile says
+    /// nothing about the agents, so every node gets a full timeout from now to renew.
+    pub fn forgive(&mut self, now: Instant) {
+        for (_, at) in self.seen.values_mut() {
+            *at = now;
+        }
+    }
+
     /// The last renewal of `node` as the Lease says, and whether it is fresh at `now`.
     fn state(
         &self,
@@ -325,6 +334,40 @@ mod tests {
         );
         let msg = l.absent_message(2).unwrap();
         assert!(msg.starts_with("4 node(s) not counted: b (Node Ready=Unknown since 2026-01-01T00:01:00Z), c (Node cordoned), and 2 more"), "{msg}");
+    }
+
+    #[test]
+    fn after_a_blind_spell_every_node_gets_a_full_timeout_again() {
+        let t0 = Instant::now();
+        let mut tracker = LeaseTracker::default();
+        tracker.observe(&[lease("a", 100)], t0);
+        let nodes = [node("a", "True", false)];
+        let reports = [report("a", true, None)];
+        // The operator saw nothing for 60 s (its watch failed): by the clock, a is silent.
+        let back = t0 + Duration::from_secs(60);
+        let l = evaluate(&nodes, &tracker, &reports, back, T, Arch::X86_64);
+        assert!(l.counted.is_empty(), "silent by the clock");
+        // Told that the watch recovered, it waits a full timeout before judging.
+        tracker.forgive(back);
+        tracker.observe(&[lease("a", 100)], back);
+        let l = evaluate(
+            &nodes,
+            &tracker,
+            &reports,
+            back + Duration::from_secs(39),
+            T,
+            Arch::X86_64,
+        );
+        assert!(l.counted.contains_key("a"));
+        let l = evaluate(
+            &nodes,
+            &tracker,
+            &reports,
+            back + Duration::from_secs(41),
+            T,
+            Arch::X86_64,
+        );
+        assert!(!l.counted.contains_key("a"), "a really silent since");
     }
 
     #[test]

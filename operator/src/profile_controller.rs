@@ -269,7 +269,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         );
         tokio::spawn(async move {
             gate.opened().await;
-            crate::node_controller::run(client, nodes_cfg, nodes, liveness).await;
+            crate::node_controller::run(client, nodes_cfg, nodes, liveness, gate).await;
         });
     }
 

@@ -1169,5 +1169,22 @@ async fn j14_a_profile_file_changed_or_removed_on_the_node_is_restored() -> anyh
         after >= before + 2.0,
         "repairs counted: {before} -> {after}"
     );
+    // And told on each profile.
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    wait_for(
+        "a ProfileRepaired event on each profile",
+        Duration::from_secs(30),
+        || async {
+            let list = events.list(&Default::default()).await.ok()?;
+            let told: std::collections::BTreeSet<String> = list
+                .items
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some("ProfileRepaired"))
+                .filter_map(|e| e.regarding.as_ref()?.name.clone())
+                .collect();
+            (told.contains("edited") && told.contains("removed")).then_some(())
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -29,6 +29,9 @@ pub const RETRY: Duration = Duration::from_secs(5);
 
 /// Field manager name for server-side apply.
 pub const MANAGER: &str = "seccomp-node-agent";
+/// Repairs told as Events per resync at most (every repair is counted in the metric and
+/// logged): a node whose files were all wiped must not flood the API server.
+pub const MAX_REPAIR_EVENTS: usize = 10;
 
 /// Why the install loop stopped, or a status object could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,13 @@ pub async fn run(
         }
     });
 
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: MANAGER.into(),
+            instance: Some(node_name.clone()),
+        },
+    );
     let (status_tx, status_rx) = watch::channel(None::<SeccompNodeStatusStatus>);
     let status_task = tokio::spawn(status_writer(client.clone(), node_name.clone(), status_rx));
 
@@ -100,6 +110,7 @@ pub async fn run(
                     profiles = drifted.len(),
                     "profile files changed on the node; restoring them"
                 );
+                tell_repairs(&recorder, &reader, &node_name, &drifted).await;
             }
         }
         let state = reader.state();
@@ -151,6 +162,35 @@ pub async fn run(
     watch_task.abort();
     status_task.abort();
     Ok(())
+}
+
+/// A Warning Event `ProfileRepaired` on each profile whose file was restored (at most
+/// [`MAX_REPAIR_EVENTS`]); failures to publish are logged, never retried.
+async fn tell_repairs(
+    recorder: &kube::runtime::events::Recorder,
+    profiles: &reflector::Store<SeccompProfile>,
+    node: &str,
+    repaired: &[profile_installer::paths::ProfileKey],
+) {
+    for key in repaired.iter().take(MAX_REPAIR_EVENTS) {
+        let Some(p) = profiles.get(&reflector::ObjectRef::new(&key.name).within(&key.namespace))
+        else {
+            continue;
+        };
+        let ev = kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Warning,
+            reason: "ProfileRepaired".into(),
+            note: Some(format!(
+                "node {node}: the file operator/{}/{}.json was changed or removed on the node, not by the operator; restored",
+                key.namespace, key.name
+            )),
+            action: "Repair".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&ev, &p.object_ref(&())).await {
+            tracing::warn!(error = %e, profile = %format!("{}/{}", key.namespace, key.name), "publishing the repair event failed");
+        }
+    }
 }
 
 /// Writes the node's SeccompNodeStatus with server-side apply, at most once per

@@ -732,5 +732,14 @@ async fn o4_the_real_agent_killed_mid_sync_leaves_every_file_its_own_profile_and
         "o4: {kills} SIGKILLs of the agent; all {n} files at their last version {:.0?} after the last apply",
         converged.elapsed()
     );
+    // Leave the next journeys a quiet cluster: the 1,000 profiles and their files gone.
+    let profiles: Api<crds::SeccompProfile> = ns.api();
+    profiles
+        .delete_collection(&Default::default(), &ListParams::default())
+        .await?;
+    wait_for("the files removed", Duration::from_secs(180), || async {
+        (check().ok()? == 0).then_some(())
+    })
+    .await?;
     Ok(())
 }

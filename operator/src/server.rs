@@ -77,7 +77,14 @@ async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
             resp = webhook::gate(&req, &live, &state.shared);
         }
         if resp.allowed && !req.dry_run && !ids.is_empty() {
-            if let Err(why) = crate::admission_hold::hold(client, state.view.as_ref(), ids).await {
+            // Within the API server's 5 s webhook timeout, with room to answer.
+            let held = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                crate::admission_hold::hold(client, state.view.as_ref(), ids),
+            )
+            .await
+            .unwrap_or_else(|_| Err("holding the pod's profiles took too long; retry".into()));
+            if let Err(why) = held {
                 resp = resp.deny(format!("seccomp-operator install gate: {why}"));
             }
         }
@@ -105,11 +112,16 @@ impl LiveProfiles {
         ids: &BTreeSet<(String, String)>,
     ) -> Self {
         let mut live = std::collections::BTreeMap::new();
+        // At most 1.5 s in all, so that a hold can still follow within the webhook timeout.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
         for (ns, name) in ids.iter().take(16) {
             let api: kube::Api<crds::SeccompProfile> = kube::Api::namespaced(client.clone(), ns);
-            let read = tokio::time::timeout(std::time::Duration::from_secs(2), api.get_opt(name));
-            if let Ok(Ok(p)) = read.await {
-                live.insert((ns.clone(), name.clone()), p.map(Arc::new));
+            match tokio::time::timeout_at(deadline, api.get_opt(name)).await {
+                Ok(Ok(p)) => {
+                    live.insert((ns.clone(), name.clone()), p.map(Arc::new));
+                }
+                Ok(Err(_)) => {}
+                Err(_) => break,
             }
         }
         LiveProfiles { cache, live }

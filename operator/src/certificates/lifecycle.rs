@@ -103,8 +103,9 @@ async fn keep_certificates(
     resolver: Arc<Resolver>,
     mut served: String,
 ) {
+    // The first round runs at once: a fresh install has no CA bundle in its webhook
+    // configurations until it does.
     loop {
-        tokio::time::sleep(FOLLOW_EVERY.min(cfg.lifetime / 4)).await;
         match ensure_bundle(&client, &cfg).await {
             Ok(b) => {
                 if let Err(e) = inject_ca(&client, &cfg, &b.ca_cert).await {
@@ -114,6 +115,7 @@ async fn keep_certificates(
             }
             Err(e) => tracing::warn!(error = %e, "checking the webhook certificate failed"),
         }
+        tokio::time::sleep(FOLLOW_EVERY.min(cfg.lifetime / 4)).await;
     }
 }
 

@@ -97,7 +97,9 @@ pub async fn run(
         r = reader.wait_until_ready() => r.map_err(InstallError::NeverListed)?,
         _ = shutdown.changed() => return Ok(()),
     }
-    let mut next_resync = RESYNC;
+    // The resync (drift check, retries) runs on its own clock: changes arriving all the time
+    // (a busy cluster) must not push it out forever.
+    let mut resync_at = tokio::time::Instant::now() + RESYNC;
     let mut resync = false;
     let mut synced_once = false;
     loop {
@@ -127,11 +129,12 @@ pub async fn run(
         if report != SyncReport::default() {
             tracing::info!(?report, profiles = snapshot.len(), "synced");
         }
-        next_resync = if report.failed > 0 {
-            RETRY
-        } else {
-            RESYNC.max(next_resync.min(RESYNC))
-        };
+        resync_at = next_resync_at(
+            resync_at,
+            tokio::time::Instant::now(),
+            resync,
+            report.failed > 0,
+        );
         let entries = installer.node_status();
         let _ = status_tx.send(Some(SeccompNodeStatusStatus {
             ready: true,
@@ -155,13 +158,29 @@ pub async fn run(
         resync = false;
         tokio::select! {
             _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
-            _ = tokio::time::sleep(next_resync) => resync = true,
+            _ = tokio::time::sleep_until(resync_at) => resync = true,
             _ = shutdown.changed() => break,
         }
     }
     watch_task.abort();
     status_task.abort();
     Ok(())
+}
+
+/// When the next resync is due, after a sync at `now`: a resync starts the period again; a
+/// sync with failures brings it forward to a retry; other syncs leave it where it was.
+fn next_resync_at(
+    due: tokio::time::Instant,
+    now: tokio::time::Instant,
+    was_resync: bool,
+    failed: bool,
+) -> tokio::time::Instant {
+    let due = if was_resync { now + RESYNC } else { due };
+    if failed {
+        due.min(now + RETRY)
+    } else {
+        due
+    }
 }
 
 /// A Warning Event `ProfileRepaired` on each profile whose file was restored (at most
@@ -277,4 +296,29 @@ async fn ensure_object(
     .await
     .map_err(InstallError::Kube)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_never_push_the_resync_out_and_failures_bring_it_forward() {
+        let t0 = tokio::time::Instant::now();
+        let due = t0 + RESYNC;
+        // Syncs for changes, every 10 s: the resync stays due at t0 + 60 s.
+        let mut d = due;
+        for i in 1..6 {
+            d = next_resync_at(d, t0 + Duration::from_secs(10 * i), false, false);
+        }
+        assert_eq!(d, due);
+        // A failed sync: retried in 5 s.
+        assert_eq!(
+            next_resync_at(due, t0 + Duration::from_secs(20), false, true),
+            t0 + Duration::from_secs(25)
+        );
+        // The resync itself starts a new period.
+        let at = t0 + Duration::from_secs(60);
+        assert_eq!(next_resync_at(due, at, true, false), at + RESYNC);
+    }
 }

@@ -398,6 +398,15 @@ fn file_state(path: &std::path::Path) -> Option<(u64, u64, i64, Vec<u8>)> {
     ))
 }
 
+/// How often a pod's containers were restarted, in all.
+fn restart_count(p: &Pod) -> i32 {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+        .unwrap_or(0)
+}
+
 /// Restart counts of the operator's and the agents' pods, by pod name.
 async fn restarts(client: &Client) -> anyhow::Result<std::collections::BTreeMap<String, i32>> {
     let pods = Api::<Pod>::namespaced(client.clone(), NS)
@@ -406,15 +415,7 @@ async fn restarts(client: &Client) -> anyhow::Result<std::collections::BTreeMap<
     Ok(pods
         .items
         .iter()
-        .map(|p| {
-            let n = p
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .map(|cs| cs.iter().map(|c| c.restart_count).sum())
-                .unwrap_or(0);
-            (kube::ResourceExt::name_any(p), n)
-        })
+        .map(|p| (kube::ResourceExt::name_any(p), restart_count(p)))
         .collect())
 }
 
@@ -542,15 +543,9 @@ async fn o3_an_api_server_outage_leaves_files_and_pods_alone_and_then_converges(
         }
     }
     let p = pods.get("through").await?;
-    let status = p.status.unwrap_or_default();
-    assert_eq!(status.phase.as_deref(), Some("Running"));
-    let restarted: i32 = status
-        .container_statuses
-        .unwrap_or_default()
-        .iter()
-        .map(|c| c.restart_count)
-        .sum();
-    assert_eq!(restarted, 0, "the confined pod restarted");
+    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+    assert_eq!(phase, Some("Running"));
+    assert_eq!(restart_count(&p), 0, "the confined pod restarted");
     let restarts_after = restarts(&client).await?;
     for (pod, n) in &restarts_after {
         let was = restarts_before.get(pod).copied().unwrap_or(0);
@@ -661,13 +656,6 @@ async fn o4_the_real_agent_killed_mid_sync_leaves_every_file_its_own_profile_and
         }
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let restarts_of = |p: &Pod| -> i32 {
-        p.status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .map(|c| c.iter().map(|c| c.restart_count).sum())
-            .unwrap_or(0)
-    };
     let mut kills = 0;
     for v in 0..2 {
         // SIGKILL the agent while the profiles arrive and it writes them, and again while the
@@ -679,7 +667,7 @@ async fn o4_the_real_agent_killed_mid_sync_leaves_every_file_its_own_profile_and
             for round in 0..(2 - v as u64) {
                 tokio::time::sleep(Duration::from_millis(700 + 900 * round)).await;
                 let agent = agent_pod_on(&client, &node).await?;
-                let before = restarts_of(&agent);
+                let before = restart_count(&agent);
                 let pids = host_pids_of(&agent);
                 let name = kube::ResourceExt::name_any(&agent);
                 anyhow::ensure!(!pids.is_empty(), "no processes of {name}");
@@ -700,7 +688,7 @@ async fn o4_the_real_agent_killed_mid_sync_leaves_every_file_its_own_profile_and
                     Duration::from_secs(120),
                     || async {
                         let p = pods.get_opt(&name).await.ok()??;
-                        (restarts_of(&p) > before && is_ready(&p)).then_some(())
+                        (restart_count(&p) > before && is_ready(&p)).then_some(())
                     },
                 )
                 .await?;

@@ -71,11 +71,6 @@ where
     })
 }
 
-/// Whether `name` is a tick's object (its result is a beat, not an error).
-pub fn is_tick(name: &str) -> bool {
-    name == TICK_NAME
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,7 +101,7 @@ mod tests {
         use futures::StreamExt;
         let mut t = Box::pin(ticks::<k8s_openapi::api::core::v1::ConfigMap>());
         let first = t.next().await.unwrap();
-        assert!(is_tick(&first.name));
+        assert_eq!(first.name, TICK_NAME);
         let before = tokio::time::Instant::now();
         t.next().await.unwrap();
         assert_eq!(tokio::time::Instant::now() - before, TICK);

@@ -117,16 +117,11 @@ proptest! {
 /// Any action a rule or a default may have (NOTIFY needs a listener and is left to the
 /// validation tests).
 fn arb_action() -> impl Strategy<Value = Action> {
-    prop::sample::select(vec![
-        Action::Kill,
-        Action::KillProcess,
-        Action::KillThread,
-        Action::Trap,
-        Action::Errno,
-        Action::Trace,
-        Action::Allow,
-        Action::Log,
-    ])
+    let actions: Vec<Action> = Action::ALL
+        .into_iter()
+        .filter(|a| *a != Action::Notify)
+        .collect();
+    prop::sample::select(actions)
 }
 
 /// Conditions with every operator, both values and all six argument indexes.

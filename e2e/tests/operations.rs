@@ -1,6 +1,8 @@
 //! Day-two operations on the real cluster: the webhook certificate rotating under load, in
-//! both of its modes. These journeys change the operator's Deployment and put it back (also
-//! when they fail). Run one at a time (`--test-threads=1`).
+//! both of its modes; a delete right after admission; an API server outage; the agent killed
+//! mid-sync; an agent that cannot write turning unready. Some journeys change the operator's
+//! Deployment or the agents' DaemonSet and put them back (also when they fail). Run one at a
+//! time (`--test-threads=1`).
 
 use e2e::*;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -60,17 +62,16 @@ async fn reconfigure_operator(client: &Client, vars: &[&str]) -> anyhow::Result<
 /// Set (`NAME=value`) or remove (`NAME-`) environment variables of the operator and wait for
 /// the rollout.
 fn set_operator_env(vars: &[&str]) -> anyhow::Result<()> {
-    let mut args = vec!["-n", NS, "set", "env", "deploy/seccomp-operator"];
+    set_env("deploy/seccomp-operator", vars)
+}
+
+/// Set or remove environment variables of a workload (`deploy/NAME`, `ds/NAME`) in the
+/// operator's namespace and wait for its rollout.
+fn set_env(workload: &str, vars: &[&str]) -> anyhow::Result<()> {
+    let mut args = vec!["-n", NS, "set", "env", workload];
     args.extend_from_slice(vars);
     kubectl(&args)?;
-    kubectl(&[
-        "-n",
-        NS,
-        "rollout",
-        "status",
-        "deploy/seccomp-operator",
-        "--timeout=240s",
-    ])?;
+    kubectl(&["-n", NS, "rollout", "status", workload, "--timeout=240s"])?;
     Ok(())
 }
 
@@ -758,5 +759,129 @@ async fn o4_the_real_agent_killed_mid_sync_leaves_every_file_its_own_profile_and
         (check().ok()? == 0).then_some(())
     })
     .await?;
+    Ok(())
+}
+
+/// Clears the immutable flag of a directory when dropped.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(dir: &std::path::Path) -> anyhow::Result<Self> {
+        chattr("+i", dir)?;
+        Ok(Immutable(dir.to_owned()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        if let Err(e) = chattr("-i", &self.0) {
+            eprintln!(
+                "could not clear the immutable flag of {}: {e}",
+                self.0.display()
+            );
+        }
+    }
+}
+
+fn chattr(flag: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let o = std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(dir)
+        .output()?;
+    anyhow::ensure!(
+        o.status.success(),
+        "chattr {flag} {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok(())
+}
+
+/// Puts the agents' environment back when dropped.
+struct RestoreAgents;
+
+impl Drop for RestoreAgents {
+    fn drop(&mut self) {
+        if let Err(e) = set_env("ds/seccomp-node-agent", &["UNREADY_AFTER-"]) {
+            eprintln!("could not restore the agents' environment: {e}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn o5_an_agent_that_cannot_write_turns_unready_keeps_its_files_and_recovers(
+) -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("o5 sets chattr +i on node 1's seccomp directory: run the e2e tests as root");
+    }
+    // Twenty seconds instead of three minutes, so that the journey is short; the logic is the
+    // same (node_agent::health).
+    let _restore = RestoreAgents;
+    set_env("ds/seccomp-node-agent", &["UNREADY_AFTER=20s"])?;
+    let ns = TestNs::new(client.clone(), "unready").await?;
+    let profile = |name: &str| {
+        json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+            "metadata": {"name": name},
+            "spec": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}})
+    };
+    ns.apply::<crds::SeccompProfile>(profile("before")).await?;
+    ns.wait_profile("before", "Installed", |p| phase(p) == "Installed")
+        .await?;
+    let before = profile_file(&ns.name, "before");
+    let content = std::fs::read(&before)?;
+
+    // Node 1's directory for this namespace cannot be written (a read-only or broken disk, as
+    // the agent sees it): a new profile cannot be installed there.
+    let dir = before.parent().expect("a directory").to_owned();
+    let immutable = Immutable::set(&dir)?;
+    ns.apply::<crds::SeccompProfile>(profile("blocked")).await?;
+    let node = first_node();
+    let unready = Instant::now();
+    wait_for(
+        "node 1's agent to turn unready",
+        Duration::from_secs(120),
+        || async {
+            agent_pod_on(&client, &node)
+                .await
+                .ok()
+                .filter(|p| !is_ready(p))
+        },
+    )
+    .await?;
+    eprintln!(
+        "o5: node 1's agent unready {:.0?} after its writes began to fail",
+        unready.elapsed()
+    );
+    for n in cluster_nodes().iter().skip(1) {
+        let p = agent_pod_on(&client, &n.name).await?;
+        anyhow::ensure!(is_ready(&p), "the agent on {} is unready too", n.name);
+    }
+    anyhow::ensure!(
+        std::fs::read(&before)? == content,
+        "the installed file changed while its directory could not be written"
+    );
+    anyhow::ensure!(
+        !profile_file(&ns.name, "blocked").exists(),
+        "a file appeared in an immutable directory"
+    );
+
+    // The disk is back: the next resync installs the profile and the agent is ready again.
+    drop(immutable);
+    let back = Instant::now();
+    wait_for(
+        "node 1's agent to be ready again",
+        Duration::from_secs(150),
+        || async { agent_pod_on(&client, &node).await.ok().filter(is_ready) },
+    )
+    .await?;
+    ns.wait_profile("blocked", "Installed", |p| phase(p) == "Installed")
+        .await?;
+    eprintln!(
+        "o5: ready again {:.0?} after the directory became writable",
+        back.elapsed()
+    );
     Ok(())
 }

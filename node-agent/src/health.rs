@@ -1,6 +1,6 @@
 //! What `/readyz` means for the node agent: the first full sync is done, and the agent is
 //! still able to keep the node's files current. It turns unready when, for
-//! [`UNREADY_AFTER`], every sync failed to write or remove a file (a read-only or full disk),
+//! [`UNREADY_AFTER`] (the agent's `--unready-after`), every sync failed to write or remove a file (a read-only or full disk),
 //! or its watch of SeccompProfiles failed without recovering (the files may be stale). It
 //! turns ready again at the next good sync. Readiness changes nothing on the node: files stay
 //! as they are; it tells the admin (`kubectl get pods`, the DaemonSet's status) which nodes
@@ -9,12 +9,14 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How long syncs may fail, or the watch stay broken, before the agent turns unready.
+/// How long syncs may fail, or the watch stay broken, before the agent turns unready, unless
+/// `--unready-after` says otherwise.
 pub const UNREADY_AFTER: Duration = Duration::from_secs(180);
 
 /// The agent's readiness inputs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Health {
+    unready_after: Duration,
     first_sync: AtomicBool,
     /// Seconds since the epoch of the last sync without failures (0: none).
     last_good_sync: AtomicU64,
@@ -36,7 +38,24 @@ fn now_secs() -> u64 {
         .as_secs()
 }
 
+impl Default for Health {
+    fn default() -> Self {
+        Health::new(UNREADY_AFTER)
+    }
+}
+
 impl Health {
+    /// Unready after `unready_after` of failing syncs or a broken watch (at least 1 s).
+    pub fn new(unready_after: Duration) -> Self {
+        Health {
+            unready_after: unready_after.max(Duration::from_secs(1)),
+            first_sync: AtomicBool::new(false),
+            last_good_sync: AtomicU64::new(0),
+            watch_errors_since: AtomicU64::new(0),
+            last_watch_error: AtomicU64::new(0),
+        }
+    }
+
     /// A sync finished; `ok` when nothing failed to be written or removed.
     pub fn synced(&self, ok: bool) {
         self.synced_at(ok, now_secs());
@@ -81,7 +100,7 @@ impl Health {
         if !self.first_sync.load(Ordering::SeqCst) {
             return Err("first sync not done".into());
         }
-        let limit = UNREADY_AFTER.as_secs();
+        let limit = self.unready_after.as_secs();
         let good = self.last_good_sync.load(Ordering::SeqCst);
         if now.saturating_sub(good) > limit {
             return Err(format!(
@@ -143,5 +162,16 @@ mod tests {
             Ok(()),
             "no error for 190 s: the streak is over"
         );
+    }
+
+    #[test]
+    fn the_limit_is_configurable() {
+        let h = Health::new(Duration::from_secs(20));
+        h.synced_at(true, 1000);
+        h.synced_at(false, 1010);
+        assert_eq!(h.readiness_at(1020), Ok(()));
+        assert!(h.readiness_at(1021).unwrap_err().contains("21 s"));
+        h.synced_at(true, 1030);
+        assert_eq!(h.readiness_at(1030), Ok(()));
     }
 }

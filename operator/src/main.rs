@@ -110,10 +110,7 @@ struct Args {
 }
 
 fn parse_delay(s: &str) -> Result<std::time::Duration, String> {
-    let secs = s.strip_suffix('s').unwrap_or(s);
-    secs.parse::<u64>()
-        .map(std::time::Duration::from_secs)
-        .map_err(|_| format!("`{s}`: expected whole seconds, e.g. 5s"))
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}`: {e} (expected e.g. 5s)"))
 }
 
 #[tokio::main]

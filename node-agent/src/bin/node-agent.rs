@@ -56,6 +56,10 @@ struct Args {
     /// The filter flags profiles may set, comma-separated. Keep equal to the operator's.
     #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = seccomp_profile::Policy::parse_flags)]
     allowed_flags: std::collections::BTreeSet<seccomp_profile::Flag>,
+    /// How long every sync may fail to write a file, or the watch of SeccompProfiles stay
+    /// broken, before `/readyz` fails (e.g. `180s`, `5m`).
+    #[arg(long, env = "UNREADY_AFTER", default_value = "180s", value_parser = humantime::parse_duration)]
+    unready_after: std::time::Duration,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -105,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let health = Arc::new(node_agent::health::Health::default());
+    let health = Arc::new(node_agent::health::Health::new(args.unready_after));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();

@@ -254,20 +254,8 @@ pub fn pem_not_after(pem: &str) -> Option<u64> {
 
 /// Parse a lifetime such as `365d`, `12h`, `30m` or `90s` (at least [`MIN_SERVING_LIFETIME`]).
 pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a number and a unit (s, m, h, d), e.g. 365d"))?;
-    let secs = match unit {
-        "s" | "" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86400),
-        _ => None,
-    }
-    .ok_or_else(|| format!("`{s}`: unit must be s, m, h or d and the value not overflow"))?;
-    let d = Duration::from_secs(secs);
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}`: {e} (expected e.g. 365d, 12h, 90s)"))?;
     if d < MIN_SERVING_LIFETIME {
         return Err(format!(
             "`{s}`: a serving certificate must live at least {} s (replicas pick up a renewal within 15 s)",

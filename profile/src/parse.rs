@@ -371,13 +371,13 @@ pub fn parse_value(
         })?;
 
     let format = resource_format.unwrap_or_else(|| detect_file_format(&raw));
-    let (mut spec, origins) = lower(raw, prefix, ctx)?;
+    let (mut spec, mut origins) = lower(raw, prefix, ctx)?;
     let mut warnings = Vec::new();
     if matches!(
         format,
         SourceFormat::Docker | SourceFormat::ContainersCommon
     ) {
-        warnings = later_rules_win(&mut spec.document, &origins, prefix);
+        warnings = later_rules_win(&mut spec.document, &mut origins, prefix);
         warnings.extend(clamp_errno(&mut spec.document, &origins, prefix));
     }
     Ok(ParsedProfile {
@@ -433,9 +433,13 @@ fn clamp_errno(doc: &mut SeccompDocument, origins: &[usize], prefix: &str) -> Ve
 /// Docker-style profiles list a broad allowlist first and conditional overrides after it (e.g.
 /// containers-common allows `setns`, then denies it without CAP_SYS_ADMIN). Evaluated for one
 /// context, a later rule that gives a syscall (with the same arguments) another action
-/// overrides the earlier rule: the name is taken out of the earlier one. Returns one warning
-/// per override.
-fn later_rules_win(doc: &mut SeccompDocument, origins: &[usize], prefix: &str) -> Vec<String> {
+/// overrides the earlier rule: the name is taken out of the earlier one, and a rule left with no
+/// name goes (with its entry in `origins`). Returns one warning per override.
+fn later_rules_win(
+    doc: &mut SeccompDocument,
+    origins: &mut Vec<usize>,
+    prefix: &str,
+) -> Vec<String> {
     use std::collections::BTreeMap;
     let mut warnings = Vec::new();
     let mut last: BTreeMap<(String, Vec<ArgCondition>), usize> = BTreeMap::new();
@@ -454,8 +458,10 @@ fn later_rules_win(doc: &mut SeccompDocument, origins: &[usize], prefix: &str) -
             )
         })
         .collect();
+    let mut emptied = vec![false; doc.syscalls.len()];
     for (i, rule) in doc.syscalls.iter_mut().enumerate() {
         let args = rule.args.clone();
+        let had_names = !rule.names.is_empty();
         rule.names.retain(|name| {
             let winner = last[&(name.clone(), args.clone())];
             if winner != i && snapshot[winner] != snapshot[i] {
@@ -468,7 +474,13 @@ fn later_rules_win(doc: &mut SeccompDocument, origins: &[usize], prefix: &str) -
                 true
             }
         });
+        emptied[i] = had_names && rule.names.is_empty();
     }
+    // A rule that named nothing to begin with stays, for validation to name it.
+    let mut keep = emptied.iter().map(|e| !e);
+    doc.syscalls.retain(|_| keep.next().unwrap_or(true));
+    let mut keep = emptied.iter().map(|e| !e);
+    origins.retain(|_| keep.next().unwrap_or(true));
     warnings
 }
 

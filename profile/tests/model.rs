@@ -133,6 +133,44 @@ fn docker_conditions_follow_caps_arch_and_kernel() {
 }
 
 #[test]
+fn a_docker_rule_overridden_in_full_goes_and_the_profile_stays_valid() {
+    // Found by the Docker-conditions property: the first rule lost its only name to the later
+    // one and stayed as an empty rule, which validation refuses.
+    let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+        {"names":["setns"],"action":"SCMP_ACT_ALLOW"},
+        {"names":["read","unshare"],"action":"SCMP_ACT_ALLOW"},
+        {"names":["setns","unshare"],"action":"SCMP_ACT_ERRNO","excludes":{"caps":["CAP_SYS_ADMIN"]}}]}"#;
+    let ctx = EvalContext {
+        caps: Default::default(),
+        ..EvalContext::host()
+    };
+    let parsed = parse_profile(text, &ctx).unwrap();
+    assert_eq!(parsed.validate(None), Ok(()));
+    let rules: Vec<_> = parsed
+        .spec
+        .document
+        .syscalls
+        .iter()
+        .map(|r| (r.names.clone(), r.action))
+        .collect();
+    assert_eq!(
+        rules,
+        vec![
+            (vec!["read".to_string()], Action::Allow),
+            (vec!["setns".into(), "unshare".into()], Action::Errno)
+        ]
+    );
+    assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
+    // A rule with no names in the source is still refused, naming it.
+    let empty = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":[],"action":"SCMP_ACT_ALLOW"},{"names":["read"],"action":"SCMP_ACT_ALLOW","excludes":{"caps":["CAP_SYS_ADMIN"]}}]}"#;
+    let e = parse_profile(empty, &ctx)
+        .unwrap()
+        .validate(None)
+        .unwrap_err();
+    assert!(e.to_string().contains("syscalls[0]"), "{e}");
+}
+
+#[test]
 fn containers_common_errno_names_resolve() {
     let d = doc(
         r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"ENOSYS","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errno":"EACCES"}]}"#,

@@ -1,6 +1,7 @@
 //! Property tests: render→parse is identity and rendering a fixed point for documents of every
 //! shape (actions, errno values, argument operators, architectures, flags); merge is
-//! commutative, associative, idempotent on allowlists and never loses what a document allows.
+//! commutative, associative, idempotent on allowlists and never loses what a document allows;
+//! Docker-style conditions (`includes`, `excludes`, `archMap`) select exactly the rules in force.
 
 use proptest::prelude::*;
 use seccomp_profile::*;
@@ -233,6 +234,198 @@ proptest! {
             let allowed = m.names_by_action().remove("SCMP_ACT_ALLOW").unwrap_or_default();
             let mine = d.canonical(Arch::X86_64).names_by_action().remove("SCMP_ACT_ALLOW").unwrap_or_default();
             prop_assert!(mine.is_subset(&allowed), "{:?} vs {:?}", mine, allowed);
+        }
+    }
+}
+
+/// A Docker-style rule: names, an action, and its optional `includes`/`excludes` conditions.
+#[derive(Clone, Debug)]
+struct DockerRule {
+    names: Vec<&'static str>,
+    action: Action,
+    include_caps: Vec<&'static str>,
+    include_arches: Vec<Arch>,
+    min_kernel: Option<(u32, u32)>,
+    exclude_caps: Vec<&'static str>,
+    exclude_arches: Vec<Arch>,
+}
+
+const CAPS: &[&str] = &[
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_PTRACE",
+    "CAP_NET_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_CHOWN",
+];
+const DOCKER_ARCHES: &[Arch] = &[Arch::X86_64, Arch::Aarch64, Arch::X86, Arch::Ppc64Le];
+
+fn arb_docker_rule() -> impl Strategy<Value = DockerRule> {
+    (
+        prop::sample::subsequence(NAMES.to_vec(), 1..4),
+        arb_action().prop_filter("a plain action", |a| {
+            !matches!(a, Action::Errno | Action::Trace | Action::Notify)
+        }),
+        prop::sample::subsequence(CAPS.to_vec(), 0..3),
+        prop::sample::subsequence(DOCKER_ARCHES.to_vec(), 0..3),
+        prop::option::of((3u32..7, 0u32..20)),
+        prop::sample::subsequence(CAPS.to_vec(), 0..2),
+        prop::sample::subsequence(DOCKER_ARCHES.to_vec(), 0..2),
+    )
+        .prop_map(
+            |(
+                names,
+                action,
+                include_caps,
+                include_arches,
+                min_kernel,
+                exclude_caps,
+                exclude_arches,
+            )| {
+                DockerRule {
+                    names,
+                    action,
+                    include_caps,
+                    include_arches,
+                    min_kernel,
+                    exclude_caps,
+                    exclude_arches,
+                }
+            },
+        )
+}
+
+fn arb_ctx() -> impl Strategy<Value = EvalContext> {
+    (
+        prop::sample::select(vec![Arch::X86_64, Arch::Aarch64]),
+        prop::sample::subsequence(CAPS.to_vec(), 0..5),
+        prop::option::of((3u32..7, 0u32..20)),
+    )
+        .prop_map(|(arch, caps, kernel)| EvalContext {
+            arch,
+            caps: caps.into_iter().map(String::from).collect(),
+            kernel,
+        })
+}
+
+/// The Docker/moby JSON of `rules`, with an `archMap` for amd64 and arm64.
+fn docker_json(rules: &[DockerRule]) -> String {
+    let arch = |a: &Arch| serde_json::to_value(a).unwrap();
+    let docker = |a: &Arch| a.docker_name();
+    let syscalls: Vec<serde_json::Value> = rules
+        .iter()
+        .map(|r| {
+            let mut includes = serde_json::Map::new();
+            if !r.include_caps.is_empty() {
+                includes.insert("caps".into(), serde_json::json!(r.include_caps));
+            }
+            if !r.include_arches.is_empty() {
+                let a: Vec<_> = r.include_arches.iter().map(docker).collect();
+                includes.insert("arches".into(), serde_json::json!(a));
+            }
+            if let Some((major, minor)) = r.min_kernel {
+                includes.insert(
+                    "minKernel".into(),
+                    serde_json::json!(format!("{major}.{minor}")),
+                );
+            }
+            let mut excludes = serde_json::Map::new();
+            if !r.exclude_caps.is_empty() {
+                excludes.insert("caps".into(), serde_json::json!(r.exclude_caps));
+            }
+            if !r.exclude_arches.is_empty() {
+                let a: Vec<_> = r.exclude_arches.iter().map(docker).collect();
+                excludes.insert("arches".into(), serde_json::json!(a));
+            }
+            serde_json::json!({"names": r.names, "action": r.action,
+                "includes": includes, "excludes": excludes})
+        })
+        .collect();
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "archMap": [
+            {"architecture": arch(&Arch::X86_64), "subArchitectures": [arch(&Arch::X86), arch(&Arch::X32)]},
+            {"architecture": arch(&Arch::Aarch64), "subArchitectures": [arch(&Arch::Arm)]},
+        ],
+        "syscalls": syscalls,
+    })
+    .to_string()
+}
+
+/// Whether a rule is in force for `ctx`, as Docker's documentation states it: `includes`
+/// needs all its capabilities, one of its architectures and at least its kernel; `excludes`
+/// removes the rule when the container has any of its capabilities or architectures.
+fn in_force(r: &DockerRule, ctx: &EvalContext) -> bool {
+    let held = |c: &&str| ctx.caps.contains(*c);
+    r.include_caps.iter().all(held)
+        && (r.include_arches.is_empty() || r.include_arches.contains(&ctx.arch))
+        && match (r.min_kernel, ctx.kernel) {
+            (Some(min), Some(k)) => k >= min,
+            _ => true,
+        }
+        && !r.exclude_caps.iter().any(held)
+        && !r.exclude_arches.contains(&ctx.arch)
+}
+
+proptest! {
+    #[test]
+    fn docker_conditions_select_exactly_the_rules_in_force(
+        rules in prop::collection::vec(arb_docker_rule(), 0..8),
+        ctx in arb_ctx(),
+    ) {
+        let parsed = parse_profile(&docker_json(&rules), &ctx).unwrap();
+        let got: Vec<(Vec<String>, Action)> = parsed
+            .spec
+            .document
+            .syscalls
+            .iter()
+            .map(|r| (r.names.clone(), r.action))
+            .collect();
+        // Of the rules in force, a later one giving a name another action overrides it in the
+        // earlier ones; a rule left without names goes.
+        let live: Vec<&DockerRule> = rules.iter().filter(|r| in_force(r, &ctx)).collect();
+        let want: Vec<(Vec<String>, Action)> = live
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let names = r
+                    .names
+                    .iter()
+                    .filter(|n| {
+                        let last = live.iter().rposition(|l| l.names.contains(n)).unwrap();
+                        last == i || live[last].action == r.action
+                    })
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>();
+                (names, r.action)
+            })
+            .filter(|(names, _)| !names.is_empty())
+            .collect();
+        prop_assert_eq!(got, want);
+        // What is parsed validates: overriding never leaves an empty rule behind.
+        prop_assert!(parsed.validate(None).is_ok(), "{:?}", parsed.validate(None));
+        // The archMap entry of the native architecture gives it and its compat architectures.
+        let arches = &parsed.spec.document.architectures;
+        prop_assert_eq!(arches.first(), Some(&ctx.arch));
+        let compat = if ctx.arch == Arch::X86_64 { vec![Arch::X86, Arch::X32] } else { vec![Arch::Arm] };
+        prop_assert_eq!(&arches[1..], compat.as_slice());
+    }
+
+    #[test]
+    fn a_capability_more_never_loses_a_rule_that_excludes_none(
+        rules in prop::collection::vec(arb_docker_rule(), 0..8),
+        ctx in arb_ctx(),
+        cap in prop::sample::select(CAPS.to_vec()),
+    ) {
+        let text = docker_json(&rules);
+        let count = |ctx: &EvalContext| {
+            let doc = parse_profile(&text, ctx).unwrap().spec.document;
+            doc.syscalls.len()
+        };
+        let mut more = ctx.clone();
+        more.caps.insert(cap.to_string());
+        let excludes_it = rules.iter().any(|r| r.exclude_caps.contains(&cap));
+        if !excludes_it {
+            prop_assert!(count(&more) >= count(&ctx));
         }
     }
 }

@@ -235,15 +235,7 @@ impl TestNs {
 
     /// Print what the cluster has in this namespace, and the agent's recent logs.
     pub async fn dump(&self) {
-        let kc = kubeconfig().unwrap_or_default();
-        let kubectl = |args: &[&str]| {
-            std::process::Command::new(KUBECTL)
-                .arg("--kubeconfig")
-                .arg(&kc)
-                .args(args)
-                .output()
-                .ok()
-        };
+        let kubectl = |args: &[&str]| kubectl_output(None, args, None).ok();
         for args in [
             vec!["-n", &self.name, "get", "sp,pods,pb,prec", "-o", "wide"],
             vec!["-n", &self.name, "describe", "sp,pods"],
@@ -279,21 +271,59 @@ impl Drop for TestNs {
     fn drop(&mut self) {
         // Fire and forget, through kubectl: the test's runtime may be shutting down, and
         // blocking it here would deadlock its own client.
-        let kc = kubeconfig().unwrap_or_default();
-        let _ = std::process::Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(kc)
-            .args([
+        let _ = kubectl_output(
+            None,
+            &[
                 "delete",
                 "namespace",
                 &self.name,
                 "--wait=false",
                 "--ignore-not-found",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+            ],
+            None,
+        );
     }
+}
+
+/// Run the cluster's kubectl with the test kubeconfig, as `user` (`--as`) when given, with
+/// `stdin` as its input; what it printed and how it ended.
+pub fn kubectl_output(
+    user: Option<&str>,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(KUBECTL);
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig().unwrap_or_default());
+    if let Some(user) = user {
+        cmd.arg(format!("--as={user}"));
+    }
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut input = child.stdin.take();
+    if let (Some(pipe), Some(bytes)) = (input.as_mut(), stdin) {
+        pipe.write_all(bytes)?;
+    }
+    drop(input);
+    child.wait_with_output()
+}
+
+/// `kubectl ARGS`: its standard output, or an error with its stderr.
+pub fn kubectl(args: &[&str]) -> anyhow::Result<String> {
+    let out = kubectl_output(None, args, None)?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The cluster's kubectl (built by hack/k8s-build.sh).

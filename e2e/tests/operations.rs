@@ -18,23 +18,6 @@ const NS: &str = "seccomp-operator";
 const SECRET: &str = "seccomp-operator-webhook-tls";
 const SERVICE_DNS: &str = "seccomp-operator-webhook.seccomp-operator.svc";
 
-/// `kubectl ARGS`: its standard output, or an error with its stderr.
-fn kubectl(args: &[&str]) -> anyhow::Result<String> {
-    let kc = kubeconfig().unwrap_or_default();
-    let out = std::process::Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .args(args)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "kubectl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// [`set_operator_env`], then wait until the old replicas are gone: until then the Service
 /// may still send a review to one that is draining.
 async fn reconfigure_operator(client: &Client, vars: &[&str]) -> anyhow::Result<()> {

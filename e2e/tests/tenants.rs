@@ -8,31 +8,13 @@ use e2e::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::json;
-use std::io::Write;
 
 /// `kubectl --as USER ARGS` with `stdin`; whether it succeeded and what it printed.
 fn kubectl_as(user: &str, args: &[&str], stdin: Option<&serde_json::Value>) -> (bool, String) {
-    let kc = kubeconfig().unwrap_or_default();
-    let mut cmd = std::process::Command::new(KUBECTL);
-    cmd.arg("--kubeconfig").arg(&kc);
-    if !user.is_empty() {
-        cmd.arg(format!("--as={user}"));
-    }
-    cmd.args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl runs");
-    if let Some(v) = stdin {
-        let _ = child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(v.to_string().as_bytes());
-    } else {
-        drop(child.stdin.take());
-    }
-    let out = child.wait_with_output().expect("kubectl ends");
+    let input = stdin.map(|v| v.to_string());
+    let user = (!user.is_empty()).then_some(user);
+    let out =
+        kubectl_output(user, args, input.as_deref().map(str::as_bytes)).expect("kubectl runs");
     (
         out.status.success(),
         format!(

@@ -56,18 +56,21 @@ impl Health {
         }
     }
 
-    /// A sync finished; `ok` when nothing failed to be written or removed.
-    pub fn synced(&self, ok: bool) {
-        self.synced_at(ok, now_secs());
+    /// A sync finished; `ok` when nothing failed to be written or removed. Whether it was the
+    /// first.
+    pub fn synced(&self, ok: bool) -> bool {
+        self.synced_at(ok, now_secs())
     }
 
-    fn synced_at(&self, ok: bool, now: u64) {
-        if ok || !self.first_sync.load(Ordering::SeqCst) {
+    fn synced_at(&self, ok: bool, now: u64) -> bool {
+        let first = !self.first_sync.load(Ordering::SeqCst);
+        if ok || first {
             // The first sync makes the agent ready even with failures (they are reported per
             // profile); later ones must succeed to keep it ready.
             self.last_good_sync.store(now, Ordering::SeqCst);
         }
         self.first_sync.store(true, Ordering::SeqCst);
+        first
     }
 
     /// Ready without syncs (a recorder-only agent).
@@ -131,13 +134,13 @@ mod tests {
     fn unready_after_three_minutes_of_failing_syncs_or_a_broken_watch_and_ready_again() {
         let h = Health::default();
         assert!(h.readiness_at(1000).unwrap_err().contains("first sync"));
-        h.synced_at(false, 1000);
+        assert!(h.synced_at(false, 1000), "the first sync says so");
         assert_eq!(
             h.readiness_at(1000),
             Ok(()),
             "the first sync makes it ready"
         );
-        h.synced_at(false, 1100);
+        assert!(!h.synced_at(false, 1100));
         assert_eq!(h.readiness_at(1179), Ok(()));
         assert!(h.readiness_at(1181).unwrap_err().contains("write failures"));
         h.synced_at(true, 1200);

@@ -101,7 +101,6 @@ pub async fn run(
     // (a busy cluster) must not push it out forever.
     let mut resync_at = tokio::time::Instant::now() + RESYNC;
     let mut resync = false;
-    let mut synced_once = false;
     loop {
         if resync {
             // Files changed or removed by hand since the last look are restored by this sync.
@@ -147,9 +146,7 @@ pub async fn run(
             profiles: entries,
         }));
         let _ = synced.send(true);
-        let first = !std::mem::replace(&mut synced_once, true);
-        health.synced(report.failed == 0);
-        if first {
+        if health.synced(report.failed == 0) {
             tracing::info!(
                 installed = installer.installed_count(),
                 "first sync done; ready"

@@ -48,16 +48,27 @@ fn answer(
     match webhook::parse_review(body) {
         Ok(req) => {
             let resp = decide(&req);
-            state
-                .metrics
-                .admission(name, resp.allowed, started.elapsed());
-            if !resp.allowed {
-                tracing::info!(webhook = name, namespace = ?req.namespace, name = ?req.name, reason = %resp.result.message, "denied");
-            }
-            axum::Json(resp.into_review()).into_response()
+            respond(name, state, &req, resp, started)
         }
         Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
     }
+}
+
+/// Count, log a refusal and send a webhook's answer.
+fn respond(
+    name: &'static str,
+    state: &WebhookState,
+    req: &kube::core::admission::AdmissionRequest<DynamicObject>,
+    resp: AdmissionResponse,
+    started: std::time::Instant,
+) -> Response {
+    state
+        .metrics
+        .admission(name, resp.allowed, started.elapsed());
+    if !resp.allowed {
+        tracing::info!(webhook = name, namespace = ?req.namespace, name = ?req.name, reason = %resp.result.message, "denied");
+    }
+    axum::Json(resp.into_review()).into_response()
 }
 
 /// The install gate: decided from the caches; a refusal is checked again against the API
@@ -89,13 +100,7 @@ async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
             }
         }
     }
-    state
-        .metrics
-        .admission("gate", resp.allowed, started.elapsed());
-    if !resp.allowed {
-        tracing::info!(webhook = "gate", namespace = ?req.namespace, name = ?req.name, reason = %resp.result.message, "denied");
-    }
-    axum::Json(resp.into_review()).into_response()
+    respond("gate", state, &req, resp, started)
 }
 
 /// The caches, with some profiles read from the API server just now.

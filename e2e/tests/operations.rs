@@ -842,6 +842,24 @@ async fn o5_an_agent_that_cannot_write_turns_unready_keeps_its_files_and_recover
         let p = agent_pod_on(&client, &n.name).await?;
         anyhow::ensure!(is_ready(&p), "the agent on {} is unready too", n.name);
     }
+    // The node says why: the profile is in Error there, with the write error.
+    let report = Api::<crds::SeccompNodeStatus>::all(client.clone())
+        .get(&node)
+        .await?;
+    let entry = report
+        .status
+        .iter()
+        .flat_map(|s| s.profiles.iter())
+        .find(|e| e.namespace == ns.name && e.name == "blocked")
+        .cloned();
+    eprintln!("o5: node 1 reports {entry:?}");
+    anyhow::ensure!(
+        entry
+            .as_ref()
+            .is_some_and(|e| e.state == crds::NodeProfileState::Error
+                && e.message.as_deref().is_some_and(|m| !m.is_empty())),
+        "node 1 does not report the blocked profile in Error: {entry:?}"
+    );
     anyhow::ensure!(
         std::fs::read(&before)? == content,
         "the installed file changed while its directory could not be written"

@@ -815,6 +815,22 @@ async fn o5_an_agent_that_cannot_write_turns_unready_keeps_its_files_and_recover
         .await?;
     let before = profile_file(&ns.name, "before");
     let content = std::fs::read(&before)?;
+    // A quiet agent stays ready: syncing at resyncs only (every 60 s, longer than the limit)
+    // is not failing. So does every recorder, which never syncs.
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_secs(30) {
+        for n in cluster_nodes() {
+            let agent = agent_pod_on(&client, &n.name).await?;
+            anyhow::ensure!(
+                is_ready(&agent),
+                "the quiet agent on {} turned unready",
+                n.name
+            );
+            let recorder = recorder_pod_on(&client, &n.name).await?;
+            anyhow::ensure!(is_ready(&recorder), "the recorder on {} is unready", n.name);
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
 
     // Node 1's directory for this namespace cannot be written (a read-only or broken disk, as
     // the agent sees it): a new profile cannot be installed there.

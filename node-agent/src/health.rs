@@ -18,8 +18,9 @@ pub const UNREADY_AFTER: Duration = Duration::from_secs(180);
 pub struct Health {
     unready_after: Duration,
     first_sync: AtomicBool,
-    /// Seconds since the epoch of the last sync without failures (0: none).
-    last_good_sync: AtomicU64,
+    /// Seconds since the epoch of the first failing sync since the last good one (0: the last
+    /// sync was good). A quiet agent, syncing only at resyncs, stays ready.
+    failing_since: AtomicU64,
     /// Seconds since the epoch of the first watch error of the current streak, and of the
     /// last one (0: none). A watch that recovers by resuming emits no event, so a streak ends
     /// when the errors stop for [`STREAK_GAP`], or at the next event.
@@ -50,7 +51,7 @@ impl Health {
         Health {
             unready_after: unready_after.max(Duration::from_secs(1)),
             first_sync: AtomicBool::new(false),
-            last_good_sync: AtomicU64::new(0),
+            failing_since: AtomicU64::new(0),
             watch_errors_since: AtomicU64::new(0),
             last_watch_error: AtomicU64::new(0),
         }
@@ -63,17 +64,23 @@ impl Health {
     }
 
     fn synced_at(&self, ok: bool, now: u64) -> bool {
-        let first = !self.first_sync.load(Ordering::SeqCst);
-        if ok || first {
-            // The first sync makes the agent ready even with failures (they are reported per
-            // profile); later ones must succeed to keep it ready.
-            self.last_good_sync.store(now, Ordering::SeqCst);
+        // The first sync makes the agent ready even with failures (they are reported per
+        // profile); failures that go on for the limit make it unready.
+        let first = !self.first_sync.swap(true, Ordering::SeqCst);
+        if ok {
+            self.failing_since.store(0, Ordering::SeqCst);
+        } else {
+            let _ = self.failing_since.compare_exchange(
+                0,
+                now.max(1),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
         }
-        self.first_sync.store(true, Ordering::SeqCst);
         first
     }
 
-    /// Ready without syncs (a recorder-only agent).
+    /// Ready without syncs, for good (a recorder-only agent).
     pub fn set_ready(&self) {
         self.synced(true);
     }
@@ -104,11 +111,11 @@ impl Health {
             return Err("first sync not done".into());
         }
         let limit = self.unready_after.as_secs();
-        let good = self.last_good_sync.load(Ordering::SeqCst);
-        if now.saturating_sub(good) > limit {
+        let failing = self.failing_since.load(Ordering::SeqCst);
+        if failing != 0 && now.saturating_sub(failing) > limit {
             return Err(format!(
-                "no sync without write failures for {} s",
-                now.saturating_sub(good)
+                "every sync has failed to write or remove files for {} s",
+                now.saturating_sub(failing)
             ));
         }
         let last = self.last_watch_error.load(Ordering::SeqCst);
@@ -142,7 +149,10 @@ mod tests {
         );
         assert!(!h.synced_at(false, 1100));
         assert_eq!(h.readiness_at(1179), Ok(()));
-        assert!(h.readiness_at(1181).unwrap_err().contains("write failures"));
+        assert!(h
+            .readiness_at(1181)
+            .unwrap_err()
+            .contains("failed to write"));
         h.synced_at(true, 1200);
         assert_eq!(h.readiness_at(1200), Ok(()));
         // Errors every 30 s from 1300: a streak.
@@ -168,13 +178,24 @@ mod tests {
     }
 
     #[test]
-    fn the_limit_is_configurable() {
+    fn the_limit_is_configurable_and_a_quiet_agent_stays_ready() {
         let h = Health::new(Duration::from_secs(20));
         h.synced_at(true, 1000);
-        h.synced_at(false, 1010);
-        assert_eq!(h.readiness_at(1020), Ok(()));
-        assert!(h.readiness_at(1021).unwrap_err().contains("21 s"));
-        h.synced_at(true, 1030);
-        assert_eq!(h.readiness_at(1030), Ok(()));
+        // Nothing to sync for an hour (resyncs come every 60 s, longer than the limit).
+        assert_eq!(h.readiness_at(4600), Ok(()));
+        h.synced_at(false, 4610);
+        h.synced_at(false, 4620);
+        assert_eq!(h.readiness_at(4630), Ok(()));
+        assert!(h.readiness_at(4631).unwrap_err().contains("21 s"));
+        h.synced_at(true, 4640);
+        assert_eq!(h.readiness_at(4640), Ok(()));
+        assert_eq!(h.readiness_at(9000), Ok(()));
+    }
+
+    #[test]
+    fn a_recorder_only_agent_stays_ready() {
+        let h = Health::new(Duration::from_secs(20));
+        h.set_ready();
+        assert_eq!(h.readiness_at(now_secs() + 3600), Ok(()));
     }
 }

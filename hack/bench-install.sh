@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 hack/deps.sh bench
 N=${N:-1000}
 cargo build --release --quiet -p seccompctl --bin seccompctl
-ctl=$PWD/target/release/seccompctl
+ctl=$(realpath "${CARGO_TARGET_DIR:-target}")/release/seccompctl
 work=$(mktemp -d /tmp/bench-install.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/profiles"

@@ -10,8 +10,9 @@ RUNS=${RUNS:-9}
 N=${N:-2000000}
 
 cargo build --release --quiet -p seccompctl --bin seccompctl -p syscall-recorder --example bench_attach
-ctl=target/release/seccompctl
-attach=target/release/examples/bench_attach
+rel=${CARGO_TARGET_DIR:-target}/release
+ctl=$rel/seccompctl
+attach=$rel/examples/bench_attach
 loop=$PWD/target/bench-getppid-loop
 gcc -O2 -o "$loop" hack/bench/getppid_loop.c
 

@@ -12,7 +12,7 @@ fi
 hack/deps.sh test
 echo "== building seccompctl (release)"
 cargo build --release --quiet -p seccompctl --bin seccompctl
-ctl=$PWD/target/release/seccompctl
+ctl=$(realpath "${CARGO_TARGET_DIR:-target}")/release/seccompctl
 
 work=$(mktemp -d /tmp/seccomp-demo.XXXXXX)
 trap 'runc delete --force demo-rec >/dev/null 2>&1 || true; rm -rf "$work"' EXIT

@@ -13,6 +13,9 @@ REPO=$PWD
 
 echo "== building release binaries"
 cargo build --release --quiet -p operator --bin operator -p node-agent --bin node-agent -p seccompctl --bin seccompctl
+# Where cargo put them: a CARGO_TARGET_DIR in the environment moves them (an image of stale
+# binaries from ./target would otherwise deploy silently).
+bin=${CARGO_TARGET_DIR:-target}/release
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -24,9 +27,9 @@ image() { # containerfile, image name, binaries...
   echo "root:x:0:0:root:/:/bin/sh" > "$root/etc/passwd"
   echo "nonroot:x:65532:65532:nonroot:/:/bin/sh" >> "$root/etc/passwd"
   for b in "$@"; do
-    install -m 0755 "target/release/$b" "$root/usr/local/bin/$b"
+    install -m 0755 "$bin/$b" "$root/usr/local/bin/$b"
     # the shared libraries the binary loads (libseccomp, libc, libgcc_s, the loader)
-    for lib in $(ldd "target/release/$b" | grep -oE '/[^ ]+\.so[^ ]*'); do
+    for lib in $(ldd "$bin/$b" | grep -oE '/[^ ]+\.so[^ ]*'); do
       mkdir -p "$root$(dirname "$lib")"
       cp -L "$lib" "$root$lib"
     done

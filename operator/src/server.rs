@@ -247,7 +247,8 @@ pub fn health_router(
             get(move || {
                 let watchdog = watchdog.clone();
                 async move {
-                    match watchdog.check(std::time::Instant::now(), crate::watchdog::STALE_AFTER) {
+                    match watchdog.check(tokio::time::Instant::now(), crate::watchdog::STALE_AFTER)
+                    {
                         Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
                         Err(e) => {
                             tracing::error!(error = %e, "unhealthy");

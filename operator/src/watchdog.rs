@@ -11,7 +11,9 @@ use futures::Stream;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock (the real one outside tests; paused and advanced in them).
+use tokio::time::Instant;
 
 /// How often each loop is ticked.
 pub const TICK: Duration = Duration::from_secs(15);
@@ -94,6 +96,66 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.contains("profiles (silent"), "{e}");
+    }
+
+    /// The real kube-runtime controller, wired as the operator wires its loops (ticks through
+    /// `reconcile_on`, a beat per result, limited concurrency): with every reconcile slot held
+    /// by a call that never returns, the loop goes silent and is named; with reconciles that
+    /// return, it keeps beating.
+    async fn run_loop(stuck: bool) -> Result<(), String> {
+        use futures::StreamExt;
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::runtime::controller::{Action, Config};
+        use kube::runtime::{reflector, watcher, Controller};
+        use std::sync::Arc;
+
+        let (reader, mut writer) = reflector::store::<ConfigMap>();
+        let objects: Vec<ConfigMap> = (0..4)
+            .map(|i| {
+                let mut cm = ConfigMap::default();
+                cm.metadata.name = Some(format!("cm{i}"));
+                cm.metadata.namespace = Some("ns".into());
+                cm
+            })
+            .collect();
+        // A listed store: the controller waits for that before it reconciles anything.
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for cm in &objects {
+            writer.apply_watcher_event(&watcher::Event::InitApply(cm.clone()));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let trigger =
+            futures::stream::iter(objects.into_iter().map(Ok)).chain(futures::stream::pending());
+        let watchdog = Arc::new(Watchdog::default());
+        watchdog.beat("test");
+        let w = watchdog.clone();
+        let reconcile = move |_: Arc<ConfigMap>, _: Arc<()>| async move {
+            if stuck {
+                futures::future::pending::<()>().await;
+            }
+            Ok::<_, std::io::Error>(Action::await_change())
+        };
+        let error_policy =
+            |_: Arc<ConfigMap>, _: &std::io::Error, _: Arc<()>| Action::await_change();
+        let run = Controller::for_stream(trigger, reader)
+            .with_config(Config::default().concurrency(4))
+            .reconcile_on(ticks())
+            .run(reconcile, error_policy, Arc::new(()))
+            .for_each(move |_| {
+                w.beat("test");
+                futures::future::ready(())
+            });
+        let task = tokio::spawn(run);
+        tokio::time::sleep(STALE_AFTER + TICK * 2).await;
+        task.abort();
+        watchdog.check(Instant::now(), STALE_AFTER)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_controller_whose_every_slot_is_stuck_goes_silent_and_a_working_one_beats() {
+        let stuck = run_loop(true).await.unwrap_err();
+        assert!(stuck.contains("test (silent"), "{stuck}");
+        assert_eq!(run_loop(false).await, Ok(()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,7 +1,8 @@
 //! What `/readyz` means for the node agent: the first full sync is done, and the agent is
 //! still able to keep the node's files current. It turns unready when, for
-//! [`UNREADY_AFTER`] (the agent's `--unready-after`), every sync failed to write or remove a file (a read-only or full disk),
-//! or its watch of SeccompProfiles failed without recovering (the files may be stale). It
+//! [`UNREADY_AFTER`] (the agent's `--unready-after`), every sync failed to write or remove a
+//! file (a read-only or full disk), or its watch of SeccompProfiles failed without recovering
+//! (the files may be stale). It
 //! turns ready again at the next good sync. Readiness changes nothing on the node: files stay
 //! as they are; it tells the admin (`kubectl get pods`, the DaemonSet's status) which nodes
 //! cannot follow changes.

@@ -51,7 +51,7 @@ struct Args {
     /// After SIGTERM, how long to stay unready but keep serving the webhooks before stopping
     /// (endpoints and kube-proxy need this to stop sending reviews here). Keep it below the
     /// pod's terminationGracePeriodSeconds.
-    #[arg(long, env = "SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_delay)]
+    #[arg(long, env = "SHUTDOWN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_delay: std::time::Duration,
     /// Lifetime of the self-managed serving certificate (e.g. `365d`, `12h`, `90s`; at least
     /// 60 s); it is renewed when half of it, or 30 days, is left, whichever comes first.
@@ -107,10 +107,6 @@ struct Args {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
-}
-
-fn parse_delay(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}`: {e} (expected e.g. 5s)"))
 }
 
 #[tokio::main]

@@ -75,7 +75,7 @@ fi
 "$KUBECTL" -n seccomp-operator rollout status daemonset/seccomp-node-recorder --timeout=180s
 "$KUBECTL" -n seccomp-operator rollout status deployment/seccomp-operator --timeout=180s
 # The webhooks are usable once the operator injected its CA.
-for config in seccomp-operator-gate seccomp-operator-isolation seccomp-operator-profiles seccomp-operator-agents; do
+for config in seccomp-operator-gate seccomp-operator-isolation seccomp-operator-pod-policy seccomp-operator-profiles seccomp-operator-agents; do
   for _ in $(seq 150); do
     ca=$("$KUBECTL" get validatingwebhookconfiguration "$config" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null || true)
     [ -n "$ca" ] && break

@@ -6,6 +6,7 @@
 //! The profile document model they carry is the `seccomp-profile` crate.
 
 pub mod api;
+pub mod confinement;
 pub mod localhost;
 
 pub use api::*;

@@ -120,7 +120,7 @@ pub fn compute(
                     refused.iter().map(ToString::to_string),
                 ));
             }
-            let rendered = doc.render(native);
+            let rendered = policy.installed(spec.report_denials, doc).render(native);
             cache.check(&rendered.hash, &rendered.document)?;
             Ok(Desired::Install {
                 hash: rendered.hash,

@@ -5,9 +5,11 @@
 //!   SeccompNodeStatus; [`heartbeat`]: the agent's Lease;
 //! - [`recording`]: record the containers ProfileRecordings select and report what each
 //!   recorded into the node's RecordingReports (never SeccompProfiles);
+//! - [`denials`]: report syscalls refused under operator profiles (SyscallDenied Events);
 //! - [`unplaced`]: pods no node runs yet; [`metrics`], [`server`]: /metrics, /healthz, /readyz;
 //!   [`health`]: what readiness means.
 
+pub mod denials;
 pub mod health;
 pub mod heartbeat;
 pub mod install_loop;

@@ -107,6 +107,7 @@ fn ctx(
         policy: Default::default(),
         gate: crate::leader::Gate::open(),
         runtime_default: None,
+        denials: Default::default(),
     })
 }
 

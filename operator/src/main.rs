@@ -72,7 +72,7 @@ struct Args {
     /// ValidatingWebhookConfigurations to inject the CA bundle into.
     #[arg(
         long,
-        default_value = "seccomp-operator-gate,seccomp-operator-isolation,seccomp-operator-profiles,seccomp-operator-agents",
+        default_value = "seccomp-operator-gate,seccomp-operator-isolation,seccomp-operator-pod-policy,seccomp-operator-profiles,seccomp-operator-agents",
         value_delimiter = ','
     )]
     validating_configs: Vec<String>,
@@ -88,6 +88,10 @@ struct Args {
     /// The filter flags profiles may set, comma-separated. Keep equal to the agents'.
     #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = seccomp_profile::Policy::parse_flags)]
     allowed_flags: BTreeSet<seccomp_profile::Flag>,
+    /// Profiles that set no flags are installed with `SECCOMP_FILTER_FLAG_LOG`, so that the
+    /// node agents see and report their denials. Keep equal to the agents'.
+    #[arg(long, env = "REPORT_DENIALS", default_value_t = true, action = clap::ArgAction::Set)]
+    report_denials: bool,
     /// The node agents' ServiceAccount (in the operator's namespace): its writes of node
     /// reports and heartbeats are held to the writer's own node.
     #[arg(long, default_value = "seccomp-node-agent")]
@@ -199,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
     let policy = Arc::new(seccomp_profile::Policy {
         allow_listener: args.allow_listener_path,
         allowed_flags: args.allowed_flags.clone(),
+        report_denials: args.report_denials,
     });
     // A file that is there but unreadable is a configuration error: say so and stop, rather
     // than silently leave the check off.

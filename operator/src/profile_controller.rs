@@ -42,6 +42,8 @@ pub struct Context {
     pub gate: crate::leader::Gate,
     /// The runtime default recorded profiles are compared with (`--runtime-default-profile`).
     pub runtime_default: Option<Arc<crate::runtime_default::RuntimeDefault>>,
+    /// Recent denials by profile, from the node agents' `SyscallDenied` Events.
+    pub denials: Arc<RwLock<crate::denials::DenialIndex>>,
 }
 
 fn profile_id(p: &SeccompProfile) -> ProfileId {
@@ -97,6 +99,11 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
         table: Some(&table),
         policy: &ctx.policy,
         runtime_default: ctx.runtime_default.as_deref(),
+        denials: ctx
+            .denials
+            .read()
+            .map_err(|_| Error::Poisoned)?
+            .summary(&profile_id(&p)),
     });
     let old = p.status.as_ref();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -274,7 +281,10 @@ pub async fn run(client: Client, inputs: Inputs) {
     }
 
     let dependents = profiles.clone();
+    let denials = Arc::new(RwLock::new(crate::denials::DenialIndex::default()));
+    let denial_changes = crate::denials::watch(client.clone(), denials.clone());
     let ctx = Arc::new(Context {
+        denials,
         client,
         profiles,
         nodes,
@@ -292,6 +302,7 @@ pub async fn run(client: Client, inputs: Inputs) {
             gate.became_leader(),
         ))
         .reconcile_on(pod_changes.into_stream())
+        .reconcile_on(denial_changes)
         .reconcile_on(crate::watchdog::ticks())
         .watches_stream(node_stream, |n: SeccompNodeStatus| {
             n.status

@@ -35,6 +35,8 @@ pub struct Observed<'a> {
     pub policy: &'a seccomp_profile::Policy,
     /// The runtime's default profile recorded profiles are compared with, if configured.
     pub runtime_default: Option<&'a crate::runtime_default::RuntimeDefault>,
+    /// What the node agents reported it refused recently (`status.denials`).
+    pub denials: Vec<crds::DeniedSyscall>,
 }
 
 /// The computed status (condition times are filled in by [`with_transition_times`]).
@@ -50,6 +52,7 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
     let mut users = o.users.clone();
     users.truncate(MAX_LISTED_WORKLOADS);
     status.active_workloads = users;
+    status.denials = o.denials.clone();
 
     let summary = |errs: Vec<seccomp_profile::FieldError>| {
         seccomp_profile::limits::summarize(errs.iter().map(ToString::to_string))
@@ -64,7 +67,7 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
             // After resolution: a base cannot bring in what the policy forbids.
             let refused = o.policy.check(&doc, "spec.");
             if refused.is_empty() {
-                Ok(doc)
+                Ok(o.policy.installed(p.spec.report_denials, doc))
             } else {
                 Err(("NotAllowed", summary(refused)))
             }
@@ -332,6 +335,7 @@ mod tests {
             table: None,
             policy: &seccomp_profile::Policy::default(),
             runtime_default: None,
+            denials: vec![],
         })
     }
 
@@ -361,6 +365,7 @@ mod tests {
                 table: None,
                 policy: &seccomp_profile::Policy::default(),
                 runtime_default: Some(&reference),
+                denials: vec![],
             })
             .conditions
             .into_iter()

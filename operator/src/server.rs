@@ -167,6 +167,30 @@ pub fn webhook_router(state: WebhookState) -> Router {
             }),
         )
         .route(
+            "/validate-policy-warn",
+            post(|State(s): State<WebhookState>, body: Bytes| async move {
+                answer("policy-warn", &s, &body, |r| {
+                    webhook::policy::pod_policy(
+                        r,
+                        webhook::policy::Mode::Warn,
+                        &["kube-system", s.agents.1.as_str()],
+                    )
+                })
+            }),
+        )
+        .route(
+            "/validate-policy-enforce",
+            post(|State(s): State<WebhookState>, body: Bytes| async move {
+                answer("policy-enforce", &s, &body, |r| {
+                    webhook::policy::pod_policy(
+                        r,
+                        webhook::policy::Mode::Enforce,
+                        &["kube-system", s.agents.1.as_str()],
+                    )
+                })
+            }),
+        )
+        .route(
             "/validate-isolation",
             post(|State(s): State<WebhookState>, body: Bytes| async move {
                 answer("isolation", &s, &body, |r| webhook::isolation(r, &s.shared))

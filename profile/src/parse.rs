@@ -235,6 +235,8 @@ struct RawProfile {
     base_profile_name: Option<String>,
     #[serde(default)]
     disabled: Option<bool>,
+    #[serde(default)]
+    report_denials: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -591,6 +593,7 @@ fn lower(
             },
             base_profile_name: raw.base_profile_name,
             disabled: raw.disabled.unwrap_or(false),
+            report_denials: raw.report_denials,
         },
         origins,
     ))

@@ -24,6 +24,10 @@ pub struct Policy {
     pub allow_listener: bool,
     /// The filter flags a profile may set.
     pub allowed_flags: BTreeSet<Flag>,
+    /// Profiles without flags of their own are installed with `SECCOMP_FILTER_FLAG_LOG`, so
+    /// that their denials are audited and reported (each profile may still say no with
+    /// `reportDenials: false`). Off in [`Policy::default`].
+    pub report_denials: bool,
 }
 
 impl Default for Policy {
@@ -31,6 +35,9 @@ impl Default for Policy {
         Policy {
             allow_listener: false,
             allowed_flags: Policy::DEFAULT_FLAGS.iter().copied().collect(),
+            // Off for library users (seccompctl installs exactly the document); the operator
+            // and the node agents turn it on by default (--report-denials).
+            report_denials: false,
         }
     }
 }
@@ -52,6 +59,21 @@ impl Policy {
                     .ok_or_else(|| format!("`{s}` is not a seccomp filter flag"))
             })
             .collect()
+    }
+
+    /// The document a node installs for a resolved profile: `doc` with
+    /// `SECCOMP_FILTER_FLAG_LOG` added when denials are reported (the cluster's setting and
+    /// the profile's `reportDenials`) and the profile sets no flags of its own. Applied after
+    /// [`Policy::check`]: the flag is the operator's, not the tenant's.
+    pub fn installed(
+        &self,
+        report_denials: Option<bool>,
+        mut doc: SeccompDocument,
+    ) -> SeccompDocument {
+        if self.report_denials && report_denials != Some(false) && doc.flags.is_empty() {
+            doc.flags.push(Flag::Log);
+        }
+        doc
     }
 
     /// What `doc` uses that this policy does not allow, against the fields under `prefix`.
@@ -179,6 +201,43 @@ mod tests {
         assert_eq!(
             Policy::parse_flags("LOG").unwrap_err(),
             "`LOG` is not a seccomp filter flag"
+        );
+    }
+
+    #[test]
+    fn denials_are_logged_unless_the_cluster_or_the_profile_says_no_or_flags_are_set() {
+        let on = Policy {
+            report_denials: true,
+            ..Policy::default()
+        };
+        let bare = doc(r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#);
+        assert_eq!(on.installed(None, bare.clone()).flags, vec![Flag::Log]);
+        assert_eq!(
+            on.installed(Some(true), bare.clone()).flags,
+            vec![Flag::Log]
+        );
+        assert!(on.installed(Some(false), bare.clone()).flags.is_empty());
+        assert!(Policy::default()
+            .installed(None, bare.clone())
+            .flags
+            .is_empty());
+        let own =
+            doc(r#"{"defaultAction":"SCMP_ACT_ERRNO","flags":["SECCOMP_FILTER_FLAG_TSYNC"]}"#);
+        assert_eq!(
+            on.installed(None, own).flags,
+            vec![Flag::Tsync],
+            "a profile's own flags are kept"
+        );
+        // The rendered file stays plain OCI JSON: the flag by its OCI name.
+        let json =
+            String::from_utf8(on.installed(None, bare).render(crate::Arch::native()).json).unwrap();
+        assert!(
+            json.contains(
+                r#""flags": [
+    "SECCOMP_FILTER_FLAG_LOG"
+  ]"#
+            ),
+            "{json}"
         );
     }
 }

@@ -85,6 +85,7 @@ pub fn resolve(
                 document,
                 base_profile_name: None,
                 disabled: false,
+                report_denials: None,
             }),
             None => lookup.lookup(&base),
         };

@@ -22,4 +22,10 @@ pub struct ProfileSpec {
     /// Keep the profile but do not install it on nodes (an installed file is removed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+    /// Ask the kernel to audit this profile's denials (`SECCOMP_FILTER_FLAG_LOG`), so that the
+    /// node agents report them as `SyscallDenied` Events. Unset means yes, unless the cluster
+    /// turns it off; `false` installs the profile without the flag. A profile that lists its
+    /// own `flags` is installed with exactly those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_denials: Option<bool>,
 }

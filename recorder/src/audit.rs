@@ -21,6 +21,43 @@ use std::sync::Arc;
 pub const AUDIT_SECCOMP: u16 = 1326;
 /// `SECCOMP_RET_LOG`: the action of a logged, allowed syscall.
 pub const SECCOMP_RET_LOG: u32 = 0x7ffc_0000;
+/// `SECCOMP_RET_ALLOW`.
+pub const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+/// `SECCOMP_RET_ACTION_FULL`: the action part of a filter's result (the rest is its data,
+/// such as the errno).
+pub const SECCOMP_RET_ACTION_FULL: u32 = 0xffff_0000;
+
+/// Which records a reader passes on, by the filter's result (`code`).
+pub type Accept = fn(u32) -> bool;
+
+/// A logged, allowed syscall (`SCMP_ACT_LOG`): what `Logs` recordings read.
+pub fn is_logged_allow(code: u32) -> bool {
+    code == SECCOMP_RET_LOG
+}
+
+/// A syscall the filter refused: any result but allow and log (errno, trap, kill, trace,
+/// user notification).
+pub fn is_denial(code: u32) -> bool {
+    !matches!(
+        code & SECCOMP_RET_ACTION_FULL,
+        SECCOMP_RET_LOG | SECCOMP_RET_ALLOW
+    )
+}
+
+/// The profile action a filter result comes from, as a profile names it.
+pub fn action_name(code: u32) -> &'static str {
+    match code & SECCOMP_RET_ACTION_FULL {
+        0x8000_0000 => "SCMP_ACT_KILL_PROCESS",
+        0x0000_0000 => "SCMP_ACT_KILL_THREAD",
+        0x0003_0000 => "SCMP_ACT_TRAP",
+        0x0005_0000 => "SCMP_ACT_ERRNO",
+        0x7fc0_0000 => "SCMP_ACT_NOTIFY",
+        0x7ff0_0000 => "SCMP_ACT_TRACE",
+        SECCOMP_RET_LOG => "SCMP_ACT_LOG",
+        SECCOMP_RET_ALLOW => "SCMP_ACT_ALLOW",
+        _ => "unknown",
+    }
+}
 /// `AUDIT_NLGRP_READLOG`.
 const AUDIT_NLGRP_READLOG: u32 = 1;
 const X32_SYSCALL_BIT: i32 = 0x4000_0000;
@@ -107,7 +144,7 @@ pub enum AuditError {
 /// Counters of a running reader.
 #[derive(Debug, Default)]
 pub struct AuditCounters {
-    /// `SCMP_ACT_LOG` records received.
+    /// Records received that the reader's filter accepts.
     pub received: AtomicU64,
     /// Records lost: socket overruns the kernel reported (ENOBUFS; the number of records
     /// in each overrun is unknown, each counts as one) and records the consumer had no room
@@ -137,23 +174,72 @@ pub fn proc_resolver() -> Resolver {
     })
 }
 
-/// Child process → the container of its parent at fork time, from the kernel's process
-/// events connector: a short-lived child (`ls`, `cat`) is often reaped before its audit
-/// records arrive, and its `/proc` entry with it; its parent, forking, was alive to be asked.
+/// Process → container, from the kernel's process events connector: a child gets the
+/// container of its parent at fork time, a process that execs the container it is in then.
+/// A short-lived child (`ls`, `cat`) is often reaped before its audit records arrive, and so
+/// is a process its filter killed, and their `/proc` entries with them; the parent forking,
+/// or the process execing, was alive to be asked. An entry stays while its process lives and
+/// [`FORK_TTL`] after it exits.
 #[derive(Default)]
 struct Forks {
-    children: std::sync::Mutex<std::collections::HashMap<u32, (String, std::time::Instant)>>,
+    children: std::sync::Mutex<std::collections::HashMap<u32, ForkEntry>>,
+}
+
+/// How long a process's container is remembered after it exits.
+const FORK_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Entries past which the exited ones, then the oldest, are forgotten.
+const MAX_FORKS: usize = 65536;
+
+struct ForkEntry {
+    container: String,
+    /// When it was noted, or when its process exited.
+    at: std::time::Instant,
+    exited: bool,
 }
 
 impl Forks {
     fn get(&self, pid: u32) -> Option<String> {
         let map = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&pid).map(|(id, _)| id.clone())
+        map.get(&pid).map(|e| e.container.clone())
+    }
+
+    /// `pid` now runs in `container` (None: in no container; a stale entry for a reused PID
+    /// goes).
+    fn note(&self, pid: u32, container: Option<String>, now: std::time::Instant) {
+        let mut map = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(container) = container else {
+            map.remove(&pid);
+            return;
+        };
+        if map.len() >= MAX_FORKS {
+            map.retain(|_, e| !e.exited || now.duration_since(e.at) < FORK_TTL);
+            if map.len() >= MAX_FORKS {
+                // Processes whose exit was missed (the connector overran): the oldest go.
+                map.retain(|_, e| now.duration_since(e.at) < FORK_TTL);
+            }
+        }
+        map.insert(
+            pid,
+            ForkEntry {
+                container,
+                at: now,
+                exited: false,
+            },
+        );
+    }
+
+    fn exited(&self, pid: u32, now: std::time::Instant) {
+        let mut map = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.get_mut(&pid) {
+            e.exited = true;
+            e.at = now;
+        }
     }
 }
 
-/// Follow forks until `stop`: each child of a process in a container is noted with that
-/// container. Needs CAP_NET_ADMIN and the host's network namespace.
+/// Follow forks, execs and exits until `stop`: each child of a process in a container, and
+/// each process that execs in one, is noted with that container. Needs CAP_NET_ADMIN and the
+/// host's network namespace.
 fn track_forks(
     forks: Arc<Forks>,
     resolve: Resolver,
@@ -176,18 +262,26 @@ fn track_forks(
                     Ok(Some(ev)) => ev,
                     Ok(None) | Err(_) => continue,
                 };
-                let proc_connector::ProcEvent::Fork {
-                    parent_tgid,
-                    child_tgid,
-                    ..
-                } = ev
-                else {
-                    continue;
-                };
-                if parent_tgid == child_tgid {
-                    continue; // a thread
-                }
                 let now = std::time::Instant::now();
+                let (parent_tgid, child_tgid) = match ev {
+                    proc_connector::ProcEvent::Fork {
+                        parent_tgid,
+                        child_tgid,
+                        child_pid,
+                        ..
+                    } if child_pid == child_tgid => (parent_tgid, child_tgid),
+                    proc_connector::ProcEvent::Exec { pid, tgid, .. } if pid == tgid => {
+                        forks.note(tgid, resolve(tgid), now);
+                        parents.remove(&tgid);
+                        continue;
+                    }
+                    proc_connector::ProcEvent::Exit { pid, tgid, .. } if pid == tgid => {
+                        forks.exited(tgid, now);
+                        continue;
+                    }
+                    // Threads, and the other events.
+                    _ => continue,
+                };
                 let id = match parents.get(&parent_tgid) {
                     Some((id, at)) if now.duration_since(*at) < ttl => id.clone(),
                     _ => {
@@ -199,13 +293,7 @@ fn track_forks(
                         id
                     }
                 };
-                if let Some(id) = id {
-                    let mut map = forks.children.lock().unwrap_or_else(|e| e.into_inner());
-                    if map.len() > 65536 {
-                        map.retain(|_, (_, at)| now.duration_since(*at) < ttl);
-                    }
-                    map.insert(child_tgid, (id, now));
-                }
+                forks.note(child_tgid, id, now);
             }
         })
         .map_err(|err| AuditError::Socket {
@@ -225,9 +313,10 @@ pub struct AuditReader {
 }
 
 impl AuditReader {
-    /// Join the read-only multicast group and start reading. `capacity` bounds the records
-    /// waiting for the consumer; `resolve` finds each record's container.
-    pub fn start(capacity: usize, resolve: Resolver) -> Result<Self, AuditError> {
+    /// Join the read-only multicast group and start reading the records `accept` takes.
+    /// `capacity` bounds the records waiting for the consumer; `resolve` finds each record's
+    /// container.
+    pub fn start(capacity: usize, resolve: Resolver, accept: Accept) -> Result<Self, AuditError> {
         let err = |what| move |err| AuditError::Socket { what, err };
         let mut socket = Socket::new(NETLINK_AUDIT).map_err(err("socket"))?;
         socket.bind(&SocketAddr::new(0, 0)).map_err(err("bind"))?;
@@ -246,7 +335,7 @@ impl AuditReader {
         let (c, s) = (counters.clone(), stop.clone());
         std::thread::Builder::new()
             .name("audit-reader".into())
-            .spawn(move || read_loop(socket, tx, c, s, resolve, forks))
+            .spawn(move || read_loop(socket, tx, c, s, resolve, forks, accept))
             .map_err(err("spawning the reader thread"))?;
         Ok(AuditReader {
             records: rx,
@@ -292,6 +381,7 @@ fn read_loop(
     stop: Arc<std::sync::atomic::AtomicBool>,
     resolve: Resolver,
     forks: Arc<Forks>,
+    accept: Accept,
 ) {
     let mut buf = vec![0u8; 16 << 10];
     // PID → container, briefly: a process makes many logged calls in a row, and a PID is
@@ -359,9 +449,9 @@ fn read_loop(
             let len = (msg.length() as usize).max(16);
             if msg.message_type() == AUDIT_SECCOMP {
                 let text = String::from_utf8_lossy(msg.payload());
-                // Only SCMP_ACT_LOG records are recordings; denials of other filters (also
-                // logged by default) are not ours to attribute.
-                if let Some(r) = parse_record(&text).filter(|r| r.code == SECCOMP_RET_LOG) {
+                // Each consumer takes its own kind: Logs recordings the SCMP_ACT_LOG records,
+                // the denial reporter the refusals.
+                if let Some(r) = parse_record(&text).filter(|r| accept(r.code)) {
                     counters.received.fetch_add(1, Ordering::Relaxed);
                     let now = std::time::Instant::now();
                     let container = match cache.get(&r.pid) {

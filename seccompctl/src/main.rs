@@ -228,6 +228,7 @@ fn render(
                     document: doc.canonical(Arch::native()),
                     base_profile_name: None,
                     disabled: false,
+                    report_denials: None,
                 }),
             );
             p.metadata.namespace = namespace.map(str::to_owned);

@@ -45,6 +45,7 @@ fn seccomp_log_records_arrive_by_netlink_and_are_attributed_even_for_short_lived
     let reader = AuditReader::start(
         100_000,
         Arc::new(move |pid| in_tree(pid, r2.load(Ordering::SeqCst)).then(|| "tree".to_owned())),
+        syscall_recorder::audit::is_logged_allow,
     )
     .expect("joining the audit multicast group");
     let dir = tempfile::tempdir().unwrap();
@@ -107,4 +108,82 @@ fn seccomp_log_records_arrive_by_netlink_and_are_attributed_even_for_short_lived
     assert_eq!(unattributed, 0, "records left unattributed");
     assert!(attributed > 30, "only {attributed} records: rate limited?");
     assert_eq!(reader.lost(), 0);
+}
+
+/// Runs `script` under `profile` with the reader already started; the records attributed to
+/// the process tree, once they stop arriving.
+fn denials_of(profile: &str, script: &str) -> Vec<syscall_recorder::audit::SeccompRecord> {
+    let root = Arc::new(AtomicU32::new(u32::MAX));
+    let r2 = root.clone();
+    let reader = AuditReader::start(
+        100_000,
+        Arc::new(move |pid| in_tree(pid, r2.load(Ordering::SeqCst)).then(|| "tree".to_owned())),
+        syscall_recorder::audit::is_denial,
+    )
+    .expect("joining the audit multicast group");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deny.json");
+    std::fs::write(&path, profile).unwrap();
+    let mut child = seccompctl()
+        .args(["run", "--profile"])
+        .arg(&path)
+        .args(["--", "sh", "-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    root.store(child.id(), Ordering::SeqCst);
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let _ = child.wait().unwrap();
+    let mut out = Vec::new();
+    while let Ok(a) = reader.records.recv_timeout(Duration::from_millis(1500)) {
+        if a.container.as_deref() == Some("tree") {
+            out.push(a.record);
+        }
+    }
+    assert_eq!(reader.lost(), 0);
+    out
+}
+
+#[test]
+fn denials_are_audited_only_with_the_log_flag_and_a_killed_process_is_still_attributed() {
+    skip_unless!(is_root(), "needs root (CAP_AUDIT_READ)");
+    use syscall_recorder::audit::action_name;
+    // mkdir refused with EPERM 12 times, then the shell execs rmdir, which its filter kills:
+    // the process is gone before its record is read, and is found through its exec.
+    let script = "read x; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do mkdir /tmp/so-denied 2>/dev/null; done; exec rmdir /tmp/so-none";
+    let rules = r#""syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"},
+        {"names": ["rmdir", "unlinkat"], "action": "SCMP_ACT_KILL_PROCESS"}]"#;
+    let logged = denials_of(
+        &format!(
+            r#"{{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"], {rules}}}"#
+        ),
+        script,
+    );
+    let count = |recs: &[syscall_recorder::audit::SeccompRecord], action: &str| {
+        recs.iter()
+            .filter(|r| action_name(r.code) == action)
+            .map(|r| r.name().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let errno = count(&logged, "SCMP_ACT_ERRNO");
+    assert_eq!(errno.len(), 12, "one record per refused mkdir: {errno:?}");
+    assert!(errno.iter().all(|n| n.starts_with("mkdir")), "{errno:?}");
+    let killed = count(&logged, "SCMP_ACT_KILL_PROCESS");
+    assert_eq!(killed.len(), 1, "the killed rmdir, attributed: {logged:?}");
+    assert!(
+        killed[0] == "rmdir" || killed[0] == "unlinkat",
+        "{killed:?}"
+    );
+
+    // Without the flag the kernel audits only the kill.
+    let quiet = denials_of(
+        &format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", {rules}}}"#),
+        script,
+    );
+    assert_eq!(count(&quiet, "SCMP_ACT_ERRNO").len(), 0, "{quiet:?}");
+    assert_eq!(count(&quiet, "SCMP_ACT_KILL_PROCESS").len(), 1, "{quiet:?}");
 }

@@ -12,7 +12,8 @@ pub use nodestatus::{
     SeccompNodeStatusStatus,
 };
 pub use profile::{
-    NodeCounts, ProfilePhase, SeccompProfile, SeccompProfileSpec, SeccompProfileStatus,
+    DeniedSyscall, NodeCounts, ProfilePhase, SeccompProfile, SeccompProfileSpec,
+    SeccompProfileStatus, MAX_STATUS_DENIALS,
 };
 pub use recording::{
     recorded_profile_name, MergeStrategy, ProfileRecording, ProfileRecordingSpec,

@@ -107,6 +107,34 @@ pub struct SeccompProfileStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Syscalls this profile refused recently, as the node agents reported them
+    /// (`SyscallDenied` Events on the pods): most recently seen first, at most
+    /// [`MAX_STATUS_DENIALS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_STATUS_DENIALS))]
+    pub denials: Vec<DeniedSyscall>,
+}
+
+/// Entries in a profile's `status.denials`.
+pub const MAX_STATUS_DENIALS: usize = 10;
+
+/// One syscall a profile refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeniedSyscall {
+    /// The syscall's name.
+    pub syscall: String,
+    /// The action that refused it (`SCMP_ACT_ERRNO`, `SCMP_ACT_KILL_PROCESS`, ...).
+    pub action: String,
+    /// Times refused, over the reporting Events still stored (the API server expires Events,
+    /// by default after an hour).
+    pub count: u64,
+    /// When it was last refused (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// One pod it was refused in (`<name>`, in the profile's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example_pod: Option<String>,
 }
 
 impl SeccompProfile {

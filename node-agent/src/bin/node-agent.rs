@@ -56,6 +56,11 @@ struct Args {
     /// The filter flags profiles may set, comma-separated. Keep equal to the operator's.
     #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = seccomp_profile::Policy::parse_flags)]
     allowed_flags: std::collections::BTreeSet<seccomp_profile::Flag>,
+    /// Install profiles that set no flags with `SECCOMP_FILTER_FLAG_LOG` (their denials are
+    /// audited), and, where this process reads audit records, report denials as
+    /// `SyscallDenied` Events and metrics. Keep equal to the operator's.
+    #[arg(long, env = "REPORT_DENIALS", default_value_t = true, action = clap::ArgAction::Set)]
+    report_denials: bool,
     /// How long every sync may fail to write a file, or the watch of SeccompProfiles stay
     /// broken, before `/readyz` fails (e.g. `180s`, `5m`).
     #[arg(long, env = "UNREADY_AFTER", default_value = "180s", value_parser = humantime::parse_duration)]
@@ -104,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         installer.set_policy(seccomp_profile::Policy {
             allow_listener: args.allow_listener_path,
             allowed_flags: args.allowed_flags.clone(),
+            report_denials: args.report_denials,
         });
         Some(installer)
     } else {
@@ -151,6 +157,14 @@ async fn main() -> anyhow::Result<()> {
             metrics.clone(),
             opts,
         ));
+        // The recorder reads audit records: it is where denials are seen.
+        if args.report_denials {
+            tokio::spawn(node_agent::denials::run(
+                client.clone(),
+                args.node_name.clone(),
+                metrics.clone(),
+            ));
+        }
     }
     match installer {
         Some(installer) => {

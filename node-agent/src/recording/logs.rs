@@ -24,6 +24,7 @@ impl State {
             match syscall_recorder::audit::AuditReader::start(
                 1 << 16,
                 syscall_recorder::audit::proc_resolver(),
+                syscall_recorder::audit::is_logged_allow,
             ) {
                 Ok(r) => {
                     tracing::info!("a Logs recording is active: reading seccomp audit records");

@@ -51,6 +51,7 @@ pub fn per_pod_profile(
             document: doc,
             base_profile_name: None,
             disabled: partial,
+            report_denials: None,
         }),
     );
     p.metadata.namespace = rec.namespace();

@@ -74,6 +74,7 @@ pub async fn merge_partials(
                 document: doc,
                 base_profile_name: None,
                 disabled: false,
+                report_denials: None,
             }),
         );
         obj.metadata.labels = Some(BTreeMap::from([

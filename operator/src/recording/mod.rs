@@ -248,6 +248,7 @@ pub fn audit_log_profile(rec: &ProfileRecording) -> Result<SeccompProfile> {
             },
             base_profile_name: None,
             disabled: false,
+            report_denials: None,
         }),
     );
     p.metadata.namespace = rec.namespace();

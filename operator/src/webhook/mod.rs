@@ -7,6 +7,8 @@
 //!   an operator profile only when it exists and is Installed on every node;
 //! - isolation (validating, pod CREATE/UPDATE and `pods/ephemeralcontainers`): a pod may reference only profiles of its own
 //!   namespace and of the namespaces the operator shares;
+//! - policy (validating, pod CREATE and `pods/ephemeralcontainers`, in namespaces labelled
+//!   `seccomp-operator.dev/profile-policy`): warn about or refuse unconfined containers;
 //! - profile (validating, SeccompProfile CREATE/UPDATE): size limits and the cluster's profile
 //!   policy (listeners, filter flags);
 //! - agent writes (validating, SeccompNodeStatus and heartbeat Leases): a node agent writes
@@ -16,6 +18,7 @@ pub mod agent_writes;
 pub mod bind;
 pub mod gate;
 pub mod isolation;
+pub mod policy;
 pub mod profile;
 
 pub use bind::bind;

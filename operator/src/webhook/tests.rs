@@ -1084,3 +1084,93 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
         .allowed
     );
 }
+
+#[test]
+fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
+    use super::policy::{pod_policy, Mode};
+    let exempt = ["kube-system", "seccomp-operator"];
+    let confined = json!({"containers": [{"name": "app", "image": "x", "securityContext": {
+        "allowPrivilegeEscalation": false,
+        "seccompProfile": {"type": "Localhost", "localhostProfile": "operator/shop/web.json"}}}]});
+    let runtime_default = json!({"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "app", "image": "x", "securityContext": {"allowPrivilegeEscalation": false}}]});
+    let bare = json!({"containers": [{"name": "app", "image": "x"}, {"name": "side", "image": "x",
+        "securityContext": {"allowPrivilegeEscalation": false, "seccompProfile": {"type": "Unconfined"}}}]});
+    for mode in [Mode::Warn, Mode::Enforce] {
+        for ok in [&confined, &runtime_default] {
+            let r = pod_policy(
+                &req(&review(
+                    "CREATE",
+                    "shop",
+                    pod("shop", json!({}), ok.clone()),
+                )),
+                mode,
+                &exempt,
+            );
+            assert!(r.allowed && r.warnings.is_none(), "{mode:?}: {r:?}");
+        }
+        let r = pod_policy(
+            &req(&review(
+                "CREATE",
+                "kube-system",
+                pod("kube-system", json!({}), bare.clone()),
+            )),
+            mode,
+            &exempt,
+        );
+        assert!(
+            r.allowed && r.warnings.is_none(),
+            "kube-system is never affected"
+        );
+    }
+    let warned = pod_policy(
+        &req(&review(
+            "CREATE",
+            "shop",
+            pod("shop", json!({}), bare.clone()),
+        )),
+        Mode::Warn,
+        &exempt,
+    );
+    assert!(warned.allowed);
+    let w = warned.warnings.unwrap();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w[0].contains("\"app\"")
+            && w[0].contains("no seccomp profile")
+            && w[0].contains("allowPrivilegeEscalation"),
+        "{w:?}"
+    );
+    assert!(
+        w[1].contains("\"side\"") && w[1].contains("Unconfined"),
+        "{w:?}"
+    );
+    let refused = pod_policy(
+        &req(&review("CREATE", "shop", pod("shop", json!({}), bare))),
+        Mode::Enforce,
+        &exempt,
+    );
+    assert!(!refused.allowed);
+    let msg = &refused.result.message;
+    assert!(
+        msg.contains("enforce")
+            && msg.contains("\"app\"")
+            && msg.contains("\"side\"")
+            && msg.contains("RuntimeDefault"),
+        "{msg}"
+    );
+    // Ephemeral containers added later are checked (1.20's EphemeralContainers shape).
+    let debug = review_of(
+        ("", "EphemeralContainers"),
+        Some("ephemeralcontainers"),
+        "UPDATE",
+        "shop",
+        json!({"metadata": {"name": "p", "namespace": "shop"}, "ephemeralContainers": [{"name": "debug", "image": "x"}]}),
+        json!(null),
+    );
+    let r = pod_policy(&req(&debug), Mode::Enforce, &exempt);
+    assert!(
+        !r.allowed && r.result.message.contains("ephemeralContainer \"debug\""),
+        "{r:?}"
+    );
+}

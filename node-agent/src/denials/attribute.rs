@@ -1,0 +1,136 @@
+//! Container ID → the workload and operator profile it runs under, from the pods on this
+//! node. Pure: tested without an API server.
+
+use crate::recording::select::container_id;
+use crds::confinement::{containers, Seccomp};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::ResourceExt;
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A container under an operator profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    /// The pod's namespace (also the profile's: a pod can only use its namespace's profiles
+    /// through the install gate).
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The pod's UID.
+    pub pod_uid: String,
+    /// The container's name.
+    pub container: String,
+    /// `containers`, `initContainers` or `ephemeralContainers`: where the container is in the
+    /// pod's spec.
+    pub field: &'static str,
+    /// The operator profile (namespace, name).
+    pub profile: (String, String),
+}
+
+fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
+    let st = pod.status.as_ref();
+    [
+        st.and_then(|s| s.container_statuses.as_ref()),
+        st.and_then(|s| s.init_container_statuses.as_ref()),
+        st.and_then(|s| s.ephemeral_container_statuses.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+}
+
+/// Every container of `pods` that runs under an operator profile, by container ID. A
+/// container's previous instance (`lastState.terminated`) is included: a container its filter
+/// killed has often been replaced by the time its record is read.
+pub fn operator_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, Arc<Workload>> {
+    let mut out = HashMap::new();
+    for pod in pods.iter().map(Borrow::borrow) {
+        let confined = containers(pod);
+        for st in statuses(pod) {
+            let Some(c) = confined.iter().find(|c| c.name == st.name) else {
+                continue;
+            };
+            let Seccomp::Localhost {
+                operator: Some(profile),
+                ..
+            } = &c.seccomp
+            else {
+                continue;
+            };
+            let w = Arc::new(Workload {
+                namespace: pod.namespace().unwrap_or_default(),
+                pod: pod.name_any(),
+                pod_uid: pod.uid().unwrap_or_default(),
+                container: st.name.clone(),
+                field: match c.kind {
+                    "initContainer" => "initContainers",
+                    "ephemeralContainer" => "ephemeralContainers",
+                    _ => "containers",
+                },
+                profile: profile.clone(),
+            });
+            let previous = st
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .and_then(|t| t.container_id.as_deref())
+                .map(|id| {
+                    id.split_once("://")
+                        .map(|(_, id)| id)
+                        .unwrap_or(id)
+                        .to_owned()
+                });
+            for id in container_id(st).into_iter().chain(previous) {
+                out.insert(id, w.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_under_operator_profiles_by_current_and_previous_id() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "t", "uid": "u1"},
+            "spec": {
+                "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "operator/t/web.json"}},
+                "containers": [
+                    {"name": "app"},
+                    {"name": "side", "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}},
+                ]
+            },
+            "status": {"containerStatuses": [
+                {"name": "app", "containerID": "containerd://aaa", "image": "", "imageID": "", "ready": true, "restartCount": 1,
+                 "lastState": {"terminated": {"exitCode": 159, "containerID": "containerd://old"}}},
+                {"name": "side", "containerID": "containerd://bbb", "image": "", "imageID": "", "ready": true, "restartCount": 0},
+            ]}
+        }))
+        .unwrap();
+        let m = operator_containers(&[pod]);
+        assert_eq!(m.len(), 2, "{m:?}");
+        let w = &m["aaa"];
+        assert_eq!(
+            (
+                w.namespace.as_str(),
+                w.pod.as_str(),
+                w.container.as_str(),
+                w.field
+            ),
+            ("t", "web", "app", "containers")
+        );
+        assert_eq!(w.profile, ("t".to_owned(), "web".to_owned()));
+        assert_eq!(
+            m["old"], m["aaa"],
+            "the killed instance is still attributed"
+        );
+        assert!(
+            !m.contains_key("bbb"),
+            "RuntimeDefault is not the operator's"
+        );
+    }
+}

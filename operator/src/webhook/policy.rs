@@ -1,0 +1,87 @@
+//! The validating unconfined-pod policy webhook: in a namespace labelled
+//! `seccomp-operator.dev/profile-policy=warn` a pod that would run a container unconfined (no
+//! seccomp profile, `Unconfined`, or a Localhost file that is not an operator profile) or
+//! with privilege escalation allowed is admitted with a warning per container (kubectl prints
+//! them); with `enforce` it is refused, the message naming each container and what to set.
+//! `RuntimeDefault` and operator profiles with `allowPrivilegeEscalation: false` satisfy it.
+//! The operator's namespace and `kube-system` are never affected.
+
+use super::checked_pod;
+use crds::confinement::containers;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::DynamicObject;
+use kube::ResourceExt;
+
+/// The namespace label that turns the policy on.
+pub const LABEL_POLICY: &str = "seccomp-operator.dev/profile-policy";
+/// Warnings sent with one answer at most (kubectl prints each); the rest are counted.
+const MAX_WARNINGS: usize = 20;
+
+/// What the namespace's label asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Admit, with warnings.
+    Warn,
+    /// Refuse.
+    Enforce,
+}
+
+/// What the policy objects to in a pod, one sentence per container (only the ephemeral
+/// containers for the `ephemeralcontainers` subresource: the others were checked when the
+/// pod was created).
+pub fn violations(pod: &k8s_openapi::api::core::v1::Pod, ephemeral_only: bool) -> Vec<String> {
+    containers(pod)
+        .into_iter()
+        .filter(|c| !ephemeral_only || c.kind == "ephemeralContainer")
+        .filter_map(|c| c.violation())
+        .collect()
+}
+
+/// The answer for a pod CREATE (or an ephemeral container added) in a namespace under
+/// `mode`; `exempt` namespaces are always allowed.
+pub fn pod_policy(
+    req: &AdmissionRequest<DynamicObject>,
+    mode: Mode,
+    exempt: &[&str],
+) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
+    let subresource = req.sub_resource.as_deref() == Some("ephemeralcontainers");
+    // A pod's security contexts cannot change after creation; new ephemeral containers can.
+    if req.operation == Operation::Update && !subresource {
+        return resp;
+    }
+    let pod = match checked_pod(req) {
+        Ok(p) => p,
+        Err(answer) => return *answer,
+    };
+    let ns = pod.namespace().unwrap_or_default();
+    if exempt.contains(&ns.as_str()) {
+        return resp;
+    }
+    let found = violations(&pod, subresource);
+    if found.is_empty() {
+        return resp;
+    }
+    match mode {
+        Mode::Enforce => resp.deny(seccomp_profile::limits::truncate(
+            &format!(
+                "seccomp-operator profile policy (namespace {ns} is labelled {LABEL_POLICY}=enforce): {}",
+                found.join("; ")
+            ),
+            seccomp_profile::limits::MAX_MESSAGE_BYTES,
+        )),
+        Mode::Warn => {
+            let mut warnings: Vec<String> = found
+                .iter()
+                .take(MAX_WARNINGS)
+                .map(|v| seccomp_profile::limits::truncate(&format!("seccomp-operator profile policy: {v}"), 512))
+                .collect();
+            if found.len() > MAX_WARNINGS {
+                warnings.push(format!("... and {} more containers", found.len() - MAX_WARNINGS));
+            }
+            let mut resp = resp;
+            resp.warnings = Some(warnings);
+            resp
+        }
+    }
+}

@@ -62,42 +62,37 @@ async fn installed_profile(ns: &TestNs, name: &str, spec: serde_json::Value) -> 
 }
 
 #[tokio::test]
-async fn d1_a_denied_syscall_becomes_one_counted_event_a_metric_and_profile_status(
-) -> anyhow::Result<()> {
+async fn d1_denials_become_one_counted_event_a_metric_and_profile_status() -> anyhow::Result<()> {
     let Some(client) = client().await else {
         return Ok(());
     };
+    // runc 1.1 refuses profiles with `flags` (SECCOMP_FILTER_FLAG_LOG), so this cluster runs
+    // with REPORT_DENIALS=false: the kernel audits kills only. Each of CALLS children is killed
+    // by its filter for rmdir; the shell that starts them goes on.
     let ns = TestNs::new(client.clone(), "deny").await?;
     installed_profile(
         &ns,
-        "no-mkdir",
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
+        "kill-rmdir",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["rmdir"], "action": "SCMP_ACT_KILL_PROCESS"}]}),
     )
     .await?;
-    // The file carries the log flag (plain OCI JSON).
-    let file = std::fs::read_to_string(profile_file(&ns.name, "no-mkdir"))?;
-    assert!(file.contains("SECCOMP_FILTER_FLAG_LOG"), "{file}");
-    let before = denied_total(&client, "mkdir", "SCMP_ACT_ERRNO").await
-        + denied_total(&client, "mkdirat", "SCMP_ACT_ERRNO").await;
-    const CALLS: usize = 50;
-    let path = format!("operator/{}/no-mkdir.json", ns.name);
+    let before = denied_total(&client, "rmdir", "SCMP_ACT_KILL_PROCESS").await;
+    const CALLS: usize = 20;
+    let path = format!("operator/{}/kill-rmdir.json", ns.name);
     let script = format!(
-        "n=0; while [ $n -lt {CALLS} ]; do mkdir /tmp/denied 2>/dev/null && echo created; n=$((n+1)); done; echo done"
+        "n=0; while [ $n -lt {CALLS} ]; do sh -c 'rmdir /tmp/none'; n=$((n+1)); done; echo done"
     );
     let started = Instant::now();
     let (phase, logs) = ns
-        .run_pod(busybox_pod("mkdirs", &script, Some(&path)))
+        .run_pod(busybox_pod("rmdirs", &script, Some(&path)))
         .await?;
-    assert_eq!(
-        (phase.as_str(), logs.trim()),
-        ("Succeeded", "done"),
-        "every mkdir refused"
-    );
+    assert_eq!(phase, "Succeeded", "children killed, the shell not: {logs}");
+    assert!(logs.trim_end().ends_with("done"), "{logs}");
     let ev = wait_for(
         "one SyscallDenied event counting the calls",
         Duration::from_secs(30),
         || async {
-            let evs = denial_events(&ns, "mkdirs").await;
+            let evs = denial_events(&ns, "rmdirs").await;
             let count = evs
                 .iter()
                 .map(|e| e.count.unwrap_or(0) as usize)
@@ -107,7 +102,7 @@ async fn d1_a_denied_syscall_becomes_one_counted_event_a_metric_and_profile_stat
     )
     .await;
     if ev.is_err() {
-        eprintln!("events: {:?}", denial_events(&ns, "mkdirs").await);
+        eprintln!("events: {:?}", denial_events(&ns, "rmdirs").await);
         ns.dump().await;
     }
     let ev = ev?;
@@ -123,27 +118,23 @@ async fn d1_a_denied_syscall_becomes_one_counted_event_a_metric_and_profile_stat
     );
     let msg = ev.message.clone().unwrap_or_default();
     assert!(
-        msg.contains("mkdir") && msg.contains(&path) && msg.contains("SCMP_ACT_ERRNO"),
+        msg.contains("rmdir") && msg.contains(&path) && msg.contains("SCMP_ACT_KILL_PROCESS"),
         "{msg}"
     );
     assert_eq!(ev.type_.as_deref(), Some("Warning"));
-    let after = denied_total(&client, "mkdir", "SCMP_ACT_ERRNO").await
-        + denied_total(&client, "mkdirat", "SCMP_ACT_ERRNO").await;
-    let rose = (after - before) as usize;
+    let rose = (denied_total(&client, "rmdir", "SCMP_ACT_KILL_PROCESS").await - before) as usize;
     assert!(
         rose * 10 >= CALLS * 9 && rose * 10 <= CALLS * 11,
         "counter rose by {rose}"
     );
-    // kubectl shows it on the pod.
-    let described = kubectl(&["-n", &ns.name, "describe", "pod", "mkdirs"])?;
+    let described = kubectl(&["-n", &ns.name, "describe", "pod", "rmdirs"])?;
     assert!(described.contains("SyscallDenied"), "{described}");
-    // The profile's status lists it.
-    ns.wait_profile("no-mkdir", "status.denials lists mkdir", |p| {
+    ns.wait_profile("kill-rmdir", "status.denials lists rmdir", |p| {
         p.status.as_ref().is_some_and(|s| {
             s.denials.iter().any(|d| {
-                d.syscall.starts_with("mkdir")
+                d.syscall == "rmdir"
                     && d.count as usize * 10 >= CALLS * 9
-                    && d.example_pod.as_deref() == Some("mkdirs")
+                    && d.example_pod.as_deref() == Some("rmdirs")
             })
         })
     })
@@ -164,14 +155,15 @@ async fn d2_a_process_its_profile_kills_is_explained_by_an_event() -> anyhow::Re
     )
     .await?;
     let path = format!("operator/{}/kill-rmdir.json", ns.name);
-    let (phase, _) = ns
+    // The container's own process is killed by its filter (exec: no shell survives it).
+    let (phase, logs) = ns
         .run_pod(busybox_pod(
             "killed",
-            "mkdir -p /tmp/d; echo before; rmdir /tmp/d; echo after",
+            "mkdir -p /tmp/d; exec rmdir /tmp/d",
             Some(&path),
         ))
         .await?;
-    assert_eq!(phase, "Failed", "the filter killed the container");
+    assert_eq!(phase, "Failed", "the filter killed the container: {logs}");
     let ev = wait_for(
         "a SyscallDenied event naming rmdir",
         Duration::from_secs(30),
@@ -198,11 +190,11 @@ async fn d3_a_flood_of_denials_costs_a_bounded_number_of_writes() -> anyhow::Res
     let ns = TestNs::new(client.clone(), "flood").await?;
     installed_profile(
         &ns,
-        "no-mkdir",
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
+        "kill-rmdir",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["rmdir"], "action": "SCMP_ACT_KILL_PROCESS"}]}),
     )
     .await?;
-    let path = format!("operator/{}/no-mkdir.json", ns.name);
+    let path = format!("operator/{}/kill-rmdir.json", ns.name);
     let writes = recorder_counter(&client, "seccomp_agent_denial_event_writes_total").await;
     let lost = recorder_counter(&client, "seccomp_agent_denial_records_lost_total").await;
     let recorder = recorder_pod_on(&client, &first_node()).await?;
@@ -213,18 +205,15 @@ async fn d3_a_flood_of_denials_costs_a_bounded_number_of_writes() -> anyhow::Res
             .map(|c| c[0].restart_count)
             .unwrap_or(0)
     };
-    let before = denied_total(&client, "mkdir", "SCMP_ACT_ERRNO").await
-        + denied_total(&client, "mkdirat", "SCMP_ACT_ERRNO").await;
-    // A tight loop of refused mkdir for 20 s (busybox runs the applet in the shell itself).
-    let script = "end=$(( $(date +%s) + 20 )); while [ $(date +%s) -lt $end ]; do mkdir /tmp/a /tmp/b /tmp/c /tmp/d /tmp/e /tmp/f /tmp/g /tmp/h 2>/dev/null; done; echo done";
+    let before = denied_total(&client, "rmdir", "SCMP_ACT_KILL_PROCESS").await;
+    // As fast as the shell can fork for 20 s: a child killed by its filter each time.
+    let script = "end=$(( $(date +%s) + 20 )); while [ $(date +%s) -lt $end ]; do sh -c 'rmdir /tmp/none'; done; echo done";
     let (phase, _) = ns
         .run_pod(busybox_pod("flood", script, Some(&path)))
         .await?;
     assert_eq!(phase, "Succeeded");
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let denied = denied_total(&client, "mkdir", "SCMP_ACT_ERRNO").await
-        + denied_total(&client, "mkdirat", "SCMP_ACT_ERRNO").await
-        - before;
+    let denied = denied_total(&client, "rmdir", "SCMP_ACT_KILL_PROCESS").await - before;
     let writes =
         recorder_counter(&client, "seccomp_agent_denial_event_writes_total").await - writes;
     let lost = recorder_counter(&client, "seccomp_agent_denial_records_lost_total").await - lost;
@@ -246,7 +235,7 @@ async fn d3_a_flood_of_denials_costs_a_bounded_number_of_writes() -> anyhow::Res
         evs.len(),
         rss / 1024
     );
-    assert!(denied > 1000.0, "a flood: {denied}");
+    assert!(denied > 200.0, "a flood: {denied}");
     assert_eq!(evs.len(), 1, "one series: {evs:?}");
     assert!(writes <= 10.0, "{writes} writes for one series over ~28 s");
     assert_eq!(

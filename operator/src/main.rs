@@ -90,7 +90,10 @@ struct Args {
     allowed_flags: BTreeSet<seccomp_profile::Flag>,
     /// Profiles that set no flags are installed with `SECCOMP_FILTER_FLAG_LOG`, so that the
     /// node agents see and report their denials. Keep equal to the agents'.
-    #[arg(long, env = "REPORT_DENIALS", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Off by default: runc before 1.2 refuses every container whose profile has `flags`
+    /// ("seccomp flags are not yet supported by runc"); turn on where every node runs runc
+    /// 1.2+ or crun. Kills are audited, and reported, either way.
+    #[arg(long, env = "REPORT_DENIALS", default_value_t = false, action = clap::ArgAction::Set)]
     report_denials: bool,
     /// The node agents' ServiceAccount (in the operator's namespace): its writes of node
     /// reports and heartbeats are held to the writer's own node.

@@ -56,10 +56,12 @@ struct Args {
     /// The filter flags profiles may set, comma-separated. Keep equal to the operator's.
     #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = seccomp_profile::Policy::parse_flags)]
     allowed_flags: std::collections::BTreeSet<seccomp_profile::Flag>,
-    /// Install profiles that set no flags with `SECCOMP_FILTER_FLAG_LOG` (their denials are
-    /// audited), and, where this process reads audit records, report denials as
-    /// `SyscallDenied` Events and metrics. Keep equal to the operator's.
-    #[arg(long, env = "REPORT_DENIALS", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Install profiles that set no flags with `SECCOMP_FILTER_FLAG_LOG`, so that their
+    /// refusals, not only their kills, are audited and reported. Keep equal to the operator's.
+    /// Off by default: runc before 1.2 refuses every container whose profile has `flags`
+    /// ("seccomp flags are not yet supported by runc"); turn on where every node runs runc
+    /// 1.2+ or crun. Kills are audited, and reported, either way.
+    #[arg(long, env = "REPORT_DENIALS", default_value_t = false, action = clap::ArgAction::Set)]
     report_denials: bool,
     /// How long every sync may fail to write a file, or the watch of SeccompProfiles stay
     /// broken, before `/readyz` fails (e.g. `180s`, `5m`).
@@ -157,14 +159,13 @@ async fn main() -> anyhow::Result<()> {
             metrics.clone(),
             opts,
         ));
-        // The recorder reads audit records: it is where denials are seen.
-        if args.report_denials {
-            tokio::spawn(node_agent::denials::run(
-                client.clone(),
-                args.node_name.clone(),
-                metrics.clone(),
-            ));
-        }
+        // The recorder reads audit records: it is where denials are seen. Kills are always
+        // audited; refusals only under profiles installed with the log flag.
+        tokio::spawn(node_agent::denials::run(
+            client.clone(),
+            args.node_name.clone(),
+            metrics.clone(),
+        ));
     }
     match installer {
         Some(installer) => {

@@ -78,21 +78,33 @@ impl Aggregator {
         at: Timestamp,
         now: Instant,
     ) -> bool {
+        self.add_n(key, workload, 1, at, now)
+    }
+
+    /// Count `n` records of one series.
+    pub fn add_n(
+        &mut self,
+        key: SeriesKey,
+        workload: &Arc<Workload>,
+        n: u64,
+        at: Timestamp,
+        now: Instant,
+    ) -> bool {
         if let Some(s) = self.series.get_mut(&key) {
-            s.count += 1;
+            s.count += n;
             s.last = at;
             s.last_record = now;
             return true;
         }
         if self.series.len() >= MAX_SERIES {
-            self.dropped += 1;
+            self.dropped += n;
             return false;
         }
         self.series.insert(
             key,
             Series {
                 workload: workload.clone(),
-                count: 1,
+                count: n,
                 reported: 0,
                 first: at,
                 last: at,

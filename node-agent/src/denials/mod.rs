@@ -41,6 +41,10 @@ const DRAIN: Duration = Duration::from_millis(100);
 const FLUSH: Duration = Duration::from_secs(1);
 /// Event writes per flush, whatever the number of due series (the rest wait their turn).
 pub const MAX_WRITES_PER_FLUSH: usize = 10;
+/// A container's records arrive before the kubelet reports its ID in the pod's status: they
+/// wait this long for it (counted per series, at most [`MAX_WAITING`] series).
+const CLAIM_WAIT: Duration = Duration::from_secs(30);
+const MAX_WAITING: usize = 4096;
 
 /// The denial metrics.
 #[derive(Clone, Default)]
@@ -129,6 +133,11 @@ pub async fn run(client: Client, node: String, metrics: Arc<Metrics>) {
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = Instant::now();
     let mut lost_seen = 0;
+    // Records of containers not (yet) in the pod store: count, first record, arrival.
+    let mut waiting: std::collections::HashMap<
+        SeriesKey,
+        (u64, k8s_openapi::jiff::Timestamp, Instant),
+    > = Default::default();
     loop {
         drain.tick().await;
         let now = Instant::now();
@@ -137,15 +146,27 @@ pub async fn run(client: Client, node: String, metrics: Arc<Metrics>) {
         while let Ok(a) = reader.records.try_recv() {
             let map =
                 workloads.get_or_insert_with(|| attribute::operator_containers(&pods.state()));
-            let Some(w) = a.container.as_deref().and_then(|id| map.get(id)) else {
-                m.unattributed.inc();
-                continue;
-            };
             let syscall = a
                 .record
                 .name()
                 .unwrap_or_else(|| format!("unknown-{}", a.record.syscall));
             let action = action_name(a.record.code);
+            let Some(w) = a.container.as_deref().and_then(|id| map.get(id)) else {
+                match a.container {
+                    Some(id) if waiting.len() < MAX_WAITING => {
+                        let key = SeriesKey {
+                            container_id: id,
+                            syscall,
+                            action,
+                        };
+                        waiting.entry(key).or_insert((0, at, now)).0 += 1;
+                    }
+                    _ => {
+                        m.unattributed.inc();
+                    }
+                }
+                continue;
+            };
             m.denied
                 .get_or_create(&vec![
                     ("syscall".to_owned(), syscall.clone()),
@@ -160,6 +181,28 @@ pub async fn run(client: Client, node: String, metrics: Arc<Metrics>) {
             if !agg.add(key, &w.clone(), at, now) {
                 m.unreported.inc();
             }
+        }
+        if !waiting.is_empty() {
+            let map = attribute::operator_containers(&pods.state());
+            waiting.retain(|key, (n, first, since)| {
+                if let Some(w) = map.get(&key.container_id) {
+                    m.denied
+                        .get_or_create(&vec![
+                            ("syscall".to_owned(), key.syscall.clone()),
+                            ("action".to_owned(), key.action.to_owned()),
+                        ])
+                        .inc_by(*n);
+                    if !agg.add_n(key.clone(), w, *n, *first, now) {
+                        m.unreported.inc_by(*n);
+                    }
+                    false
+                } else if now.duration_since(*since) > CLAIM_WAIT {
+                    m.unattributed.inc_by(*n);
+                    false
+                } else {
+                    true
+                }
+            });
         }
         let lost = reader.lost();
         m.lost.inc_by(lost.saturating_sub(lost_seen));

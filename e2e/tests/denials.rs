@@ -16,6 +16,12 @@ fn sp(name: &str, spec: serde_json::Value) -> serde_json::Value {
     json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name}, "spec": spec})
 }
 
+/// Allows everything but `rmdir`, which kills the process (kills are audited on every
+/// runtime; refusals only with the log flag, which runc 1.1 refuses).
+fn kill_rmdir() -> serde_json::Value {
+    json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["rmdir"], "action": "SCMP_ACT_KILL_PROCESS"}]})
+}
+
 /// `seccomp_agent_denied_syscalls_total{syscall, action}` on node 1's recorder.
 async fn denied_total(client: &kube::Client, syscall: &str, action: &str) -> f64 {
     let text = recorder_metrics(client, &first_node())
@@ -70,12 +76,7 @@ async fn d1_denials_become_one_counted_event_a_metric_and_profile_status() -> an
     // with REPORT_DENIALS=false: the kernel audits kills only. Each of CALLS children is killed
     // by its filter for rmdir; the shell that starts them goes on.
     let ns = TestNs::new(client.clone(), "deny").await?;
-    installed_profile(
-        &ns,
-        "kill-rmdir",
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["rmdir"], "action": "SCMP_ACT_KILL_PROCESS"}]}),
-    )
-    .await?;
+    installed_profile(&ns, "kill-rmdir", kill_rmdir()).await?;
     let before = denied_total(&client, "rmdir", "SCMP_ACT_KILL_PROCESS").await;
     const CALLS: usize = 20;
     let path = format!("operator/{}/kill-rmdir.json", ns.name);
@@ -148,12 +149,7 @@ async fn d2_a_process_its_profile_kills_is_explained_by_an_event() -> anyhow::Re
         return Ok(());
     };
     let ns = TestNs::new(client, "kill").await?;
-    installed_profile(
-        &ns,
-        "kill-rmdir",
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["rmdir"], "action": "SCMP_ACT_KILL_PROCESS"}]}),
-    )
-    .await?;
+    installed_profile(&ns, "kill-rmdir", kill_rmdir()).await?;
     let path = format!("operator/{}/kill-rmdir.json", ns.name);
     // The container's own process is killed by its filter (exec: no shell survives it).
     let (phase, logs) = ns
@@ -188,12 +184,7 @@ async fn d3_a_flood_of_denials_costs_a_bounded_number_of_writes() -> anyhow::Res
         return Ok(());
     };
     let ns = TestNs::new(client.clone(), "flood").await?;
-    installed_profile(
-        &ns,
-        "kill-rmdir",
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["rmdir"], "action": "SCMP_ACT_KILL_PROCESS"}]}),
-    )
-    .await?;
+    installed_profile(&ns, "kill-rmdir", kill_rmdir()).await?;
     let path = format!("operator/{}/kill-rmdir.json", ns.name);
     let writes = recorder_counter(&client, "seccomp_agent_denial_event_writes_total").await;
     let lost = recorder_counter(&client, "seccomp_agent_denial_records_lost_total").await;

@@ -24,6 +24,9 @@ pub const COMPONENT: &str = "seccomp-operator.dev/node-recorder";
 pub const MAX_EVENTS_PER_PROFILE: usize = 256;
 /// Profiles with denials held at once.
 pub const MAX_PROFILES: usize = 20_000;
+/// Profiles with denials held at once in one namespace: one tenant's Events (genuine or
+/// forged) cannot take every place.
+pub const MAX_PROFILES_PER_NAMESPACE: usize = 1_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
@@ -39,6 +42,8 @@ struct Entry {
 pub struct DenialIndex {
     by_profile: HashMap<ProfileId, BTreeMap<String, Entry>>,
     profile_of: HashMap<String, ProfileId>,
+    /// Profiles held per namespace.
+    per_namespace: HashMap<String, usize>,
 }
 
 fn bounded(s: &str) -> String {
@@ -82,8 +87,12 @@ impl DenialIndex {
         let Some((profile, entry)) = read(ev) else {
             return self.delete(ev);
         };
-        if !self.by_profile.contains_key(&profile) && self.by_profile.len() >= MAX_PROFILES {
-            return None;
+        if !self.by_profile.contains_key(&profile) {
+            let in_namespace = self.per_namespace.get(&profile.0).copied().unwrap_or(0);
+            if self.by_profile.len() >= MAX_PROFILES || in_namespace >= MAX_PROFILES_PER_NAMESPACE {
+                return None;
+            }
+            *self.per_namespace.entry(profile.0.clone()).or_default() += 1;
         }
         let events = self.by_profile.entry(profile.clone()).or_default();
         if events.get(&key) == Some(&entry) {
@@ -113,6 +122,12 @@ impl DenialIndex {
             events.remove(&key);
             if events.is_empty() {
                 self.by_profile.remove(&profile);
+                if let Some(n) = self.per_namespace.get_mut(&profile.0) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_namespace.remove(&profile.0);
+                    }
+                }
             }
         }
         Some(profile)
@@ -124,26 +139,28 @@ impl DenialIndex {
         let Some(events) = self.by_profile.get(profile) else {
             return Vec::new();
         };
-        let mut by: BTreeMap<(&str, &str), DeniedSyscall> = BTreeMap::new();
-        let mut latest: BTreeMap<(&str, &str), Option<k8s_openapi::jiff::Timestamp>> =
-            BTreeMap::new();
+        // Per syscall and action: the latest time seen, and the entry.
+        type Latest = Option<k8s_openapi::jiff::Timestamp>;
+        let mut by: BTreeMap<(&str, &str), (Latest, DeniedSyscall)> = BTreeMap::new();
         for e in events.values() {
-            let k = (e.syscall.as_str(), e.action.as_str());
-            let d = by.entry(k).or_insert_with(|| DeniedSyscall {
-                syscall: e.syscall.clone(),
-                action: e.action.clone(),
-                ..Default::default()
-            });
+            let (latest, d) = by
+                .entry((e.syscall.as_str(), e.action.as_str()))
+                .or_insert_with(|| {
+                    let d = DeniedSyscall {
+                        syscall: e.syscall.clone(),
+                        action: e.action.clone(),
+                        ..Default::default()
+                    };
+                    (None, d)
+                });
             d.count += e.count;
-            let l = latest.entry(k).or_default();
-            if e.last_seen >= *l {
-                *l = e.last_seen;
+            if d.example_pod.is_none() || e.last_seen >= *latest {
+                *latest = e.last_seen;
                 d.last_seen = e.last_seen.map(|t| t.to_string());
                 d.example_pod = Some(e.pod.clone());
             }
         }
-        let mut out: Vec<(Option<k8s_openapi::jiff::Timestamp>, DeniedSyscall)> =
-            by.into_iter().map(|(k, d)| (latest[&k], d)).collect();
+        let mut out: Vec<(Latest, DeniedSyscall)> = by.into_values().collect();
         out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.syscall.cmp(&b.1.syscall)));
         out.into_iter()
             .map(|(_, d)| d)
@@ -154,6 +171,7 @@ impl DenialIndex {
     /// Start over (a relist): every profile that had denials.
     pub fn clear(&mut self) -> Vec<ProfileId> {
         self.profile_of.clear();
+        self.per_namespace.clear();
         self.by_profile.drain().map(|(p, _)| p).collect()
     }
 }
@@ -269,5 +287,26 @@ mod tests {
         assert_eq!(idx.by_profile[&p].len(), MAX_EVENTS_PER_PROFILE);
         assert_eq!(idx.profile_of.len(), MAX_EVENTS_PER_PROFILE);
         assert_eq!(idx.summary(&p).len(), MAX_STATUS_DENIALS);
+    }
+
+    #[test]
+    fn one_namespace_cannot_take_every_place() {
+        let mut idx = DenialIndex::default();
+        let mut e = ev("x", "loud", "loud", "mkdir", 1, "2026-12-02T10:00:00Z");
+        for i in 0..MAX_PROFILES_PER_NAMESPACE + 5 {
+            e.metadata.name = Some(format!("x{i}"));
+            e.related.as_mut().unwrap().name = Some(format!("p{i}"));
+            idx.apply(&e);
+        }
+        assert_eq!(idx.by_profile.len(), MAX_PROFILES_PER_NAMESPACE);
+        assert!(idx
+            .apply(&ev("y", "t", "t", "bpf", 1, "2026-12-02T10:00:00Z"))
+            .is_some());
+        e.metadata.name = Some("x0".into());
+        e.related.as_mut().unwrap().name = Some("p0".into());
+        idx.delete(&e);
+        e.metadata.name = Some("again".into());
+        e.related.as_mut().unwrap().name = Some("p-new".into());
+        assert!(idx.apply(&e).is_some(), "a place freed is usable again");
     }
 }

@@ -76,8 +76,8 @@ pub fn references(pod: &Pod) -> Vec<Reference> {
         }
     }
     for (k, v) in pod.annotations() {
-        let legacy = k == "seccomp.security.alpha.kubernetes.io/pod"
-            || k.starts_with("container.seccomp.security.alpha.kubernetes.io/");
+        let legacy = k == crds::confinement::ANNOTATION_POD
+            || k.starts_with(crds::confinement::ANNOTATION_CONTAINER_PREFIX);
         if legacy {
             push(
                 format!("annotation {k}"),

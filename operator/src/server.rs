@@ -54,6 +54,17 @@ fn answer(
     }
 }
 
+/// The profile policy's route for one mode (the namespace label's value).
+fn policy_route(mode: webhook::policy::Mode) -> axum::routing::MethodRouter<WebhookState> {
+    post(
+        move |State(s): State<WebhookState>, body: Bytes| async move {
+            answer(mode.webhook(), &s, &body, |r| {
+                webhook::policy::pod_policy(r, mode, &s.agents.1)
+            })
+        },
+    )
+}
+
 /// Count, log a refusal and send a webhook's answer.
 fn respond(
     name: &'static str,
@@ -168,27 +179,11 @@ pub fn webhook_router(state: WebhookState) -> Router {
         )
         .route(
             "/validate-policy-warn",
-            post(|State(s): State<WebhookState>, body: Bytes| async move {
-                answer("policy-warn", &s, &body, |r| {
-                    webhook::policy::pod_policy(
-                        r,
-                        webhook::policy::Mode::Warn,
-                        &["kube-system", s.agents.1.as_str()],
-                    )
-                })
-            }),
+            policy_route(webhook::policy::Mode::Warn),
         )
         .route(
             "/validate-policy-enforce",
-            post(|State(s): State<WebhookState>, body: Bytes| async move {
-                answer("policy-enforce", &s, &body, |r| {
-                    webhook::policy::pod_policy(
-                        r,
-                        webhook::policy::Mode::Enforce,
-                        &["kube-system", s.agents.1.as_str()],
-                    )
-                })
-            }),
+            policy_route(webhook::policy::Mode::Enforce),
         )
         .route(
             "/validate-isolation",

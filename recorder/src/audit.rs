@@ -12,7 +12,7 @@
 
 use netlink_packet_core::NetlinkBuffer;
 use netlink_sys::{protocols::NETLINK_AUDIT, Socket, SocketAddr};
-use seccomp_profile::Arch;
+use seccomp_profile::{Action, Arch};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -44,20 +44,6 @@ pub fn is_denial(code: u32) -> bool {
     )
 }
 
-/// The profile action a filter result comes from, as a profile names it.
-pub fn action_name(code: u32) -> &'static str {
-    match code & SECCOMP_RET_ACTION_FULL {
-        0x8000_0000 => "SCMP_ACT_KILL_PROCESS",
-        0x0000_0000 => "SCMP_ACT_KILL_THREAD",
-        0x0003_0000 => "SCMP_ACT_TRAP",
-        0x0005_0000 => "SCMP_ACT_ERRNO",
-        0x7fc0_0000 => "SCMP_ACT_NOTIFY",
-        0x7ff0_0000 => "SCMP_ACT_TRACE",
-        SECCOMP_RET_LOG => "SCMP_ACT_LOG",
-        SECCOMP_RET_ALLOW => "SCMP_ACT_ALLOW",
-        _ => "unknown",
-    }
-}
 /// `AUDIT_NLGRP_READLOG`.
 const AUDIT_NLGRP_READLOG: u32 = 1;
 const X32_SYSCALL_BIT: i32 = 0x4000_0000;
@@ -92,6 +78,21 @@ impl SeccompRecord {
             _ => return None,
         };
         Some((arch, self.syscall))
+    }
+
+    /// The profile action the filter's result comes from (`SECCOMP_RET_*` without its data).
+    pub fn action(&self) -> Option<Action> {
+        Some(match self.code & SECCOMP_RET_ACTION_FULL {
+            0x8000_0000 => Action::KillProcess,
+            0x0000_0000 => Action::KillThread,
+            0x0003_0000 => Action::Trap,
+            0x0005_0000 => Action::Errno,
+            0x7fc0_0000 => Action::Notify,
+            0x7ff0_0000 => Action::Trace,
+            SECCOMP_RET_LOG => Action::Log,
+            SECCOMP_RET_ALLOW => Action::Allow,
+            _ => return None,
+        })
     }
 
     /// The syscall's name (libseccomp), if known.
@@ -525,5 +526,27 @@ mod tests {
         assert_eq!(x32.arch_and_number().map(|a| a.0), Some(Arch::X32));
         assert_eq!(parse_record("audit(1.2:3): pid=1 arch=c000003e"), None);
         assert_eq!(parse_record("garbage"), None);
+    }
+
+    #[test]
+    fn filter_results_name_their_action_and_denials_are_told_apart() {
+        let with = |code| SeccompRecord {
+            pid: 1,
+            arch: 0xc000_003e,
+            syscall: 84,
+            code,
+        };
+        assert_eq!(with(0x8000_0000).action(), Some(Action::KillProcess));
+        assert_eq!(with(0).action(), Some(Action::KillThread));
+        assert_eq!(
+            with(0x0005_0001).action(),
+            Some(Action::Errno),
+            "errno 1 in the data"
+        );
+        assert_eq!(with(SECCOMP_RET_LOG).action(), Some(Action::Log));
+        assert_eq!(with(0x1234_0000).action(), None);
+        assert!(is_denial(0x8000_0000) && is_denial(0x0005_0001) && is_denial(0x0003_0000));
+        assert!(!is_denial(SECCOMP_RET_LOG) && !is_denial(SECCOMP_RET_ALLOW));
+        assert!(is_logged_allow(SECCOMP_RET_LOG) && !is_logged_allow(0x0005_0001));
     }
 }

@@ -150,7 +150,6 @@ fn denials_of(profile: &str, script: &str) -> Vec<syscall_recorder::audit::Secco
 #[test]
 fn denials_are_audited_only_with_the_log_flag_and_a_killed_process_is_still_attributed() {
     skip_unless!(is_root(), "needs root (CAP_AUDIT_READ)");
-    use syscall_recorder::audit::action_name;
     // mkdir refused with EPERM 12 times, then the shell execs rmdir, which its filter kills:
     // the process is gone before its record is read, and is found through its exec.
     let script = "read x; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do mkdir /tmp/so-denied 2>/dev/null; done; exec rmdir /tmp/so-none";
@@ -165,7 +164,7 @@ fn denials_are_audited_only_with_the_log_flag_and_a_killed_process_is_still_attr
     );
     let count = |recs: &[syscall_recorder::audit::SeccompRecord], action: &str| {
         recs.iter()
-            .filter(|r| action_name(r.code) == action)
+            .filter(|r| r.action().map(|a| a.as_str()) == Some(action))
             .map(|r| r.name().unwrap_or_default())
             .collect::<Vec<_>>()
     };

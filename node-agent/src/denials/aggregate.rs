@@ -3,8 +3,9 @@
 //! server.
 //!
 //! Bounds, whatever the containers do:
-//! - at most [`MAX_SERIES`] series are held; a record for a new series past that is counted
-//!   in [`Aggregator::dropped`] and not reported;
+//! - at most [`MAX_SERIES`] series are held, [`MAX_SERIES_PER_NAMESPACE`] of one namespace's
+//!   pods; a record for a new series past that is counted in [`Aggregator::dropped`] and not
+//!   reported;
 //! - a series is reported when it first appears and then at most once per
 //!   [`REPORT_INTERVAL`], carrying its running count: a container calling a denied syscall a
 //!   million times a second costs one API write per interval;
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// Series held at once.
 pub const MAX_SERIES: usize = 4096;
+/// Series held at once for the pods of one namespace.
+pub const MAX_SERIES_PER_NAMESPACE: usize = 512;
 /// A series is reported again at most this often.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// A fully reported series with no new record for this long is forgotten.
@@ -65,24 +68,16 @@ pub struct Report {
 #[derive(Debug, Default)]
 pub struct Aggregator {
     series: HashMap<SeriesKey, Series>,
+    /// Series held per namespace: one tenant cannot take every place.
+    per_namespace: HashMap<String, usize>,
     /// Records not counted: their series would have passed [`MAX_SERIES`].
     pub dropped: u64,
 }
 
 impl Aggregator {
-    /// Count one record. False when it was dropped (too many series).
+    /// Count `n` records of one series. False when they were dropped: too many series, on
+    /// the node or of the workload's namespace.
     pub fn add(
-        &mut self,
-        key: SeriesKey,
-        workload: &Arc<Workload>,
-        at: Timestamp,
-        now: Instant,
-    ) -> bool {
-        self.add_n(key, workload, 1, at, now)
-    }
-
-    /// Count `n` records of one series.
-    pub fn add_n(
         &mut self,
         key: SeriesKey,
         workload: &Arc<Workload>,
@@ -96,10 +91,19 @@ impl Aggregator {
             s.last_record = now;
             return true;
         }
-        if self.series.len() >= MAX_SERIES {
+        let in_namespace = self
+            .per_namespace
+            .get(&workload.namespace)
+            .copied()
+            .unwrap_or(0);
+        if self.series.len() >= MAX_SERIES || in_namespace >= MAX_SERIES_PER_NAMESPACE {
             self.dropped += n;
             return false;
         }
+        *self
+            .per_namespace
+            .entry(workload.namespace.clone())
+            .or_default() += 1;
         self.series.insert(
             key,
             Series {
@@ -157,8 +161,18 @@ impl Aggregator {
 
     /// Forget series fully reported and idle for [`FORGET_AFTER`].
     pub fn forget_idle(&mut self, now: Instant) {
+        let per_namespace = &mut self.per_namespace;
         self.series.retain(|_, s| {
-            s.count > s.reported || now.duration_since(s.last_record) < FORGET_AFTER
+            let keep = s.count > s.reported || now.duration_since(s.last_record) < FORGET_AFTER;
+            if !keep {
+                if let Some(n) = per_namespace.get_mut(&s.workload.namespace) {
+                    *n -= 1;
+                    if *n == 0 {
+                        per_namespace.remove(&s.workload.namespace);
+                    }
+                }
+            }
+            keep
         });
     }
 
@@ -178,8 +192,12 @@ mod tests {
     use super::*;
 
     fn workload() -> Arc<Workload> {
+        workload_in("t")
+    }
+
+    fn workload_in(ns: &str) -> Arc<Workload> {
         Arc::new(Workload {
-            namespace: "t".into(),
+            namespace: ns.into(),
             pod: "p".into(),
             pod_uid: "u".into(),
             container: "c".into(),
@@ -203,13 +221,13 @@ mod tests {
         let t0 = Instant::now();
         let at = Timestamp::now();
         for _ in 0..1_000_000 {
-            a.add(key("c1", "mkdir"), &w, at, t0);
+            a.add(key("c1", "mkdir"), &w, 1, at, t0);
         }
         let due = a.due(t0, 10);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].count, 1_000_000);
         a.reported(&due[0].key, due[0].count, t0);
-        a.add(key("c1", "mkdir"), &w, at, t0);
+        a.add(key("c1", "mkdir"), &w, 1, at, t0);
         assert!(
             a.due(t0 + Duration::from_secs(1), 10).is_empty(),
             "not before the interval"
@@ -229,13 +247,15 @@ mod tests {
         let w = workload();
         let t0 = Instant::now();
         let at = Timestamp::now();
+        // Spread over namespaces: the node's bound, not a namespace's.
+        let spread: Vec<_> = (0..16).map(|i| workload_in(&format!("ns{i}"))).collect();
         for i in 0..MAX_SERIES + 10 {
-            a.add(key(&format!("c{i}"), "mkdir"), &w, at, t0);
+            a.add(key(&format!("c{i}"), "mkdir"), &spread[i % 16], 1, at, t0);
         }
         assert_eq!(a.len(), MAX_SERIES);
         assert_eq!(a.dropped, 10);
         assert!(
-            a.add(key("c0", "mkdir"), &w, at, t0),
+            a.add(key("c0", "mkdir"), &w, 1, at, t0),
             "a held series still counts"
         );
         let first = a.due(t0, 5);
@@ -243,7 +263,7 @@ mod tests {
         for r in &first {
             a.reported(&r.key, r.count, t0);
         }
-        a.add(key("c0", "mkdir"), &w, at, t0);
+        a.add(key("c0", "mkdir"), &w, 1, at, t0);
         let next = a.due(t0 + REPORT_INTERVAL, 5);
         assert!(
             next.iter().all(|r| !first.iter().any(|f| f.key == r.key)),
@@ -252,11 +272,37 @@ mod tests {
     }
 
     #[test]
+    fn one_namespace_cannot_take_every_place() {
+        let mut a = Aggregator::default();
+        let (hostile, other) = (workload_in("hostile"), workload_in("other"));
+        let t0 = Instant::now();
+        let at = Timestamp::now();
+        for i in 0..MAX_SERIES {
+            a.add(key(&format!("h{i}"), "mkdir"), &hostile, 1, at, t0);
+        }
+        assert_eq!(a.len(), MAX_SERIES_PER_NAMESPACE);
+        assert_eq!(a.dropped, (MAX_SERIES - MAX_SERIES_PER_NAMESPACE) as u64);
+        assert!(
+            a.add(key("o", "bpf"), &other, 1, at, t0),
+            "another tenant is still reported"
+        );
+        for r in a.due(t0, MAX_SERIES) {
+            a.reported(&r.key, r.count, t0);
+        }
+        a.forget_idle(t0 + FORGET_AFTER * 2);
+        assert!(a.is_empty());
+        assert!(
+            a.add(key("h-new", "mkdir"), &hostile, 1, at, t0),
+            "its places come back"
+        );
+    }
+
+    #[test]
     fn failures_wait_and_idle_series_are_forgotten() {
         let mut a = Aggregator::default();
         let w = workload();
         let t0 = Instant::now();
-        a.add(key("c", "bpf"), &w, Timestamp::now(), t0);
+        a.add(key("c", "bpf"), &w, 1, Timestamp::now(), t0);
         a.failed(&key("c", "bpf"), t0);
         assert!(a.due(t0, 10).is_empty());
         assert_eq!(a.due(t0 + REPORT_INTERVAL, 10)[0].count, 1);

@@ -1,7 +1,7 @@
 //! Container ID → the workload and operator profile it runs under, from the pods on this
 //! node. Pure: tested without an API server.
 
-use crate::recording::select::container_id;
+use crate::recording::select::{container_id, runtime_id};
 use crds::confinement::{containers, Seccomp};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
@@ -75,12 +75,7 @@ pub fn operator_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, Arc<Wo
                 .as_ref()
                 .and_then(|s| s.terminated.as_ref())
                 .and_then(|t| t.container_id.as_deref())
-                .map(|id| {
-                    id.split_once("://")
-                        .map(|(_, id)| id)
-                        .unwrap_or(id)
-                        .to_owned()
-                });
+                .map(runtime_id);
             for id in container_id(st).into_iter().chain(previous) {
                 out.insert(id, w.clone());
             }

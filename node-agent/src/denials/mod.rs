@@ -31,7 +31,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use syscall_recorder::audit::{action_name, is_denial, proc_resolver, AuditReader};
+use syscall_recorder::audit::{is_denial, proc_resolver, AuditReader};
 
 /// Records waiting between the reader thread and this loop; past it they are lost (counted).
 const CHANNEL: usize = 1 << 16;
@@ -42,7 +42,7 @@ const FLUSH: Duration = Duration::from_secs(1);
 /// Event writes per flush, whatever the number of due series (the rest wait their turn).
 pub const MAX_WRITES_PER_FLUSH: usize = 10;
 /// A container's records arrive before the kubelet reports its ID in the pod's status: they
-/// wait this long for it (counted per series, at most [`MAX_WAITING`] series).
+/// wait this long for it (folded per series, at most [`MAX_WAITING`] series).
 const CLAIM_WAIT: Duration = Duration::from_secs(30);
 const MAX_WAITING: usize = 4096;
 
@@ -114,7 +114,19 @@ fn node_pods(client: Client, node: &str) -> Store<Pod> {
     store
 }
 
+/// Records of one series folded in one turn, waiting for their container to be known.
+struct Pending {
+    count: u64,
+    first: k8s_openapi::jiff::Timestamp,
+    since: Instant,
+}
+
 /// Read, attribute, aggregate and report denials on this node until the process ends.
+///
+/// Each turn folds the records that arrived into series first (one map update per record, no
+/// allocation for a series already seen), then attributes each series once. A container's
+/// records can arrive before the kubelet reports its ID in the pod's status: its series wait
+/// up to [`CLAIM_WAIT`] for it, then count as unattributed.
 pub async fn run(client: Client, node: String, metrics: Arc<Metrics>) {
     let m = DenialMetrics::register(&metrics);
     let reader = match AuditReader::start(CHANNEL, proc_resolver(), is_denial) {
@@ -133,71 +145,53 @@ pub async fn run(client: Client, node: String, metrics: Arc<Metrics>) {
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = Instant::now();
     let mut lost_seen = 0;
-    // Records of containers not (yet) in the pod store: count, first record, arrival.
-    let mut waiting: std::collections::HashMap<
-        SeriesKey,
-        (u64, k8s_openapi::jiff::Timestamp, Instant),
-    > = Default::default();
+    let mut pending: std::collections::HashMap<SeriesKey, Pending> = Default::default();
     loop {
         drain.tick().await;
         let now = Instant::now();
         let at = k8s_openapi::jiff::Timestamp::now();
-        let mut workloads = None;
         while let Ok(a) = reader.records.try_recv() {
-            let map =
-                workloads.get_or_insert_with(|| attribute::operator_containers(&pods.state()));
-            let syscall = a
-                .record
-                .name()
-                .unwrap_or_else(|| format!("unknown-{}", a.record.syscall));
-            let action = action_name(a.record.code);
-            let Some(w) = a.container.as_deref().and_then(|id| map.get(id)) else {
-                match a.container {
-                    Some(id) if waiting.len() < MAX_WAITING => {
-                        let key = SeriesKey {
-                            container_id: id,
-                            syscall,
-                            action,
-                        };
-                        waiting.entry(key).or_insert((0, at, now)).0 += 1;
-                    }
-                    _ => {
-                        m.unattributed.inc();
-                    }
-                }
+            let Some(container_id) = a.container else {
+                m.unattributed.inc();
                 continue;
             };
-            m.denied
-                .get_or_create(&vec![
-                    ("syscall".to_owned(), syscall.clone()),
-                    ("action".to_owned(), action.to_owned()),
-                ])
-                .inc();
             let key = SeriesKey {
-                container_id: a.container.unwrap_or_default(),
-                syscall,
-                action,
+                container_id,
+                syscall: a
+                    .record
+                    .name()
+                    .unwrap_or_else(|| format!("unknown-{}", a.record.syscall)),
+                action: a.record.action().map_or("unknown", |a| a.as_str()),
             };
-            if !agg.add(key, &w.clone(), at, now) {
-                m.unreported.inc();
+            if let Some(p) = pending.get_mut(&key) {
+                p.count += 1;
+            } else if pending.len() < MAX_WAITING {
+                let p = Pending {
+                    count: 1,
+                    first: at,
+                    since: now,
+                };
+                pending.insert(key, p);
+            } else {
+                m.unattributed.inc();
             }
         }
-        if !waiting.is_empty() {
-            let map = attribute::operator_containers(&pods.state());
-            waiting.retain(|key, (n, first, since)| {
-                if let Some(w) = map.get(&key.container_id) {
+        if !pending.is_empty() {
+            let workloads = attribute::operator_containers(&pods.state());
+            pending.retain(|key, p| {
+                if let Some(w) = workloads.get(&key.container_id) {
                     m.denied
                         .get_or_create(&vec![
                             ("syscall".to_owned(), key.syscall.clone()),
                             ("action".to_owned(), key.action.to_owned()),
                         ])
-                        .inc_by(*n);
-                    if !agg.add_n(key.clone(), w, *n, *first, now) {
-                        m.unreported.inc_by(*n);
+                        .inc_by(p.count);
+                    if !agg.add(key.clone(), w, p.count, p.first, now) {
+                        m.unreported.inc_by(p.count);
                     }
                     false
-                } else if now.duration_since(*since) > CLAIM_WAIT {
-                    m.unattributed.inc_by(*n);
+                } else if now.duration_since(p.since) > CLAIM_WAIT {
+                    m.unattributed.inc_by(p.count);
                     false
                 } else {
                     true
@@ -213,14 +207,15 @@ pub async fn run(client: Client, node: String, metrics: Arc<Metrics>) {
         last_flush = now;
         for r in agg.due(now, MAX_WRITES_PER_FLUSH) {
             m.writes.inc();
-            match publisher.publish(&r).await {
-                Ok(()) => agg.reported(&r.key, r.count, Instant::now()),
-                Err(e) => {
-                    m.write_errors.inc();
-                    tracing::warn!(error = %e, pod = %format!("{}/{}", r.workload.namespace, r.workload.pod), syscall = %r.key.syscall, "reporting a denial failed; retrying later");
-                    agg.failed(&r.key, Instant::now());
-                }
+            if let Err(e) = publisher.publish(&r).await {
+                m.write_errors.inc();
+                tracing::warn!(error = %e, pod = %format!("{}/{}", r.workload.namespace, r.workload.pod), syscall = %r.key.syscall, "reporting a denial failed; retrying later");
+                agg.failed(&r.key, Instant::now());
+                // The API server is likely down or slow: the rest wait for the next flush
+                // rather than hold up the draining (each write may wait its 5 s timeout).
+                break;
             }
+            agg.reported(&r.key, r.count, Instant::now());
         }
         agg.forget_idle(now);
     }

@@ -61,13 +61,15 @@ pub fn container_done<R: Borrow<ProfileRecording>>(
 }
 
 pub fn container_id(s: &ContainerStatus) -> Option<String> {
-    let id = s.container_id.as_deref()?;
-    Some(
-        id.split_once("://")
-            .map(|(_, id)| id)
-            .unwrap_or(id)
-            .to_owned(),
-    )
+    s.container_id.as_deref().map(runtime_id)
+}
+
+/// The runtime's own ID from a status's `<runtime>://<id>`.
+pub fn runtime_id(id: &str) -> String {
+    id.split_once("://")
+        .map(|(_, id)| id)
+        .unwrap_or(id)
+        .to_owned()
 }
 
 fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {

@@ -26,6 +26,16 @@ pub enum Mode {
     Enforce,
 }
 
+impl Mode {
+    /// The webhook's name in metrics and logs.
+    pub fn webhook(self) -> &'static str {
+        match self {
+            Mode::Warn => "policy-warn",
+            Mode::Enforce => "policy-enforce",
+        }
+    }
+}
+
 /// What the policy objects to in a pod, one sentence per container (only the ephemeral
 /// containers for the `ephemeralcontainers` subresource: the others were checked when the
 /// pod was created).
@@ -38,11 +48,11 @@ pub fn violations(pod: &k8s_openapi::api::core::v1::Pod, ephemeral_only: bool) -
 }
 
 /// The answer for a pod CREATE (or an ephemeral container added) in a namespace under
-/// `mode`; `exempt` namespaces are always allowed.
+/// `mode`; `kube-system` and the operator's own namespace are always allowed.
 pub fn pod_policy(
     req: &AdmissionRequest<DynamicObject>,
     mode: Mode,
-    exempt: &[&str],
+    operator_namespace: &str,
 ) -> AdmissionResponse {
     let resp = AdmissionResponse::from(req);
     let subresource = req.sub_resource.as_deref() == Some("ephemeralcontainers");
@@ -55,7 +65,7 @@ pub fn pod_policy(
         Err(answer) => return *answer,
     };
     let ns = pod.namespace().unwrap_or_default();
-    if exempt.contains(&ns.as_str()) {
+    if ns == "kube-system" || ns == operator_namespace {
         return resp;
     }
     let found = violations(&pod, subresource);

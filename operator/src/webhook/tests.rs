@@ -1088,7 +1088,7 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
 #[test]
 fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
     use super::policy::{pod_policy, Mode};
-    let exempt = ["kube-system", "seccomp-operator"];
+    let operator_ns = "seccomp-operator";
     let confined = json!({"containers": [{"name": "app", "image": "x", "securityContext": {
         "allowPrivilegeEscalation": false,
         "seccompProfile": {"type": "Localhost", "localhostProfile": "operator/shop/web.json"}}}]});
@@ -1105,7 +1105,7 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
                     pod("shop", json!({}), ok.clone()),
                 )),
                 mode,
-                &exempt,
+                operator_ns,
             );
             assert!(r.allowed && r.warnings.is_none(), "{mode:?}: {r:?}");
         }
@@ -1116,7 +1116,7 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
                 pod("kube-system", json!({}), bare.clone()),
             )),
             mode,
-            &exempt,
+            operator_ns,
         );
         assert!(
             r.allowed && r.warnings.is_none(),
@@ -1130,7 +1130,7 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
             pod("shop", json!({}), bare.clone()),
         )),
         Mode::Warn,
-        &exempt,
+        operator_ns,
     );
     assert!(warned.allowed);
     let w = warned.warnings.unwrap();
@@ -1148,7 +1148,7 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
     let refused = pod_policy(
         &req(&review("CREATE", "shop", pod("shop", json!({}), bare))),
         Mode::Enforce,
-        &exempt,
+        operator_ns,
     );
     assert!(!refused.allowed);
     let msg = &refused.result.message;
@@ -1168,7 +1168,7 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
         json!({"metadata": {"name": "p", "namespace": "shop"}, "ephemeralContainers": [{"name": "debug", "image": "x"}]}),
         json!(null),
     );
-    let r = pod_policy(&req(&debug), Mode::Enforce, &exempt);
+    let r = pod_policy(&req(&debug), Mode::Enforce, operator_ns);
     assert!(
         !r.allowed && r.result.message.contains("ephemeralContainer \"debug\""),
         "{r:?}"

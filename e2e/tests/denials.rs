@@ -259,7 +259,8 @@ async fn d4_the_namespace_policy_warns_or_refuses_unconfined_pods() -> anyhow::R
             let body = serde_json::to_vec(&pod).unwrap();
             kubectl_output(None, &["-n", &ns.name, "create", "-f", "-"], Some(&body)).unwrap()
         };
-        let mut unconfined = busybox_pod("unconfined", "true", None);
+        // Pods that stay up, so that they are counted as running.
+        let mut unconfined = busybox_pod("unconfined", "sleep 120", None);
         unconfined["metadata"]["namespace"] = ns.name.clone().into();
         let out = create(unconfined);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -281,7 +282,7 @@ async fn d4_the_namespace_policy_warns_or_refuses_unconfined_pods() -> anyhow::R
         }
         let mut good = busybox_pod(
             "confined",
-            "true",
+            "sleep 120",
             Some(&format!("operator/{}/ok.json", ns.name)),
         );
         good["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = false.into();
@@ -301,6 +302,71 @@ async fn d4_the_namespace_policy_warns_or_refuses_unconfined_pods() -> anyhow::R
         let _ = Api::<Pod>::namespaced(client.clone(), &ns.name)
             .get("confined")
             .await?;
+        // Readable with kubectl: the namespace's line in the confinement report.
+        let want = if mode == "warn" {
+            "localhost=1 runtime-default=0 unconfined=0 unset=1 privilege-escalation=1"
+        } else {
+            "localhost=1 runtime-default=0 unconfined=0 unset=0 privilege-escalation=0"
+        };
+        let jsonpath = format!("{{.data.{}}}", ns.name);
+        let line = wait_for(
+            "the namespace's confinement line",
+            Duration::from_secs(40),
+            || async {
+                kubectl(&[
+                    "-n",
+                    "seccomp-operator",
+                    "get",
+                    "configmap",
+                    "seccomp-operator-confinement",
+                    "-o",
+                    &format!("jsonpath={jsonpath}"),
+                ])
+                .ok()
+                .filter(|l| l == want)
+            },
+        )
+        .await;
+        if line.is_err() {
+            eprintln!(
+                "{:?}",
+                kubectl(&[
+                    "-n",
+                    "seccomp-operator",
+                    "get",
+                    "configmap",
+                    "seccomp-operator-confinement",
+                    "-o",
+                    "yaml"
+                ])
+            );
+        }
+        line?;
+        if mode == "warn" {
+            // The warning stays with the pod as an Event.
+            let api: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+            let ev = wait_for(
+                "an UnconfinedContainer event on the pod",
+                Duration::from_secs(40),
+                || async {
+                    api.list(
+                        &ListParams::default()
+                            .fields("reason=UnconfinedContainer,involvedObject.name=unconfined"),
+                    )
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .next()
+                },
+            )
+            .await?;
+            let msg = ev.message.unwrap_or_default();
+            assert!(
+                msg.contains("\"main\"") && msg.contains("RuntimeDefault"),
+                "{msg}"
+            );
+        }
     }
     Ok(())
 }

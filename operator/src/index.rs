@@ -117,6 +117,7 @@ pub struct PodIndex {
     by_pod: HashMap<String, BTreeSet<ProfileId>>,
     bound_by: HashMap<String, String>,
     resync: Option<BTreeSet<String>>,
+    confinement: crate::confinement::ConfinementTally,
 }
 
 /// Annotation the binding webhook puts on the pods it changed: the binding's name.
@@ -140,6 +141,8 @@ impl PodIndex {
                 self.bound_by.remove(&key);
             }
         }
+        self.confinement
+            .apply(pod, k8s_openapi::jiff::Timestamp::now());
         let now = if is_live(pod) {
             profiles_of(pod)
         } else {
@@ -148,10 +151,21 @@ impl PodIndex {
         self.set(key, now)
     }
 
+    /// Which pods run unconfined, per namespace.
+    pub fn confinement(&self) -> &crate::confinement::ConfinementTally {
+        &self.confinement
+    }
+
+    /// See [`PodIndex::confinement`] (to take the new policy-breaking pods).
+    pub fn confinement_mut(&mut self) -> &mut crate::confinement::ConfinementTally {
+        &mut self.confinement
+    }
+
     /// A pod is gone. Returns the profiles whose users changed.
     pub fn delete(&mut self, pod: &Pod) -> BTreeSet<ProfileId> {
         let key = pod_key(pod);
         self.bound_by.remove(&key);
+        self.confinement.delete(pod);
         self.set(key, BTreeSet::new())
     }
 
@@ -192,6 +206,7 @@ impl PodIndex {
             .cloned()
             .collect();
         self.bound_by.retain(|k, _| seen.contains(k));
+        self.confinement.retain(&seen);
         let mut changed = BTreeSet::new();
         for k in gone {
             changed.extend(self.set(k, BTreeSet::new()));

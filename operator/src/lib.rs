@@ -5,6 +5,7 @@ pub mod admission_hold;
 pub mod binding_status;
 pub mod caches;
 pub mod certificates;
+pub mod confinement;
 pub mod denials;
 pub mod index;
 pub mod leader;

@@ -280,6 +280,20 @@ async fn main() -> anyhow::Result<()> {
             instance: Some(args.identity.clone()),
         },
     );
+    {
+        let index = index.clone();
+        metrics.count_confinement_with(Box::new(move || {
+            let idx = index.read().unwrap_or_else(|p| p.into_inner());
+            idx.confinement().per_namespace().clone()
+        }));
+    }
+    tokio::spawn(operator::confinement::run(
+        client.clone(),
+        args.namespace.clone(),
+        index.clone(),
+        recorder.clone(),
+        gate.clone(),
+    ));
     let profile_inputs = profile_controller::Inputs {
         profiles: profiles.clone(),
         events: caches.profiles.subscription(),

@@ -16,6 +16,20 @@ use std::time::Duration;
 pub type PhaseCounter = Box<dyn Fn() -> BTreeMap<String, i64> + Send + Sync>;
 /// The serving certificate's expiry (seconds since the epoch), read at every scrape.
 pub type ExpirySource = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+/// Containers by kind per namespace ([`crate::confinement`]), read at every scrape.
+pub type ConfinementCounter =
+    Box<dyn Fn() -> BTreeMap<String, crate::confinement::Counts> + Send + Sync>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConfinementLabel {
+    namespace: String,
+    seccomp: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NamespaceLabel {
+    namespace: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
@@ -50,6 +64,9 @@ pub struct Metrics {
     certificate_expiry: Gauge,
     phase_counter: OnceLock<PhaseCounter>,
     expiry_source: OnceLock<ExpirySource>,
+    containers: Family<ConfinementLabel, Gauge>,
+    escalating: Family<NamespaceLabel, Gauge>,
+    confinement_counter: OnceLock<ConfinementCounter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,6 +125,18 @@ impl Default for Metrics {
             "Admission decisions by webhook",
             admissions.clone(),
         );
+        let containers = Family::<ConfinementLabel, Gauge>::default();
+        registry.register(
+            "containers",
+            "Containers of live pods by namespace and seccomp profile kind (localhost, runtime-default, unconfined, unset), counted at every scrape",
+            containers.clone(),
+        );
+        let escalating = Family::<NamespaceLabel, Gauge>::default();
+        registry.register(
+            "containers_privilege_escalation",
+            "Containers of live pods that may escalate privileges (allowPrivilegeEscalation not false, or privileged), by namespace",
+            escalating.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -119,6 +148,9 @@ impl Default for Metrics {
             certificate_expiry,
             phase_counter: OnceLock::new(),
             expiry_source: OnceLock::new(),
+            containers,
+            escalating,
+            confinement_counter: OnceLock::new(),
         }
     }
 }
@@ -141,6 +173,12 @@ impl Metrics {
     /// the series by themselves, and every replica reports the same figures.
     pub fn count_phases_with(&self, f: PhaseCounter) {
         let _ = self.phase_counter.set(f);
+    }
+
+    /// Count containers by namespace and kind with `f` at every scrape: namespaces whose
+    /// pods are gone drop out of the series by themselves.
+    pub fn count_confinement_with(&self, f: ConfinementCounter) {
+        let _ = self.confinement_counter.set(f);
     }
 
     /// Read the serving certificate's expiry with `f` at every scrape.
@@ -169,6 +207,23 @@ impl Metrics {
             self.phases.clear();
             for (phase, n) in count() {
                 self.phases.get_or_create(&PhaseLabel { phase }).set(n);
+            }
+        }
+        if let Some(count) = self.confinement_counter.get() {
+            self.containers.clear();
+            self.escalating.clear();
+            for (namespace, c) in count() {
+                for (seccomp, n) in c.by_kind() {
+                    self.containers
+                        .get_or_create(&ConfinementLabel {
+                            namespace: namespace.clone(),
+                            seccomp: seccomp.to_owned(),
+                        })
+                        .set(n.into());
+                }
+                self.escalating
+                    .get_or_create(&NamespaceLabel { namespace })
+                    .set(c.privilege_escalation.into());
             }
         }
         if let Some(expiry) = self.expiry_source.get().and_then(|f| f()) {
@@ -227,6 +282,38 @@ mod tests {
         assert!(
             text.contains("seccomp_operator_build_info{version="),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn containers_are_counted_by_namespace_and_kind_at_scrape() {
+        let m = Metrics::default();
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::from([(
+            "shop".to_owned(),
+            crate::confinement::Counts {
+                unset: 2,
+                runtime_default: 1,
+                privilege_escalation: 3,
+                ..Default::default()
+            },
+        )])));
+        let c = counts.clone();
+        m.count_confinement_with(Box::new(move || c.lock().unwrap().clone()));
+        let text = m.render();
+        assert!(
+            text.contains(r#"seccomp_operator_containers{namespace="shop",seccomp="unset"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"seccomp_operator_containers_privilege_escalation{namespace="shop"} 3"#
+            ),
+            "{text}"
+        );
+        counts.lock().unwrap().clear();
+        assert!(
+            !m.render().contains("namespace=\"shop\""),
+            "a namespace without pods leaves"
         );
     }
 }

@@ -1,0 +1,406 @@
+//! Which pods run unconfined: per namespace, how many containers run under a Localhost
+//! profile, `RuntimeDefault`, `Unconfined` or nothing at all, and how many may escalate
+//! privileges — kept from the operator's pod watch (the same decision per container as the
+//! policy webhook, [`crds::confinement`]). Pure, tested without an API server; the loop that
+//! publishes it is [`run`].
+//!
+//! Published three ways:
+//! - metrics, counted at every scrape: `seccomp_operator_containers{namespace, seccomp}` and
+//!   `seccomp_operator_containers_privilege_escalation{namespace}` (one series per namespace
+//!   and kind: namespaces are the admin's, not a tenant's, to create);
+//! - the ConfigMap `seccomp-operator-confinement` in the operator's namespace, one line per
+//!   namespace (`kubectl -n seccomp-operator get configmap seccomp-operator-confinement -o
+//!   yaml`), written by the leader when the counts change, at most every [`PERIOD`];
+//! - a Warning Event `UnconfinedContainer` on each new pod that breaks the policy in a
+//!   namespace labelled `seccomp-operator.dev/profile-policy=warn` (the admission warning only
+//!   reaches whoever created the pod; the Event stays with the pod).
+
+use crate::index::{is_live, pod_key};
+use crds::confinement::containers;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+/// How often the leader publishes (ConfigMap, Events).
+pub const PERIOD: Duration = Duration::from_secs(10);
+/// The ConfigMap's name.
+pub const CONFIGMAP: &str = "seccomp-operator-confinement";
+/// Namespaces listed in the ConfigMap at most (those with the most unconfined containers
+/// first); the rest are counted in its `_truncated` key. Keeps it far below the 1 MiB limit.
+pub const MAX_LISTED_NAMESPACES: usize = 5_000;
+/// New policy-breaking pods waiting for their Event; past it the oldest are dropped.
+const MAX_NEW: usize = 1_000;
+/// A pod first seen later than this after its creation gets no Event (a restarted operator
+/// relisting every pod must not warn about all of them again).
+const NEW_POD_AGE: i64 = 120;
+
+/// Containers of one namespace by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Under a Localhost profile (the operator's or another file).
+    pub localhost: u32,
+    /// Under the runtime's default profile.
+    pub runtime_default: u32,
+    /// Explicitly `Unconfined`.
+    pub unconfined: u32,
+    /// Nothing set: unconfined on kubelets before 1.27 (and later without `--seccomp-default`).
+    pub unset: u32,
+    /// May escalate privileges (`allowPrivilegeEscalation` not false, or privileged).
+    pub privilege_escalation: u32,
+}
+
+impl Counts {
+    fn add(&mut self, kinds: &[(&'static str, bool)], sign: i64) {
+        for (kind, escalates) in kinds {
+            let slot = match *kind {
+                "localhost" => &mut self.localhost,
+                "runtime-default" => &mut self.runtime_default,
+                "unconfined" => &mut self.unconfined,
+                _ => &mut self.unset,
+            };
+            *slot = (*slot as i64 + sign).max(0) as u32;
+            if *escalates {
+                self.privilege_escalation = (self.privilege_escalation as i64 + sign).max(0) as u32;
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Counts::default()
+    }
+
+    /// By metric label (`seccomp`).
+    pub fn by_kind(&self) -> [(&'static str, u32); 4] {
+        [
+            ("localhost", self.localhost),
+            ("runtime-default", self.runtime_default),
+            ("unconfined", self.unconfined),
+            ("unset", self.unset),
+        ]
+    }
+
+    /// The ConfigMap's line for a namespace.
+    pub fn line(&self) -> String {
+        format!(
+            "localhost={} runtime-default={} unconfined={} unset={} privilege-escalation={}",
+            self.localhost,
+            self.runtime_default,
+            self.unconfined,
+            self.unset,
+            self.privilege_escalation
+        )
+    }
+}
+
+/// A new pod that breaks the policy: where, and why (one sentence per container).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewViolation {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The pod's UID.
+    pub uid: String,
+    /// What the policy objects to.
+    pub violations: Vec<String>,
+}
+
+/// A pod's containers: kind, and whether each may escalate privileges.
+type Kinds = Vec<(&'static str, bool)>;
+
+/// The live pods' containers by kind, per namespace.
+#[derive(Debug, Default)]
+pub struct ConfinementTally {
+    /// Pod key → its namespace and containers.
+    by_pod: HashMap<String, (String, Kinds)>,
+    per_namespace: BTreeMap<String, Counts>,
+    new: VecDeque<NewViolation>,
+}
+
+impl ConfinementTally {
+    /// A pod was added or changed (`now`: for telling new pods from a relist).
+    pub fn apply(&mut self, pod: &Pod, now: k8s_openapi::jiff::Timestamp) {
+        let key = pod_key(pod);
+        if !is_live(pod) {
+            self.remove(&key);
+            return;
+        }
+        let seen = self.by_pod.contains_key(&key);
+        let decided = containers(pod);
+        let kinds: Kinds = decided
+            .iter()
+            .map(|c| (c.seccomp.kind(), c.privilege_escalation))
+            .collect();
+        if !seen {
+            let young = pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|t| now.as_second() - t.0.as_second() <= NEW_POD_AGE);
+            let violations: Vec<String> = decided.iter().filter_map(|c| c.violation()).collect();
+            if young && !violations.is_empty() {
+                if self.new.len() >= MAX_NEW {
+                    self.new.pop_front();
+                }
+                self.new.push_back(NewViolation {
+                    namespace: pod.namespace().unwrap_or_default(),
+                    name: pod.name_any(),
+                    uid: pod.uid().unwrap_or_default(),
+                    violations,
+                });
+            }
+        }
+        self.remove(&key);
+        let ns = pod.namespace().unwrap_or_default();
+        self.per_namespace
+            .entry(ns.clone())
+            .or_default()
+            .add(&kinds, 1);
+        self.by_pod.insert(key, (ns, kinds));
+    }
+
+    /// A pod is gone.
+    pub fn delete(&mut self, pod: &Pod) {
+        self.remove(&pod_key(pod));
+    }
+
+    fn remove(&mut self, key: &str) {
+        let Some((ns, kinds)) = self.by_pod.remove(key) else {
+            return;
+        };
+        if let Some(c) = self.per_namespace.get_mut(&ns) {
+            c.add(&kinds, -1);
+            if c.is_empty() {
+                self.per_namespace.remove(&ns);
+            }
+        }
+    }
+
+    /// Keep only the pods `seen` (the end of a relist).
+    pub fn retain(&mut self, seen: &std::collections::BTreeSet<String>) {
+        let gone: Vec<String> = self
+            .by_pod
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.remove(&k);
+        }
+    }
+
+    /// Counts per namespace.
+    pub fn per_namespace(&self) -> &BTreeMap<String, Counts> {
+        &self.per_namespace
+    }
+
+    /// The new policy-breaking pods since the last call.
+    pub fn take_new(&mut self) -> Vec<NewViolation> {
+        self.new.drain(..).collect()
+    }
+}
+
+/// The ConfigMap's data: a line per namespace (most unconfined first when there are too many
+/// to list).
+pub fn configmap_data(per_namespace: &BTreeMap<String, Counts>) -> BTreeMap<String, String> {
+    let mut listed: Vec<(&String, &Counts)> = per_namespace.iter().collect();
+    let mut out = BTreeMap::new();
+    if listed.len() > MAX_LISTED_NAMESPACES {
+        listed.sort_by_key(|(ns, c)| (std::cmp::Reverse(c.unconfined + c.unset), (*ns).clone()));
+        out.insert(
+            "_truncated".to_owned(),
+            format!(
+                "{} namespaces not listed (those with the fewest unconfined containers)",
+                listed.len() - MAX_LISTED_NAMESPACES
+            ),
+        );
+        listed.truncate(MAX_LISTED_NAMESPACES);
+    }
+    out.extend(listed.into_iter().map(|(ns, c)| (ns.clone(), c.line())));
+    out
+}
+
+/// Publish, while this replica leads: the ConfigMap when the counts changed, and an
+/// `UnconfinedContainer` Event on each new policy-breaking pod of a `warn` namespace.
+pub async fn run(
+    client: kube::Client,
+    namespace: String,
+    index: std::sync::Arc<std::sync::RwLock<crate::index::PodIndex>>,
+    recorder: kube::runtime::events::Recorder,
+    gate: crate::leader::Gate,
+) {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::api::{Patch, PatchParams};
+    let configmaps: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &namespace);
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client);
+    let mut written: Option<BTreeMap<String, String>> = None;
+    let mut tick = tokio::time::interval(PERIOD);
+    loop {
+        tick.tick().await;
+        let (data, new) = {
+            let mut idx = index.write().unwrap_or_else(|p| p.into_inner());
+            let t = idx.confinement_mut();
+            (configmap_data(t.per_namespace()), t.take_new())
+        };
+        if !gate.leads() {
+            written = None;
+            continue;
+        }
+        if written.as_ref() != Some(&data) {
+            let cm = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": CONFIGMAP, "namespace": namespace},
+                "data": data,
+            });
+            match configmaps
+                .patch(
+                    CONFIGMAP,
+                    &PatchParams::apply("seccomp-operator").force(),
+                    &Patch::Apply(&cm),
+                )
+                .await
+            {
+                Ok(_) => written = Some(data),
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing the confinement ConfigMap failed; retrying")
+                }
+            }
+        }
+        // Events only in warn namespaces: one read of each namespace concerned per period.
+        let mut modes: HashMap<String, bool> = HashMap::new();
+        for v in new {
+            let warn = match modes.get(&v.namespace) {
+                Some(w) => *w,
+                None => {
+                    let w = namespaces
+                        .get_opt(&v.namespace)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|n| {
+                            n.labels()
+                                .get(crate::webhook::policy::LABEL_POLICY)
+                                .map(String::as_str)
+                                == Some("warn")
+                        });
+                    modes.insert(v.namespace.clone(), w);
+                    w
+                }
+            };
+            if !warn {
+                continue;
+            }
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: Some(v.namespace.clone()),
+                name: Some(v.name.clone()),
+                uid: Some(v.uid.clone()),
+                ..Default::default()
+            };
+            let ev = kube::runtime::events::Event {
+                type_: kube::runtime::events::EventType::Warning,
+                reason: "UnconfinedContainer".into(),
+                note: Some(seccomp_profile::limits::truncate(
+                    &format!(
+                        "seccomp-operator profile policy (namespace labelled {}=warn): {}",
+                        crate::webhook::policy::LABEL_POLICY,
+                        v.violations.join("; ")
+                    ),
+                    1024,
+                )),
+                action: "Admit".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&ev, &reference).await {
+                tracing::warn!(error = %e, pod = %format!("{}/{}", v.namespace, v.name), "publishing an UnconfinedContainer event failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ns: &str, name: &str, containers: serde_json::Value, created: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}"), "creationTimestamp": created},
+            "spec": {"containers": containers},
+        }))
+        .unwrap()
+    }
+
+    fn now() -> k8s_openapi::jiff::Timestamp {
+        "2026-12-02T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn counts_follow_pods_in_and_out() {
+        let mut t = ConfinementTally::default();
+        let confined = serde_json::json!([{"name": "a", "securityContext": {"allowPrivilegeEscalation": false, "seccompProfile": {"type": "RuntimeDefault"}}}]);
+        let bare = serde_json::json!([{"name": "a"}, {"name": "b", "securityContext": {"seccompProfile": {"type": "Unconfined"}}}]);
+        t.apply(&pod("shop", "ok", confined, "2026-12-02T11:59:30Z"), now());
+        let mut b = pod("shop", "bad", bare, "2026-12-02T11:59:30Z");
+        t.apply(&b, now());
+        t.apply(&b, now());
+        let c = t.per_namespace()["shop"];
+        assert_eq!(
+            (
+                c.runtime_default,
+                c.unset,
+                c.unconfined,
+                c.privilege_escalation
+            ),
+            (1, 1, 1, 2),
+            "a pod applied twice counts once"
+        );
+        let new = t.take_new();
+        assert_eq!(new.len(), 1, "only the new policy-breaking pod");
+        assert_eq!((new[0].name.as_str(), new[0].violations.len()), ("bad", 2));
+        assert!(t.take_new().is_empty());
+        b.status = serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap();
+        t.apply(&b, now());
+        assert_eq!(
+            t.per_namespace()["shop"].unset,
+            0,
+            "a finished pod runs nothing"
+        );
+        t.retain(&Default::default());
+        assert!(t.per_namespace().is_empty());
+    }
+
+    #[test]
+    fn a_relist_of_old_pods_warns_about_none_and_the_configmap_is_bounded() {
+        let mut t = ConfinementTally::default();
+        let bare = serde_json::json!([{"name": "a"}]);
+        t.apply(
+            &pod("old", "p", bare.clone(), "2026-12-01T00:00:00Z"),
+            now(),
+        );
+        assert!(t.take_new().is_empty(), "created a day ago: no event");
+        for i in 0..MAX_LISTED_NAMESPACES + 3 {
+            t.apply(
+                &pod(
+                    &format!("ns{i:05}"),
+                    "p",
+                    bare.clone(),
+                    "2026-12-01T00:00:00Z",
+                ),
+                now(),
+            );
+        }
+        let data = configmap_data(t.per_namespace());
+        assert_eq!(data.len(), MAX_LISTED_NAMESPACES + 1);
+        assert!(
+            data["_truncated"].starts_with("4 namespaces"),
+            "{}",
+            data["_truncated"]
+        );
+        assert_eq!(
+            data["ns00000"],
+            "localhost=0 runtime-default=0 unconfined=0 unset=1 privilege-escalation=1"
+        );
+    }
+}

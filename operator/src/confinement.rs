@@ -31,6 +31,11 @@ pub const CONFIGMAP: &str = "seccomp-operator-confinement";
 pub const MAX_LISTED_NAMESPACES: usize = 5_000;
 /// New policy-breaking pods waiting for their Event; past it the oldest are dropped.
 const MAX_NEW: usize = 1_000;
+/// `UnconfinedContainer` Events published per [`PERIOD`] at most (a tenant creating pods in
+/// a loop costs the API server at most this many writes; the rest wait in the queue).
+pub const MAX_EVENTS_PER_PERIOD: usize = 50;
+/// Containers named in one pod's Event at most.
+const MAX_VIOLATIONS_KEPT: usize = 10;
 /// A pod first seen later than this after its creation gets no Event (a restarted operator
 /// relisting every pod must not warn about all of them again).
 const NEW_POD_AGE: i64 = 120;
@@ -138,7 +143,11 @@ impl ConfinementTally {
                 .creation_timestamp
                 .as_ref()
                 .is_some_and(|t| now.as_second() - t.0.as_second() <= NEW_POD_AGE);
-            let violations: Vec<String> = decided.iter().filter_map(|c| c.violation()).collect();
+            let violations: Vec<String> = decided
+                .iter()
+                .filter_map(|c| c.violation())
+                .take(MAX_VIOLATIONS_KEPT)
+                .collect();
             if young && !violations.is_empty() {
                 if self.new.len() >= MAX_NEW {
                     self.new.pop_front();
@@ -195,9 +204,10 @@ impl ConfinementTally {
         &self.per_namespace
     }
 
-    /// The new policy-breaking pods since the last call.
-    pub fn take_new(&mut self) -> Vec<NewViolation> {
-        self.new.drain(..).collect()
+    /// Up to `limit` of the new policy-breaking pods, oldest first.
+    pub fn take_new(&mut self, limit: usize) -> Vec<NewViolation> {
+        let n = limit.min(self.new.len());
+        self.new.drain(..n).collect()
     }
 }
 
@@ -241,7 +251,10 @@ pub async fn run(
         let (data, new) = {
             let mut idx = index.write().unwrap_or_else(|p| p.into_inner());
             let t = idx.confinement_mut();
-            (configmap_data(t.per_namespace()), t.take_new())
+            (
+                configmap_data(t.per_namespace()),
+                t.take_new(MAX_EVENTS_PER_PERIOD),
+            )
         };
         if !gate.leads() {
             written = None;
@@ -356,10 +369,10 @@ mod tests {
             (1, 1, 1, 2),
             "a pod applied twice counts once"
         );
-        let new = t.take_new();
+        let new = t.take_new(10);
         assert_eq!(new.len(), 1, "only the new policy-breaking pod");
         assert_eq!((new[0].name.as_str(), new[0].violations.len()), ("bad", 2));
-        assert!(t.take_new().is_empty());
+        assert!(t.take_new(10).is_empty());
         b.status = serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap();
         t.apply(&b, now());
         assert_eq!(
@@ -372,6 +385,37 @@ mod tests {
     }
 
     #[test]
+    fn the_event_queue_and_each_entry_are_bounded() {
+        let mut t = ConfinementTally::default();
+        let many: Vec<_> = (0..30)
+            .map(|i| serde_json::json!({"name": format!("c{i}")}))
+            .collect();
+        for i in 0..MAX_NEW + 5 {
+            t.apply(
+                &pod(
+                    "loud",
+                    &format!("p{i}"),
+                    serde_json::json!(many),
+                    "2026-12-02T11:59:30Z",
+                ),
+                now(),
+            );
+        }
+        let first = t.take_new(MAX_EVENTS_PER_PERIOD);
+        assert_eq!(first.len(), MAX_EVENTS_PER_PERIOD);
+        assert_eq!(
+            first[0].name, "p5",
+            "the oldest were dropped past the queue's bound"
+        );
+        assert_eq!(first[0].violations.len(), MAX_VIOLATIONS_KEPT);
+        assert_eq!(
+            t.take_new(usize::MAX).len(),
+            MAX_NEW - MAX_EVENTS_PER_PERIOD,
+            "the rest wait"
+        );
+    }
+
+    #[test]
     fn a_relist_of_old_pods_warns_about_none_and_the_configmap_is_bounded() {
         let mut t = ConfinementTally::default();
         let bare = serde_json::json!([{"name": "a"}]);
@@ -379,7 +423,7 @@ mod tests {
             &pod("old", "p", bare.clone(), "2026-12-01T00:00:00Z"),
             now(),
         );
-        assert!(t.take_new().is_empty(), "created a day ago: no event");
+        assert!(t.take_new(10).is_empty(), "created a day ago: no event");
         for i in 0..MAX_LISTED_NAMESPACES + 3 {
             t.apply(
                 &pod(

@@ -56,23 +56,16 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, kinds: &[(&'static str, bool)], sign: i64) {
+    fn add(&mut self, kinds: &[(&'static str, bool)]) {
         for (kind, escalates) in kinds {
-            let slot = match *kind {
+            *match *kind {
                 "localhost" => &mut self.localhost,
                 "runtime-default" => &mut self.runtime_default,
                 "unconfined" => &mut self.unconfined,
                 _ => &mut self.unset,
-            };
-            *slot = (*slot as i64 + sign).max(0) as u32;
-            if *escalates {
-                self.privilege_escalation = (self.privilege_escalation as i64 + sign).max(0) as u32;
-            }
+            } += 1;
+            self.privilege_escalation += u32::from(*escalates);
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        *self == Counts::default()
     }
 
     /// By metric label (`seccomp`).
@@ -119,7 +112,6 @@ type Kinds = Vec<(&'static str, bool)>;
 pub struct ConfinementTally {
     /// Pod key → its namespace and containers.
     by_pod: HashMap<String, (String, Kinds)>,
-    per_namespace: BTreeMap<String, Counts>,
     new: VecDeque<NewViolation>,
 }
 
@@ -128,7 +120,7 @@ impl ConfinementTally {
     pub fn apply(&mut self, pod: &Pod, now: k8s_openapi::jiff::Timestamp) {
         let key = pod_key(pod);
         if !is_live(pod) {
-            self.remove(&key);
+            self.by_pod.remove(&key);
             return;
         }
         let seen = self.by_pod.contains_key(&key);
@@ -160,48 +152,27 @@ impl ConfinementTally {
                 });
             }
         }
-        self.remove(&key);
-        let ns = pod.namespace().unwrap_or_default();
-        self.per_namespace
-            .entry(ns.clone())
-            .or_default()
-            .add(&kinds, 1);
-        self.by_pod.insert(key, (ns, kinds));
+        self.by_pod
+            .insert(key, (pod.namespace().unwrap_or_default(), kinds));
     }
 
     /// A pod is gone.
     pub fn delete(&mut self, pod: &Pod) {
-        self.remove(&pod_key(pod));
-    }
-
-    fn remove(&mut self, key: &str) {
-        let Some((ns, kinds)) = self.by_pod.remove(key) else {
-            return;
-        };
-        if let Some(c) = self.per_namespace.get_mut(&ns) {
-            c.add(&kinds, -1);
-            if c.is_empty() {
-                self.per_namespace.remove(&ns);
-            }
-        }
+        self.by_pod.remove(&pod_key(pod));
     }
 
     /// Keep only the pods `seen` (the end of a relist).
     pub fn retain(&mut self, seen: &std::collections::BTreeSet<String>) {
-        let gone: Vec<String> = self
-            .by_pod
-            .keys()
-            .filter(|k| !seen.contains(*k))
-            .cloned()
-            .collect();
-        for k in gone {
-            self.remove(&k);
-        }
+        self.by_pod.retain(|k, _| seen.contains(k));
     }
 
-    /// Counts per namespace.
-    pub fn per_namespace(&self) -> &BTreeMap<String, Counts> {
-        &self.per_namespace
+    /// Counts per namespace, of the pods held now (namespaces without live pods are absent).
+    pub fn per_namespace(&self) -> BTreeMap<String, Counts> {
+        let mut out: BTreeMap<String, Counts> = BTreeMap::new();
+        for (ns, kinds) in self.by_pod.values() {
+            out.entry(ns.clone()).or_default().add(kinds);
+        }
+        out
     }
 
     /// Up to `limit` of the new policy-breaking pods, oldest first.
@@ -252,7 +223,7 @@ pub async fn run(
             let mut idx = index.write().unwrap_or_else(|p| p.into_inner());
             let t = idx.confinement_mut();
             (
-                configmap_data(t.per_namespace()),
+                configmap_data(&t.per_namespace()),
                 t.take_new(MAX_EVENTS_PER_PERIOD),
             )
         };
@@ -382,6 +353,7 @@ mod tests {
         );
         t.retain(&Default::default());
         assert!(t.per_namespace().is_empty());
+        assert!(t.by_pod.is_empty());
     }
 
     #[test]
@@ -435,7 +407,7 @@ mod tests {
                 now(),
             );
         }
-        let data = configmap_data(t.per_namespace());
+        let data = configmap_data(&t.per_namespace());
         assert_eq!(data.len(), MAX_LISTED_NAMESPACES + 1);
         assert!(
             data["_truncated"].starts_with("4 namespaces"),

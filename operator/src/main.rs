@@ -284,7 +284,7 @@ async fn main() -> anyhow::Result<()> {
         let index = index.clone();
         metrics.count_confinement_with(Box::new(move || {
             let idx = index.read().unwrap_or_else(|p| p.into_inner());
-            idx.confinement().per_namespace().clone()
+            idx.confinement().per_namespace()
         }));
     }
     tokio::spawn(operator::confinement::run(

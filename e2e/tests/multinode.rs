@@ -293,14 +293,30 @@ async fn m4_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_lea
         .await?;
         let s = scheduled.expect("the new node's report exists when its first pod lands");
         assert!(s.ready, "scheduled before the agent's first sync");
-        let mine = s
-            .profiles
+        // The profiles of the namespace: synced (the node's report covers their first
+        // versions at least), counted, and not failing there.
+        let newest = Api::<crds::SeccompProfile>::namespaced(client.clone(), &ns.name)
+            .list(&Default::default())
+            .await?
+            .items
             .iter()
-            .filter(|e| e.namespace == ns.name && e.state == crds::NodeProfileState::Installed)
-            .count();
-        assert_eq!(
-            mine, MANY,
-            "profiles installed on {new} when the pod landed"
+            .filter_map(|p| {
+                crds::nodestatus::parse_resource_version(p.metadata.resource_version.as_deref()?)
+            })
+            .min()
+            .expect("the namespace has profiles");
+        assert!(
+            s.synced_version().is_some_and(|v| v >= newest),
+            "{new} had not synced the profiles when the pod landed: {s:?}"
+        );
+        assert!(
+            !s.not_installed.iter().any(|e| e.namespace == ns.name),
+            "profiles failing on {new} when the pod landed: {s:?}"
+        );
+        assert!(
+            s.installed as usize >= MANY,
+            "{new} had {} profiles installed when the pod landed",
+            s.installed
         );
         let (phase, logs) = ns.pod_result("first").await?;
         assert_confined(&new, &phase, &logs);

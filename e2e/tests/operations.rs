@@ -865,7 +865,7 @@ async fn o5_an_agent_that_cannot_write_turns_unready_keeps_its_files_and_recover
     let entry = report
         .status
         .iter()
-        .flat_map(|s| s.profiles.iter())
+        .flat_map(|s| s.not_installed.iter())
         .find(|e| e.namespace == ns.name && e.name == "blocked")
         .cloned();
     eprintln!("o5: node 1 reports {entry:?}");

@@ -23,12 +23,6 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 
-/// The message bytes one node's SeccompNodeStatus carries at most, over all profiles.
-pub const MAX_STATUS_MESSAGE_BYTES: usize = 64 * 1024;
-/// What stands for a message once [`MAX_STATUS_MESSAGE_BYTES`] are used.
-const LEFT_OUT: &str =
-    "message left out: this node's status already carries 64 KiB of messages; see the agent's log";
-
 /// State of one profile on this node, as reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyStatus {
@@ -293,36 +287,66 @@ impl Installer {
         &self.status
     }
 
-    /// The status as the SeccompNodeStatus entries. Bounded whatever tenants write: each
-    /// message is cut to [`seccomp_profile::limits::MAX_MESSAGE_BYTES`], and once the messages of one
-    /// node's status reach [`MAX_STATUS_MESSAGE_BYTES`] the rest are left out (the entries and
-    /// their states stay, so every profile is still counted right).
-    pub fn node_status(&self) -> Vec<NodeProfileStatus> {
-        let mut budget = MAX_STATUS_MESSAGE_BYTES;
-        self.status
-            .iter()
-            .map(|(k, s)| NodeProfileStatus {
+    /// What the node reports of its failures: the profiles in state Error, at most
+    /// [`crds::nodestatus::MAX_NOT_INSTALLED_PER_NAMESPACE`] per namespace and
+    /// [`crds::nodestatus::MAX_NOT_INSTALLED`] in all, each message cut to
+    /// [`crds::nodestatus::MAX_NODE_MESSAGE_BYTES`]. Namespaces with failures left out are
+    /// named (so readers count none of their profiles here); when even the names do not fit,
+    /// the report is `truncated`. Its size is bounded whatever tenants write, and one
+    /// namespace's failures never hide another's.
+    pub fn failure_report(&self) -> FailureReport {
+        use crds::nodestatus::{
+            MAX_NODE_MESSAGE_BYTES, MAX_NOT_INSTALLED, MAX_NOT_INSTALLED_PER_NAMESPACE,
+            MAX_TRUNCATED_NAMESPACES,
+        };
+        let mut out = FailureReport::default();
+        let mut per_ns: BTreeMap<&str, usize> = BTreeMap::new();
+        for (k, s) in &self.status {
+            if s.state != NodeProfileState::Error {
+                continue;
+            }
+            out.errors += 1;
+            let listed = per_ns.entry(k.namespace.as_str()).or_default();
+            if *listed >= MAX_NOT_INSTALLED_PER_NAMESPACE
+                || out.not_installed.len() >= MAX_NOT_INSTALLED
+            {
+                if out.truncated_namespaces.last() != Some(&k.namespace) {
+                    if out.truncated_namespaces.len() < MAX_TRUNCATED_NAMESPACES {
+                        out.truncated_namespaces.push(k.namespace.clone());
+                    } else {
+                        out.truncated = true;
+                    }
+                }
+                continue;
+            }
+            *listed += 1;
+            out.not_installed.push(NodeProfileStatus {
                 namespace: k.namespace.clone(),
                 name: k.name.clone(),
                 content_hash: s.hash.clone(),
                 state: s.state,
-                message: s.message.as_deref().map(|m| {
-                    let m = seccomp_profile::limits::truncate(
-                        m,
-                        seccomp_profile::limits::MAX_MESSAGE_BYTES,
-                    );
-                    if m.len() <= budget {
-                        budget -= m.len();
-                        m
-                    } else {
-                        budget = 0;
-                        LEFT_OUT.to_owned()
-                    }
-                }),
+                message: s
+                    .message
+                    .as_deref()
+                    .map(|m| seccomp_profile::limits::truncate(m, MAX_NODE_MESSAGE_BYTES)),
                 updated: None,
-            })
-            .collect()
+            });
+        }
+        out
     }
+}
+
+/// The failures a node reports (see [`Installer::failure_report`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FailureReport {
+    /// Profiles in state Error, counted in full.
+    pub errors: usize,
+    /// The listed ones.
+    pub not_installed: Vec<NodeProfileStatus>,
+    /// Namespaces with failures left out of the list.
+    pub truncated_namespaces: Vec<String>,
+    /// Namespaces with failures left out even of `truncated_namespaces`.
+    pub truncated: bool,
 }
 
 #[cfg(test)]
@@ -403,6 +427,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_invalid_profiles_keeps_the_node_report_bounded() {
+        use crds::nodestatus::*;
         let tmp = tempfile::tempdir().unwrap();
         let mut inst = Installer::new(ProfileRoot::new(tmp.path())).unwrap();
         let rules: Vec<String> = (0..3)
@@ -420,42 +445,45 @@ mod tests {
             r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{}]}}"#,
             rules.join(",")
         );
+        // One tenant with 200 invalid profiles, 400 tenants with one each, one good profile.
+        let long = "n".repeat(200);
         let mut set: Vec<_> = (0..200)
-            .map(|i| p("evil", &format!("p{i}"), &json))
+            .map(|i| p("evil", &format!("{long}{i}"), &json))
             .collect();
+        set.extend((0..400).map(|i| p(&format!("t{i:03}"), "bad", &json)));
         set.push(p("good", "web", ALLOW_READ));
         let r = inst.sync(&set);
-        assert_eq!((r.invalid, r.written), (200, 1));
-        let entries = inst.node_status();
-        assert_eq!(entries.len(), 201, "every profile is still listed");
-        let messages: Vec<&str> = entries
+        assert_eq!((r.invalid, r.written), (600, 1));
+        let report = inst.failure_report();
+        assert_eq!(report.errors, 600, "every failure is counted");
+        assert_eq!(report.not_installed.len(), MAX_NOT_INSTALLED);
+        let evil = report
+            .not_installed
             .iter()
-            .filter_map(|e| e.message.as_deref())
-            .collect();
-        assert!(messages
+            .filter(|e| e.namespace == "evil")
+            .count();
+        assert_eq!(
+            evil, MAX_NOT_INSTALLED_PER_NAMESPACE,
+            "one namespace cannot fill the list"
+        );
+        assert!(report
+            .not_installed
             .iter()
-            .all(|m| m.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES));
-        let total: usize = messages
-            .iter()
-            .filter(|m| **m != LEFT_OUT)
-            .map(|m| m.len())
-            .sum();
-        assert!(
-            total <= MAX_STATUS_MESSAGE_BYTES,
-            "{total} bytes of messages"
-        );
-        assert!(
-            messages.contains(&LEFT_OUT),
-            "first message: {}",
-            messages[0]
-        );
-        assert!(
-            messages[0].contains("no_such_call_0") && messages[0].ends_with(" more"),
-            "{}",
-            messages[0]
-        );
-        let good = entries.iter().find(|e| e.namespace == "good").unwrap();
-        assert_eq!(good.state, NodeProfileState::Installed);
+            .all(|e| e.message.as_deref().unwrap().len() <= MAX_NODE_MESSAGE_BYTES));
+        // evil is named; so are the tenants that did not fit, up to the bound; then truncated.
+        assert_eq!(report.truncated_namespaces[0], "evil");
+        assert_eq!(report.truncated_namespaces.len(), MAX_TRUNCATED_NAMESPACES);
+        assert!(report.truncated);
+        assert!(!report.not_installed.iter().any(|e| e.namespace == "good"));
+        // The whole object stays far below the limit the issue sets (256 KiB).
+        let status = crds::SeccompNodeStatusStatus {
+            not_installed: report.not_installed,
+            truncated_namespaces: report.truncated_namespaces,
+            truncated: report.truncated,
+            ..Default::default()
+        };
+        let bytes = serde_json::to_vec(&status).unwrap().len();
+        assert!(bytes < 256 * 1024, "{bytes} bytes");
     }
 
     #[test]
@@ -490,7 +518,7 @@ mod tests {
         let r = inst.sync(&[p("a", "x", r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["raed"],"action":"SCMP_ACT_ALLOW"}]}"#)]);
         assert_eq!(r.invalid, 1);
         assert_eq!(std::fs::read(&file).unwrap(), good);
-        let s = &inst.node_status()[0];
+        let s = &inst.failure_report().not_installed[0];
         assert_eq!(s.state, NodeProfileState::Error);
         assert!(s
             .message

@@ -119,6 +119,7 @@ pub async fn run(
             .iter()
             .filter_map(|p| Some((p.namespace()?, p.name_any(), p.spec.profile.clone())))
             .collect();
+        let synced_version = synced_version(&state);
         let refused = compact::refused(&state);
         drop(state);
         let started = std::time::Instant::now();
@@ -134,16 +135,16 @@ pub async fn run(
             resync,
             report.failed > 0,
         );
-        let entries = installer.node_status();
+        let failures = installer.failure_report();
         let _ = status_tx.send(Some(SeccompNodeStatusStatus {
             ready: true,
             installed: installer.installed_count() as u32,
-            errors: entries
-                .iter()
-                .filter(|e| e.state == crds::NodeProfileState::Error)
-                .count() as u32,
+            errors: failures.errors as u32,
             architecture: Some(seccomp_profile::Arch::native()),
-            profiles: entries,
+            synced_resource_version: synced_version.map(|v| v.to_string()),
+            not_installed: failures.not_installed,
+            truncated_namespaces: failures.truncated_namespaces,
+            truncated: failures.truncated,
         }));
         let _ = synced.send(true);
         if health.synced(report.failed == 0) {
@@ -162,6 +163,20 @@ pub async fn run(
     watch_task.abort();
     status_task.abort();
     Ok(())
+}
+
+/// How far a sync of `profiles` (a state of the reflector) covers the SeccompProfile changes:
+/// the highest resourceVersion among them. Watch events arrive in resourceVersion order and
+/// the store applies them in that order (a relist replaces it with a list at one version), so
+/// a store holding an object at version V reflects every change up to V. None when no
+/// version is an integer (nothing is then confirmed by this node).
+pub fn synced_version(profiles: &[Arc<SeccompProfile>]) -> Option<u64> {
+    profiles
+        .iter()
+        .filter_map(|p| {
+            crds::nodestatus::parse_resource_version(p.metadata.resource_version.as_deref()?)
+        })
+        .max()
 }
 
 /// When the next resync is due, after a sync at `now`: a resync starts the period again; a

@@ -87,9 +87,6 @@ fn ctx(
     profiles: &[SeccompProfile],
     index: PodIndex,
 ) -> Arc<profile_controller::Context> {
-    let (nodes, mut nw) = reflector::store();
-    nw.apply_watcher_event(&watcher::Event::Init);
-    nw.apply_watcher_event(&watcher::Event::InitDone);
     Arc::new(profile_controller::Context {
         recorder: Recorder::new(
             client.clone(),
@@ -100,7 +97,8 @@ fn ctx(
         ),
         client,
         profiles: store_of(profiles),
-        nodes,
+        reports: Default::default(),
+        versions: Default::default(),
         index: Arc::new(RwLock::new(index)),
         metrics: Arc::new(Metrics::default()),
         liveness: Default::default(),

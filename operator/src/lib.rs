@@ -12,6 +12,7 @@ pub mod leader;
 pub mod metrics;
 pub mod node_controller;
 pub mod node_liveness;
+pub mod node_reports;
 pub mod pod_watch;
 pub mod profile_controller;
 pub mod profile_status;

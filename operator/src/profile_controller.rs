@@ -3,6 +3,7 @@
 
 use crate::index::{PodIndex, ProfileId};
 use crate::metrics::Metrics;
+use crate::node_reports::{NodeReport, NodeReports, SpecVersions, Touched};
 use crate::profile_status::{compute, with_transition_times, Observed};
 use crate::{Error, Result};
 use crds::{SeccompNodeStatus, SeccompProfile, SeccompProfileStatus, FINALIZER_IN_USE};
@@ -14,7 +15,7 @@ use kube::runtime::events::{Event as KEvent, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Field manager for server-side apply.
@@ -26,8 +27,10 @@ pub struct Context {
     pub client: Client,
     /// All SeccompProfiles (the controller's own cache).
     pub profiles: Store<SeccompProfile>,
-    /// All SeccompNodeStatus objects.
-    pub nodes: Store<SeccompNodeStatus>,
+    /// What each node's report says (kept by the node report watch, see [`node_triggers`]).
+    pub reports: Arc<RwLock<NodeReports>>,
+    /// When each profile's spec last changed.
+    pub versions: Arc<Mutex<SpecVersions>>,
     /// Pods by the profiles they use.
     pub index: Arc<RwLock<PodIndex>>,
     /// Event recorder.
@@ -75,6 +78,9 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     if want_finalizer != has_finalizer && !(deleting && want_finalizer) {
         set_finalizer(&api, &p, want_finalizer).await?;
         if deleting && !want_finalizer {
+            if let Ok(mut v) = ctx.versions.lock() {
+                v.forget(&profile_id(&p));
+            }
             ctx.metrics
                 .reconciled("SeccompProfile", started.elapsed(), true);
             return Ok(Action::await_change());
@@ -87,24 +93,29 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
             .get(&ObjectRef::new(base).within(&ns))
             .map(|o| o.spec.profile.clone())
     };
-    let nodes = ctx.nodes.state();
+    let spec_version = spec_version(&ctx, &p, &lookup)?;
     let live = ctx.liveness.get();
     let table = seccomp_filter::Libseccomp;
-    let computed = compute(&Observed {
-        profile: &p,
-        namespace_profiles: &lookup,
-        nodes: &nodes,
-        live: &live,
-        users,
-        table: Some(&table),
-        policy: &ctx.policy,
-        runtime_default: ctx.runtime_default.as_deref(),
-        denials: ctx
-            .denials
-            .read()
-            .map_err(|_| Error::Poisoned)?
-            .summary(&profile_id(&p)),
-    });
+    let denials = ctx
+        .denials
+        .read()
+        .map_err(|_| Error::Poisoned)?
+        .summary(&profile_id(&p));
+    let computed = {
+        let reports = ctx.reports.read().map_err(|_| Error::Poisoned)?;
+        compute(&Observed {
+            profile: &p,
+            namespace_profiles: &lookup,
+            reports: &reports,
+            spec_version,
+            live: &live,
+            users,
+            table: Some(&table),
+            policy: &ctx.policy,
+            runtime_default: ctx.runtime_default.as_deref(),
+            denials,
+        })
+    };
     let old = p.status.as_ref();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let new = with_transition_times(computed, old, now);
@@ -133,6 +144,33 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
         .unwrap_or(Duration::from_secs(300))
         .min(Duration::from_secs(300));
     Ok(Action::requeue(next))
+}
+
+/// The version at which `p`'s spec or a base's last changed (see [`SpecVersions`]), recorded
+/// so that node reports find the profile by it.
+fn spec_version(
+    ctx: &Context,
+    p: &SeccompProfile,
+    lookup: &dyn seccomp_profile::ProfileLookup,
+) -> Result<u64> {
+    let ns = p.namespace().unwrap_or_default();
+    let id = profile_id(p);
+    let mut versions = ctx.versions.lock().map_err(|_| Error::Poisoned)?;
+    let own = |v: &mut SpecVersions, o: &SeccompProfile| {
+        v.own(
+            &profile_id(o),
+            o.metadata.generation.unwrap_or(0),
+            o.metadata.resource_version.as_deref(),
+        )
+    };
+    let mut version = own(&mut versions, p);
+    for base in seccomp_profile::base_chain(&id.1, &p.spec, lookup) {
+        if let Some(b) = ctx.profiles.get(&ObjectRef::new(&base).within(&ns)) {
+            version = version.max(own(&mut versions, &b));
+        }
+    }
+    versions.set_effective(&id, version);
+    Ok(version)
 }
 
 async fn publish_phase_event(ctx: &Context, p: &SeccompProfile, s: &SeccompProfileStatus) {
@@ -193,6 +231,50 @@ async fn set_finalizer(api: &Api<SeccompProfile>, p: &SeccompProfile, on: bool) 
     Ok(())
 }
 
+/// Turns each node report seen into the profiles it moved, and keeps `reports` current: the
+/// work of a report follows what it changed, not the number of profiles (see node_reports).
+fn node_triggers(
+    reports: Arc<RwLock<NodeReports>>,
+    versions: Arc<Mutex<SpecVersions>>,
+    profiles: Store<SeccompProfile>,
+) -> impl Fn(SeccompNodeStatus) -> Vec<ObjectRef<SeccompProfile>> + Send + Sync + 'static {
+    move |n: SeccompNodeStatus| {
+        let name = n.name_any();
+        let new = n
+            .status
+            .as_ref()
+            .map(NodeReport::from_status)
+            .unwrap_or_default();
+        let (Ok(mut reports), Ok(mut versions)) = (reports.write(), versions.lock()) else {
+            return Vec::new();
+        };
+        let touched = crate::node_reports::touched(reports.get(&name), &new, &versions);
+        reports.insert(name, new);
+        drop(reports);
+        let ids: Vec<_> = match touched {
+            Touched::All => {
+                return profiles
+                    .state()
+                    .iter()
+                    .map(|p| ObjectRef::from_obj(&**p))
+                    .collect()
+            }
+            Touched::Some(ids) => ids.into_iter().collect(),
+        };
+        // Profiles gone from the store are forgotten here (the controller skips them).
+        let mut out = Vec::with_capacity(ids.len());
+        for (ns, name) in ids {
+            let r = ObjectRef::new(&name).within(&ns);
+            if profiles.get(&r).is_some() {
+                out.push(r);
+            } else {
+                versions.forget(&(ns, name));
+            }
+        }
+        out
+    }
+}
+
 /// Retry soon after an error.
 pub fn error_policy(p: Arc<SeccompProfile>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(profile = %p.name_any(), error = %err, "reconcile failed");
@@ -251,7 +333,8 @@ pub async fn run(client: Client, inputs: Inputs) {
     let controller = Controller::for_shared_stream(events, profiles.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(4));
 
-    // Node reports: a store for status, and a trigger for every profile a report lists.
+    // Node reports: a store (node liveness reads it) and, per report change, the profiles it
+    // moved (see node_reports).
     let (nodes, node_writer) = reflector::store();
     let node_stream = reflector::reflector(
         node_writer,
@@ -262,6 +345,9 @@ pub async fn run(client: Client, inputs: Inputs) {
     )
     .default_backoff()
     .touched_objects();
+    let reports = Arc::new(RwLock::new(NodeReports::new()));
+    let versions = Arc::new(Mutex::new(SpecVersions::default()));
+    let triggers = node_triggers(reports.clone(), versions.clone(), profiles.clone());
 
     // Which nodes count: every profile is reconciled again when that changes. Only the
     // leader counts nodes and taints them.
@@ -287,7 +373,8 @@ pub async fn run(client: Client, inputs: Inputs) {
         denials,
         client,
         profiles,
-        nodes,
+        reports,
+        versions,
         index,
         recorder,
         metrics,
@@ -304,14 +391,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         .reconcile_on(pod_changes.into_stream())
         .reconcile_on(denial_changes)
         .reconcile_on(crate::watchdog::ticks())
-        .watches_stream(node_stream, |n: SeccompNodeStatus| {
-            n.status
-                .map(|s| s.profiles)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| ObjectRef::new(&e.name).within(&e.namespace))
-                .collect::<Vec<_>>()
-        })
+        .watches_stream(node_stream, triggers)
         .watches_shared_stream(base_events, move |changed: Arc<SeccompProfile>| {
             let ns = changed.namespace();
             let name = changed.name_any();

@@ -2,15 +2,11 @@
 //! on, the node agents' reports and the pods that use it. Pure: tested without an API server.
 
 use crate::node_liveness::Liveness;
-use crds::{
-    NodeCounts, NodeProfileState, ProfilePhase, SeccompNodeStatus, SeccompProfile,
-    SeccompProfileStatus,
-};
+use crate::node_reports::OnNode;
+use crds::{NodeCounts, ProfilePhase, SeccompProfile, SeccompProfileStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use seccomp_profile::{resolve, validate_spec, Arch, ProfileLookup, SyscallTable};
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// At most this many pods are listed in `status.activeWorkloads`.
 pub const MAX_LISTED_WORKLOADS: usize = 50;
@@ -24,7 +20,10 @@ pub struct Observed<'a> {
     /// Finds the profiles of its namespace by name (for base resolution).
     pub namespace_profiles: &'a dyn ProfileLookup,
     /// Every node's report.
-    pub nodes: &'a [Arc<SeccompNodeStatus>],
+    pub reports: &'a crate::node_reports::NodeReports,
+    /// The version at which the profile's spec, or a base's, last changed (see
+    /// [`crate::node_reports::SpecVersions`]).
+    pub spec_version: u64,
     /// Which nodes count, and their architectures.
     pub live: &'a Liveness,
     /// Live pods that use the profile.
@@ -89,47 +88,24 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
             None
         }
     };
-    // The hash on this operator's architecture is the one shown; each node is compared with
-    // the rendering for its own architecture (a profile without `architectures` renders
-    // differently on amd64 and arm64).
-    let mut hashes: BTreeMap<Arch, Option<String>> = BTreeMap::new();
-    let mut hash_for = |arch: Arch| {
-        hashes
-            .entry(arch)
-            .or_insert_with(|| doc.as_ref().map(|d| d.render(arch).hash))
-            .clone()
-    };
-    let hash = hash_for(Arch::native());
-    status.content_hash = hash.clone();
+    // The hash shown is the rendering for this operator's architecture; each node renders
+    // for its own.
+    status.content_hash = doc.as_ref().map(|d| d.render(Arch::native()).hash);
 
-    // Nodes: the counted ones (see node_liveness); a node has the profile when its entry has
-    // the hash of the rendering for its architecture.
-    let reports: BTreeMap<&str, &SeccompNodeStatus> = o
-        .nodes
-        .iter()
-        .map(|n| (n.spec.node_name.as_str(), &**n))
-        .collect();
+    // Nodes: the counted ones (see node_liveness); a node has the profile when it synced
+    // past the profile's spec and does not list it as failing (see node_reports).
+    let id = (ns.clone(), name.clone());
     let total = o.live.counted.len() as u32;
     let mut installed = 0;
     let mut node_errors = Vec::new();
-    for (node, arch) in &o.live.counted {
-        let want = hash_for(*arch);
-        let entry = reports.get(node.as_str()).and_then(|n| {
-            n.status.as_ref().and_then(|s| {
-                s.profiles
-                    .iter()
-                    .find(|e| e.namespace == ns && e.name == name)
-            })
-        });
-        match entry {
-            Some(e) if e.state == NodeProfileState::Installed && e.content_hash == want => {
-                installed += 1
+    for node in o.live.counted.keys() {
+        match o.reports.get(node).map(|r| r.state(&id, o.spec_version)) {
+            Some(OnNode::Installed) => installed += 1,
+            Some(OnNode::Failing(why)) => node_errors.push(format!("node {node}: {why}")),
+            Some(OnNode::Unconfirmed(why)) => {
+                node_errors.push(format!("node {node}: not confirmed: {why}"))
             }
-            Some(e) if e.state == NodeProfileState::Error => node_errors.push(format!(
-                "node {node}: {}",
-                e.message.as_deref().unwrap_or("error")
-            )),
-            _ => {}
+            Some(OnNode::Pending) | None => {}
         }
     }
     status.nodes = Some(NodeCounts { installed, total });
@@ -166,12 +142,14 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
             "the profile is invalid; see the Valid condition".to_owned(),
         )
     } else if !node_errors.is_empty() {
-        (
-            ProfilePhase::Error,
-            false,
-            "NodeError",
-            node_errors.join("; "),
-        )
+        (ProfilePhase::Error, false, "NodeError", {
+            let more = node_errors.len().saturating_sub(MAX_LISTED_NODES);
+            let mut m = node_errors[..node_errors.len() - more].join("; ");
+            if more > 0 {
+                m.push_str(&format!("; and {more} more node(s)"));
+            }
+            m
+        })
     } else if total == 0 {
         (
             ProfilePhase::Pending,
@@ -258,7 +236,9 @@ pub fn with_transition_times(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crds::{NodeProfileStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus};
+    use crds::{
+        NodeProfileStatus, SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus,
+    };
     use std::collections::BTreeMap;
 
     fn profile(json: serde_json::Value) -> SeccompProfile {
@@ -270,7 +250,11 @@ mod tests {
         .unwrap()
     }
 
-    fn node(name: &str, ready: bool, entries: Vec<NodeProfileStatus>) -> SeccompNodeStatus {
+    /// The version at which the test profile's spec changed.
+    const SPEC: u64 = 100;
+
+    /// A node report: synced up to `synced`, listing shop/web as failing with `failing`.
+    fn node(name: &str, ready: bool, synced: u64, failing: Option<&str>) -> SeccompNodeStatus {
         let mut n = SeccompNodeStatus::new(
             name,
             SeccompNodeStatusSpec {
@@ -279,7 +263,8 @@ mod tests {
         );
         n.status = Some(SeccompNodeStatusStatus {
             ready,
-            profiles: entries,
+            synced_resource_version: Some(synced.to_string()),
+            not_installed: failing.into_iter().map(entry).collect(),
             ..Default::default()
         });
         n
@@ -307,13 +292,13 @@ mod tests {
         l
     }
 
-    fn entry(hash: &str, state: NodeProfileState) -> NodeProfileStatus {
+    fn entry(why: &str) -> NodeProfileStatus {
         NodeProfileStatus {
             namespace: "shop".into(),
             name: "web".into(),
-            content_hash: Some(hash.into()),
-            state,
-            message: Some("disk full".into()),
+            content_hash: None,
+            state: crds::NodeProfileState::Error,
+            message: Some(why.into()),
             updated: None,
         }
     }
@@ -325,11 +310,20 @@ mod tests {
     ) -> SeccompProfileStatus {
         let ns = BTreeMap::from([("web".to_string(), p.spec.profile.clone())]);
         let live = liveness(nodes);
-        let nodes: Vec<Arc<SeccompNodeStatus>> = nodes.iter().cloned().map(Arc::new).collect();
+        let reports: crate::node_reports::NodeReports = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name_any(),
+                    crate::node_reports::NodeReport::from_status(n.status.as_ref().unwrap()),
+                )
+            })
+            .collect();
         compute(&Observed {
             profile: p,
             namespace_profiles: &ns,
-            nodes: &nodes,
+            reports: &reports,
+            spec_version: SPEC,
             live: &live,
             users,
             table: None,
@@ -359,7 +353,8 @@ mod tests {
             compute(&Observed {
                 profile: p,
                 namespace_profiles: &ns,
-                nodes: &[],
+                reports: &Default::default(),
+                spec_version: SPEC,
                 live: &live,
                 users: vec![],
                 table: None,
@@ -421,12 +416,12 @@ mod tests {
             Some("operator/shop/web.json")
         );
         assert_eq!(s.observed_generation, Some(3));
-        let hash = s.content_hash.clone().unwrap();
+        assert!(s.content_hash.is_some());
 
         let nodes = [
-            node("a", true, vec![entry(&hash, NodeProfileState::Installed)]),
-            node("b", true, vec![]),
-            node("c", false, vec![]),
+            node("a", true, SPEC, None),
+            node("b", true, SPEC - 1, None),
+            node("c", false, SPEC, None),
         ];
         let s = status(&p, &nodes, vec![]);
         assert_eq!(
@@ -447,10 +442,7 @@ mod tests {
             reporting.message
         );
 
-        let nodes = [
-            node("a", true, vec![entry(&hash, NodeProfileState::Installed)]),
-            node("b", true, vec![entry(&hash, NodeProfileState::Installed)]),
-        ];
+        let nodes = [node("a", true, SPEC, None), node("b", true, SPEC + 7, None)];
         let s = status(&p, &nodes, vec![]);
         assert_eq!(
             (s.phase, s.installed_nodes.as_deref()),
@@ -458,64 +450,35 @@ mod tests {
         );
         assert_eq!(ready(&s).status, "True");
 
-        // a stale hash does not count
-        let nodes = [node(
-            "a",
-            true,
-            vec![entry("sha256:old", NodeProfileState::Installed)],
-        )];
+        // A node that has not synced the spec's version does not count.
+        let nodes = [node("a", true, SPEC - 1, None)];
         assert_eq!(
             status(&p, &nodes, vec![]).phase,
             Some(ProfilePhase::Pending)
         );
 
-        let nodes = [node("a", true, vec![entry(&hash, NodeProfileState::Error)])];
+        let nodes = [node("a", true, SPEC + 1, Some("disk full"))];
         let s = status(&p, &nodes, vec![]);
         assert_eq!(s.phase, Some(ProfilePhase::Error));
         assert!(ready(&s).message.contains("node a: disk full"));
-    }
 
-    #[test]
-    fn each_node_is_compared_with_the_rendering_for_its_architecture() {
-        // No `architectures`: the file differs per architecture (native + compat arches).
-        let p = profile(
-            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
-        );
-        let doc = resolve(
-            "web",
-            &p.spec,
-            &BTreeMap::from([("web".to_string(), p.spec.profile.clone())]),
-        )
-        .unwrap();
-        let amd = doc.render(Arch::X86_64).hash;
-        let arm = doc.render(Arch::Aarch64).hash;
-        assert_ne!(amd, arm);
-        let mut arm_node = node("arm", true, vec![entry(&arm, NodeProfileState::Installed)]);
-        arm_node.status.as_mut().unwrap().architecture = Some(Arch::Aarch64);
-        let mut amd_node = node("amd", true, vec![entry(&amd, NodeProfileState::Installed)]);
-        amd_node.status.as_mut().unwrap().architecture = Some(Arch::X86_64);
-        let s = status(&p, &[arm_node.clone(), amd_node], vec![]);
-        assert_eq!(
-            (s.phase, s.installed_nodes.as_deref()),
-            (Some(ProfilePhase::Installed), Some("2/2"))
-        );
-        // The arm64 node reporting the amd64 rendering has not installed this version.
-        let mut wrong = node("arm", true, vec![entry(&amd, NodeProfileState::Installed)]);
-        wrong.status.as_mut().unwrap().architecture = Some(Arch::Aarch64);
-        let s = status(&p, &[wrong], vec![]);
+        // A node whose report could not list all of shop's failures confirms nothing of shop.
+        let mut n = node("a", true, SPEC + 1, None);
+        n.status.as_mut().unwrap().truncated_namespaces = vec!["shop".into()];
+        let s = status(&p, &[n], vec![]);
         assert_eq!(s.installed_nodes.as_deref(), Some("0/1"));
-        // With explicit architectures, every node renders the same file.
-        let q = profile(
-            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"], "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
+        assert!(
+            ready(&s).message.contains("node a: not confirmed"),
+            "{}",
+            ready(&s).message
         );
-        let h = status(&q, &[], vec![]).content_hash.unwrap();
-        let mut a = node("arm", true, vec![entry(&h, NodeProfileState::Installed)]);
-        a.status.as_mut().unwrap().architecture = Some(Arch::Aarch64);
-        assert_eq!(
-            status(&q, &[a], vec![]).phase,
-            Some(ProfilePhase::Installed)
-        );
-        let _ = arm_node;
+
+        // Many failing nodes: ten are named, the rest counted.
+        let nodes: Vec<_> = (0..25)
+            .map(|i| node(&format!("n{i:02}"), true, SPEC, Some("disk full")))
+            .collect();
+        let m = ready(&status(&p, &nodes, vec![])).message.clone();
+        assert!(m.ends_with("; and 15 more node(s)"), "{m}");
     }
 
     #[test]

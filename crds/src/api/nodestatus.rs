@@ -1,5 +1,13 @@
-//! `SeccompNodeStatus`: one object per node, named after it, listing every profile the node's
-//! agent manages and its state there.
+//! `SeccompNodeStatus`: one object per node, named after it: how far the node's agent has
+//! synced, and only the profiles it could not install. Its size follows the failures on the
+//! node (bounded), never the number of profiles in the cluster.
+//!
+//! How a reader decides whether profile P is on node N: P is *installed* there when N's
+//! report is ready, `syncedResourceVersion` is at or after the resourceVersion at which P's
+//! spec (and its bases' specs) last changed, and P is neither listed in `notInstalled` nor in
+//! a namespace named in `truncatedNamespaces` (nor is the report `truncated`). Resource
+//! versions of one resource are compared as integers (Kubernetes guarantees this from v1.35,
+//! KEP-5504; etcd-backed servers have always given integers).
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -74,7 +82,51 @@ pub struct SeccompNodeStatusStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "seccomp_profile::Arch")]
     pub architecture: Option<seccomp_profile::Arch>,
-    /// Every profile the agent manages on this node, sorted by namespace and name.
+    /// The agent's last sync covered every SeccompProfile change up to this resourceVersion
+    /// (the highest resourceVersion among the profiles it synced): every profile whose spec
+    /// is at or before it, and that is not listed as failing below, is on this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_resource_version: Option<String>,
+    /// Profiles the agent should have installed but has not (in state Error), sorted by
+    /// namespace and name; at most [`MAX_NOT_INSTALLED_PER_NAMESPACE`] per namespace and
+    /// [`MAX_NOT_INSTALLED`] in all, each message bounded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub profiles: Vec<NodeProfileStatus>,
+    pub not_installed: Vec<NodeProfileStatus>,
+    /// Namespaces with more failing profiles than could be listed: no profile of these
+    /// namespaces counts as installed on this node (one tenant's failures never hide another's
+    /// state). At most [`MAX_TRUNCATED_NAMESPACES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated_namespaces: Vec<String>,
+    /// More namespaces failed than could be named: no profile counts as installed on this node
+    /// (fail closed: the node is failing broadly, for example its disk is full).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// At most this many failing profiles of one namespace are listed per node.
+pub const MAX_NOT_INSTALLED_PER_NAMESPACE: usize = 16;
+/// At most this many failing profiles are listed per node in all.
+pub const MAX_NOT_INSTALLED: usize = 256;
+/// At most this many namespaces are named in `truncatedNamespaces`.
+pub const MAX_TRUNCATED_NAMESPACES: usize = 128;
+/// Bytes of one listed failure's message at most.
+pub const MAX_NODE_MESSAGE_BYTES: usize = 256;
+
+impl SeccompNodeStatusStatus {
+    /// The synced resourceVersion as an integer (absent or not an integer: nothing is
+    /// confirmed on this node).
+    pub fn synced_version(&self) -> Option<u64> {
+        self.synced_resource_version
+            .as_deref()
+            .and_then(parse_resource_version)
+    }
+}
+
+/// A resourceVersion as an integer, when it is one (KEP-5504: a positive integer without
+/// leading zeros).
+pub fn parse_resource_version(rv: &str) -> Option<u64> {
+    if rv.starts_with('0') {
+        return None;
+    }
+    rv.parse().ok()
 }

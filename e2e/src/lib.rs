@@ -537,6 +537,15 @@ pub fn is_ready(p: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// The message of a profile's Ready condition, or "".
+pub fn ready_message(p: &SeccompProfile) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
 /// Phase of a profile, as a string.
 pub fn phase(p: &SeccompProfile) -> String {
     p.status

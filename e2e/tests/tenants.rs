@@ -8,6 +8,7 @@ use e2e::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::json;
+use std::time::Duration;
 
 /// `kubectl --as USER ARGS` with `stdin`; whether it succeeded and what it printed.
 fn kubectl_as(user: &str, args: &[&str], stdin: Option<&serde_json::Value>) -> (bool, String) {
@@ -213,6 +214,51 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
     );
     evil.wait_profile("flood-19", "Installed", installed)
         .await?;
+
+    // More failing profiles than a node lists for one namespace: the node names the namespace
+    // instead, and no profile of it counts there ("not confirmed"); other tenants' stay counted.
+    let limit = crds::nodestatus::MAX_NOT_INSTALLED_PER_NAMESPACE;
+    for i in 0..=limit {
+        let (ok, out) = apply_as(
+            &mallory,
+            &sp(
+                &evil.name,
+                &format!("junk-{i}"),
+                json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["no_such_call"], "action": "SCMP_ACT_ALLOW"}]}),
+            ),
+        );
+        assert!(ok, "{out}");
+    }
+    let reports: Api<SeccompNodeStatus> = Api::all(client.clone());
+    wait_for(
+        "every node report names the tenant's namespace as truncated",
+        Duration::from_secs(60),
+        || async {
+            let l = reports.list(&Default::default()).await.ok()?;
+            (l.items.len() >= n
+                && l.items.iter().all(|r| {
+                    r.status.as_ref().is_some_and(|s| {
+                        s.truncated_namespaces.contains(&evil.name)
+                            && s.not_installed
+                                .iter()
+                                .filter(|e| e.namespace == evil.name)
+                                .count()
+                                == limit
+                    })
+                }))
+            .then_some(())
+        },
+    )
+    .await?;
+    let p = evil
+        .wait_profile("flood-19", "not confirmed", |p| {
+            ready_message(p).contains("not confirmed")
+        })
+        .await?;
+    eprintln!(
+        "t1: evil/flood-19 once evil's failures overflow: {}",
+        ready_message(&p)
+    );
 
     // The victim is unaffected: a new profile installs everywhere, its pods are admitted.
     let (ok, out) = apply_as(&alice, &sp(&bank.name, "vault2", no_mkdir()));

@@ -3,8 +3,9 @@
 //! repeated, or unknown names) and the agent holds every profile of the cluster, so each
 //! object is compacted as it arrives from the watch, before the store keeps it:
 //!
-//! - `managedFields` and kubectl's `last-applied-configuration` annotation (a second copy of
-//!   the whole object, as text) are dropped: the agent reads neither;
+//! - `managedFields`, kubectl's `last-applied-configuration` annotation (a second copy of
+//!   the whole object, as text) and the status (the operator's, with a condition per
+//!   concern) are dropped: the agent reads none of them;
 //! - a valid profile keeps each rule's names sorted and unique (a rule's duplicate names mean
 //!   nothing; the canonical rendering removes them anyway);
 //! - an invalid profile is validated once, here, and kept without its rules, with the
@@ -26,6 +27,7 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Compact `p` in place (see the module documentation).
 pub fn compact(p: &mut SeccompProfile) {
     p.metadata.managed_fields = None;
+    p.status = None;
     if let Some(a) = p.metadata.annotations.as_mut() {
         a.remove(LAST_APPLIED);
         a.remove(INVALID);

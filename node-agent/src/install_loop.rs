@@ -16,7 +16,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use profile_installer::{compact, Installer, SyncReport};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 /// Most one status write per this interval.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
@@ -55,33 +55,83 @@ pub enum InstallError {
 pub async fn run(
     client: Client,
     node_name: String,
+    installer: Installer,
+    metrics: Arc<Metrics>,
+    health: Arc<crate::health::Health>,
+    synced: watch::Sender<bool>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), InstallError> {
+    let (profiles, watch_task) = watch_profiles(client.clone(), Some(health.clone()));
+    let r = sync_loop(
+        client, node_name, installer, profiles, metrics, health, synced, shutdown,
+    )
+    .await;
+    watch_task.abort();
+    r
+}
+
+/// The SeccompProfiles as the install loop reads them: the reflector's store, and a counter
+/// that moves with every watch event.
+#[derive(Clone)]
+pub struct Profiles {
+    /// Every SeccompProfile, compacted (see [`compact`]).
+    pub store: reflector::Store<SeccompProfile>,
+    /// Moves on every watch event.
+    pub changed: watch::Receiver<u64>,
+}
+
+/// Watch every SeccompProfile into a store. Every event, list boundaries included, shows the
+/// watch works (`health`).
+pub fn watch_profiles(
+    client: Client,
+    health: Option<Arc<crate::health::Health>>,
+) -> (Profiles, tokio::task::JoinHandle<()>) {
+    let api: Api<SeccompProfile> = Api::all(client);
+    let (reader, writer) = reflector::store();
+    let (tx, changed) = watch::channel(0u64);
+    let stream = watcher(api, crate::watch_config().any_semantic())
+        .default_backoff()
+        .modify(compact::compact)
+        .reflect(writer);
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            if let Some(h) = &health {
+                h.watch(ev.is_ok());
+            }
+            match ev {
+                Ok(_) => tx.send_modify(|n| *n = n.wrapping_add(1)),
+                Err(e) => tracing::warn!(error = %e, "watching SeccompProfiles failed; retrying"),
+            }
+        }
+    });
+    (
+        Profiles {
+            store: reader,
+            changed,
+        },
+        task,
+    )
+}
+
+/// Keep the files of `installer` in line with `profiles` and report the node's status, until
+/// `shutdown` turns true. Several loops (simulated nodes, `hack/bench-scale.sh`) may share one
+/// [`Profiles`].
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_loop(
+    client: Client,
+    node_name: String,
     mut installer: Installer,
+    profiles: Profiles,
     metrics: Arc<Metrics>,
     health: Arc<crate::health::Health>,
     synced: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), InstallError> {
-    let api: Api<SeccompProfile> = Api::all(client.clone());
-    let (reader, writer) = reflector::store();
-    let changed = Arc::new(Notify::new());
-    let notify = changed.clone();
-    // Every event, list boundaries included: any of them shows the watch works (health).
-    let stream = watcher(api, crate::watch_config().any_semantic())
-        .default_backoff()
-        .modify(compact::compact)
-        .reflect(writer);
-    let watch_health = health.clone();
-    let watch_task = tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            watch_health.watch(ev.is_ok());
-            match ev {
-                Ok(_) => notify.notify_one(),
-                Err(e) => tracing::warn!(error = %e, "watching SeccompProfiles failed; retrying"),
-            }
-        }
-    });
-
+    let Profiles {
+        store: reader,
+        mut changed,
+    } = profiles;
     let recorder = kube::runtime::events::Recorder::new(
         client.clone(),
         kube::runtime::events::Reporter {
@@ -155,12 +205,18 @@ pub async fn run(
         }
         resync = false;
         tokio::select! {
-            _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            r = changed.changed() => {
+                if r.is_err() {
+                    break;
+                }
+                tokio::time::sleep(DEBOUNCE).await;
+                // What arrived while waiting is in this sync.
+                changed.borrow_and_update();
+            }
             _ = tokio::time::sleep_until(resync_at) => resync = true,
             _ = shutdown.changed() => break,
         }
     }
-    watch_task.abort();
     status_task.abort();
     Ok(())
 }
@@ -313,6 +369,26 @@ async fn ensure_object(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_synced_version_is_the_highest_integer_resource_version() {
+        let p = |rv: &str| {
+            let mut p: SeccompProfile = serde_json::from_value(serde_json::json!({
+                "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+                "metadata": {"name": "p", "namespace": "a", "resourceVersion": rv},
+                "spec": {"defaultAction": "SCMP_ACT_ERRNO"},
+            }))
+            .unwrap();
+            p.metadata.resource_version = Some(rv.into());
+            Arc::new(p)
+        };
+        assert_eq!(
+            synced_version(&[p("5"), p("12"), p("abc"), p("9")]),
+            Some(12)
+        );
+        assert_eq!(synced_version(&[p("abc")]), None);
+        assert_eq!(synced_version(&[]), None);
+    }
 
     #[test]
     fn changes_never_push_the_resync_out_and_failures_bring_it_forward() {

@@ -191,6 +191,11 @@ impl Metrics {
         }
     }
 
+    /// Profiles installed with their current content, as of the last sync.
+    pub fn installed(&self) -> i64 {
+        self.installed.get()
+    }
+
     /// Record one installer sync.
     pub fn observe_sync(&self, r: &SyncReport, installed: usize, took: Duration) {
         self.installed.set(installed as i64);

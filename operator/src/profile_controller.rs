@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// Field manager for server-side apply.
 pub const MANAGER: &str = "seccomp-operator";
+/// Reconcile requests for one profile arriving closer than this are one reconcile.
+pub const DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// Shared state of the controller.
 pub struct Context {
@@ -329,9 +331,14 @@ pub async fn run(client: Client, inputs: Inputs) {
     } = inputs;
     watchdog.beat("profiles");
     // A bounded number of reconciles at once: a burst of thousands of profiles must not hold
-    // thousands of working sets.
-    let controller = Controller::for_shared_stream(events, profiles.clone())
-        .with_config(kube::runtime::controller::Config::default().concurrency(4));
+    // thousands of working sets. Requests for one profile are batched (trailing edge,
+    // [`DEBOUNCE`]): while a hundred nodes report a new profile one after another, it is
+    // reconciled (and its status written) about once, not once per node.
+    let controller = Controller::for_shared_stream(events, profiles.clone()).with_config(
+        kube::runtime::controller::Config::default()
+            .concurrency(4)
+            .debounce(DEBOUNCE),
+    );
 
     // Node reports: a store (node liveness reads it) and, per report change, the profiles it
     // moved (see node_reports).

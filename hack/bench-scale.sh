@@ -20,6 +20,7 @@
 # DaemonSets' node affinity that keeps their pods off simulated nodes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO=$PWD
 . hack/lib/cluster-env.sh
 
 nodes=100
@@ -223,8 +224,8 @@ while files_s is None or installed_s is None:
     if files_s is None and real_files() >= n + 1 and progress()["files_min"] >= n + 1:
         files_s = now - t_last
     with lock:
-        if installed_s is None and len(done_at) >= n + 1:
-            installed_s = max(done_at.values()) - t_last
+        if installed_s is None and sum(1 for k in applied_at if k in done_at) >= n:
+            installed_s = max(done_at[k] for k in applied_at) - t_last
     if now - t_last > 1800:
         break
     time.sleep(0.2)

@@ -17,18 +17,45 @@ pub enum Desired {
         /// The rendered document.
         json: Arc<Vec<u8>>,
     },
+    /// The file on disk already has exactly the content this version renders to (known from
+    /// an earlier sync of the same version: nothing is rendered again). Never written.
+    Present {
+        /// `sha256:<hex>` of the file.
+        hash: String,
+    },
     /// The profile cannot be installed: why. Whatever file is on disk stays as it is, so pods
     /// that could start before keep starting while the error is fixed.
     Error(String),
 }
 
+/// One profile of a snapshot.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Its spec.
+    pub spec: &'a ProfileSpec,
+    /// What identifies this version of the spec (the object's uid and generation), when
+    /// known: a profile whose version and whose bases' versions are those of an earlier sync
+    /// is not rendered again.
+    pub version: Option<(&'a str, i64)>,
+}
+
+/// The versions a profile's result was computed from: its own and each base's, in chain
+/// order (a base that does not exist counts as a version too).
+type Versions = Vec<Option<(String, i64)>>;
+
 /// Remembers which specs passed validation and which rendered documents libseccomp accepted,
 /// so each distinct spec is validated and each distinct document compiled once, however often
-/// the set is recomputed.
+/// the set is recomputed; and what each profile version rendered to (its hash, or why it
+/// failed), so an unchanged profile costs a lookup per sync, not a rendering.
 #[derive(Default, Debug)]
 pub struct CompileCache {
     results: HashMap<String, Result<(), String>>,
     validated: HashMap<u64, Result<(), String>>,
+    rendered: HashMap<ProfileKey, (Versions, Result<String, String>)>,
 }
 
 impl CompileCache {
@@ -70,25 +97,69 @@ impl CompileCache {
 /// Profiles found invalid before (namespace, name → why), kept without their rules.
 pub type Refused = HashMap<(String, String), String>;
 
-/// Profiles the cluster's `policy` forbids (after base resolution, so a base cannot smuggle
-/// in a listener) are errors too, and never installed; so are `refused` profiles and every
-/// profile whose base chain reaches one.
+/// [`compute_inputs`] for profiles without versions (every one is rendered).
 pub fn compute(
     profiles: &[(String, String, ProfileSpec)],
     cache: &mut CompileCache,
     policy: &Policy,
     refused: &Refused,
 ) -> BTreeMap<ProfileKey, Desired> {
-    let mut by_ns: BTreeMap<&str, BTreeMap<String, ProfileSpec>> = BTreeMap::new();
-    for (ns, name, spec) in profiles {
+    compute_inputs(
+        &unversioned(profiles),
+        cache,
+        policy,
+        refused,
+        &BTreeMap::new(),
+    )
+}
+
+/// Profiles without versions, as inputs (every one is rendered at every sync).
+pub fn unversioned(profiles: &[(String, String, ProfileSpec)]) -> Vec<Input<'_>> {
+    profiles
+        .iter()
+        .map(|(namespace, name, spec)| Input {
+            namespace,
+            name,
+            spec,
+            version: None,
+        })
+        .collect()
+}
+
+/// The profiles of one namespace by name, without copies.
+struct Namespace<'a>(BTreeMap<&'a str, &'a Input<'a>>);
+
+impl seccomp_profile::ProfileLookup for Namespace<'_> {
+    fn lookup(&self, name: &str) -> Option<ProfileSpec> {
+        self.0.get(name).map(|i| i.spec.clone())
+    }
+}
+
+/// Profiles the cluster's `policy` forbids (after base resolution, so a base cannot smuggle
+/// in a listener) are errors too, and never installed; so are `refused` profiles and every
+/// profile whose base chain reaches one. A versioned profile whose versions (its own and its
+/// bases') rendered before to the hash of its file on disk (`on_disk`) is
+/// [`Desired::Present`], and costs no rendering.
+pub fn compute_inputs(
+    profiles: &[Input],
+    cache: &mut CompileCache,
+    policy: &Policy,
+    refused: &Refused,
+    on_disk: &BTreeMap<ProfileKey, String>,
+) -> BTreeMap<ProfileKey, Desired> {
+    let mut by_ns: BTreeMap<&str, Namespace> = BTreeMap::new();
+    for i in profiles {
         by_ns
-            .entry(ns.as_str())
-            .or_default()
-            .insert(name.clone(), spec.clone());
+            .entry(i.namespace)
+            .or_insert_with(|| Namespace(BTreeMap::new()))
+            .0
+            .insert(i.name, i);
     }
     let native = Arch::native();
+    let mut previous = std::mem::take(&mut cache.rendered);
     let mut out = BTreeMap::new();
-    for (ns, name, spec) in profiles {
+    for input in profiles {
+        let (ns, name, spec) = (input.namespace, input.name, input.spec);
         if spec.disabled {
             continue;
         }
@@ -99,17 +170,60 @@ pub fn compute(
                 continue;
             }
         };
-        let desired = (|| {
-            let lookup = &by_ns[ns.as_str()];
-            if let Some(why) = refused.get(&(ns.clone(), name.clone())) {
-                return Err(why.clone());
+        let lookup = &by_ns[ns];
+        let chain = if spec.base_profile_name.is_some() {
+            seccomp_profile::base_chain(name, spec, lookup)
+        } else {
+            Vec::new()
+        };
+        // The versions this result depends on, borrowed: nothing is allocated for a profile
+        // that is unchanged.
+        let versions: Option<Vec<Option<(&str, i64)>>> = input.version.map(|own| {
+            std::iter::once(Some(own))
+                .chain(
+                    chain
+                        .iter()
+                        .map(|b| lookup.0.get(b.as_str()).and_then(|i| i.version)),
+                )
+                .collect()
+        });
+        let same = |was: &Versions, now: &[Option<(&str, i64)>]| {
+            was.len() == now.len()
+                && was
+                    .iter()
+                    .zip(now)
+                    .all(|(a, b)| a.as_ref().map(|(u, g)| (u.as_str(), *g)) == *b)
+        };
+        if let (Some(v), Some((was, result))) = (&versions, previous.remove(&key)) {
+            if same(&was, v) {
+                let reuse = match &result {
+                    Ok(hash) if on_disk.get(&key) == Some(hash) => {
+                        Some(Desired::Present { hash: hash.clone() })
+                    }
+                    Ok(_) => None,
+                    Err(why) => Some(Desired::Error(why.clone())),
+                };
+                if let Some(d) = reuse {
+                    cache.rendered.insert(key.clone(), (was, result));
+                    out.insert(key, d);
+                    continue;
+                }
             }
-            for base in seccomp_profile::base_chain(name, spec, lookup) {
-                if let Some(why) = refused.get(&(ns.clone(), base.clone())) {
-                    return Err(seccomp_profile::limits::truncate(
-                        &format!("spec.baseProfileName: base profile `{base}` is invalid: {why}"),
-                        seccomp_profile::limits::MAX_MESSAGE_BYTES,
-                    ));
+        }
+        let desired = (|| {
+            if !refused.is_empty() {
+                if let Some(why) = refused.get(&(ns.to_owned(), name.to_owned())) {
+                    return Err(why.clone());
+                }
+                for base in &chain {
+                    if let Some(why) = refused.get(&(ns.to_owned(), base.clone())) {
+                        return Err(seccomp_profile::limits::truncate(
+                            &format!(
+                                "spec.baseProfileName: base profile `{base}` is invalid: {why}"
+                            ),
+                            seccomp_profile::limits::MAX_MESSAGE_BYTES,
+                        ));
+                    }
                 }
             }
             cache.validate(spec)?;
@@ -122,12 +236,27 @@ pub fn compute(
             }
             let rendered = policy.installed(spec.report_denials, doc).render(native);
             cache.check(&rendered.hash, &rendered.document)?;
-            Ok(Desired::Install {
-                hash: rendered.hash,
-                json: Arc::new(rendered.json),
-            })
+            Ok((rendered.hash, rendered.json))
         })();
-        out.insert(key, desired.unwrap_or_else(Desired::Error));
+        if let Some(v) = versions {
+            let v: Versions = v
+                .into_iter()
+                .map(|o| o.map(|(u, g)| (u.to_owned(), g)))
+                .collect();
+            let result = desired
+                .as_ref()
+                .map(|(hash, _)| hash.clone())
+                .map_err(Clone::clone);
+            cache.rendered.insert(key.clone(), (v, result));
+        }
+        let desired = match desired {
+            Ok((hash, json)) => Desired::Install {
+                hash,
+                json: Arc::new(json),
+            },
+            Err(why) => Desired::Error(why),
+        };
+        out.insert(key, desired);
     }
     out
 }
@@ -194,6 +323,67 @@ mod tests {
         assert!(
             matches!(&d[&k("a", "typo")], Desired::Error(m) if m.contains("`raed` is not a syscall"))
         );
+    }
+
+    #[test]
+    fn an_unchanged_version_is_not_rendered_again_unless_its_file_differs() {
+        let base = spec(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let app = spec(r#"{"defaultAction":"SCMP_ACT_ERRNO","baseProfileName":"base"}"#);
+        let bad = spec(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["raed"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let input = |name, spec, generation| Input {
+            namespace: "a",
+            name,
+            spec,
+            version: Some(("uid", generation)),
+        };
+        let set = vec![
+            input("base", &base, 1),
+            input("app", &app, 1),
+            input("bad", &bad, 1),
+        ];
+        let mut cache = CompileCache::default();
+        let policy = Policy::default();
+        let none = Refused::new();
+        let k = |n: &str| ProfileKey::new("a", n).unwrap();
+        let first = compute_inputs(&set, &mut cache, &policy, &none, &BTreeMap::new());
+        let hash = |d: &Desired| match d {
+            Desired::Install { hash, .. } | Desired::Present { hash } => hash.clone(),
+            Desired::Error(e) => panic!("{e}"),
+        };
+        let disk: BTreeMap<_, _> = ["base", "app"]
+            .iter()
+            .map(|n| (k(n), hash(&first[&k(n)])))
+            .collect();
+        // Same versions, files in place: nothing rendered; the error is remembered.
+        let again = compute_inputs(&set, &mut cache, &policy, &none, &disk);
+        assert_eq!(
+            again[&k("app")],
+            Desired::Present {
+                hash: disk[&k("app")].clone()
+            }
+        );
+        assert_eq!(again[&k("bad")], first[&k("bad")]);
+        // A file changed on disk: rendered again, to be written.
+        let mut drifted = disk.clone();
+        drifted.insert(k("app"), "sha256:other".into());
+        let d = compute_inputs(&set, &mut cache, &policy, &none, &drifted);
+        assert!(matches!(&d[&k("app")], Desired::Install { hash, .. } if *hash == disk[&k("app")]));
+        // A base's new generation renders its dependents again.
+        let base2 = spec(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","close"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let set2 = vec![
+            input("base", &base2, 2),
+            input("app", &app, 1),
+            input("bad", &bad, 1),
+        ];
+        let d = compute_inputs(&set2, &mut cache, &policy, &none, &disk);
+        assert!(matches!(&d[&k("app")], Desired::Install { hash, .. } if *hash != disk[&k("app")]));
+        assert!(matches!(&d[&k("base")], Desired::Install { .. }));
     }
 
     #[test]

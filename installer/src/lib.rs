@@ -113,6 +113,17 @@ impl Installer {
         profiles: &[(String, String, ProfileSpec)],
         refused: &desired::Refused,
     ) -> SyncReport {
+        self.apply(&desired::unversioned(profiles), refused, true)
+    }
+
+    /// [`Installer::sync_refusing`] for profiles borrowed from a watch's store, with their
+    /// versions: a profile whose version (and its bases') is unchanged since the last sync
+    /// and whose file is in place costs a lookup, not a rendering (see [`desired`]).
+    pub fn sync_inputs(
+        &mut self,
+        profiles: &[desired::Input],
+        refused: &desired::Refused,
+    ) -> SyncReport {
         self.apply(profiles, refused, true)
     }
 
@@ -160,16 +171,22 @@ impl Installer {
     /// Write `profiles` and leave every other file alone: for a partial set (the CLI's
     /// `install` without `--prune`). Files the set does not name are kept and not reported.
     pub fn install_only(&mut self, profiles: &[(String, String, ProfileSpec)]) -> SyncReport {
-        self.apply(profiles, &Default::default(), false)
+        self.apply(&desired::unversioned(profiles), &Default::default(), false)
     }
 
     fn apply(
         &mut self,
-        profiles: &[(String, String, ProfileSpec)],
+        profiles: &[desired::Input],
         refused: &desired::Refused,
         prune: bool,
     ) -> SyncReport {
-        let desired = desired::compute(profiles, &mut self.cache, &self.policy, refused);
+        let desired = desired::compute_inputs(
+            profiles,
+            &mut self.cache,
+            &self.policy,
+            refused,
+            &self.actual,
+        );
         let mut ops = plan::plan(&desired, &self.actual);
         if !prune {
             ops.retain(|op| !matches!(op, Op::Remove { .. }));
@@ -229,16 +246,22 @@ impl Installer {
         for (key, d) in &desired {
             let on_disk = self.actual.get(key).cloned();
             let s = match d {
-                Desired::Install { hash, .. } if on_disk.as_ref() == Some(hash) => KeyStatus {
-                    state: NodeProfileState::Installed,
-                    hash: on_disk,
-                    message: None,
-                },
-                Desired::Install { .. } => self.status.get(key).cloned().unwrap_or(KeyStatus {
-                    state: NodeProfileState::Error,
-                    hash: on_disk,
-                    message: Some("not written yet".into()),
-                }),
+                Desired::Install { hash, .. } | Desired::Present { hash }
+                    if on_disk.as_ref() == Some(hash) =>
+                {
+                    KeyStatus {
+                        state: NodeProfileState::Installed,
+                        hash: on_disk,
+                        message: None,
+                    }
+                }
+                Desired::Install { .. } | Desired::Present { .. } => {
+                    self.status.get(key).cloned().unwrap_or(KeyStatus {
+                        state: NodeProfileState::Error,
+                        hash: on_disk,
+                        message: Some("not written yet".into()),
+                    })
+                }
                 Desired::Error(msg) => {
                     report.invalid += 1;
                     KeyStatus {

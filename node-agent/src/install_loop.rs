@@ -12,8 +12,8 @@ use crds::{SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus, Se
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
-use kube::{Api, Client, Resource, ResourceExt};
-use profile_installer::{compact, Installer, SyncReport};
+use kube::{Api, Client, Resource};
+use profile_installer::{compact, desired::Input, Installer, SyncReport};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -165,19 +165,31 @@ pub async fn sync_loop(
             }
         }
         let state = reader.state();
-        let snapshot: Vec<_> = state
+        // Borrowed from the store's snapshot, with each profile's version (uid, generation):
+        // an unchanged profile is not rendered again.
+        let snapshot: Vec<Input> = state
             .iter()
-            .filter_map(|p| Some((p.namespace()?, p.name_any(), p.spec.profile.clone())))
+            .filter_map(|p| {
+                Some(Input {
+                    namespace: p.metadata.namespace.as_deref()?,
+                    name: p.metadata.name.as_deref()?,
+                    spec: &p.spec.profile,
+                    version: p.metadata.uid.as_deref().zip(p.metadata.generation),
+                })
+            })
             .collect();
         let synced_version = synced_version(&state);
         let refused = compact::refused(&state);
-        drop(state);
         let started = std::time::Instant::now();
         let report: SyncReport =
-            tokio::task::block_in_place(|| installer.sync_refusing(&snapshot, &refused));
-        metrics.observe_sync(&report, installer.installed_count(), started.elapsed());
+            tokio::task::block_in_place(|| installer.sync_inputs(&snapshot, &refused));
+        let profiles = snapshot.len();
+        drop(snapshot);
+        drop(state);
+        let took = started.elapsed();
+        metrics.observe_sync(&report, installer.installed_count(), took);
         if report != SyncReport::default() {
-            tracing::info!(?report, profiles = snapshot.len(), "synced");
+            tracing::info!(?report, profiles, "synced");
         }
         resync_at = next_resync_at(
             resync_at,
@@ -209,7 +221,9 @@ pub async fn sync_loop(
                 if r.is_err() {
                     break;
                 }
-                tokio::time::sleep(DEBOUNCE).await;
+                // At least as long as the last sync took: while profiles change all the time
+                // the agent spends at most half a core on syncs.
+                tokio::time::sleep(DEBOUNCE.max(took)).await;
                 // What arrived while waiting is in this sync.
                 changed.borrow_and_update();
             }

@@ -45,6 +45,7 @@ where
         tokio::spawn(
             watcher(api, cfg)
                 .default_backoff()
+                .modify(forget_unread)
                 .reflect_shared(writer)
                 .for_each(|ev| async move {
                     if let Err(e) = ev {
@@ -60,6 +61,17 @@ where
         self.subs
             .pop()
             .expect("every subscriber was counted when the watch started")
+    }
+}
+
+/// Drop what the operator never reads before the store keeps an object: `managedFields` (an
+/// entry per writer, with every field it owns) and kubectl's last-applied copy of the whole
+/// object. At 10,000 profiles this is most of the store.
+fn forget_unread<K: kube::Resource>(o: &mut K) {
+    let meta = o.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
 }
 

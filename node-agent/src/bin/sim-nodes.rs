@@ -71,6 +71,13 @@ async fn main() -> anyhow::Result<()> {
 
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let (profiles, _watch) = install_loop::watch_profiles(client.clone(), None);
+    // Waited for once, here: kube's store wakes only the last of several concurrent waiters;
+    // once ready, every loop's own wait returns at once.
+    profiles
+        .store
+        .wait_until_ready()
+        .await
+        .context("the SeccompProfile watch ended before its first list")?;
     let mut meters = Vec::new();
     for n in &names {
         let root = ProfileRoot::new(&args.root.join(n));
@@ -106,18 +113,26 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     eprintln!("seccomp-sim-nodes: {} nodes running", names.len());
-    loop {
+    // On its own thread: the runtime's workers are busy syncing, and a late progress file
+    // would make the benchmark's times longer than the nodes'.
+    let count = names.len();
+    std::thread::spawn(move || loop {
         let files_min = meters.iter().map(|m| m.installed()).min().unwrap_or(0);
         let progress = serde_json::json!({
-            "nodes": names.len(),
+            "nodes": count,
             "files_min": files_min,
             "rss_peak_kib": peak_rss_kib(),
         });
         let tmp = args.progress.with_extension("tmp");
-        std::fs::write(&tmp, progress.to_string())?;
-        std::fs::rename(&tmp, &args.progress)?;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        if let Err(e) = std::fs::write(&tmp, progress.to_string())
+            .and_then(|()| std::fs::rename(&tmp, &args.progress))
+        {
+            tracing::warn!(error = %e, "writing the progress file failed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
 }
 
 /// Create (or update) the Node `name`: Ready, tainted so that no pod is scheduled there.

@@ -48,6 +48,9 @@ pub enum InstallError {
     /// The API server refused or failed.
     #[error("writing the node's status object: {0}")]
     Kube(#[source] kube::Error),
+    /// The loops' shared core permits were closed.
+    #[error("the sync permits were closed")]
+    Closed,
 }
 
 /// Run the installer against the cluster until `shutdown` turns true. `synced` turns true
@@ -63,7 +66,7 @@ pub async fn run(
 ) -> Result<(), InstallError> {
     let (profiles, watch_task) = watch_profiles(client.clone(), Some(health.clone()));
     let r = sync_loop(
-        client, node_name, installer, profiles, metrics, health, synced, shutdown,
+        client, node_name, installer, profiles, None, metrics, health, synced, shutdown,
     )
     .await;
     watch_task.abort();
@@ -116,13 +119,14 @@ pub fn watch_profiles(
 
 /// Keep the files of `installer` in line with `profiles` and report the node's status, until
 /// `shutdown` turns true. Several loops (simulated nodes, `hack/bench-scale.sh`) may share one
-/// [`Profiles`].
+/// [`Profiles`], and share the machine's cores through `cores` (a sync holds a permit).
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_loop(
     client: Client,
     node_name: String,
     mut installer: Installer,
     profiles: Profiles,
+    cores: Option<Arc<tokio::sync::Semaphore>>,
     metrics: Arc<Metrics>,
     health: Arc<crate::health::Health>,
     synced: watch::Sender<bool>,
@@ -164,6 +168,10 @@ pub async fn sync_loop(
                 tell_repairs(&recorder, &reader, &node_name, &drifted).await;
             }
         }
+        let _permit = match &cores {
+            Some(c) => Some(c.acquire().await.map_err(|_| InstallError::Closed)?),
+            None => None,
+        };
         let state = reader.state();
         // Borrowed from the store's snapshot, with each profile's version (uid, generation):
         // an unchanged profile is not rendered again.
@@ -186,6 +194,7 @@ pub async fn sync_loop(
         let profiles = snapshot.len();
         drop(snapshot);
         drop(state);
+        drop(_permit);
         let took = started.elapsed();
         metrics.observe_sync(&report, installer.installed_count(), took);
         if report != SyncReport::default() {

@@ -79,6 +79,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("the SeccompProfile watch ended before its first list")?;
     let mut meters = Vec::new();
+    // The simulated nodes share this machine's cores: as many syncs at once as cores (99
+    // threads syncing at once would starve the one watch every node depends on).
+    let cores = Arc::new(tokio::sync::Semaphore::new(
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    ));
     for n in &names {
         let root = ProfileRoot::new(&args.root.join(n));
         let installer = Installer::new(root).with_context(|| format!("the kubelet root of {n}"))?;
@@ -92,8 +97,13 @@ async fn main() -> anyhow::Result<()> {
             synced_rx,
             stop.clone(),
         ));
-        let (client, n, profiles, stop) =
-            (client.clone(), n.clone(), profiles.clone(), stop.clone());
+        let (client, n, profiles, stop, cores) = (
+            client.clone(),
+            n.clone(),
+            profiles.clone(),
+            stop.clone(),
+            cores.clone(),
+        );
         tokio::spawn(async move {
             let health = Arc::new(Health::new(Duration::from_secs(3600)));
             if let Err(e) = install_loop::sync_loop(
@@ -101,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
                 n.clone(),
                 installer,
                 profiles,
+                Some(cores),
                 metrics,
                 health,
                 synced_tx,

@@ -14,18 +14,12 @@ REPO=$PWD
 "$KUBECTL" delete namespace bench --ignore-not-found --wait=true >/dev/null
 "$KUBECTL" create namespace bench >/dev/null
 python3 - "$KUBECONFIG_PATH" "${N:-1000}" "${SINGLE:-100}" "${LARGE:-200}" <<'PY'
-import base64, json, os, ssl, statistics, sys, tempfile, threading, time, http.client, re, queue
+import json, os, statistics, sys, threading, time, http.client
+sys.path.insert(0, "hack/lib")
+from bench import api, peak_rss_mib as rss, start_parallel
 
 kubeconfig, n, singles, large = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-text = open(kubeconfig).read()
-field = lambda k: re.search(rf"{k}: (\S+)", text).group(1)
-server = field("server").split("//")[1]
-host, port = server.rsplit(":", 1)
-tmp = tempfile.mkdtemp()
-for k, f in [("certificate-authority-data", "ca"), ("client-certificate-data", "crt"), ("client-key-data", "key")]:
-    open(f"{tmp}/{f}", "wb").write(base64.b64decode(field(k)))
-ctx = ssl.create_default_context(cafile=f"{tmp}/ca")
-ctx.load_cert_chain(f"{tmp}/crt", f"{tmp}/key")
+host, port, ctx = api(kubeconfig)
 local = threading.local()
 
 def req(method, path, body=None, ctype="application/json"):
@@ -52,19 +46,8 @@ d = "/var/lib/kubelet/seccomp/operator/bench"
 count_files = lambda: len([f for f in os.listdir(d) if f.endswith(".json")]) if os.path.isdir(d) else 0
 
 # 1. n profiles at once (8 client threads)
-q = queue.Queue()
-for i in range(n):
-    q.put(i)
-def worker():
-    while True:
-        try:
-            i = q.get_nowait()
-        except queue.Empty:
-            return
-        req("POST", base, profile(f"p{i:04d}", i))
 t0 = time.time()
-threads = [threading.Thread(target=worker) for _ in range(8)]
-for t in threads: t.start()
+threads = start_parallel(n, lambda i: req("POST", base, profile(f"p{i:04d}", i)))
 files_done = installed_done = None
 while files_done is None or installed_done is None:
     now = time.time() - t0
@@ -94,21 +77,6 @@ for i in range(singles):
     lat.append((time.time() - s) * 1000)
 lat.sort()
 p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
-
-def rss(pattern, arg=None):
-    """Peak RSS (MiB) of the biggest process whose program ends with `pattern` (and that has
-    `arg` on its command line): the installer runs --record=false, the recorder --install=false."""
-    best = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")]
-            if argv[0].endswith(pattern) and (arg is None or arg in argv):
-                for line in open(f"/proc/{pid}/status"):
-                    if line.startswith("VmHWM:"):
-                        best = max(best, int(line.split()[1]))
-        except OSError:
-            pass
-    return best / 1024
 
 print(f"\ncluster benchmark ({os.cpu_count()} CPUs, 1 node, Kubernetes v1.20.2)\n")
 print(f"{n} profiles created with 8 client threads:      {created:6.2f} s to create")

@@ -71,6 +71,10 @@ for ds in $DAEMONSETS; do
   "$KUBECTL" -n seccomp-operator rollout status daemonset "$ds" --timeout=300s >/dev/null
 done
 
+# A fresh operator: its peak RSS is this run's, not an earlier one's.
+"$KUBECTL" -n seccomp-operator rollout restart deployment seccomp-operator >/dev/null
+"$KUBECTL" -n seccomp-operator rollout status deployment seccomp-operator --timeout=300s >/dev/null
+
 sim_nodes=$((nodes - 1))
 if [ "$sim_nodes" -gt 0 ]; then
   KUBECONFIG=$KUBECONFIG_PATH "$SIM" --nodes "$sim_nodes" --root "$WORK/roots" \
@@ -81,21 +85,16 @@ else
 fi
 
 python3 - "$KUBECONFIG_PATH" "$nodes" "$profiles" "$WORK/progress.json" "$SIM_PID" <<'PY'
-import base64, json, os, re, ssl, sys, tempfile, threading, time, http.client, queue
+import json, os, re, sys, threading, time, http.client
+sys.path.insert(0, "hack/lib")
+from bench import api, peak_rss_mib as rss, start_parallel
 
 kubeconfig, nodes, n, progress_file, sim_pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-text = open(kubeconfig).read()
-field = lambda k: re.search(rf"{k}: (\S+)", text).group(1)
-host, port = field("server").split("//")[1].rsplit(":", 1)
-tmp = tempfile.mkdtemp()
-for k, f in [("certificate-authority-data", "ca"), ("client-certificate-data", "crt"), ("client-key-data", "key")]:
-    open(f"{tmp}/{f}", "wb").write(base64.b64decode(field(k)))
-ctx = ssl.create_default_context(cafile=f"{tmp}/ca")
-ctx.load_cert_chain(f"{tmp}/crt", f"{tmp}/key")
+host, port, ctx = api(kubeconfig)
 local = threading.local()
 
 def conn():
-    return http.client.HTTPSConnection(host, int(port), context=ctx, timeout=120)
+    return http.client.HTTPSConnection(host, port, context=ctx, timeout=120)
 
 def req(method, path, body=None, raw=False, ok=(200, 201)):
     for attempt in range(5):
@@ -187,24 +186,14 @@ def watch():
 threading.Thread(target=watch, daemon=True).start()
 
 # 3. Create P profiles over 50 namespaces with 8 client threads.
-q = queue.Queue()
-for i in range(n):
-    q.put(i)
-def worker():
-    while True:
-        try:
-            i = q.get_nowait()
-        except queue.Empty:
-            return
-        ns, name = NAMESPACES[i % 50], f"p{i:05d}"
-        req("POST", f"{GROUP}/namespaces/{ns}/seccompprofiles", profile(name, i))
-        with lock:
-            applied_at[(ns, name)] = time.time()
+def create(i):
+    ns, name = NAMESPACES[i % 50], f"p{i:05d}"
+    req("POST", f"{GROUP}/namespaces/{ns}/seccompprofiles", profile(name, i))
+    with lock:
+        applied_at[(ns, name)] = time.time()
 say(f"creating {n} profiles")
 t_start = time.time()
-threads = [threading.Thread(target=worker) for _ in range(8)]
-for t in threads: t.start()
-for t in threads: t.join()
+for t in start_parallel(n, create): t.join()
 t_last = max(applied_at.values())
 say(f"created {n} profiles in {t_last - t_start:.1f} s")
 
@@ -279,18 +268,6 @@ stop.set()
 
 # 6. Sizes and memory.
 sizes = [len(json.dumps(o)) for o in req("GET", f"{GROUP}/seccompnodestatuses")["items"]]
-def rss(pattern, arg=None):
-    best = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")]
-            if argv[0].endswith(pattern) and (arg is None or arg in argv):
-                for line in open(f"/proc/{pid}/status"):
-                    if line.startswith("VmHWM:"):
-                        best = max(best, int(line.split()[1]))
-        except OSError:
-            pass
-    return best / 1024
 operator_rss = rss("/operator")
 agent_rss = rss("/node-agent", "--record=false")
 sim_rss = progress().get("rss_peak_kib", 0) / 1024

@@ -97,7 +97,7 @@ pub type NodeReports = HashMap<String, NodeReport>;
 /// its bases (a base's change changes the profile's file).
 #[derive(Debug, Default)]
 pub struct SpecVersions {
-    own: HashMap<ProfileId, (i64, u64)>,
+    own: HashMap<ProfileId, (String, i64, u64)>,
     effective: HashMap<ProfileId, u64>,
     by_effective: BTreeMap<u64, BTreeSet<ProfileId>>,
 }
@@ -106,15 +106,24 @@ pub struct SpecVersions {
 pub const UNCOMPARABLE: u64 = u64::MAX;
 
 impl SpecVersions {
-    /// The version of `id`'s own spec at `generation`, seen now at `resource_version`.
-    pub fn own(&mut self, id: &ProfileId, generation: i64, resource_version: Option<&str>) -> u64 {
+    /// The version of `id`'s own spec: the object `uid` at `generation`, seen now at
+    /// `resource_version`. A profile deleted and created again under the same name is a new
+    /// object (a new uid), even at the same generation.
+    pub fn own(
+        &mut self,
+        id: &ProfileId,
+        uid: &str,
+        generation: i64,
+        resource_version: Option<&str>,
+    ) -> u64 {
         let now = resource_version
             .and_then(crds::nodestatus::parse_resource_version)
             .unwrap_or(UNCOMPARABLE);
         match self.own.get(id) {
-            Some(&(g, v)) if g == generation => v,
+            Some((u, g, v)) if u == uid && *g == generation => *v,
             _ => {
-                self.own.insert(id.clone(), (generation, now));
+                self.own
+                    .insert(id.clone(), (uid.to_owned(), generation, now));
                 now
             }
         }
@@ -231,14 +240,16 @@ mod tests {
     fn the_spec_version_is_kept_across_status_writes_and_moves_with_the_generation() {
         let mut v = SpecVersions::default();
         let a = id("shop", "web");
-        assert_eq!(v.own(&a, 1, Some("100")), 100);
+        assert_eq!(v.own(&a, "u1", 1, Some("100")), 100);
         // The operator's status write: same generation, later version.
-        assert_eq!(v.own(&a, 1, Some("105")), 100);
+        assert_eq!(v.own(&a, "u1", 1, Some("105")), 100);
         // A spec change.
-        assert_eq!(v.own(&a, 2, Some("120")), 120);
+        assert_eq!(v.own(&a, "u1", 2, Some("120")), 120);
+        // Deleted and created again under the same name: generation 1 again, a new object.
+        assert_eq!(v.own(&a, "u2", 1, Some("130")), 130);
         // Versions that are not integers are never confirmed.
-        assert_eq!(v.own(&id("x", "y"), 1, Some("abc")), UNCOMPARABLE);
-        assert_eq!(v.own(&id("x", "z"), 1, Some("0123")), UNCOMPARABLE);
+        assert_eq!(v.own(&id("x", "y"), "u", 1, Some("abc")), UNCOMPARABLE);
+        assert_eq!(v.own(&id("x", "z"), "u", 1, Some("0123")), UNCOMPARABLE);
     }
 
     #[test]
@@ -281,7 +292,7 @@ mod tests {
         let mut v = SpecVersions::default();
         for i in 0..10_000u64 {
             let p = id(&format!("ns{}", i % 50), &format!("p{i}"));
-            let own = v.own(&p, 1, Some(&(1000 + i).to_string()));
+            let own = v.own(&p, "u", 1, Some(&(1000 + i).to_string()));
             v.set_effective(&p, own);
         }
         let old = NodeReport {

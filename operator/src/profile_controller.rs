@@ -161,6 +161,7 @@ fn spec_version(
     let own = |v: &mut SpecVersions, o: &SeccompProfile| {
         v.own(
             &profile_id(o),
+            o.metadata.uid.as_deref().unwrap_or_default(),
             o.metadata.generation.unwrap_or(0),
             o.metadata.resource_version.as_deref(),
         )

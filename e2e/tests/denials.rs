@@ -308,38 +308,26 @@ async fn d4_the_namespace_policy_warns_or_refuses_unconfined_pods() -> anyhow::R
         } else {
             "localhost=1 runtime-default=0 unconfined=0 unset=0 privilege-escalation=0"
         };
-        let jsonpath = format!("{{.data.{}}}", ns.name);
+        let report = |output: &str| {
+            kubectl(&[
+                "-n",
+                "seccomp-operator",
+                "get",
+                "configmap",
+                "seccomp-operator-confinement",
+                "-o",
+                output,
+            ])
+        };
+        let jsonpath = format!("jsonpath={{.data.{}}}", ns.name);
         let line = wait_for(
             "the namespace's confinement line",
             Duration::from_secs(40),
-            || async {
-                kubectl(&[
-                    "-n",
-                    "seccomp-operator",
-                    "get",
-                    "configmap",
-                    "seccomp-operator-confinement",
-                    "-o",
-                    &format!("jsonpath={jsonpath}"),
-                ])
-                .ok()
-                .filter(|l| l == want)
-            },
+            || async { report(&jsonpath).ok().filter(|l| l == want) },
         )
         .await;
         if line.is_err() {
-            eprintln!(
-                "{:?}",
-                kubectl(&[
-                    "-n",
-                    "seccomp-operator",
-                    "get",
-                    "configmap",
-                    "seccomp-operator-confinement",
-                    "-o",
-                    "yaml"
-                ])
-            );
+            eprintln!("{:?}", report("yaml"));
         }
         line?;
         if mode == "warn" {

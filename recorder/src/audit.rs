@@ -238,6 +238,96 @@ impl Forks {
     }
 }
 
+/// A process event, as far as attribution cares (threads are left out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProcessEvent {
+    Fork { parent: u32, child: u32 },
+    Exec { pid: u32 },
+    Exit { pid: u32 },
+}
+
+impl ProcessEvent {
+    /// The event of a whole process (a thread's fork, exec or exit is none).
+    fn of(ev: proc_connector::ProcEvent) -> Option<Self> {
+        use proc_connector::ProcEvent as E;
+        match ev {
+            E::Fork {
+                parent_tgid,
+                child_tgid,
+                child_pid,
+                ..
+            } if child_pid == child_tgid => Some(Self::Fork {
+                parent: parent_tgid,
+                child: child_tgid,
+            }),
+            E::Exec { pid, tgid, .. } if pid == tgid => Some(Self::Exec { pid: tgid }),
+            E::Exit { pid, tgid, .. } if pid == tgid => Some(Self::Exit { pid: tgid }),
+            _ => None,
+        }
+    }
+}
+
+/// Turns process events into [`Forks`] entries.
+///
+/// The events arrive after the fact, and a short-lived process is often gone by the time
+/// its exec is read: the resolver then finds nothing, and what its fork said stands (an
+/// exec does not move a process to another cgroup). Forgetting it there was a race that
+/// left such a process's records unattributed.
+struct ForkTracker {
+    forks: Arc<Forks>,
+    resolve: Resolver,
+    /// Parents asked recently: a shell forks many children in a row.
+    parents: std::collections::HashMap<u32, (Option<String>, std::time::Instant)>,
+}
+
+/// How long a parent's container is reused without asking again.
+const PARENT_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl ForkTracker {
+    fn new(forks: Arc<Forks>, resolve: Resolver) -> Self {
+        ForkTracker {
+            forks,
+            resolve,
+            parents: Default::default(),
+        }
+    }
+
+    fn handle(&mut self, ev: ProcessEvent, now: std::time::Instant) {
+        match ev {
+            ProcessEvent::Exec { pid } => {
+                // Alive: its cgroup says. Gone already: what its fork noted stands.
+                if let Some(id) = (self.resolve)(pid) {
+                    self.forks.note(pid, Some(id), now);
+                }
+                self.parents.remove(&pid);
+            }
+            ProcessEvent::Exit { pid } => {
+                self.forks.exited(pid, now);
+                // Its PID may come back as another process.
+                self.parents.remove(&pid);
+            }
+            ProcessEvent::Fork { parent, child } => {
+                self.parents.remove(&child);
+                let id = match self.parents.get(&parent) {
+                    Some((id, at)) if now.duration_since(*at) < PARENT_TTL => id.clone(),
+                    _ => {
+                        // A parent that forked and exited at once is found through its own
+                        // fork.
+                        let id = (self.resolve)(parent).or_else(|| self.forks.get(parent));
+                        if self.parents.len() > 8192 {
+                            self.parents
+                                .retain(|_, (_, at)| now.duration_since(*at) < PARENT_TTL);
+                        }
+                        self.parents.insert(parent, (id.clone(), now));
+                        id
+                    }
+                };
+                self.forks.note(child, id, now);
+            }
+        }
+    }
+}
+
 /// Follow forks, execs and exits until `stop`: each child of a process in a container, and
 /// each process that execs in one, is noted with that container. Needs CAP_NET_ADMIN and the
 /// host's network namespace.
@@ -251,50 +341,19 @@ fn track_forks(
         err: std::io::Error::other(e),
     })?;
     let _ = conn.set_recv_buf_size(4 << 20);
+    let mut tracker = ForkTracker::new(forks, resolve);
     std::thread::Builder::new()
         .name("fork-tracker".into())
         .spawn(move || {
             let mut buf = vec![0u8; 8192];
-            let ttl = std::time::Duration::from_secs(10);
-            let mut parents: std::collections::HashMap<u32, (Option<String>, std::time::Instant)> =
-                Default::default();
             while !stop.load(Ordering::Relaxed) {
                 let ev = match conn.recv_timeout(&mut buf, std::time::Duration::from_millis(200)) {
                     Ok(Some(ev)) => ev,
                     Ok(None) | Err(_) => continue,
                 };
-                let now = std::time::Instant::now();
-                let (parent_tgid, child_tgid) = match ev {
-                    proc_connector::ProcEvent::Fork {
-                        parent_tgid,
-                        child_tgid,
-                        child_pid,
-                        ..
-                    } if child_pid == child_tgid => (parent_tgid, child_tgid),
-                    proc_connector::ProcEvent::Exec { pid, tgid, .. } if pid == tgid => {
-                        forks.note(tgid, resolve(tgid), now);
-                        parents.remove(&tgid);
-                        continue;
-                    }
-                    proc_connector::ProcEvent::Exit { pid, tgid, .. } if pid == tgid => {
-                        forks.exited(tgid, now);
-                        continue;
-                    }
-                    // Threads, and the other events.
-                    _ => continue,
-                };
-                let id = match parents.get(&parent_tgid) {
-                    Some((id, at)) if now.duration_since(*at) < ttl => id.clone(),
-                    _ => {
-                        let id = resolve(parent_tgid);
-                        if parents.len() > 8192 {
-                            parents.retain(|_, (_, at)| now.duration_since(*at) < ttl);
-                        }
-                        parents.insert(parent_tgid, (id.clone(), now));
-                        id
-                    }
-                };
-                forks.note(child_tgid, id, now);
+                if let Some(ev) = ProcessEvent::of(ev) {
+                    tracker.handle(ev, std::time::Instant::now());
+                }
             }
         })
         .map_err(|err| AuditError::Socket {
@@ -548,5 +607,67 @@ mod tests {
         assert!(is_denial(0x8000_0000) && is_denial(0x0005_0001) && is_denial(0x0003_0000));
         assert!(!is_denial(SECCOMP_RET_LOG) && !is_denial(SECCOMP_RET_ALLOW));
         assert!(is_logged_allow(SECCOMP_RET_LOG) && !is_logged_allow(0x0005_0001));
+    }
+
+    /// A resolver over a table of live processes the test changes.
+    fn live(table: &Arc<std::sync::Mutex<std::collections::HashMap<u32, String>>>) -> Resolver {
+        let t = table.clone();
+        Arc::new(move |pid| t.lock().unwrap().get(&pid).cloned())
+    }
+
+    #[test]
+    fn a_child_gone_before_its_exec_is_read_keeps_its_parents_container() {
+        let alive = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        alive.lock().unwrap().insert(10, "ctr".to_owned());
+        let forks = Arc::new(Forks::default());
+        let mut t = ForkTracker::new(forks.clone(), live(&alive));
+        let now = std::time::Instant::now();
+        // sh (10) forks 11, which execs mkdir and exits; all before the events are read.
+        t.handle(
+            ProcessEvent::Fork {
+                parent: 10,
+                child: 11,
+            },
+            now,
+        );
+        t.handle(ProcessEvent::Exec { pid: 11 }, now);
+        t.handle(ProcessEvent::Exit { pid: 11 }, now);
+        assert_eq!(forks.get(11).as_deref(), Some("ctr"));
+
+        // A process that execs while alive is noted with its own container (runc's init
+        // execing the entrypoint: its fork came from outside).
+        alive.lock().unwrap().insert(20, "other".to_owned());
+        t.handle(ProcessEvent::Exec { pid: 20 }, now);
+        assert_eq!(forks.get(20).as_deref(), Some("other"));
+
+        // A parent that forked and exited at once (a double fork) is found through its fork.
+        t.handle(
+            ProcessEvent::Fork {
+                parent: 11,
+                child: 12,
+            },
+            now,
+        );
+        assert_eq!(forks.get(12).as_deref(), Some("ctr"));
+
+        // A reused PID forked from outside any container forgets the old entry, and its
+        // parent's cached answer is not reused once that parent has exited.
+        t.handle(ProcessEvent::Exit { pid: 10 }, now);
+        alive.lock().unwrap().remove(&10);
+        t.handle(
+            ProcessEvent::Fork {
+                parent: 1,
+                child: 10,
+            },
+            now,
+        );
+        t.handle(
+            ProcessEvent::Fork {
+                parent: 10,
+                child: 13,
+            },
+            now,
+        );
+        assert_eq!(forks.get(13).as_deref(), None, "the old sh's container");
     }
 }

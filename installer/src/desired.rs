@@ -28,6 +28,16 @@ pub enum Desired {
     Error(String),
 }
 
+impl Desired {
+    /// What this is once its file is written: the rendered bytes are let go.
+    pub fn settled(self) -> Self {
+        match self {
+            Desired::Install { hash, .. } => Desired::Present { hash },
+            other => other,
+        }
+    }
+}
+
 /// One profile of a snapshot.
 #[derive(Clone, Copy, Debug)]
 pub struct Input<'a> {
@@ -135,6 +145,42 @@ impl seccomp_profile::ProfileLookup for Namespace<'_> {
     }
 }
 
+/// A complete set of profiles, indexed for base lookups: its parts can be computed (and
+/// their files written) one after another, so that the rendered documents of a large set
+/// are never all in memory at once.
+pub struct Snapshot<'a> {
+    by_ns: BTreeMap<&'a str, Namespace<'a>>,
+}
+
+impl<'a> Snapshot<'a> {
+    /// Index `profiles`.
+    pub fn new(profiles: &'a [Input<'a>]) -> Self {
+        let mut by_ns: BTreeMap<&str, Namespace> = BTreeMap::new();
+        for i in profiles {
+            by_ns
+                .entry(i.namespace)
+                .or_insert_with(|| Namespace(BTreeMap::new()))
+                .0
+                .insert(i.name, i);
+        }
+        Snapshot { by_ns }
+    }
+}
+
+impl CompileCache {
+    /// How many profile versions' results are remembered.
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> usize {
+        self.rendered.len()
+    }
+
+    /// Forget what profiles no longer in the set rendered to (`keep`: the desired state of a
+    /// complete set).
+    pub fn keep_only<V>(&mut self, keep: &BTreeMap<ProfileKey, V>) {
+        self.rendered.retain(|k, _| keep.contains_key(k));
+    }
+}
+
 /// Profiles the cluster's `policy` forbids (after base resolution, so a base cannot smuggle
 /// in a listener) are errors too, and never installed; so are `refused` profiles and every
 /// profile whose base chain reaches one. A versioned profile whose versions (its own and its
@@ -147,18 +193,25 @@ pub fn compute_inputs(
     refused: &Refused,
     on_disk: &BTreeMap<ProfileKey, String>,
 ) -> BTreeMap<ProfileKey, Desired> {
-    let mut by_ns: BTreeMap<&str, Namespace> = BTreeMap::new();
-    for i in profiles {
-        by_ns
-            .entry(i.namespace)
-            .or_insert_with(|| Namespace(BTreeMap::new()))
-            .0
-            .insert(i.name, i);
-    }
+    let snapshot = Snapshot::new(profiles);
+    let out = compute_part(&snapshot, profiles, cache, policy, refused, on_disk);
+    cache.keep_only(&out);
+    out
+}
+
+/// [`compute_inputs`] for `part` of `snapshot`'s profiles (bases are looked up in all of
+/// them). The caller calls [`CompileCache::keep_only`] once every part is done.
+pub fn compute_part(
+    snapshot: &Snapshot,
+    part: &[Input],
+    cache: &mut CompileCache,
+    policy: &Policy,
+    refused: &Refused,
+    on_disk: &BTreeMap<ProfileKey, String>,
+) -> BTreeMap<ProfileKey, Desired> {
     let native = Arch::native();
-    let mut previous = std::mem::take(&mut cache.rendered);
     let mut out = BTreeMap::new();
-    for input in profiles {
+    for input in part {
         let (ns, name, spec) = (input.namespace, input.name, input.spec);
         if spec.disabled {
             continue;
@@ -170,7 +223,10 @@ pub fn compute_inputs(
                 continue;
             }
         };
-        let lookup = &by_ns[ns];
+        let Some(lookup) = snapshot.by_ns.get(ns) else {
+            tracing::warn!(namespace = %ns, name = %name, "profile not in the snapshot; skipped");
+            continue;
+        };
         let chain = if spec.base_profile_name.is_some() {
             seccomp_profile::base_chain(name, spec, lookup)
         } else {
@@ -194,9 +250,9 @@ pub fn compute_inputs(
                     .zip(now)
                     .all(|(a, b)| a.as_ref().map(|(u, g)| (u.as_str(), *g)) == *b)
         };
-        if let (Some(v), Some((was, result))) = (&versions, previous.remove(&key)) {
-            if same(&was, v) {
-                let reuse = match &result {
+        match (&versions, cache.rendered.get(&key)) {
+            (Some(v), Some((was, result))) if same(was, v) => {
+                let reuse = match result {
                     Ok(hash) if on_disk.get(&key) == Some(hash) => {
                         Some(Desired::Present { hash: hash.clone() })
                     }
@@ -204,11 +260,15 @@ pub fn compute_inputs(
                     Err(why) => Some(Desired::Error(why.clone())),
                 };
                 if let Some(d) = reuse {
-                    cache.rendered.insert(key.clone(), (was, result));
                     out.insert(key, d);
                     continue;
                 }
             }
+            // Without versions nothing is remembered.
+            (None, Some(_)) => {
+                cache.rendered.remove(&key);
+            }
+            _ => {}
         }
         let desired = (|| {
             if !refused.is_empty() {

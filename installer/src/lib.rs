@@ -23,6 +23,10 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 
+/// Profiles rendered per part of a sync before their files are written (see
+/// [`desired::Snapshot`]): 256 documents of a few KiB at most, against all of them at once.
+const WRITE_BATCH: usize = 256;
+
 /// State of one profile on this node, as reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyStatus {
@@ -180,65 +184,29 @@ impl Installer {
         refused: &desired::Refused,
         prune: bool,
     ) -> SyncReport {
-        let desired = desired::compute_inputs(
-            profiles,
-            &mut self.cache,
-            &self.policy,
-            refused,
-            &self.actual,
-        );
-        let mut ops = plan::plan(&desired, &self.actual);
-        if !prune {
-            ops.retain(|op| !matches!(op, Op::Remove { .. }));
-        }
+        // In parts: each part's documents are rendered, written and let go before the next
+        // part is rendered, so a sync of many new profiles holds a part's worth of documents.
+        let snapshot = desired::Snapshot::new(profiles);
+        let mut desired = BTreeMap::new();
         let mut report = SyncReport::default();
-        for op in ops {
-            match op {
-                Op::Write { key, hash, json } => {
-                    match fsops::write_atomic(&self.root, &key, &json, self.faults.as_ref()) {
-                        Ok(()) => {
-                            tracing::info!(profile = %key, %hash, "installed");
-                            match fsops::stamp(&self.root, &key) {
-                                Ok(Some(st)) => {
-                                    self.stamps.insert(key.clone(), st);
-                                }
-                                _ => {
-                                    self.stamps.remove(&key);
-                                }
-                            }
-                            self.actual.insert(key, hash);
-                            report.written += 1;
-                        }
-                        Err(e) => {
-                            tracing::error!(profile = %key, error = %e, "write failed");
-                            self.set_error(
-                                &key,
-                                format!("writing {}: {e}", self.root.file(&key).display()),
-                            );
-                            report.failed += 1;
-                        }
-                    }
-                }
-                Op::Remove { key } => match fsops::remove(&self.root, &key) {
-                    Ok(()) => {
-                        tracing::info!(profile = %key, "removed");
-                        self.actual.remove(&key);
-                        self.stamps.remove(&key);
-                        report.removed += 1;
-                    }
-                    Err(e) => {
-                        tracing::error!(profile = %key, error = %e, "remove failed");
-                        self.status.insert(
-                            key.clone(),
-                            KeyStatus {
-                                state: NodeProfileState::Removing,
-                                hash: self.actual.get(&key).cloned(),
-                                message: Some(format!("removing: {e}")),
-                            },
-                        );
-                        report.failed += 1;
-                    }
-                },
+        for part in profiles.chunks(WRITE_BATCH) {
+            let part = desired::compute_part(
+                &snapshot,
+                part,
+                &mut self.cache,
+                &self.policy,
+                refused,
+                &self.actual,
+            );
+            for op in plan::writes(&part, &self.actual) {
+                self.execute(op, &mut report);
+            }
+            desired.extend(part.into_iter().map(|(k, d)| (k, d.settled())));
+        }
+        self.cache.keep_only(&desired);
+        if prune {
+            for op in plan::removals(&desired, &self.actual) {
+                self.execute(op, &mut report);
             }
         }
         // Status follows from desired + actual.
@@ -284,6 +252,57 @@ impl Installer {
         }
         self.status = status;
         report
+    }
+
+    /// Carry out one file operation, recording its outcome.
+    fn execute(&mut self, op: Op, report: &mut SyncReport) {
+        match op {
+            Op::Write { key, hash, json } => {
+                match fsops::write_atomic(&self.root, &key, &json, self.faults.as_ref()) {
+                    Ok(()) => {
+                        tracing::info!(profile = %key, %hash, "installed");
+                        match fsops::stamp(&self.root, &key) {
+                            Ok(Some(st)) => {
+                                self.stamps.insert(key.clone(), st);
+                            }
+                            _ => {
+                                self.stamps.remove(&key);
+                            }
+                        }
+                        self.actual.insert(key, hash);
+                        report.written += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!(profile = %key, error = %e, "write failed");
+                        self.set_error(
+                            &key,
+                            format!("writing {}: {e}", self.root.file(&key).display()),
+                        );
+                        report.failed += 1;
+                    }
+                }
+            }
+            Op::Remove { key } => match fsops::remove(&self.root, &key) {
+                Ok(()) => {
+                    tracing::info!(profile = %key, "removed");
+                    self.actual.remove(&key);
+                    self.stamps.remove(&key);
+                    report.removed += 1;
+                }
+                Err(e) => {
+                    tracing::error!(profile = %key, error = %e, "remove failed");
+                    self.status.insert(
+                        key.clone(),
+                        KeyStatus {
+                            state: NodeProfileState::Removing,
+                            hash: self.actual.get(&key).cloned(),
+                            message: Some(format!("removing: {e}")),
+                        },
+                    );
+                    report.failed += 1;
+                }
+            },
+        }
     }
 
     fn set_error(&mut self, key: &ProfileKey, message: String) {
@@ -411,6 +430,60 @@ mod tests {
         set.pop();
         assert_eq!(inst.sync(&set).removed, 1);
         assert!(inst.status().is_empty());
+    }
+
+    #[test]
+    fn a_sync_of_several_parts_resolves_bases_across_them_and_forgets_deleted_profiles() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut inst = Installer::new(ProfileRoot::new(tmp.path())).unwrap();
+        let n = 3 * WRITE_BATCH;
+        let base = format!("p{:04}", n - 10);
+        let mut specs: Vec<(String, ProfileSpec, i64)> = (0..n)
+            .map(|i| (format!("p{i:04}"), p("a", "x", ALLOW_READ).2, 1))
+            .collect();
+        // The first profile (first part) is built on one of the last part.
+        specs[0].1 = p(
+            "a",
+            "x",
+            &format!(r#"{{"defaultAction":"SCMP_ACT_ERRNO","baseProfileName":"{base}"}}"#),
+        )
+        .2;
+        specs[n - 10].1 = p("a", "x", r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["write"],"action":"SCMP_ACT_ALLOW"}]}"#).2;
+        let uids: Vec<String> = (0..n).map(|i| format!("uid-{i}")).collect();
+        let sync = |inst: &mut Installer, specs: &[(String, ProfileSpec, i64)]| {
+            let inputs: Vec<desired::Input> = specs
+                .iter()
+                .zip(&uids)
+                .map(|((name, spec, generation), uid)| desired::Input {
+                    namespace: "a",
+                    name,
+                    spec,
+                    version: Some((uid.as_str(), *generation)),
+                })
+                .collect();
+            inst.sync_inputs(&inputs, &Default::default())
+        };
+        let first =
+            || std::fs::read_to_string(tmp.path().join("seccomp/operator/a/p0000.json")).unwrap();
+        assert_eq!(sync(&mut inst, &specs).written, n);
+        assert!(first().contains("\"write\""), "{}", first());
+        assert_eq!(sync(&mut inst, &specs), SyncReport::default());
+
+        // The base changes: it and the profile built on it are rendered again.
+        specs[n - 10].1 = p("a", "x", r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["close"],"action":"SCMP_ACT_ALLOW"}]}"#).2;
+        specs[n - 10].2 = 2;
+        assert_eq!(sync(&mut inst, &specs).written, 2);
+        assert!(first().contains("\"close\"") && !first().contains("\"write\""));
+        assert_eq!(inst.cache.remembered(), n);
+
+        specs.truncate(n - 1);
+        assert_eq!(sync(&mut inst, &specs).removed, 1);
+        assert_eq!(
+            inst.cache.remembered(),
+            n - 1,
+            "the deleted profile is forgotten"
+        );
+        assert_eq!(inst.installed_count(), n - 1);
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub enum Op {
     },
 }
 
-/// The operations that take the node from `on_disk` (profile → content hash) to `desired`.
+/// The operations that take the node from `on_disk` (profile → content hash) to `desired`:
+/// [`writes`], then [`removals`].
 ///
 /// - a file whose hash already matches is not written again;
 /// - a profile in error keeps whatever file it has;
@@ -35,24 +36,39 @@ pub fn plan(
     desired: &BTreeMap<ProfileKey, Desired>,
     on_disk: &BTreeMap<ProfileKey, String>,
 ) -> Vec<Op> {
-    let mut ops = Vec::new();
-    for (key, d) in desired {
-        if let Desired::Install { hash, json } = d {
-            if on_disk.get(key) != Some(hash) {
-                ops.push(Op::Write {
-                    key: key.clone(),
-                    hash: hash.clone(),
-                    json: json.clone(),
-                });
-            }
-        }
-    }
-    for key in on_disk.keys() {
-        if !desired.contains_key(key) {
-            ops.push(Op::Remove { key: key.clone() });
-        }
-    }
+    let mut ops = writes(desired, on_disk);
+    ops.extend(removals(desired, on_disk));
     ops
+}
+
+/// The files of `desired` (any part of the set) whose content on disk differs.
+pub fn writes(
+    desired: &BTreeMap<ProfileKey, Desired>,
+    on_disk: &BTreeMap<ProfileKey, String>,
+) -> Vec<Op> {
+    desired
+        .iter()
+        .filter_map(|(key, d)| match d {
+            Desired::Install { hash, json } if on_disk.get(key) != Some(hash) => Some(Op::Write {
+                key: key.clone(),
+                hash: hash.clone(),
+                json: json.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The files no profile of `desired` backs: `desired` must be the complete set.
+pub fn removals(
+    desired: &BTreeMap<ProfileKey, Desired>,
+    on_disk: &BTreeMap<ProfileKey, String>,
+) -> Vec<Op> {
+    on_disk
+        .keys()
+        .filter(|key| !desired.contains_key(*key))
+        .map(|key| Op::Remove { key: key.clone() })
+        .collect()
 }
 
 #[cfg(test)]

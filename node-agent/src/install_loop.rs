@@ -196,6 +196,9 @@ pub async fn sync_loop(
         drop(state);
         drop(_permit);
         let took = started.elapsed();
+        if report.written + report.removed >= 64 {
+            give_back_freed_memory();
+        }
         metrics.observe_sync(&report, installer.installed_count(), took);
         if report != SyncReport::default() {
             tracing::info!(?report, profiles, "synced");
@@ -242,6 +245,16 @@ pub async fn sync_loop(
     }
     status_task.abort();
     Ok(())
+}
+
+/// A sync that rendered many documents freed them again: hand the free pages back to the
+/// kernel rather than leaving them resident until glibc decides to.
+fn give_back_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// How far a sync of `profiles` (a state of the reflector) covers the SeccompProfile changes:

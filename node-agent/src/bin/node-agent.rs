@@ -96,9 +96,31 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    limit_malloc_arenas();
+    // Two workers whatever the node's core count: the agent waits on the API server, the
+    // disk and the kernel, and each worker thread would otherwise get its own malloc arena.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(args))
+}
+
+/// glibc gives each thread that allocates concurrently an arena of its own, up to eight per
+/// core, and memory freed in one is not reused by another: on a many-core node the agent's
+/// resident memory would follow its core count. Two arenas are plenty for its few threads.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     init_logs(args.log_format);
     if !args.install && !args.record {
         anyhow::bail!("--install=false and --record=false leave nothing to do");

@@ -1,60 +1,164 @@
 //! What the agent keeps of each SeccompProfile: its cost must follow what the profile means,
-//! not how it is spelled. A tenant can store profiles of thousands of names (one name
-//! repeated, or unknown names) and the agent holds every profile of the cluster, so each
-//! object is compacted as it arrives from the watch, before the store keeps it:
+//! not how it is spelled, and stay small (the agent holds every profile of the cluster).
+//! Each object is compacted as it is deserialised from the watch, into a [`StoredProfile`]:
 //!
-//! - `managedFields`, kubectl's `last-applied-configuration` annotation (a second copy of
-//!   the whole object, as text) and the status (the operator's, with a condition per
-//!   concern) are dropped: the agent reads none of them;
+//! - of the metadata, only the name, namespace, uid, resourceVersion and generation are
+//!   kept: `managedFields`, annotations (kubectl's `last-applied-configuration` is a second
+//!   copy of the whole object), labels and the status (the operator's) are never stored;
 //! - a valid profile keeps each rule's names sorted and unique (a rule's duplicate names mean
-//!   nothing; the canonical rendering removes them anyway);
+//!   nothing; the canonical rendering removes them anyway), and the spec is kept as its JSON
+//!   ([`PackedSpec`]): one allocation, where the parsed spec has one per syscall name. It is
+//!   parsed again only to be rendered, which happens when its version changes;
 //! - an invalid profile is validated once, here, and kept without its rules, with the
-//!   (bounded) reason in an annotation only this process sees; it is reported as an error and
-//!   never installed, and neither is any profile built on it.
+//!   (bounded) reason; it is reported as an error and never installed, and neither is any
+//!   profile built on it.
 
-use crds::SeccompProfile;
-use kube::ResourceExt;
+use crds::{SeccompProfile, SeccompProfileSpec};
+use kube::core::ObjectMeta;
 use seccomp_filter::Libseccomp;
+use seccomp_profile::ProfileSpec;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The in-memory annotation that marks a profile compacted as invalid; its value is why.
-/// Never written to the API server.
-pub const INVALID: &str = "seccomp-operator.dev/agent-invalid";
+/// A valid profile's spec kept as its JSON, with what every sync reads of it parsed out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackedSpec {
+    disabled: bool,
+    has_base: bool,
+    json: Box<[u8]>,
+}
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Compact `p` in place (see the module documentation).
-pub fn compact(p: &mut SeccompProfile) {
-    p.metadata.managed_fields = None;
-    p.status = None;
-    if let Some(a) = p.metadata.annotations.as_mut() {
-        a.remove(LAST_APPLIED);
-        a.remove(INVALID);
+impl PackedSpec {
+    /// Pack `spec`.
+    pub fn pack(spec: &ProfileSpec) -> Self {
+        PackedSpec {
+            disabled: spec.disabled,
+            has_base: spec.base_profile_name.is_some(),
+            json: serde_json::to_vec(spec)
+                .expect("a profile spec always serialises")
+                .into_boxed_slice(),
+        }
     }
-    match seccomp_profile::validate_spec(&p.spec, Some(&Libseccomp)) {
+
+    /// The spec again.
+    pub fn unpack(&self) -> ProfileSpec {
+        serde_json::from_slice(&self.json).expect("a packed spec is one this process wrote")
+    }
+
+    /// `spec.disabled`.
+    pub fn disabled(&self) -> bool {
+        self.disabled
+    }
+
+    /// Whether it names a base profile.
+    pub fn has_base(&self) -> bool {
+        self.has_base
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.json.len()
+    }
+
+    /// Never: a spec's JSON is at least `{}`.
+    pub fn is_empty(&self) -> bool {
+        self.json.is_empty()
+    }
+}
+
+/// A SeccompProfile as the agent keeps it (see the module documentation). Deserialised from
+/// the API server's objects: a watch of `Api<StoredProfile>` compacts as it reads.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(from = "Wire")]
+pub struct StoredProfile {
+    /// Name, namespace, uid, resourceVersion and generation; nothing else.
+    pub metadata: ObjectMeta,
+    /// The spec (without its rules when invalid).
+    pub spec: PackedSpec,
+    /// Why the profile is invalid (bounded), when it is.
+    pub invalid: Option<String>,
+}
+
+/// The part of a SeccompProfile that is read.
+#[derive(serde::Deserialize)]
+struct Wire {
+    metadata: ObjectMeta,
+    spec: SeccompProfileSpec,
+}
+
+impl From<Wire> for StoredProfile {
+    fn from(w: Wire) -> Self {
+        compact(w.metadata, w.spec.profile)
+    }
+}
+
+/// Compact a profile (see the module documentation).
+pub fn compact(metadata: ObjectMeta, mut spec: ProfileSpec) -> StoredProfile {
+    let metadata = ObjectMeta {
+        name: metadata.name,
+        namespace: metadata.namespace,
+        uid: metadata.uid,
+        resource_version: metadata.resource_version,
+        generation: metadata.generation,
+        ..Default::default()
+    };
+    let invalid = match seccomp_profile::validate_spec(&spec, Some(&Libseccomp)) {
         Ok(()) => {
-            for rule in &mut p.spec.document.syscalls {
+            for rule in &mut spec.document.syscalls {
                 rule.names.sort_unstable();
                 rule.names.dedup();
-                rule.names.shrink_to_fit();
             }
+            None
         }
         Err(errs) => {
-            let why = seccomp_profile::limits::summarize(errs.iter().map(ToString::to_string));
-            p.spec.document.syscalls = Vec::new();
-            p.annotations_mut().insert(INVALID.to_owned(), why);
+            spec.document.syscalls = Vec::new();
+            Some(seccomp_profile::limits::summarize(
+                errs.iter().map(ToString::to_string),
+            ))
         }
+    };
+    StoredProfile {
+        metadata,
+        spec: PackedSpec::pack(&spec),
+        invalid,
+    }
+}
+
+impl kube::Resource for StoredProfile {
+    type DynamicType = ();
+    type Scope = <SeccompProfile as kube::Resource>::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        SeccompProfile::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        SeccompProfile::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        SeccompProfile::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        SeccompProfile::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
 }
 
 /// The profiles compacted as invalid, by namespace and name, and why.
-pub fn refused(profiles: &[Arc<SeccompProfile>]) -> HashMap<(String, String), String> {
+pub fn refused(profiles: &[Arc<StoredProfile>]) -> HashMap<(String, String), String> {
     profiles
         .iter()
         .filter_map(|p| {
-            let why = p.annotations().get(INVALID)?.clone();
-            Some(((p.namespace()?, p.name_any()), why))
+            let why = p.invalid.clone()?;
+            Some((
+                (p.metadata.namespace.clone()?, p.metadata.name.clone()?),
+                why,
+            ))
         })
         .collect()
 }
@@ -62,36 +166,50 @@ pub fn refused(profiles: &[Arc<SeccompProfile>]) -> HashMap<(String, String), St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seccomp_profile::{parse_profile, EvalContext};
 
-    fn profile(json: &str) -> SeccompProfile {
-        let mut p = SeccompProfile::new(
-            "p",
-            parse_profile(json, &EvalContext::host())
-                .unwrap()
-                .spec
-                .into(),
-        );
-        p.metadata.namespace = Some("a".into());
-        p.metadata.managed_fields = Some(vec![Default::default()]);
-        p.annotations_mut()
-            .insert(LAST_APPLIED.into(), "x".repeat(100_000));
-        p
+    /// A profile as the API server sends it, with everything the agent does not keep.
+    fn object(spec: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+            "metadata": {
+                "name": "p", "namespace": "a", "uid": "u-1", "resourceVersion": "42",
+                "generation": 3, "creationTimestamp": "2026-12-02T19:00:00Z",
+                "labels": {"app": "x"},
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "x".repeat(100_000)
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}]
+            },
+            "spec": spec,
+            "status": {"phase": "Installed", "conditions": [{"type": "Ready", "status": "True"}]}
+        })
     }
 
     #[test]
     fn repeated_names_cost_nothing_and_copies_are_dropped() {
-        let names = vec!["\"read\""; 1024].join(",");
-        let rule = format!(r#"{{"names":[{names}],"action":"SCMP_ACT_ALLOW"}}"#);
-        let json = format!(
-            r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{rule},{rule},{{"names":["write","read"],"action":"SCMP_ACT_ALLOW"}}]}}"#
+        let rule = serde_json::json!({"names": vec!["read"; 1024], "action": "SCMP_ACT_ALLOW"});
+        let spec = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            rule, rule, {"names": ["write", "read"], "action": "SCMP_ACT_ALLOW"}]});
+        let mut plain = object(spec.clone());
+        plain.as_object_mut().unwrap().remove("status");
+        let original: SeccompProfile = serde_json::from_value(plain).unwrap();
+        let p: StoredProfile = serde_json::from_value(object(spec)).unwrap();
+        assert_eq!(
+            p.metadata,
+            ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("a".into()),
+                uid: Some("u-1".into()),
+                resource_version: Some("42".into()),
+                generation: Some(3),
+                ..Default::default()
+            }
         );
-        let original = profile(&json);
-        let mut p = original.clone();
-        compact(&mut p);
-        assert!(p.metadata.managed_fields.is_none());
-        assert!(p.annotations().is_empty());
-        let names: Vec<&Vec<String>> = p.spec.document.syscalls.iter().map(|r| &r.names).collect();
+        assert!(p.invalid.is_none());
+        assert!(!p.spec.disabled() && !p.spec.has_base());
+        assert!(p.spec.len() < 200, "{} bytes", p.spec.len());
+        let spec = p.spec.unpack();
+        let names: Vec<&Vec<String>> = spec.document.syscalls.iter().map(|r| &r.names).collect();
         assert_eq!(
             names,
             [
@@ -103,33 +221,30 @@ mod tests {
         // The same file either way.
         let arch = seccomp_profile::Arch::X86_64;
         assert_eq!(
-            original.spec.document.render(arch).hash,
-            p.spec.document.render(arch).hash
+            original.spec.profile.document.render(arch).hash,
+            spec.document.render(arch).hash
         );
         assert!(refused(&[Arc::new(p)]).is_empty());
     }
 
     #[test]
     fn invalid_profiles_keep_only_the_bounded_reason() {
-        let names: Vec<String> = (0..1000).map(|i| format!("\"no_such_call_{i}\"")).collect();
-        let json = format!(
-            r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{{"names":[{}],"action":"SCMP_ACT_ALLOW"}}]}}"#,
-            names.join(",")
-        );
-        let mut p = profile(&json);
-        compact(&mut p);
-        assert!(p.spec.document.syscalls.is_empty());
-        let why = &p.annotations()[INVALID];
+        let names: Vec<String> = (0..1000).map(|i| format!("no_such_call_{i}")).collect();
+        let spec = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": "b",
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]});
+        let p: StoredProfile = serde_json::from_value(object(spec.clone())).unwrap();
+        assert!(p.spec.unpack().document.syscalls.is_empty());
+        assert!(p.spec.has_base());
+        let why = p.invalid.clone().unwrap();
         assert!(
             why.contains("no_such_call_0") && why.ends_with(" more"),
             "{why}"
         );
         assert!(why.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES);
-        let r = refused(&[Arc::new(p.clone())]);
-        assert_eq!(r[&("a".to_string(), "p".to_string())], *why);
-        // Compacting again (a resync of the same object) does not change the verdict.
-        let mut again = profile(&json);
-        compact(&mut again);
-        assert_eq!(again.annotations()[INVALID], *why);
+        let r = refused(&[Arc::new(p)]);
+        assert_eq!(r[&("a".to_string(), "p".to_string())], why);
+        // Deserialised again (a relist of the same object): the same verdict.
+        let again: StoredProfile = serde_json::from_value(object(spec)).unwrap();
+        assert_eq!(again.invalid, Some(why));
     }
 }

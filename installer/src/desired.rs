@@ -1,9 +1,11 @@
 //! From the cluster's SeccompProfiles to the set of files this node must have. Pure: no I/O,
 //! no API server; the controller feeds it a snapshot.
 
+use crate::compact::PackedSpec;
 use crate::paths::ProfileKey;
 use seccomp_filter::{self as seccomp, Libseccomp};
 use seccomp_profile::{resolve, validate_spec, Arch, Policy, ProfileSpec};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -46,11 +48,50 @@ pub struct Input<'a> {
     /// Its name.
     pub name: &'a str,
     /// Its spec.
-    pub spec: &'a ProfileSpec,
+    pub spec: SpecRef<'a>,
     /// What identifies this version of the spec (the object's uid and generation), when
     /// known: a profile whose version and whose bases' versions are those of an earlier sync
     /// is not rendered again.
     pub version: Option<(&'a str, i64)>,
+}
+
+/// A spec as a snapshot holds it: parsed, or packed as the agent keeps it (parsed again only
+/// when it is rendered).
+#[derive(Clone, Copy, Debug)]
+pub enum SpecRef<'a> {
+    /// Parsed.
+    Parsed(&'a ProfileSpec),
+    /// Packed ([`PackedSpec`]).
+    Packed(&'a PackedSpec),
+}
+
+impl<'a> From<&'a ProfileSpec> for SpecRef<'a> {
+    fn from(spec: &'a ProfileSpec) -> Self {
+        SpecRef::Parsed(spec)
+    }
+}
+
+impl<'a> SpecRef<'a> {
+    fn disabled(&self) -> bool {
+        match self {
+            SpecRef::Parsed(s) => s.disabled,
+            SpecRef::Packed(p) => p.disabled(),
+        }
+    }
+
+    fn has_base(&self) -> bool {
+        match self {
+            SpecRef::Parsed(s) => s.base_profile_name.is_some(),
+            SpecRef::Packed(p) => p.has_base(),
+        }
+    }
+
+    fn get(&self) -> Cow<'a, ProfileSpec> {
+        match *self {
+            SpecRef::Parsed(s) => Cow::Borrowed(s),
+            SpecRef::Packed(p) => Cow::Owned(p.unpack()),
+        }
+    }
 }
 
 /// The versions a profile's result was computed from: its own and each base's, in chain
@@ -130,7 +171,7 @@ pub fn unversioned(profiles: &[(String, String, ProfileSpec)]) -> Vec<Input<'_>>
         .map(|(namespace, name, spec)| Input {
             namespace,
             name,
-            spec,
+            spec: spec.into(),
             version: None,
         })
         .collect()
@@ -141,7 +182,7 @@ struct Namespace<'a>(BTreeMap<&'a str, &'a Input<'a>>);
 
 impl seccomp_profile::ProfileLookup for Namespace<'_> {
     fn lookup(&self, name: &str) -> Option<ProfileSpec> {
-        self.0.get(name).map(|i| i.spec.clone())
+        self.0.get(name).map(|i| i.spec.get().into_owned())
     }
 }
 
@@ -212,8 +253,8 @@ pub fn compute_part(
     let native = Arch::native();
     let mut out = BTreeMap::new();
     for input in part {
-        let (ns, name, spec) = (input.namespace, input.name, input.spec);
-        if spec.disabled {
+        let (ns, name) = (input.namespace, input.name);
+        if input.spec.disabled() {
             continue;
         }
         let key = match ProfileKey::new(ns, name) {
@@ -227,8 +268,8 @@ pub fn compute_part(
             tracing::warn!(namespace = %ns, name = %name, "profile not in the snapshot; skipped");
             continue;
         };
-        let chain = if spec.base_profile_name.is_some() {
-            seccomp_profile::base_chain(name, spec, lookup)
+        let chain = if input.spec.has_base() {
+            seccomp_profile::base_chain(name, &input.spec.get(), lookup)
         } else {
             Vec::new()
         };
@@ -286,8 +327,9 @@ pub fn compute_part(
                     }
                 }
             }
-            cache.validate(spec)?;
-            let doc = resolve(name, spec, lookup).map_err(|e| e.to_string())?;
+            let spec = input.spec.get();
+            cache.validate(&spec)?;
+            let doc = resolve(name, &spec, lookup).map_err(|e| e.to_string())?;
             let refused = policy.check(&doc, "spec.");
             if !refused.is_empty() {
                 return Err(seccomp_profile::limits::summarize(
@@ -397,7 +439,7 @@ mod tests {
         let input = |name, spec, generation| Input {
             namespace: "a",
             name,
-            spec,
+            spec: SpecRef::Parsed(spec),
             version: Some(("uid", generation)),
         };
         let set = vec![

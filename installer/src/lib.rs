@@ -457,7 +457,7 @@ mod tests {
                 .map(|((name, spec, generation), uid)| desired::Input {
                     namespace: "a",
                     name,
-                    spec,
+                    spec: spec.into(),
                     version: Some((uid.as_str(), *generation)),
                 })
                 .collect();

@@ -8,12 +8,14 @@
 //! - status is written at most once per [`STATUS_INTERVAL`], whatever the rate of changes.
 
 use crate::metrics::Metrics;
-use crds::{SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus, SeccompProfile};
+use crds::{SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
-use profile_installer::{compact, desired::Input, Installer, SyncReport};
+use profile_installer::compact::{self, StoredProfile};
+use profile_installer::desired::{Input, SpecRef};
+use profile_installer::{Installer, SyncReport};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -77,8 +79,8 @@ pub async fn run(
 /// that moves with every watch event.
 #[derive(Clone)]
 pub struct Profiles {
-    /// Every SeccompProfile, compacted (see [`compact`]).
-    pub store: reflector::Store<SeccompProfile>,
+    /// Every SeccompProfile, compacted as it is read (see [`compact`]).
+    pub store: reflector::Store<StoredProfile>,
     /// Moves on every watch event.
     pub changed: watch::Receiver<u64>,
 }
@@ -89,12 +91,11 @@ pub fn watch_profiles(
     client: Client,
     health: Option<Arc<crate::health::Health>>,
 ) -> (Profiles, tokio::task::JoinHandle<()>) {
-    let api: Api<SeccompProfile> = Api::all(client);
+    let api: Api<StoredProfile> = Api::all(client);
     let (reader, writer) = reflector::store();
     let (tx, changed) = watch::channel(0u64);
     let stream = watcher(api, crate::watch_config().any_semantic())
         .default_backoff()
-        .modify(compact::compact)
         .reflect(writer);
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -181,7 +182,7 @@ pub async fn sync_loop(
                 Some(Input {
                     namespace: p.metadata.namespace.as_deref()?,
                     name: p.metadata.name.as_deref()?,
-                    spec: &p.spec.profile,
+                    spec: SpecRef::Packed(&p.spec),
                     version: p.metadata.uid.as_deref().zip(p.metadata.generation),
                 })
             })
@@ -262,7 +263,7 @@ fn give_back_freed_memory() {
 /// the store applies them in that order (a relist replaces it with a list at one version), so
 /// a store holding an object at version V reflects every change up to V. None when no
 /// version is an integer (nothing is then confirmed by this node).
-pub fn synced_version(profiles: &[Arc<SeccompProfile>]) -> Option<u64> {
+pub fn synced_version(profiles: &[Arc<StoredProfile>]) -> Option<u64> {
     profiles
         .iter()
         .filter_map(|p| {
@@ -291,7 +292,7 @@ fn next_resync_at(
 /// [`MAX_REPAIR_EVENTS`]); failures to publish are logged, never retried.
 async fn tell_repairs(
     recorder: &kube::runtime::events::Recorder,
-    profiles: &reflector::Store<SeccompProfile>,
+    profiles: &reflector::Store<StoredProfile>,
     node: &str,
     repaired: &[profile_installer::paths::ProfileKey],
 ) {
@@ -409,7 +410,7 @@ mod tests {
     #[test]
     fn the_synced_version_is_the_highest_integer_resource_version() {
         let p = |rv: &str| {
-            let mut p: SeccompProfile = serde_json::from_value(serde_json::json!({
+            let mut p: StoredProfile = serde_json::from_value(serde_json::json!({
                 "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
                 "metadata": {"name": "p", "namespace": "a", "resourceVersion": rv},
                 "spec": {"defaultAction": "SCMP_ACT_ERRNO"},

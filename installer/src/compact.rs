@@ -247,4 +247,39 @@ mod tests {
         let again: StoredProfile = serde_json::from_value(object(spec)).unwrap();
         assert_eq!(again.invalid, Some(why));
     }
+
+    #[test]
+    fn real_profiles_come_back_from_their_packed_form_unchanged() {
+        // unpack() trusts what pack() wrote: every real profile must survive the round trip.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            eprintln!("SKIP: ../shared/corpus not found beside the repository");
+            return;
+        };
+        let mut seen = 0;
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().and_then(|x| x.to_str()) != Some("json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let Ok(parsed) =
+                seccomp_profile::parse_profile(&text, &seccomp_profile::EvalContext::host())
+            else {
+                continue;
+            };
+            assert_eq!(
+                PackedSpec::pack(&parsed.spec).unpack(),
+                parsed.spec,
+                "{}",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(
+            seen >= 3,
+            "only {seen} profiles read from {}",
+            dir.display()
+        );
+    }
 }

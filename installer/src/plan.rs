@@ -25,23 +25,9 @@ pub enum Op {
     },
 }
 
-/// The operations that take the node from `on_disk` (profile → content hash) to `desired`:
-/// [`writes`], then [`removals`].
-///
-/// - a file whose hash already matches is not written again;
-/// - a profile in error keeps whatever file it has;
-/// - a file no desired profile backs is removed: callers pass a `desired` built from a
-///   complete, successful list of profiles, never from a failed or partial one.
-pub fn plan(
-    desired: &BTreeMap<ProfileKey, Desired>,
-    on_disk: &BTreeMap<ProfileKey, String>,
-) -> Vec<Op> {
-    let mut ops = writes(desired, on_disk);
-    ops.extend(removals(desired, on_disk));
-    ops
-}
-
-/// The files of `desired` (any part of the set) whose content on disk differs.
+/// The files of `desired` (any part of the set) whose content on disk differs: a file whose
+/// hash already matches is not written again, and a profile in error keeps whatever file it
+/// has.
 pub fn writes(
     desired: &BTreeMap<ProfileKey, Desired>,
     on_disk: &BTreeMap<ProfileKey, String>,
@@ -59,7 +45,8 @@ pub fn writes(
         .collect()
 }
 
-/// The files no profile of `desired` backs: `desired` must be the complete set.
+/// The files no profile of `desired` backs. Callers pass a `desired` built from a complete,
+/// successful list of profiles, never from a failed or partial one.
 pub fn removals(
     desired: &BTreeMap<ProfileKey, Desired>,
     on_disk: &BTreeMap<ProfileKey, String>,
@@ -74,6 +61,16 @@ pub fn removals(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Everything that takes the node from `on_disk` to `desired`, as a sync does it.
+    fn plan(
+        desired: &BTreeMap<ProfileKey, Desired>,
+        on_disk: &BTreeMap<ProfileKey, String>,
+    ) -> Vec<Op> {
+        let mut ops = writes(desired, on_disk);
+        ops.extend(removals(desired, on_disk));
+        ops
+    }
 
     fn k(n: &str) -> ProfileKey {
         ProfileKey::new("ns", n).unwrap()

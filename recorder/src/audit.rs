@@ -468,7 +468,9 @@ fn read_loop(
             if late < std::time::Duration::from_millis(30) {
                 break;
             }
-            let container = forks.get(r.pid);
+            // The fork tracker's answer, or the process's own if it is still alive (its
+            // records may have arrived before the resolver could place it).
+            let container = forks.get(r.pid).or_else(|| resolve(r.pid));
             if container.is_none() && late < std::time::Duration::from_millis(500) {
                 break;
             }

@@ -78,7 +78,7 @@ for i in range(singles):
 lat.sort()
 p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
 
-print(f"\ncluster benchmark ({os.cpu_count()} CPUs, 1 node, Kubernetes v1.20.2)\n")
+print(f"\ncluster benchmark ({os.cpu_count()} CPUs, 1 node, Kubernetes {req('GET', '/version')['gitVersion']})\n")
 print(f"{n} profiles created with 8 client threads:      {created:6.2f} s to create")
 print(f"  all {n} files on disk:                     {files_done if files_done is not None else float('nan'):6.2f} s   (goal <= 10 s)")
 print(f"  all {n} Installed (status):               {installed_done if installed_done is not None else float('nan'):6.2f} s")

@@ -273,7 +273,7 @@ agent_rss = rss("/node-agent", "--record=false")
 sim_rss = progress().get("rss_peak_kib", 0) / 1024
 fmt = lambda v: "nan" if v is None else f"{v:.1f}"
 
-print(f"\nscale benchmark ({os.cpu_count()} CPUs, {nodes} nodes: 1 real + {nodes - 1} simulated, Kubernetes v1.20.2)\n")
+print(f"\nscale benchmark ({os.cpu_count()} CPUs, {nodes} nodes: 1 real + {nodes - 1} simulated, Kubernetes {req('GET', '/version')['gitVersion']})\n")
 print(f"{n} profiles in 50 namespaces created with 8 client threads in {t_last - t_start:.1f} s")
 print(f"  every file on every node:       {fmt(files_s):>7} s after the last create   (goal <= 60 s at 100 x 10000)")
 print(f"  every profile Installed {nodes}/{nodes}: {fmt(installed_s):>7} s after the last create   (goal <= 90 s)")

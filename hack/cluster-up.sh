@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Brings up a real Kubernetes v1.20.2 cluster on this machine from Debian packages and a
-# one-time source build: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# containerd + runc, kube-proxy (iptables), kubelet. Writes the admin kubeconfig to
-# .local-cluster/kubeconfig.
+# Brings up a real Kubernetes cluster on this machine (v1.37 by default; K8S_VERSION selects
+# another, see hack/k8s-build.sh), built once from the published Go modules: etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, containerd 2 + runc, kube-proxy
+# (iptables), kubelet. Writes the admin kubeconfig to .local-cluster/kubeconfig.
 #
-#   hack/cluster-up.sh [--nodes N]    N nodes (default 1): node 1 is this machine, nodes 2..N
-#                                     each run in their own namespaces (hack/lib/cluster-node.sh)
+#   hack/cluster-up.sh [--nodes N]    N nodes (default: as many as the kept state has, or 1):
+#                                     node 1 is this machine, nodes 2..N each run in their own
+#                                     namespaces (hack/lib/cluster-node.sh)
 #
 # Idempotent: on a running cluster it only adds the nodes that are missing (or restarts the
-# stopped ones) and prints the export line.
+# stopped ones) and prints the export line. Extra nodes the kept state has beyond N are
+# removed (their Node objects too), so that no node is left NotReady. State made by another
+# Kubernetes version is wiped first.
 #
 # Every process it starts is recorded in .local-cluster/pids/ for hack/cluster-down.sh.
 # Traffic stays on this machine: the API server listens on the node IP and loopback, pods live
@@ -20,7 +23,7 @@ REPO=$PWD
 . hack/lib/cluster-env.sh
 . hack/lib/cluster-node.sh
 
-nodes=1
+nodes=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) nodes=${2:?--nodes takes a number}; shift 2 ;;
@@ -28,6 +31,11 @@ while [ $# -gt 0 ]; do
     *) echo "usage: hack/cluster-up.sh [--nodes N]" >&2; exit 2 ;;
   esac
 done
+# Without --nodes: the nodes the kept state has (node 1 alone on a fresh machine).
+if [ -z "$nodes" ]; then
+  nodes=1
+  for n in $(node_names); do nodes=$(node_index "$n"); done
+fi
 [[ "$nodes" =~ ^[1-9][0-9]?$ ]] || { echo "hack/cluster-up.sh: --nodes must be 1..99, not '$nodes'" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "hack/cluster-up.sh needs root" >&2; exit 1; }
 
@@ -44,9 +52,16 @@ wait_for() { # description, timeout seconds, command...
 }
 # Nodes 2..N: created when missing, started when stopped, then Ready.
 extra_nodes() {
+  local i n
+  for n in $(node_names); do
+    if [ "$(node_index "$n")" -gt "$nodes" ]; then
+      echo "== node $n: not asked for (--nodes $nodes): removed"
+      node_destroy "$n" --wipe
+      "$KUBECTL" delete node "$n" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+    fi
+  done
   [ "$nodes" -gt 1 ] || return 0
   nodes_host_setup
-  local i n
   for i in $(seq 2 "$nodes"); do
     n=node-$i
     echo "== node $n ($(node_ip "$i"), pods $(node_pod_cidr "$i"))"
@@ -63,26 +78,32 @@ if all_alive && "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/d
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   exit 0
 fi
-# Stop what an earlier run left half running, and clean its mounts, namespaces and rules.
-hack/cluster-down.sh >/dev/null
+# Stop what an earlier run left half running, and clean its mounts, namespaces and rules;
+# state from another version of the stack (etcd data, containerd roots) is wiped.
+stack="$K8S_BIN $ETCD_BIN $CONTAINERD_BIN $RUNC_BIN $CNI_BIN"
+if [ -f "$STATE/stack" ] && [ "$(cat "$STATE/stack")" != "$stack" ]; then
+  echo "== the kept state is of another stack ($(cat "$STATE/stack")): wiped"
+  hack/cluster-down.sh --wipe >/dev/null
+elif [ -d "$STATE" ] && [ ! -f "$STATE/stack" ]; then
+  hack/cluster-down.sh --wipe >/dev/null
+else
+  hack/cluster-down.sh >/dev/null
+fi
 
 echo "== packages"
 hack/deps.sh test
 missing=()
-for p in etcd-server containerd containernetworking-plugins conntrack iptables openssl gcc python3 iproute2; do
+for p in conntrack iptables openssl gcc python3 iproute2; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's etcd-server and containerd packages start system services; this cluster runs its own.
-for svc in etcd containerd; do
-  if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
-done
 hack/k8s-build.sh
 
 mkdir -p "$STATE" "$RUN" "$PIDS" "$LOGS" "$PKI" "$CNI_CONF" /var/lib/kubelet
+echo "$stack" > "$STATE/stack"
 sysctl -qw net.ipv4.ip_forward=1
 sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
@@ -108,7 +129,7 @@ wait_for etcd 30 http_ok http://127.0.0.1:2379/health
 echo "== kube-apiserver ($NODE_IP:6443)"
 start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --etcd-servers=http://127.0.0.1:2379 \
-  --bind-address=0.0.0.0 --secure-port=6443 --insecure-port=0 --advertise-address="$NODE_IP" \
+  --bind-address=0.0.0.0 --secure-port=6443 --advertise-address="$NODE_IP" \
   --service-cluster-ip-range="$SERVICE_CIDR" \
   --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
   --client-ca-file="$PKI/ca.crt" \
@@ -128,12 +149,12 @@ start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
   --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
   --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
   --use-service-account-credentials=true --leader-elect=false \
-  --bind-address=127.0.0.1 --secure-port=10257 --port=0 --v=1
+  --bind-address=127.0.0.1 --secure-port=10257 --v=1
 start kube-scheduler "$K8S_BIN/kube-scheduler" \
   --kubeconfig="$STATE/scheduler.kubeconfig" \
   --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
   --authorization-kubeconfig="$STATE/scheduler.kubeconfig" \
-  --leader-elect=false --bind-address=127.0.0.1 --secure-port=10259 --port=0 --v=1
+  --leader-elect=false --bind-address=127.0.0.1 --secure-port=10259 --v=1
 
 echo "== containerd (own root, socket $CONTAINERD_SOCK)"
 hack/lib/cluster-containerd-config.sh
@@ -146,16 +167,15 @@ hack/lib/cluster-images.sh
 echo "== kube-proxy (iptables)"
 start kube-proxy "$K8S_BIN/kube-proxy" \
   --kubeconfig="$STATE/kube-proxy.kubeconfig" --proxy-mode=iptables \
-  --hostname-override="$NODE_NAME" --cluster-cidr="$CLUSTER_CIDR" \
+  --hostname-override="$NODE_NAME" --bind-address="$NODE_IP" --cluster-cidr="$CLUSTER_CIDR" \
   --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
   --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 --v=1
-wait_for kube-proxy 30 http_ok http://127.0.0.1:10256/healthz
+wait_for kube-proxy 30 http_ok http://127.0.0.1:10256/livez
 
 echo "== kubelet (node $NODE_NAME)"
-hack/lib/cluster-kubelet-config.sh "$STATE/kubelet-config.yaml" kubelet
+hack/lib/cluster-kubelet-config.sh "$STATE/kubelet-config.yaml" kubelet "unix://$CONTAINERD_SOCK"
 start kubelet "$K8S_BIN/kubelet" \
   --kubeconfig="$STATE/kubelet.kubeconfig" --config="$STATE/kubelet-config.yaml" \
-  --container-runtime=remote --container-runtime-endpoint="unix://$CONTAINERD_SOCK" \
   --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --root-dir=/var/lib/kubelet \
   --register-with-taints="$AGENT_TAINT" --v=1
 node_ready() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -q True; }

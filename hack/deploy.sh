@@ -54,10 +54,7 @@ image operator/Containerfile localhost/seccomp-operator/operator:dev operator
 image node-agent/Containerfile localhost/seccomp-operator/node-agent:dev node-agent seccompctl
 
 echo "== applying config/local"
-# Rendered with a current kustomize (the system kubectl), applied with the cluster's kubectl.
-kustomize=$(command -v kubectl || true)
-[ -n "$kustomize" ] && [ "$kustomize" != "$KUBECTL" ] || { echo "hack/deploy.sh needs a kubectl with kustomize v3+ on PATH to render config/" >&2; exit 1; }
-"$kustomize" kustomize config/local > "$work/all.yaml"
+"$KUBECTL" kustomize config/local > "$work/all.yaml"
 # CRDs first, so the custom resources in the same apply are known.
 for f in crds/*.yaml; do [ "$(basename "$f")" = kustomization.yaml ] || "$KUBECTL" apply -f "$f" >/dev/null; done
 "$KUBECTL" wait --for=condition=Established crd --all --timeout=60s >/dev/null

@@ -14,6 +14,14 @@ out=target/test-output.txt
 : > "$out"
 
 hack/deps.sh test
+# The test bed (Kubernetes, etcd, containerd, runc, CNI plugins), built once per machine and
+# version; the runtime tests run the cluster's own runc.
+if [ "$(id -u)" -eq 0 ]; then
+  hack/k8s-build.sh
+fi
+eval "$(hack/k8s-build.sh --print)"
+export PATH=$RUNC_BIN:$PATH
+echo "== runc: $(runc --version 2>/dev/null | head -1 || echo 'not built (not root)')"
 
 # A full run (debug and release builds, a cluster) needs about 12 GiB of disk; say so up front
 # instead of failing half-way with "No space left on device".
@@ -55,7 +63,7 @@ if [ -n "$e2e_reason" ]; then
 else
   echo "== end-to-end tests on a local cluster"
   was_up=false
-  [ -f .local-cluster/kubeconfig ] && /var/cache/seccomp-operator/k8s-v1.20.2/bin/kubectl --kubeconfig .local-cluster/kubeconfig get --raw /readyz >/dev/null 2>&1 && was_up=true
+  [ -f .local-cluster/kubeconfig ] && "$K8S_BIN/kubectl" --kubeconfig .local-cluster/kubeconfig get --raw /readyz >/dev/null 2>&1 && was_up=true
   if ! $was_up; then
     # A fresh cluster: whatever an earlier, interrupted run left (state, mounts, rules) goes.
     hack/cluster-down.sh --wipe >/dev/null 2>&1 || true
@@ -64,7 +72,7 @@ else
   hack/cluster-up.sh --nodes "${E2E_NODES:-3}"
   hack/deploy.sh
   set +e +o pipefail
-  KUBECONFIG=$PWD/.local-cluster/kubeconfig cargo test -p e2e --no-fail-fast -- --test-threads=1 2>&1 | tee -a "$out"
+  KUBECTL=$K8S_BIN/kubectl KUBECONFIG=$PWD/.local-cluster/kubeconfig cargo test -p e2e --no-fail-fast -- --test-threads=1 2>&1 | tee -a "$out"
   e2e_status=${PIPESTATUS[0]}
   set -e -o pipefail
   [ "$e2e_status" -eq 0 ] || status=$e2e_status

@@ -82,17 +82,14 @@ impl TestNs {
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &ns)
             .await?;
-        // Pods can be created once the namespace's default ServiceAccount exists and (on 1.20)
-        // has its token secret; before that, pod admission fails with "no API token found".
+        // Pods can be created once the namespace's default ServiceAccount exists (its token
+        // is projected into each pod: no token Secret since 1.24).
         let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(client.clone(), &name);
         wait_for(
-            "the default ServiceAccount and its token",
+            "the default ServiceAccount",
             Duration::from_secs(60),
-            || async {
-                let sa = sa.get_opt("default").await.ok().flatten()?;
-                sa.secrets.filter(|s| !s.is_empty()).map(|_| ())
-            },
+            || async { sa.get_opt("default").await.ok().flatten().map(|_| ()) },
         )
         .await?;
         Ok(TestNs { client, name })
@@ -294,7 +291,7 @@ pub fn kubectl_output(
 ) -> std::io::Result<std::process::Output> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut cmd = Command::new(KUBECTL);
+    let mut cmd = Command::new(kubectl_path());
     cmd.arg("--kubeconfig")
         .arg(kubeconfig().unwrap_or_default());
     if let Some(user) = user {
@@ -326,8 +323,13 @@ pub fn kubectl(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The cluster's kubectl (built by hack/k8s-build.sh).
-pub const KUBECTL: &str = "/var/cache/seccomp-operator/k8s-v1.20.2/bin/kubectl";
+/// The cluster's kubectl (built by hack/k8s-build.sh): `$KUBECTL`, which hack/test.sh sets to
+/// the version the cluster runs, or else `kubectl` on PATH.
+pub fn kubectl_path() -> PathBuf {
+    std::env::var_os("KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("kubectl"))
+}
 
 /// A node of the local cluster: its name and its kubelet root as seen from this machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -445,6 +447,19 @@ pub fn busybox_pod_anywhere(name: &str, script: &str, profile: Option<&str>) -> 
     }
     serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [c]}})
+}
+
+/// The bytes a node agent writes for a resolved document under the shipped policy
+/// (`config/manager/policy.yaml`: REPORT_DENIALS on, so a document without flags of its own gets
+/// `SECCOMP_FILTER_FLAG_LOG`), and their hash.
+pub fn installed_rendering(doc: seccomp_profile::SeccompDocument) -> seccomp_profile::Rendered {
+    let policy = seccomp_profile::Policy {
+        report_denials: true,
+        ..seccomp_profile::Policy::default()
+    };
+    policy
+        .installed(None, doc)
+        .render(seccomp_profile::Arch::native())
 }
 
 /// Node 1's kubelet root.

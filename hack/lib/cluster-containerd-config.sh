@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# containerd configuration of a local cluster node: its own root, state and socket, a local
-# pause image, Debian's CNI plugins with a bridge for the node's pod range, and
+# containerd 2 configuration (config version 3) of a local cluster node: its own root, state
+# and socket, the local pause image pinned as the sandbox image (the kubelet no longer names
+# it), the runc and CNI plugins hack/k8s-build.sh built, a bridge for the node's pod range, and
 # restrict_oom_score_adj (these VMs lack CAP_SYS_RESOURCE).
 #
 #   cluster-containerd-config.sh                 node 1 (paths from cluster-env.sh)
@@ -18,25 +19,28 @@ else
 fi
 out=$1 root=$2 state=$3 sock=$4 cni=$5 subnet=$6 ipam=$7 netns_under_state=$8
 mkdir -p "$cni" "$root" "$state" "$(dirname "$out")"
-containerd config default > "$out.default"
-python3 - "$out.default" "$out.tmp" "$root" "$state" "$sock" "$cni" "$netns_under_state" <<'PY'
+"$CONTAINERD_BIN/containerd" config default > "$out.default"
+python3 - "$out.default" "$out.tmp" "$root" "$state" "$sock" "$cni" "$netns_under_state" "$RUNC_BIN/runc" "$CNI_BIN" <<'PY'
 import re, sys
-src, dst, root, state, sock, cni, netns = sys.argv[1:]
+src, dst, root, state, sock, cni, netns, runc, cni_bin = sys.argv[1:]
 t = open(src).read()
+if not re.search(r"^version = 3$", t, flags=re.M):
+    sys.exit("containerd config: expected config version 3 (containerd 2.x)")
 def sub(pattern, repl):
     global t
     new, n = re.subn(pattern, repl, t, count=1, flags=re.M)
     if n == 0:
         sys.exit(f"containerd config: no match for {pattern!r}")
     t = new
-sub(r'^root = .*$', f'root = "{root}"')
-sub(r'^state = .*$', f'state = "{state}"')
-sub(r'^(\s*)address = "/run/containerd/containerd.sock"', rf'\1address = "{sock}"')
-sub(r'^(\s*)sandbox_image = .*$', r'\1sandbox_image = "localhost/pause:1"')
-sub(r'^(\s*)restrict_oom_score_adj = .*$', r'\1restrict_oom_score_adj = true')
-sub(r'^(\s*)bin_dir = .*$', r'\1bin_dir = "/usr/lib/cni"')
-sub(r'^(\s*)conf_dir = .*$', rf'\1conf_dir = "{cni}"')
-sub(r'^(\s*)netns_mounts_under_state_dir = .*$', rf'\1netns_mounts_under_state_dir = {netns}')
+sub(r"^root = .*$", f"root = '{root}'")
+sub(r"^state = .*$", f"state = '{state}'")
+sub(r"^(\s*)address = '/run/containerd/containerd.sock'", rf"\1address = '{sock}'")
+sub(r"^(\s*)sandbox = .*$", r"\1sandbox = 'localhost/pause:1'")
+sub(r"^(\s*)restrict_oom_score_adj = .*$", r"\1restrict_oom_score_adj = true")
+sub(r"^(\s*)netns_mounts_under_state_dir = .*$", rf"\1netns_mounts_under_state_dir = {netns}")
+sub(r"^(\s*)BinaryName = .*$", rf"\1BinaryName = '{runc}'")
+sub(r"^(\s*)bin_dirs = .*$", rf"\1bin_dirs = ['{cni_bin}']")
+sub(r"^(\s*)conf_dir = '/etc/cni/net.d'", rf"\1conf_dir = '{cni}'")
 open(dst, "w").write(t)
 PY
 mv "$out.tmp" "$out"

@@ -1,5 +1,9 @@
 # Shared settings of the local cluster scripts (sourced).
-K8S_BIN=${K8S_CACHE:-/var/cache/seccomp-operator/k8s-v1.20.2}/bin
+# The test bed's binaries, built once per version by hack/k8s-build.sh (K8S_VERSION and the
+# other versions there select them): K8S_BIN, ETCD_BIN, CONTAINERD_BIN, RUNC_BIN, CNI_BIN.
+eval "$("$REPO/hack/k8s-build.sh" --print)"
+# containerd finds its shim on PATH; every script's ctr, containerd, etcd and runc are these.
+PATH=$CONTAINERD_BIN:$ETCD_BIN:$RUNC_BIN:$PATH
 KUBECTL=$K8S_BIN/kubectl
 LOCAL=$REPO/.local-cluster
 KUBECONFIG_PATH=$LOCAL/kubeconfig
@@ -22,4 +26,7 @@ POD_CIDR=10.88.0.0/16
 CLUSTER_CIDR=10.88.0.0/15
 # Every kubelet registers with the taint the operator lifts once the node's agent has synced.
 AGENT_TAINT=seccomp-operator.dev/agent-not-ready=true:NoSchedule
+# Extra nodes whose kubelet runs unset containers under RuntimeDefault (seccompDefault: true),
+# as more and more real clusters do; the others keep the kubelet's default (unconfined).
+SECCOMP_DEFAULT_NODES=${SECCOMP_DEFAULT_NODES:-node-3}
 export KUBECONFIG=$KUBECONFIG_PATH

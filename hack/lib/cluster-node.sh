@@ -115,7 +115,10 @@ node_create() { # index
   # containerd: own root, state, socket, CNI config; pod netns under its state dir.
   "$REPO/hack/lib/cluster-containerd-config.sh" "$sdir/containerd.toml" "$sdir/containerd" \
     "$rdir/containerd" "$rdir/containerd.sock" "$sdir/cni/net.d" "$pods" "$sdir/cni/ipam"
-  "$REPO/hack/lib/cluster-kubelet-config.sh" "$sdir/kubelet-config.yaml" "kubelet-$n" "/$n"
+  local seccomp_default=false
+  case " $SECCOMP_DEFAULT_NODES " in *" $n "*) seccomp_default=true ;; esac
+  SECCOMP_DEFAULT=$seccomp_default "$REPO/hack/lib/cluster-kubelet-config.sh" "$sdir/kubelet-config.yaml" \
+    "kubelet-$n" "unix://$rdir/containerd.sock" "/$n"
 
   node_cgroup_make "$n"
 
@@ -184,12 +187,11 @@ node_start() { # name
   node_images "$n"
   node_start_one "$n" kube-proxy "$K8S_BIN/kube-proxy" \
     --kubeconfig="$STATE/kube-proxy.kubeconfig" --proxy-mode=iptables \
-    --hostname-override="$n" --cluster-cidr="$CLUSTER_CIDR" \
+    --hostname-override="$n" --bind-address="$ip" --cluster-cidr="$CLUSTER_CIDR" \
     --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
     --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 --v=1
   node_start_one "$n" kubelet "$K8S_BIN/kubelet" \
     --kubeconfig="$STATE/kubelet-$n.kubeconfig" --config="$sdir/kubelet-config.yaml" \
-    --container-runtime=remote --container-runtime-endpoint="unix://$(node_sock "$n")" \
     --hostname-override="$n" --node-ip="$ip" --root-dir=/var/lib/kubelet \
     --register-with-taints="$AGENT_TAINT" --v=1
 }

@@ -4,7 +4,8 @@
 //
 // One program on the raw sys_enter tracepoint (tp_btf: BTF-typed, no probe reads) sets a bit
 // per syscall in a per-mount-namespace record. A second one on sched_process_exec marks the
-// moment a recorded namespace first execs: bits before it are the container runtime's set-up
+// moment a recorded namespace first execs a program (a runtime re-executing itself as
+// /proc/self/exe does not count): bits before it are the container runtime's set-up
 // (mount, pivot_root, ...), bits after it are the container's own program. Userspace builds
 // profiles from the "after" bits plus what the runtime needs once the filter is applied.
 //
@@ -76,6 +77,10 @@ struct task_struct {
 	struct thread_info thread_info;
 	struct nsproxy *nsproxy;
 	struct css_set *cgroups;
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	const char *filename;
 } __attribute__((preserve_access_index));
 
 #define NR_WORDS 16                  // 1024 syscall numbers per class
@@ -416,6 +421,19 @@ int sys_enter(u64 *ctx)
 	return record_pending(cfg, task, regs, mntns, nr);
 }
 
+// Whether an exec is of "/proc/self/exe", how a runtime re-executes itself (runc, crun); no
+// container's program is started by that name.
+static __always_inline int runtime_reexec(struct linux_binprm *bprm)
+{
+	// one byte more than the name and its NUL: a longer name reads as 16 bytes
+	char p[16] = {};
+	if (!bprm || bpf_probe_read_kernel_str(p, sizeof(p), bprm->filename) != 15)
+		return 0;
+	return p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' &&
+	       p[5] == '/' && p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' &&
+	       p[10] == '/' && p[11] == 'e' && p[12] == 'x' && p[13] == 'e';
+}
+
 SEC("tp_btf/sched_process_exec")
 int sched_process_exec(u64 *ctx)
 {
@@ -429,6 +447,12 @@ int sched_process_exec(u64 *ctx)
 	if (!r && cfg->armed)
 		r = pending_entry(mntns, ns_generation(task));
 	if (r && !(r->flags & FLAG_EXECED)) {
+		// A runtime that re-executes itself inside the new namespace is not the program: runc
+		// 1.2+ does so for a user-namespaced container (a helper for its idmapped mounts), before
+		// the process joins the container's cgroup. Its exec would take the phase and a wrong
+		// cgroup name, and the container would never be matched.
+		if (runtime_reexec((struct linux_binprm *)ctx[2]))
+			return 0;
 		// By its program's exec the runtime has moved the process into the container's cgroup.
 		const char *name = task->cgroups->dfl_cgrp->kn->name;
 		bpf_probe_read_kernel_str(r->cgroup, sizeof(r->cgroup), name);

@@ -212,8 +212,19 @@ fn container_profile_matches_the_kernel(rt: &str, runtime: &Path, nnp: bool) {
         missing.is_empty(),
         "{rt} nnp={nnp}: the kernel saw syscalls the recording lacks: {missing:?}"
     );
+    // What the recording has beyond this start's kernel log: at most two calls, besides what
+    // runc's init makes in some starts only (its Go runtime; what older runc versions made).
+    let occasional: &[&str] = if rt == "runc" {
+        seccomp_profile::builtin::RUNC_NOT_EVERY_START
+    } else {
+        &[]
+    };
+    let unexplained: Vec<_> = learned_names
+        .iter()
+        .filter(|n| !kernel.contains(n) && !occasional.contains(&n.as_str()))
+        .collect();
     assert!(
-        diff.abs() <= 2,
+        unexplained.len() <= 2,
         "{rt} nnp={nnp}: recorded {learned_names:?} vs kernel {kernel:?}"
     );
 
@@ -469,4 +480,52 @@ fn a_pinned_recorder_survives_its_process_and_is_taken_over() {
     assert!(!Recorder::pinned_in(&pins));
     assert!(!pins.exists());
     let _ = std::fs::remove_dir(&root);
+}
+
+#[test]
+fn a_runtime_reexecuting_itself_first_does_not_start_the_programs_phase() {
+    // runc 1.2+ re-executes itself (/proc/self/exe) inside a user-namespaced container's new
+    // mount namespace before the container's program, from outside the container's cgroup.
+    // Taken for the program's exec, it moved the phase too early and noted the wrong cgroup,
+    // so the agent never matched the container (seen on the local cluster: a `hostUsers:
+    // false` pod was never recorded).
+    skip_unless!(can_record(), "needs root and a BTF kernel");
+    use syscall_recorder::{mntns_of, Phase, Recorder};
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("selfexec");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/selfexec.c");
+    let out = run(std::process::Command::new("cc")
+        .args(["-O1", "-Wall", "-Werror", "-o"])
+        .arg(&bin)
+        .arg(&src));
+    assert!(out.status.success(), "cc: {}", text(&out.stderr));
+    let mut rec = Recorder::load().unwrap();
+    rec.arm(true).unwrap();
+    let target = dir.path().join("made");
+    let mut child = std::process::Command::new(&bin)
+        .args(["/bin/sh", "-c"])
+        .arg(format!("sleep 0.5; mkdir {0}; rmdir {0}", target.display()))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    let ns = mntns_of(&child.id().to_string()).unwrap();
+    rec.watch(ns).unwrap();
+    rec.arm(false).unwrap();
+    assert!(child.wait().unwrap().success());
+    let r = rec.take(ns).unwrap();
+    assert!(r.execed());
+    let before = r.all_names(Phase::BeforeExec);
+    let after = r.all_names(Phase::AfterExec);
+    assert!(
+        before.contains("getcpu"),
+        "the helper's own syscall is set-up: {before:?}"
+    );
+    assert!(
+        !after.contains("getcpu"),
+        "the helper is not the program: {after:?}"
+    );
+    assert!(
+        after.contains("mkdir") && after.contains("rmdir"),
+        "{after:?}"
+    );
 }

@@ -27,6 +27,13 @@ pub struct Policy {
     /// Profiles without flags of their own are installed with `SECCOMP_FILTER_FLAG_LOG`, so
     /// that their denials are audited and reported (each profile may still say no with
     /// `reportDenials: false`). Off in [`Policy::default`].
+    ///
+    /// LOG alone, never with `SECCOMP_FILTER_FLAG_SPEC_ALLOW`: runc 1.2+ adds SPEC_ALLOW to a
+    /// profile that has no flags, but takes a profile's flags as they are, so reporting keeps
+    /// the kernel's speculative store bypass mitigation for the container wherever the kernel
+    /// ties it to seccomp (`spec_store_bypass_disable=seccomp`; Linux 5.16+ defaults to
+    /// `prctl`, where the flag changes nothing). Turning a mitigation off is an admin's choice
+    /// (`SPEC_ALLOW` in the allowed flags and in the profile), not a side effect of reporting.
     pub report_denials: bool,
 }
 

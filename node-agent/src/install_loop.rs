@@ -6,9 +6,12 @@
 //! - when the API server goes away the store keeps its last complete state and the files stay;
 //!   the watcher reconnects with backoff and a relist replaces the store only once complete;
 //! - status is written at most once per [`STATUS_INTERVAL`], whatever the rate of changes.
+//!
+//! The status also carries what the agent learnt of its kubelet ([`crate::kubelet`]), as it
+//! changes.
 
 use crate::metrics::Metrics;
-use crds::{SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus};
+use crds::{KubeletSettings, SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
@@ -56,7 +59,9 @@ pub enum InstallError {
 }
 
 /// Run the installer against the cluster until `shutdown` turns true. `synced` turns true
-/// after the first full sync (the heartbeat starts then).
+/// after the first full sync (the heartbeat starts then); `kubelet`: what the agent learns of
+/// its kubelet, reported with the status.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: Client,
     node_name: String,
@@ -64,11 +69,12 @@ pub async fn run(
     metrics: Arc<Metrics>,
     health: Arc<crate::health::Health>,
     synced: watch::Sender<bool>,
+    kubelet: watch::Receiver<Option<KubeletSettings>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), InstallError> {
     let (profiles, watch_task) = watch_profiles(client.clone(), Some(health.clone()));
     let r = sync_loop(
-        client, node_name, installer, profiles, None, metrics, health, synced, shutdown,
+        client, node_name, installer, profiles, None, metrics, health, synced, kubelet, shutdown,
     )
     .await;
     watch_task.abort();
@@ -118,7 +124,8 @@ pub fn watch_profiles(
     )
 }
 
-/// Keep the files of `installer` in line with `profiles` and report the node's status, until
+/// Keep the files of `installer` in line with `profiles` and report the node's status (with
+/// `kubelet`, what the agent learns of its kubelet; a closed channel reports nothing), until
 /// `shutdown` turns true. Several loops (simulated nodes, `hack/bench-scale.sh`) may share one
 /// [`Profiles`], and share the machine's cores through `cores` (a sync holds a permit).
 #[allow(clippy::too_many_arguments)]
@@ -131,6 +138,7 @@ pub async fn sync_loop(
     metrics: Arc<Metrics>,
     health: Arc<crate::health::Health>,
     synced: watch::Sender<bool>,
+    kubelet: watch::Receiver<Option<KubeletSettings>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), InstallError> {
     let Profiles {
@@ -145,7 +153,12 @@ pub async fn sync_loop(
         },
     );
     let (status_tx, status_rx) = watch::channel(None::<SeccompNodeStatusStatus>);
-    let status_task = tokio::spawn(status_writer(client.clone(), node_name.clone(), status_rx));
+    let status_task = tokio::spawn(status_writer(
+        client.clone(),
+        node_name.clone(),
+        status_rx,
+        kubelet,
+    ));
 
     tracing::info!("waiting for the first complete list of SeccompProfiles");
     tokio::select! {
@@ -222,6 +235,8 @@ pub async fn sync_loop(
             not_installed: failures.not_installed,
             truncated_namespaces: failures.truncated_namespaces,
             truncated: failures.truncated,
+            // Added by the status writer, from what the kubelet task learnt.
+            kubelet: None,
         }));
         let _ = synced.send(true);
         if health.synced(report.failed == 0) {
@@ -320,19 +335,30 @@ async fn tell_repairs(
 }
 
 /// Writes the node's SeccompNodeStatus with server-side apply, at most once per
-/// [`STATUS_INTERVAL`], always the latest state; retries failed writes.
+/// [`STATUS_INTERVAL`], always the latest state (the sync's, with the kubelet's settings);
+/// retries failed writes.
 async fn status_writer(
     client: Client,
     node_name: String,
     mut rx: watch::Receiver<Option<SeccompNodeStatusStatus>>,
+    mut kubelet: watch::Receiver<Option<KubeletSettings>>,
 ) {
     let api: Api<SeccompNodeStatus> = Api::all(client.clone());
     let mut created = false;
     let mut last_written: Option<SeccompNodeStatusStatus> = None;
-    while rx.changed().await.is_ok() {
-        let Some(status) = rx.borrow_and_update().clone() else {
+    let mut kubelet_open = true;
+    loop {
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { break },
+            r = kubelet.changed(), if kubelet_open => if r.is_err() {
+                // Nothing more will be learnt; what was is kept.
+                kubelet_open = false;
+            },
+        }
+        let Some(mut status) = rx.borrow_and_update().clone() else {
             continue;
         };
+        status.kubelet = kubelet.borrow_and_update().clone();
         if last_written.as_ref() == Some(&status) {
             continue;
         }

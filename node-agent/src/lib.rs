@@ -2,7 +2,8 @@
 //! (`profile-installer`) and the kernel-facing recorder (`syscall-recorder`).
 //!
 //! - [`install_loop`]: watch every SeccompProfile, sync the files, report the node's
-//!   SeccompNodeStatus; [`heartbeat`]: the agent's Lease;
+//!   SeccompNodeStatus; [`heartbeat`]: the agent's Lease; [`kubelet`]: the node's kubelet's
+//!   `seccompDefault`, reported in the SeccompNodeStatus;
 //! - [`recording`]: record the containers ProfileRecordings select and report what each
 //!   recorded into the node's RecordingReports (never SeccompProfiles);
 //! - [`denials`]: report syscalls refused under operator profiles (SyscallDenied Events);
@@ -13,6 +14,7 @@ pub mod denials;
 pub mod health;
 pub mod heartbeat;
 pub mod install_loop;
+pub mod kubelet;
 pub mod metrics;
 pub mod recording;
 pub mod server;

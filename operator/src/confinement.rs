@@ -4,6 +4,18 @@
 //! policy webhook, [`crds::confinement`]). Pure, tested without an API server; the loop that
 //! publishes it is [`run`].
 //!
+//! Every container of a live pod counts: init containers, native sidecars (init containers
+//! with `restartPolicy: Always`), containers and ephemeral containers. A legacy seccomp
+//! annotation has no effect since Kubernetes 1.27: a container whose only setting is one
+//! counts as set by nothing. A container that sets nothing counts as `runtime-default` when
+//! its pod is bound to a node whose agent reported `seccompDefault: true` for its kubelet
+//! (`SeccompNodeStatus` `status.kubelet`), and as `unset` otherwise (pod not scheduled yet,
+//! kubelet without the default, or not known). The node's setting is applied when the counts
+//! are read, so a report that arrives after the pod moves the counts at once.
+//!
+//! The `UnconfinedContainer` Event repeats what the policy said at admission, before the pod
+//! had a node: an unset container is reported there whatever its node does.
+//!
 //! Published three ways:
 //! - metrics, counted at every scrape: `seccomp_operator_containers{namespace, seccomp}` and
 //!   `seccomp_operator_containers_privilege_escalation{namespace}` (one series per namespace
@@ -16,10 +28,10 @@
 //!   reaches whoever created the pod; the Event stays with the pod).
 
 use crate::index::{is_live, pod_key};
-use crds::confinement::containers;
+use crds::confinement::{containers, Kind, NodeDefault};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 /// How often the leader publishes (ConfigMap, Events).
@@ -49,20 +61,22 @@ pub struct Counts {
     pub runtime_default: u32,
     /// Explicitly `Unconfined`.
     pub unconfined: u32,
-    /// Nothing set: unconfined on kubelets before 1.27 (and later without `--seccomp-default`).
+    /// Nothing set, on a node not known to run such containers under `RuntimeDefault`
+    /// (kubelet `seccompDefault`).
     pub unset: u32,
     /// May escalate privileges (`allowPrivilegeEscalation` not false, or privileged).
     pub privilege_escalation: u32,
 }
 
 impl Counts {
-    fn add(&mut self, kinds: &[(&'static str, bool)]) {
+    /// Count a pod's containers (kinds as its spec sets them) on a node that does `node`.
+    fn add(&mut self, kinds: &[(Kind, bool)], node: NodeDefault) {
         for (kind, escalates) in kinds {
-            *match *kind {
-                "localhost" => &mut self.localhost,
-                "runtime-default" => &mut self.runtime_default,
-                "unconfined" => &mut self.unconfined,
-                _ => &mut self.unset,
+            *match kind.on(node) {
+                Kind::Localhost => &mut self.localhost,
+                Kind::RuntimeDefault => &mut self.runtime_default,
+                Kind::Unconfined => &mut self.unconfined,
+                Kind::Unset => &mut self.unset,
             } += 1;
             self.privilege_escalation += u32::from(*escalates);
         }
@@ -104,14 +118,23 @@ pub struct NewViolation {
     pub violations: Vec<String>,
 }
 
-/// A pod's containers: kind, and whether each may escalate privileges.
-type Kinds = Vec<(&'static str, bool)>;
+/// A pod's containers: kind (as the spec sets it), and whether each may escalate privileges.
+type Kinds = Vec<(Kind, bool)>;
+
+/// What the tally keeps of a live pod.
+#[derive(Debug)]
+struct Held {
+    namespace: String,
+    /// The node it is bound to (None: not scheduled yet).
+    node: Option<String>,
+    kinds: Kinds,
+}
 
 /// The live pods' containers by kind, per namespace.
 #[derive(Debug, Default)]
 pub struct ConfinementTally {
-    /// Pod key → its namespace and containers.
-    by_pod: HashMap<String, (String, Kinds)>,
+    /// Pod key → what is counted of it.
+    by_pod: HashMap<String, Held>,
     new: VecDeque<NewViolation>,
 }
 
@@ -124,7 +147,8 @@ impl ConfinementTally {
             return;
         }
         let seen = self.by_pod.contains_key(&key);
-        let decided = containers(pod);
+        // As at admission (the node's default is applied when counting, not here).
+        let decided = containers(pod, NodeDefault::Unknown);
         let kinds: Kinds = decided
             .iter()
             .map(|c| (c.seccomp.kind(), c.privilege_escalation))
@@ -152,8 +176,19 @@ impl ConfinementTally {
                 });
             }
         }
-        self.by_pod
-            .insert(key, (pod.namespace().unwrap_or_default(), kinds));
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty());
+        self.by_pod.insert(
+            key,
+            Held {
+                namespace: pod.namespace().unwrap_or_default(),
+                node,
+                kinds,
+            },
+        );
     }
 
     /// A pod is gone.
@@ -167,10 +202,18 @@ impl ConfinementTally {
     }
 
     /// Counts per namespace, of the pods held now (namespaces without live pods are absent).
-    pub fn per_namespace(&self) -> BTreeMap<String, Counts> {
+    /// `defaulting`: the nodes whose kubelet runs unset containers under `RuntimeDefault`
+    /// ([`crate::node_reports::seccomp_default_nodes`]).
+    pub fn per_namespace(&self, defaulting: &HashSet<String>) -> BTreeMap<String, Counts> {
         let mut out: BTreeMap<String, Counts> = BTreeMap::new();
-        for (ns, kinds) in self.by_pod.values() {
-            out.entry(ns.clone()).or_default().add(kinds);
+        for held in self.by_pod.values() {
+            let node = match &held.node {
+                Some(n) if defaulting.contains(n) => NodeDefault::RuntimeDefault,
+                _ => NodeDefault::Unknown,
+            };
+            out.entry(held.namespace.clone())
+                .or_default()
+                .add(&held.kinds, node);
         }
         out
     }
@@ -208,6 +251,7 @@ pub async fn run(
     client: kube::Client,
     namespace: String,
     index: std::sync::Arc<std::sync::RwLock<crate::index::PodIndex>>,
+    reports: std::sync::Arc<std::sync::RwLock<crate::node_reports::NodeReports>>,
     recorder: kube::runtime::events::Recorder,
     gate: crate::leader::Gate,
 ) {
@@ -219,11 +263,15 @@ pub async fn run(
     let mut tick = tokio::time::interval(PERIOD);
     loop {
         tick.tick().await;
+        // One lock at a time (never the reports' inside the index's).
+        let defaulting = crate::node_reports::seccomp_default_nodes(
+            &reports.read().unwrap_or_else(|p| p.into_inner()),
+        );
         let (data, new) = {
             let mut idx = index.write().unwrap_or_else(|p| p.into_inner());
             let t = idx.confinement_mut();
             (
-                configmap_data(&t.per_namespace()),
+                configmap_data(&t.per_namespace(&defaulting)),
                 t.take_new(MAX_EVENTS_PER_PERIOD),
             )
         };
@@ -329,7 +377,7 @@ mod tests {
         let mut b = pod("shop", "bad", bare, "2026-12-02T11:59:30Z");
         t.apply(&b, now());
         t.apply(&b, now());
-        let c = t.per_namespace()["shop"];
+        let c = t.per_namespace(&HashSet::new())["shop"];
         assert_eq!(
             (
                 c.runtime_default,
@@ -347,13 +395,102 @@ mod tests {
         b.status = serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap();
         t.apply(&b, now());
         assert_eq!(
-            t.per_namespace()["shop"].unset,
+            t.per_namespace(&HashSet::new())["shop"].unset,
             0,
             "a finished pod runs nothing"
         );
         t.retain(&Default::default());
-        assert!(t.per_namespace().is_empty());
+        assert!(t.per_namespace(&HashSet::new()).is_empty());
         assert!(t.by_pod.is_empty());
+    }
+
+    fn pod_with(ns: &str, name: &str, meta: serde_json::Value, spec: serde_json::Value) -> Pod {
+        let mut m = serde_json::json!({"name": name, "namespace": ns, "uid": format!("uid-{name}"), "creationTimestamp": "2026-12-02T11:59:30Z"});
+        m.as_object_mut()
+            .unwrap()
+            .extend(meta.as_object().cloned().unwrap_or_default());
+        serde_json::from_value(serde_json::json!({"metadata": m, "spec": spec})).unwrap()
+    }
+
+    #[test]
+    fn unset_containers_count_as_runtime_default_only_on_defaulting_nodes() {
+        let mut t = ConfinementTally::default();
+        let bare = |node: Option<&str>| {
+            let mut spec = serde_json::json!({"containers": [
+                {"name": "a"},
+                {"name": "u", "securityContext": {"seccompProfile": {"type": "Unconfined"}}},
+            ]});
+            if let Some(n) = node {
+                spec["nodeName"] = n.into();
+            }
+            spec
+        };
+        t.apply(
+            &pod_with("shop", "on", serde_json::json!({}), bare(Some("node-2"))),
+            now(),
+        );
+        t.apply(
+            &pod_with("shop", "off", serde_json::json!({}), bare(Some("node-1"))),
+            now(),
+        );
+        t.apply(
+            &pod_with("shop", "pending", serde_json::json!({}), bare(None)),
+            now(),
+        );
+        let without = t.per_namespace(&HashSet::new())["shop"];
+        assert_eq!(
+            (without.runtime_default, without.unset, without.unconfined),
+            (0, 3, 3),
+            "no node reported seccompDefault"
+        );
+        let with = t.per_namespace(&HashSet::from(["node-2".to_string()]))["shop"];
+        assert_eq!(
+            (with.runtime_default, with.unset, with.unconfined),
+            (1, 2, 3),
+            "the unset container on node-2 runs RuntimeDefault; an explicit Unconfined stays; a pod not scheduled stays unset"
+        );
+        assert_eq!(
+            t.take_new(10).len(),
+            3,
+            "the Event repeats the admission decision, made before any node was known"
+        );
+    }
+
+    #[test]
+    fn sidecars_count_and_legacy_annotations_do_not() {
+        let mut t = ConfinementTally::default();
+        let p = pod_with(
+            "shop",
+            "p",
+            serde_json::json!({"annotations": {"container.seccomp.security.alpha.kubernetes.io/app": "runtime/default"}}),
+            serde_json::json!({
+                "initContainers": [
+                    {"name": "proxy", "restartPolicy": "Always", "securityContext": {"allowPrivilegeEscalation": false, "seccompProfile": {"type": "Localhost", "localhostProfile": "operator/shop/proxy.json"}}},
+                    {"name": "setup", "securityContext": {"allowPrivilegeEscalation": false, "seccompProfile": {"type": "RuntimeDefault"}}},
+                ],
+                "containers": [{"name": "app", "securityContext": {"allowPrivilegeEscalation": false}}],
+            }),
+        );
+        t.apply(&p, now());
+        let c = t.per_namespace(&HashSet::new())["shop"];
+        assert_eq!(
+            (
+                c.localhost,
+                c.runtime_default,
+                c.unset,
+                c.privilege_escalation
+            ),
+            (1, 1, 1, 0),
+            "the sidecar under its profile, the init container, the annotated container as unset"
+        );
+        let new = t.take_new(10);
+        assert_eq!(new.len(), 1);
+        assert!(
+            new[0].violations[0].contains("\"app\"")
+                && new[0].violations[0].contains("has no effect since Kubernetes 1.27"),
+            "{:?}",
+            new[0].violations
+        );
     }
 
     #[test]
@@ -407,7 +544,7 @@ mod tests {
                 now(),
             );
         }
-        let data = configmap_data(&t.per_namespace());
+        let data = configmap_data(&t.per_namespace(&HashSet::new()));
         assert_eq!(data.len(), MAX_LISTED_NAMESPACES + 1);
         assert!(
             data["_truncated"].starts_with("4 namespaces"),

@@ -1,7 +1,14 @@
-//! Which pods use which profiles: parsing a pod's seccomp references and an index kept from a
-//! pod watch. Pure, tested without an API server.
+//! Which pods use which profiles: a pod's seccomp references (from the one walk of a pod's
+//! settings, [`crds::confinement::settings`]) and an index kept from a pod watch. Pure, tested
+//! without an API server.
+//!
+//! A pod uses the operator profiles its fields name — the pod's (also its sandbox's profile,
+//! even when every container sets its own) and every container's: init containers, native
+//! sidecars, containers, ephemeral containers. A legacy annotation does nothing since
+//! Kubernetes 1.27: a profile it names is not used, and its deletion is not held for that pod.
 
-use k8s_openapi::api::core::v1::{Pod, SeccompProfile as PodSeccompProfile};
+use crds::confinement::Seccomp;
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -15,83 +22,43 @@ pub fn parse_localhost(path: &str) -> Result<Option<ProfileId>, crds::localhost:
     crds::localhost::operator_profile(path)
 }
 
-fn from_profile(p: Option<&PodSeccompProfile>) -> Option<String> {
-    let p = p?;
-    (p.type_ == "Localhost")
-        .then(|| p.localhost_profile.clone())
-        .flatten()
-}
-
-/// One place in a pod that names a seccomp profile.
+/// One place in a pod that names a Localhost seccomp profile.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Reference {
     /// Where: `pod`, `container <name>`, `initContainer <name>`, `ephemeralContainer <name>`,
     /// or `annotation <key>`.
     pub place: String,
-    /// The `localhostProfile` value.
+    /// The `localhostProfile` value (for an annotation, what follows `localhost/`).
     pub path: String,
+    /// Whether the kubelet applies it (false for a legacy annotation).
+    pub in_effect: bool,
 }
 
-/// Every Localhost seccomp reference in a pod: the pod-level and container-level security
-/// contexts (containers, init and ephemeral containers) and the legacy annotations.
+/// Every Localhost seccomp reference written in a pod, with whether the kubelet applies it:
+/// the pod-level and container-level fields (init containers, native sidecars included,
+/// containers and ephemeral containers), and the legacy annotations (not in effect).
 pub fn references(pod: &Pod) -> Vec<Reference> {
-    let mut out = Vec::new();
-    let mut push = |place: String, path: Option<String>| {
-        if let Some(path) = path {
-            out.push(Reference { place, path });
-        }
-    };
-    if let Some(spec) = &pod.spec {
-        push(
-            "pod".into(),
-            from_profile(
-                spec.security_context
-                    .as_ref()
-                    .and_then(|s| s.seccomp_profile.as_ref()),
-            ),
-        );
-        // Containers, init and ephemeral containers (a different type) alike: where, and
-        // their security context.
-        let containers = spec
-            .containers
-            .iter()
-            .map(|c| (format!("container {}", c.name), c.security_context.as_ref()))
-            .chain(spec.init_containers.iter().flatten().map(|c| {
-                (
-                    format!("initContainer {}", c.name),
-                    c.security_context.as_ref(),
-                )
-            }))
-            .chain(spec.ephemeral_containers.iter().flatten().map(|c| {
-                (
-                    format!("ephemeralContainer {}", c.name),
-                    c.security_context.as_ref(),
-                )
-            }));
-        for (place, sc) in containers {
-            push(
-                place,
-                from_profile(sc.and_then(|s| s.seccomp_profile.as_ref())),
-            );
-        }
-    }
-    for (k, v) in pod.annotations() {
-        let legacy = k == crds::confinement::ANNOTATION_POD
-            || k.starts_with(crds::confinement::ANNOTATION_CONTAINER_PREFIX);
-        if legacy {
-            push(
-                format!("annotation {k}"),
-                v.strip_prefix("localhost/").map(str::to_owned),
-            );
-        }
-    }
-    out
+    crds::confinement::settings(pod)
+        .into_iter()
+        .filter_map(|s| {
+            let in_effect = s.in_effect();
+            match s.seccomp {
+                Seccomp::Localhost { path, .. } => Some(Reference {
+                    place: s.place.to_string(),
+                    path,
+                    in_effect,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The operator's profiles a pod uses.
 pub fn profiles_of(pod: &Pod) -> BTreeSet<ProfileId> {
     references(pod)
         .iter()
+        .filter(|r| r.in_effect)
         .filter_map(|r| parse_localhost(&r.path).ok().flatten())
         .collect()
 }
@@ -270,18 +237,16 @@ mod tests {
         ] {
             assert!(parse_localhost(bad).is_err(), "{bad}");
         }
-        // The index counts a pod that spells the path differently as a user of the profile.
+        // The index counts a pod that spells the path differently as a user of the profile;
+        // a legacy annotation (no effect since Kubernetes 1.27) makes no user.
         let p = pod(
             "p",
             serde_json::json!({"metadata": {"name":"p","namespace":"shop","annotations":{"container.seccomp.security.alpha.kubernetes.io/a":"localhost/./operator/shop/web.json"}},
-                "spec": {"containers": [{"name":"b","image":"x","securityContext":localhost("operator//shop/api.json")}]}}),
+                "spec": {"containers": [{"name":"a","image":"x"},{"name":"b","image":"x","securityContext":localhost("operator//shop/api.json")}]}}),
         );
         assert_eq!(
             profiles_of(&p),
-            BTreeSet::from([
-                ("shop".to_string(), "api".to_string()),
-                ("shop".into(), "web".into())
-            ])
+            BTreeSet::from([("shop".to_string(), "api".to_string())])
         );
     }
 
@@ -295,7 +260,8 @@ mod tests {
                     "securityContext": localhost("operator/shop/podlevel.json"),
                     "containers": [{"name":"a","image":"x","securityContext":localhost("operator/shop/a.json")},
                                    {"name":"b","image":"x","securityContext":{"seccompProfile":{"type":"RuntimeDefault"}}}],
-                    "initContainers": [{"name":"i","image":"x","securityContext":localhost("operator/other/i.json")}],
+                    "initContainers": [{"name":"i","image":"x","securityContext":localhost("operator/other/i.json")},
+                                       {"name":"proxy","image":"x","restartPolicy":"Always","securityContext":localhost("operator/shop/proxy.json")}],
                     "ephemeralContainers": [{"name":"e","image":"x","securityContext":localhost("operator/shop/e.json")}]
                 }
             }),
@@ -306,14 +272,45 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            vec![
-                "other/i",
-                "shop/a",
-                "shop/e",
-                "shop/legacy",
-                "shop/podlevel"
-            ]
+            vec!["other/i", "shop/a", "shop/e", "shop/podlevel", "shop/proxy"],
+            "every field, the sidecar's too; not the legacy annotation"
         );
+        // The annotation is still listed, for the webhooks that look at it, not in effect.
+        let legacy: Vec<Reference> = references(&p)
+            .into_iter()
+            .filter(|r| !r.in_effect)
+            .collect();
+        assert_eq!(
+            legacy,
+            vec![Reference {
+                place: "annotation container.seccomp.security.alpha.kubernetes.io/old".into(),
+                path: "operator/shop/legacy.json".into(),
+                in_effect: false
+            }]
+        );
+    }
+
+    #[test]
+    fn a_profile_named_only_in_an_annotation_is_not_held_for_the_pod() {
+        let mut idx = PodIndex::default();
+        let web = ("shop".to_string(), "web".to_string());
+        let legacy = pod(
+            "legacy",
+            serde_json::json!({"metadata": {"name":"legacy","namespace":"shop","annotations":{
+                    "seccomp.security.alpha.kubernetes.io/pod":"localhost/operator/shop/web.json",
+                    "container.seccomp.security.alpha.kubernetes.io/a":"localhost/operator/shop/web.json"}},
+                "spec":{"containers":[{"name":"a","image":"x"}]}}),
+        );
+        assert_eq!(idx.apply(&legacy), BTreeSet::new());
+        assert!(idx.users(&web).is_empty());
+        // A sidecar's own profile holds it.
+        let sidecar = pod(
+            "sidecar",
+            serde_json::json!({"spec":{"initContainers":[{"name":"proxy","image":"x","restartPolicy":"Always","securityContext":localhost("operator/shop/web.json")}],
+                "containers":[{"name":"a","image":"x"}]}}),
+        );
+        assert_eq!(idx.apply(&sidecar), BTreeSet::from([web.clone()]));
+        assert_eq!(idx.users(&web), vec!["shop/sidecar"]);
     }
 
     #[test]

@@ -90,10 +90,10 @@ struct Args {
     allowed_flags: BTreeSet<seccomp_profile::Flag>,
     /// Profiles that set no flags are installed with `SECCOMP_FILTER_FLAG_LOG`, so that the
     /// node agents see and report their denials. Keep equal to the agents'.
-    /// Off by default: runc before 1.2 refuses every container whose profile has `flags`
-    /// ("seccomp flags are not yet supported by runc"); turn on where every node runs runc
-    /// 1.2+ or crun. Kills are audited, and reported, either way.
-    #[arg(long, env = "REPORT_DENIALS", default_value_t = false, action = clap::ArgAction::Set)]
+    /// On by default (every supported runtime, runc 1.2+ and crun, applies `flags`; runc
+    /// before 1.2 refused every container whose profile had any). Kills are audited, and
+    /// reported, either way.
+    #[arg(long, env = "REPORT_DENIALS", default_value_t = true, action = clap::ArgAction::Set)]
     report_denials: bool,
     /// The node agents' ServiceAccount (in the operator's namespace): its writes of node
     /// reports and heartbeats are held to the writer's own node.
@@ -228,12 +228,16 @@ async fn main() -> anyhow::Result<()> {
         .cloned()
         .collect();
     shared.insert(args.namespace.clone());
+    // What each node's agent reports: kept by the profile controller's node report watch, read
+    // by the webhooks (a node's seccompDefault) and the confinement counts.
+    let node_reports = Arc::new(RwLock::new(operator::node_reports::NodeReports::new()));
     let state = WebhookState {
         view: Arc::new(operator::webhook::Caches {
             profiles: profiles.clone(),
             bindings: bindings.clone(),
             recordings: recordings.clone(),
             agent_pods: agent_pods.clone(),
+            node_reports: node_reports.clone(),
         }),
         shared: Arc::new(shared),
         metrics: metrics.clone(),
@@ -281,16 +285,21 @@ async fn main() -> anyhow::Result<()> {
         },
     );
     {
-        let index = index.clone();
+        let (index, reports) = (index.clone(), node_reports.clone());
         metrics.count_confinement_with(Box::new(move || {
+            // One lock at a time (never the reports' inside the index's).
+            let defaulting = operator::node_reports::seccomp_default_nodes(
+                &reports.read().unwrap_or_else(|p| p.into_inner()),
+            );
             let idx = index.read().unwrap_or_else(|p| p.into_inner());
-            idx.confinement().per_namespace()
+            idx.confinement().per_namespace(&defaulting)
         }));
     }
     tokio::spawn(operator::confinement::run(
         client.clone(),
         args.namespace.clone(),
         index.clone(),
+        node_reports.clone(),
         recorder.clone(),
         gate.clone(),
     ));
@@ -310,6 +319,7 @@ async fn main() -> anyhow::Result<()> {
         gate: gate.clone(),
         runtime_default,
         watchdog: watchdog.clone(),
+        reports: node_reports,
     };
     let binding_inputs = binding_status::Inputs {
         bindings: bindings.clone(),

@@ -28,6 +28,9 @@ pub struct NodeReport {
     pub truncated_namespaces: HashSet<String>,
     /// More failing namespaces than named.
     pub truncated: bool,
+    /// The kubelet's `seccompDefault`, as the agent reported it (None: not reported or not
+    /// known). Moves no profile: [`touched`] ignores it.
+    pub seccomp_default: Option<bool>,
 }
 
 /// A profile on one node.
@@ -61,6 +64,7 @@ impl NodeReport {
                 .collect(),
             truncated_namespaces: s.truncated_namespaces.iter().cloned().collect(),
             truncated: s.truncated,
+            seccomp_default: s.seccomp_default(),
         }
     }
 
@@ -89,6 +93,22 @@ impl NodeReport {
 
 /// Every node's report, by node name.
 pub type NodeReports = HashMap<String, NodeReport>;
+
+/// What `node`'s kubelet does with a container that sets no seccomp profile, as its agent
+/// reported it (`Unknown` for a node without a report, or whose agent could not tell).
+pub fn node_default(reports: &NodeReports, node: &str) -> crds::confinement::NodeDefault {
+    crds::confinement::NodeDefault::from_reported(reports.get(node).and_then(|r| r.seccomp_default))
+}
+
+/// The nodes whose kubelet runs containers that set no seccomp profile under
+/// `RuntimeDefault` (their agent reported `seccompDefault: true`).
+pub fn seccomp_default_nodes(reports: &NodeReports) -> HashSet<String> {
+    reports
+        .iter()
+        .filter(|(_, r)| r.seccomp_default == Some(true))
+        .map(|(n, _)| n.clone())
+        .collect()
+}
 
 /// The version at which each profile's spec last changed, as this process saw it: the
 /// resourceVersion of the first state seen at the current generation (a later state at the
@@ -375,5 +395,42 @@ mod tests {
         assert_eq!(r.state(&id("a", "b"), 1), OnNode::Failing("why"));
         assert!(matches!(r.state(&id("c", "d"), 1), OnNode::Unconfirmed(_)));
         assert_eq!(r.state(&id("e", "f"), 42), OnNode::Installed);
+        assert_eq!(r.seccomp_default, None, "not reported");
+    }
+
+    #[test]
+    fn the_kubelets_seccomp_default_is_read_and_moves_no_profile() {
+        use crds::confinement::NodeDefault;
+        let status = |kubelet: serde_json::Value| -> SeccompNodeStatusStatus {
+            serde_json::from_value(serde_json::json!({"ready": true, "kubelet": kubelet})).unwrap()
+        };
+        let mut reports = NodeReports::new();
+        reports.insert(
+            "on".into(),
+            NodeReport::from_status(&status(serde_json::json!({"seccompDefault": true}))),
+        );
+        reports.insert(
+            "off".into(),
+            NodeReport::from_status(&status(serde_json::json!({"seccompDefault": false}))),
+        );
+        reports.insert(
+            "unknown".into(),
+            NodeReport::from_status(&status(
+                serde_json::json!({"reason": "GET /configz: 403 Forbidden"}),
+            )),
+        );
+        assert_eq!(node_default(&reports, "on"), NodeDefault::RuntimeDefault);
+        assert_eq!(node_default(&reports, "off"), NodeDefault::Unconfined);
+        assert_eq!(node_default(&reports, "unknown"), NodeDefault::Unknown);
+        assert_eq!(node_default(&reports, "absent"), NodeDefault::Unknown);
+        assert_eq!(
+            seccomp_default_nodes(&reports),
+            HashSet::from(["on".to_string()])
+        );
+        let v = SpecVersions::default();
+        assert_eq!(
+            touched(Some(&reports["off"]), &reports["on"], &v),
+            Touched::Some(BTreeSet::new())
+        );
     }
 }

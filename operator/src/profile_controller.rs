@@ -322,6 +322,9 @@ pub struct Inputs {
     pub gate: crate::leader::Gate,
     /// The runtime default recorded profiles are compared with.
     pub runtime_default: Option<Arc<crate::runtime_default::RuntimeDefault>>,
+    /// What each node's agent reports: kept current here, read elsewhere too (the webhooks
+    /// and the confinement counts read a node's `seccompDefault`).
+    pub reports: Arc<RwLock<NodeReports>>,
 }
 
 /// Run the controller until the stream ends.
@@ -339,6 +342,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         gate,
         runtime_default,
         watchdog,
+        reports,
     } = inputs;
     watchdog.beat("profiles");
     // A bounded number of reconciles at once: a burst of thousands of profiles must not hold
@@ -363,7 +367,6 @@ pub async fn run(client: Client, inputs: Inputs) {
     )
     .default_backoff()
     .touched_objects();
-    let reports = Arc::new(RwLock::new(NodeReports::new()));
     let versions = Arc::new(Mutex::new(SpecVersions::default()));
     let triggers = node_triggers(reports.clone(), versions.clone(), profiles.clone());
 

@@ -59,7 +59,7 @@ fn policy_route(mode: webhook::policy::Mode) -> axum::routing::MethodRouter<Webh
     post(
         move |State(s): State<WebhookState>, body: Bytes| async move {
             answer(mode.webhook(), &s, &body, |r| {
-                webhook::policy::pod_policy(r, mode, &s.agents.1)
+                webhook::policy::pod_policy(r, mode, &s.agents.1, s.view.as_ref())
             })
         },
     )
@@ -159,6 +159,9 @@ impl ClusterView for LiveProfiles {
     }
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<k8s_openapi::api::core::v1::Pod>> {
         self.cache.pod(namespace, name)
+    }
+    fn node_default(&self, node: &str) -> crds::confinement::NodeDefault {
+        self.cache.node_default(node)
     }
 }
 

@@ -8,7 +8,7 @@ pub mod report;
 
 pub use binding::{ProfileBinding, ProfileBindingSpec, ProfileBindingStatus, ProfileRef};
 pub use nodestatus::{
-    NodeProfileState, NodeProfileStatus, SeccompNodeStatus, SeccompNodeStatusSpec,
+    KubeletSettings, NodeProfileState, NodeProfileStatus, SeccompNodeStatus, SeccompNodeStatusSpec,
     SeccompNodeStatusStatus,
 };
 pub use profile::{

@@ -101,6 +101,24 @@ pub struct SeccompNodeStatusStatus {
     /// (fail closed: the node is failing broadly, for example its disk is full).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// What the agent learnt of its node's kubelet. Absent from agents older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet: Option<KubeletSettings>,
+}
+
+/// What a node's kubelet does that decides how its pods run, as the node's agent read it
+/// from the kubelet's `/configz`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeletSettings {
+    /// The kubelet's `seccompDefault`: a container that sets no seccomp profile runs under
+    /// `RuntimeDefault` (true) or unconfined (false). Absent when the agent could not tell
+    /// (see `reason`): readers then treat the node as not defaulting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_default: Option<bool>,
+    /// Why `seccompDefault` is not known (at most [`MAX_NODE_MESSAGE_BYTES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// At most this many failing profiles of one namespace are listed per node.
@@ -113,6 +131,11 @@ pub const MAX_TRUNCATED_NAMESPACES: usize = 128;
 pub const MAX_NODE_MESSAGE_BYTES: usize = 256;
 
 impl SeccompNodeStatusStatus {
+    /// The kubelet's `seccompDefault` as reported; None when not reported or not known.
+    pub fn seccomp_default(&self) -> Option<bool> {
+        self.kubelet.as_ref().and_then(|k| k.seccomp_default)
+    }
+
     /// The synced resourceVersion as an integer (absent or not an integer: nothing is
     /// confirmed on this node).
     pub fn synced_version(&self) -> Option<u64> {

@@ -58,15 +58,27 @@ struct Args {
     allowed_flags: std::collections::BTreeSet<seccomp_profile::Flag>,
     /// Install profiles that set no flags with `SECCOMP_FILTER_FLAG_LOG`, so that their
     /// refusals, not only their kills, are audited and reported. Keep equal to the operator's.
-    /// Off by default: runc before 1.2 refuses every container whose profile has `flags`
-    /// ("seccomp flags are not yet supported by runc"); turn on where every node runs runc
-    /// 1.2+ or crun. Kills are audited, and reported, either way.
-    #[arg(long, env = "REPORT_DENIALS", default_value_t = false, action = clap::ArgAction::Set)]
+    /// On by default (runc 1.2+ and crun apply `flags`; runc before 1.2 refused every
+    /// container whose profile had any). Kills are audited, and reported, either way.
+    #[arg(long, env = "REPORT_DENIALS", default_value_t = true, action = clap::ArgAction::Set)]
     report_denials: bool,
     /// How long every sync may fail to write a file, or the watch of SeccompProfiles stay
     /// broken, before `/readyz` fails (e.g. `180s`, `5m`).
     #[arg(long, env = "UNREADY_AFTER", default_value = "180s", value_parser = humantime::parse_duration)]
     unready_after: std::time::Duration,
+    /// This node's IP (from the downward API, `status.hostIP`): where the agent asks its
+    /// kubelet for `seccompDefault` (`GET https://<ip>:<kubelet-port>/configz`). Unset: the
+    /// setting is reported as unknown.
+    #[arg(long, env = "NODE_IP")]
+    node_ip: Option<std::net::IpAddr>,
+    /// The kubelet's HTTPS port.
+    #[arg(long, env = "KUBELET_PORT", default_value_t = node_agent::kubelet::KUBELET_PORT)]
+    kubelet_port: u16,
+    /// Do not verify the kubelet's serving certificate against the cluster CA, for kubelets
+    /// with self-signed serving certificates. The agent's ServiceAccount token is sent to
+    /// whatever answers at the node's IP: see the `kubelet` module's docs before turning it on.
+    #[arg(long, env = "KUBELET_INSECURE_SKIP_TLS_VERIFY", default_value_t = false, action = clap::ArgAction::Set)]
+    kubelet_insecure_skip_tls_verify: bool,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -160,6 +172,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("reading the Kubernetes API configuration (in-cluster or KUBECONFIG)")?;
     config.read_timeout = Some(node_agent::READ_TIMEOUT);
+    let api_config = config.clone();
     let client = kube::Client::try_from(config).context("connecting to the Kubernetes API")?;
     tracing::info!(node = %args.node_name, install = args.install, record = args.record, root = %root.dir().display(), "node agent starting");
     // In-cluster recording loads the eBPF recorder while a recording is active; without it
@@ -191,6 +204,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     match installer {
         Some(installer) => {
+            // The kubelet's seccompDefault goes into the node's status, which the installer
+            // writes.
+            let (kubelet_tx, kubelet_rx) = tokio::sync::watch::channel(None);
+            tokio::spawn(node_agent::kubelet::run(
+                api_config,
+                node_agent::kubelet::Options {
+                    node_ip: args.node_ip,
+                    port: args.kubelet_port,
+                    insecure_skip_tls_verify: args.kubelet_insecure_skip_tls_verify,
+                },
+                kubelet_tx,
+                stop_rx.clone(),
+            ));
             let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(node_agent::heartbeat::run(
                 client.clone(),
@@ -206,6 +232,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 metrics.clone(),
                 health,
                 synced_tx,
+                kubelet_rx,
                 stop_rx,
             )
             .await?;

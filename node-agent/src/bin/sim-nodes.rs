@@ -106,6 +106,8 @@ async fn main() -> anyhow::Result<()> {
         );
         tokio::spawn(async move {
             let health = Arc::new(Health::new(Duration::from_secs(3600)));
+            // A simulated node has no kubelet to ask: its status says nothing of one.
+            let (_, kubelet) = tokio::sync::watch::channel(None);
             if let Err(e) = install_loop::sync_loop(
                 client,
                 n.clone(),
@@ -115,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
                 metrics,
                 health,
                 synced_tx,
+                kubelet,
                 stop,
             )
             .await
@@ -180,8 +183,8 @@ async fn set_ready(api: &Api<Node>, name: &str) -> anyhow::Result<()> {
         "capacity": {"cpu": "2", "memory": "8Gi", "pods": "110"},
         "allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"},
         "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
-            "kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2",
-            "containerRuntimeVersion": "containerd://1.6.20", "osImage": "simulated",
+            "kubeletVersion": "v1.37.2", "kubeProxyVersion": "v1.37.2",
+            "containerRuntimeVersion": "containerd://2.2.9", "osImage": "simulated",
             "kernelVersion": "simulated", "machineID": "", "systemUUID": "", "bootID": ""},
     }});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))

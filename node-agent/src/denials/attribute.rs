@@ -2,7 +2,7 @@
 //! node. Pure: tested without an API server.
 
 use crate::recording::select::{container_id, runtime_id};
-use crds::confinement::{containers, Seccomp};
+use crds::confinement::{containers, NodeDefault, Seccomp};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 use std::borrow::Borrow;
@@ -46,7 +46,8 @@ fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
 pub fn operator_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, Arc<Workload>> {
     let mut out = HashMap::new();
     for pod in pods.iter().map(Borrow::borrow) {
-        let confined = containers(pod);
+        // Only operator profiles matter here: what the node does with unset ones does not.
+        let confined = containers(pod, NodeDefault::Unknown);
         for st in statuses(pod) {
             let Some(c) = confined.iter().find(|c| c.name == st.name) else {
                 continue;
@@ -64,8 +65,8 @@ pub fn operator_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, Arc<Wo
                 pod_uid: pod.uid().unwrap_or_default(),
                 container: st.name.clone(),
                 field: match c.kind {
-                    "initContainer" => "initContainers",
-                    "ephemeralContainer" => "ephemeralContainers",
+                    crds::confinement::INIT_CONTAINER => "initContainers",
+                    crds::confinement::EPHEMERAL_CONTAINER => "ephemeralContainers",
                     _ => "containers",
                 },
                 profile: profile.clone(),

@@ -2,6 +2,11 @@
 //! done. Pure: decided from the watched recordings and pods, tested without an API server.
 //! Selection itself is `ProfileRecording::selects_pod` (the API crate's one rule, which the
 //! operator and the binding webhook use too).
+//!
+//! Containers and init containers are recorded, native sidecars (init containers with
+//! `restartPolicy: Always`) included: a sidecar is found by its own status entry, is recorded
+//! under its own name (its profile is `<recording>-<sidecar>`, never merged into another
+//! container's) and, running for the pod's whole life, is done only when it ends itself.
 
 use crds::ProfileRecording;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
@@ -337,6 +342,56 @@ mod tests {
             !needs_recorder(&bpf, &[old], &[], now),
             "created before the recording"
         );
+    }
+
+    #[test]
+    fn a_native_sidecar_is_selected_under_its_own_name_for_the_pods_whole_life() {
+        let now = "2026-01-01T00:10:00Z".parse().unwrap();
+        let status = |name: &str, id: &str, state: serde_json::Value| serde_json::json!({"name": name, "containerID": format!("containerd://{id}"), "image": "x", "imageID": "", "ready": true, "restartCount": 0, "state": state});
+        let running = serde_json::json!({"running": {}});
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "shop", "labels": {"app": "web"}, "creationTimestamp": "2026-01-01T00:01:00Z"},
+            "spec": {
+                "initContainers": [
+                    {"name": "setup", "image": "x"},
+                    {"name": "proxy", "image": "envoy", "restartPolicy": "Always", "securityContext": {"allowPrivilegeEscalation": false}},
+                ],
+                "containers": [{"name": "web", "image": "x"}],
+            },
+            "status": {
+                "initContainerStatuses": [
+                    status("setup", "init", serde_json::json!({"terminated": {"exitCode": 0}})),
+                    status("proxy", "side", running.clone()),
+                ],
+                "containerStatuses": [status("web", "main", running)],
+            }
+        }))
+        .unwrap();
+        let pods = [p];
+        let all = targets(&pods, &[recording(serde_json::json!({}))], now);
+        let mut ids: Vec<&str> = all.keys().map(String::as_str).collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            ["init", "main", "side"],
+            "init container, sidecar and container"
+        );
+        let side = &all["side"];
+        assert_eq!(side.container, "proxy", "recorded as itself");
+        assert!(side.no_new_privs, "from the sidecar's own security context");
+        assert!(!all["main"].no_new_privs);
+        let only = targets(
+            &pods,
+            &[recording(serde_json::json!({"containers": ["proxy"]}))],
+            now,
+        );
+        assert_eq!(only.keys().collect::<Vec<_>>(), ["side"]);
+        // The ordinary init container is done; the sidecar runs on with the pod.
+        let known = known_containers(&pods);
+        let recs = [recording(serde_json::json!({}))];
+        assert!(container_done(&all["init"], "init", &recs, &known, now));
+        assert!(!container_done(side, "side", &recs, &known, now));
     }
 
     #[test]

@@ -62,6 +62,13 @@ fn logs_recording_for<'a>(
 /// set none (and whose pod sets none), and marks the pod with the binding's name. Containers an
 /// active `Logs` recording selects get the recording's `SCMP_ACT_LOG` profile instead, and the
 /// pod is marked with the recording's name.
+///
+/// Init containers count, native sidecars (`restartPolicy: Always`) included: a sidecar runs
+/// for the pod's whole life and is bound by its own image like any container. Only the fields
+/// decide whether a container sets a profile: a legacy annotation has no effect since
+/// Kubernetes 1.27, so a container whose only setting is one is bound. The API server still
+/// refuses a pod whose container annotation and field disagree, so the binding removes that
+/// container's (inert) annotation in the same patch.
 pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> AdmissionResponse {
     let resp = AdmissionResponse::from(req);
     if req.operation != Operation::Create {
@@ -94,7 +101,9 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
         return resp;
     }
     let labels = pod.labels().clone();
+    let annotations = pod.annotations();
     let mut ops = Vec::new();
+    let mut inert = Vec::new();
     let mut bound_by = None;
     let mut recorded_by = None;
     for (list, containers) in [
@@ -136,6 +145,14 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
                 )
             };
             ops.push(add_op(&path, value));
+            let legacy = format!(
+                "{}{}",
+                crds::confinement::ANNOTATION_CONTAINER_PREFIX,
+                c.name
+            );
+            if annotations.contains_key(&legacy) {
+                inert.push(legacy);
+            }
         }
     }
     let marks: Vec<(&str, String)> = [
@@ -148,6 +165,9 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
     if marks.is_empty() {
         return resp;
     }
+    for key in inert {
+        ops.push(serde_json::json!({"op": "remove", "path": annotation_path(&key)}));
+    }
     if pod.metadata.annotations.is_none() {
         let all: serde_json::Map<String, serde_json::Value> = marks
             .iter()
@@ -156,19 +176,21 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
         ops.push(add_op("/metadata/annotations", all.into()));
     } else {
         for (k, v) in marks {
-            ops.push(add_op(
-                &format!(
-                    "/metadata/annotations/{}",
-                    k.replace('~', "~0").replace('/', "~1")
-                ),
-                v.into(),
-            ));
+            ops.push(add_op(&annotation_path(k), v.into()));
         }
     }
     match serde_json::from_value::<json_patch::Patch>(serde_json::Value::Array(ops)) {
         Ok(patch) => resp.clone().with_patch(patch).unwrap_or(resp),
         Err(_) => resp,
     }
+}
+
+/// The JSON pointer to an annotation (`~` and `/` escaped).
+fn annotation_path(key: &str) -> String {
+    format!(
+        "/metadata/annotations/{}",
+        key.replace('~', "~0").replace('/', "~1")
+    )
 }
 
 fn add_op(path: &str, value: serde_json::Value) -> serde_json::Value {

@@ -1,7 +1,13 @@
 //! The validating install gate: every operator profile a pod references (CREATE, and what an
 //! UPDATE or an ephemeral container adds) must exist and be Installed on every node.
+//!
+//! It looks at what the kubelet applies: the pod's and every container's fields (init
+//! containers, native sidecars, containers, ephemeral containers). A legacy annotation has no
+//! effect since Kubernetes 1.27, so the gate does not wait for a profile named only there (nor
+//! hold it, [`gated_profiles`]); the isolation webhook refuses one naming another tenant's
+//! profile.
 
-use super::{checked_pod, old_pod_of, operator_references, ClusterView};
+use super::{checked_pod, old_pod_of, operator_references, Annotations, ClusterView};
 use crate::index::{references, ProfileId};
 use crds::ProfilePhase;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse};
@@ -18,15 +24,15 @@ fn added_references(
     problems: &mut Vec<String>,
 ) -> Result<Vec<(crate::index::Reference, ProfileId)>, Box<AdmissionResponse>> {
     let pod = checked_pod(req)?;
-    // An UPDATE is held to the gate only for what it adds (an ephemeral container, a legacy
-    // annotation): what the pod already used was checked when it came.
+    // An UPDATE is held to the gate only for what it adds (an ephemeral container: the other
+    // fields cannot change): what the pod already used was checked when it came.
     let before: BTreeSet<crate::index::Reference> = match old_pod_of(req) {
         Some(Ok(old)) => references(&old).into_iter().collect(),
         _ => BTreeSet::new(),
     };
     let own = pod.namespace().unwrap_or_default();
     let mut out = Vec::new();
-    for (r, (ns, name)) in operator_references(&pod, problems) {
+    for (r, (ns, name)) in operator_references(&pod, Annotations::Ignore, problems) {
         if before.contains(&r) {
             continue;
         }

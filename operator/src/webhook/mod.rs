@@ -5,14 +5,21 @@
 //!   bound profile as their container-level `seccompProfile`;
 //! - gate (validating, pod CREATE/UPDATE and `pods/ephemeralcontainers`): a pod may reference
 //!   an operator profile only when it exists and is Installed on every node;
-//! - isolation (validating, pod CREATE/UPDATE and `pods/ephemeralcontainers`): a pod may reference only profiles of its own
-//!   namespace and of the namespaces the operator shares;
+//! - isolation (validating, pod CREATE/UPDATE and `pods/ephemeralcontainers`): a pod may
+//!   reference only profiles of its own namespace and of the namespaces the operator shares;
 //! - policy (validating, pod CREATE and `pods/ephemeralcontainers`, in namespaces labelled
 //!   `seccomp-operator.dev/profile-policy`): warn about or refuse unconfined containers;
 //! - profile (validating, SeccompProfile CREATE/UPDATE): size limits and the cluster's profile
 //!   policy (listeners, filter flags);
 //! - agent writes (validating, SeccompNodeStatus and heartbeat Leases): a node agent writes
 //!   only its own node's objects ([`agent_writes`]).
+//!
+//! Every container counts alike: init containers, native sidecars (init containers with
+//! `restartPolicy: Always`), containers, and ephemeral containers where a pod can get them.
+//! The legacy seccomp annotations have no effect since Kubernetes 1.27
+//! ([`crds::confinement`]): the gate and the policy decide from the fields alone; isolation
+//! alone still refuses an annotation naming another namespace's profile
+//! ([`isolation`](mod@isolation)).
 
 pub mod agent_writes;
 pub mod bind;
@@ -44,6 +51,9 @@ pub trait ClusterView: Send + Sync {
     fn recordings(&self, namespace: &str) -> Vec<Arc<ProfileRecording>>;
     /// A node agent pod (in the operator's namespace) by name.
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>>;
+    /// What a node's kubelet does with a container that sets no seccomp profile, as the node's
+    /// agent reported it.
+    fn node_default(&self, node: &str) -> crds::confinement::NodeDefault;
 }
 
 /// The operator's caches, as the webhooks see them.
@@ -56,6 +66,8 @@ pub struct Caches {
     pub recordings: kube::runtime::reflector::Store<ProfileRecording>,
     /// The node agents' pods.
     pub agent_pods: kube::runtime::reflector::Store<Pod>,
+    /// What each node's agent reports (kept by the profile controller's node report watch).
+    pub node_reports: Arc<std::sync::RwLock<crate::node_reports::NodeReports>>,
 }
 
 fn in_namespace<K>(store: &kube::runtime::reflector::Store<K>, ns: &str) -> Vec<Arc<K>>
@@ -84,6 +96,10 @@ impl ClusterView for Caches {
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
         self.agent_pods
             .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+    fn node_default(&self, node: &str) -> crds::confinement::NodeDefault {
+        let reports = self.node_reports.read().unwrap_or_else(|p| p.into_inner());
+        crate::node_reports::node_default(&reports, node)
     }
 }
 
@@ -172,20 +188,37 @@ fn pod_in(
     )
 }
 
-/// The operator profiles a pod references, with where. A reference that must be refused (it
-/// escapes the seccomp directory or is a malformed operator path) goes to `problems` instead;
-/// references to files outside the operator's directory are left out.
+/// Appended to a refusal that concerns a legacy annotation.
+pub(crate) const INERT_ANNOTATION: &str =
+    " (the annotation has no effect since Kubernetes 1.27: remove it)";
+
+/// Which of a pod's references a webhook looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Annotations {
+    /// Only what the kubelet applies: the fields.
+    Ignore,
+    /// The legacy annotations too, although they have no effect since Kubernetes 1.27.
+    Include,
+}
+
+/// The operator profiles a pod references, with where (the legacy annotations as `annotations`
+/// says). A reference that must be refused (it escapes the seccomp directory or is a
+/// malformed operator path) goes to `problems` instead; references to files outside the
+/// operator's directory are left out.
 pub(crate) fn operator_references(
     pod: &Pod,
+    annotations: Annotations,
     problems: &mut Vec<String>,
 ) -> Vec<(crate::index::Reference, crate::index::ProfileId)> {
     references(pod)
         .into_iter()
+        .filter(|r| r.in_effect || annotations == Annotations::Include)
         .filter_map(|r| match parse_localhost(&r.path) {
             Ok(Some(id)) => Some((r, id)),
             Ok(None) => None,
             Err(e) => {
-                problems.push(format!("{} uses {}: {e}", r.place, r.path));
+                let inert = if r.in_effect { "" } else { INERT_ANNOTATION };
+                problems.push(format!("{} uses {}: {e}{inert}", r.place, r.path));
                 None
             }
         })

@@ -5,9 +5,22 @@
 //! them); with `enforce` it is refused, the message naming each container and what to set.
 //! `RuntimeDefault` and operator profiles with `allowPrivilegeEscalation: false` satisfy it.
 //! The operator's namespace and `kube-system` are never affected.
+//!
+//! Every container counts: init containers, native sidecars, containers, and ephemeral
+//! containers added later. The decision is what the kubelet applies ([`crds::confinement`]):
+//! a legacy seccomp annotation has no effect since Kubernetes 1.27, so a container whose only
+//! setting is one is unset, and the message says the annotation does nothing.
+//!
+//! A container that sets nothing runs under `RuntimeDefault` on a kubelet with
+//! `seccompDefault: true`. The policy takes that into account only where the node is known
+//! and its agent reported the setting (`SeccompNodeStatus` `status.kubelet.seccompDefault`):
+//! a pod already bound to a node, such as one that gets an ephemeral container. A new pod is
+//! seen at CREATE, before it is scheduled: it may land on a node without the default, so an
+//! unset container is treated as unconfined (fail closed), and the message asks the tenant to
+//! set `RuntimeDefault` explicitly.
 
-use super::checked_pod;
-use crds::confinement::containers;
+use super::{checked_pod, ClusterView};
+use crds::confinement::{containers, NodeDefault};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
@@ -36,23 +49,39 @@ impl Mode {
     }
 }
 
-/// What the policy objects to in a pod, one sentence per container (only the ephemeral
-/// containers for the `ephemeralcontainers` subresource: the others were checked when the
-/// pod was created).
-pub fn violations(pod: &k8s_openapi::api::core::v1::Pod, ephemeral_only: bool) -> Vec<String> {
-    containers(pod)
+/// What the policy objects to in a pod on a node that does `node` with unset containers, one
+/// sentence per container (only the ephemeral containers for the `ephemeralcontainers`
+/// subresource: the others were checked when the pod was created).
+pub fn violations(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    ephemeral_only: bool,
+    node: NodeDefault,
+) -> Vec<String> {
+    containers(pod, node)
         .into_iter()
-        .filter(|c| !ephemeral_only || c.kind == "ephemeralContainer")
+        .filter(|c| !ephemeral_only || c.kind == crds::confinement::EPHEMERAL_CONTAINER)
         .filter_map(|c| c.violation())
         .collect()
 }
 
+/// What the node a pod is bound to does with unset containers; `Unknown` for a pod not
+/// scheduled yet.
+fn node_default(pod: &k8s_openapi::api::core::v1::Pod, view: &dyn ClusterView) -> NodeDefault {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+        .map_or(NodeDefault::Unknown, |n| view.node_default(n))
+}
+
 /// The answer for a pod CREATE (or an ephemeral container added) in a namespace under
-/// `mode`; `kube-system` and the operator's own namespace are always allowed.
+/// `mode`; `kube-system` and the operator's own namespace are always allowed. `view` says what
+/// a bound pod's node does with unset containers.
 pub fn pod_policy(
     req: &AdmissionRequest<DynamicObject>,
     mode: Mode,
     operator_namespace: &str,
+    view: &dyn ClusterView,
 ) -> AdmissionResponse {
     let resp = AdmissionResponse::from(req);
     let subresource = req.sub_resource.as_deref() == Some("ephemeralcontainers");
@@ -68,7 +97,7 @@ pub fn pod_policy(
     if ns == "kube-system" || ns == operator_namespace {
         return resp;
     }
-    let found = violations(&pod, subresource);
+    let found = violations(&pod, subresource, node_default(&pod, view));
     if found.is_empty() {
         return resp;
     }

@@ -12,6 +12,8 @@ struct View {
     bindings: Vec<Arc<ProfileBinding>>,
     recordings: Vec<Arc<ProfileRecording>>,
     pods: Vec<Arc<Pod>>,
+    /// Nodes whose agent reported `seccompDefault`, and what.
+    nodes: Vec<(String, bool)>,
 }
 
 impl ClusterView for View {
@@ -40,6 +42,11 @@ impl ClusterView for View {
             .iter()
             .find(|p| p.namespace().as_deref() == Some(namespace) && p.name_any() == name)
             .cloned()
+    }
+    fn node_default(&self, node: &str) -> crds::confinement::NodeDefault {
+        crds::confinement::NodeDefault::from_reported(
+            self.nodes.iter().find(|(n, _)| n == node).map(|(_, d)| *d),
+        )
     }
 }
 
@@ -252,8 +259,23 @@ fn every_spelling_of_another_tenants_profile_is_refused_by_isolation_and_the_gat
                 "{}",
                 r.result.message
             );
+            assert_eq!(
+                r.result
+                    .message
+                    .contains("has no effect since Kubernetes 1.27"),
+                legacy,
+                "{}",
+                r.result.message
+            );
             let g = gate(&req(&body), &view, &no_shared());
-            assert!(!g.allowed, "{v} (legacy {legacy}) admitted by the gate");
+            if legacy {
+                // The annotation does nothing: the gate neither waits for nor refuses it
+                // (isolation does the refusing).
+                assert!(g.allowed, "{v}: {}", g.result.message);
+                assert!(gated_profiles(&req(&body), &no_shared()).is_empty());
+                continue;
+            }
+            assert!(!g.allowed, "{v} admitted by the gate");
             // The gate does not tell whether bank/vault exists or what state it is in.
             assert!(
                 g.result
@@ -272,7 +294,8 @@ fn every_spelling_of_another_tenants_profile_is_refused_by_isolation_and_the_gat
         let body = pod_using("./operator//shop/web.json", legacy);
         assert!(isolation(&req(&body), &no_shared()).allowed);
         assert!(gate(&req(&body), &view, &no_shared()).allowed);
-        // Escapes and malformed operator paths: refused by both, naming the container.
+        // Escapes and malformed operator paths: refused by isolation, naming the container or
+        // annotation; by the gate too when in a field.
         for v in [
             "../operator/shop/web.json",
             "./operator/shop/a/web.json",
@@ -291,7 +314,11 @@ fn every_spelling_of_another_tenants_profile_is_refused_by_isolation_and_the_gat
                 "{}",
                 r.result.message
             );
-            assert!(!gate(&req(&body), &view, &no_shared()).allowed, "{v}");
+            assert_eq!(
+                gate(&req(&body), &view, &no_shared()).allowed,
+                legacy,
+                "{v} (legacy {legacy})"
+            );
         }
     }
     // A nonexistent profile of another namespace reads the same as an existing one.
@@ -351,7 +378,7 @@ fn isolation_allows_own_and_shared_namespaces_only() {
         ),
     );
     assert!(!isolation(&req(&weird), &shared).allowed);
-    // Legacy annotations count too.
+    // Legacy annotations are refused too (defensively: they do nothing since 1.27).
     let ann = review(
         "CREATE",
         "shop",
@@ -729,19 +756,13 @@ fn the_gate_holds_updates_to_what_they_add() {
     relabelled["metadata"]["labels"] = json!({"tier": "web"});
     let body = review_of(("", "Pod"), None, "UPDATE", "shop", relabelled, old.clone());
     assert!(gate(&req(&body), &view, &no_shared()).allowed);
-    // A legacy annotation added later is checked.
+    // A legacy annotation added later does nothing (Kubernetes 1.27+): nothing to wait for.
     let mut annotated = old.clone();
     annotated["metadata"]["annotations"] = json!({"container.seccomp.security.alpha.kubernetes.io/a": "localhost/operator/shop/missing.json"});
     let body = review_of(("", "Pod"), None, "UPDATE", "shop", annotated, old);
     let r = gate(&req(&body), &view, &no_shared());
-    assert!(
-        !r.allowed
-            && r.result
-                .message
-                .contains("SeccompProfile shop/missing does not exist"),
-        "{}",
-        r.result.message
-    );
+    assert!(r.allowed, "{}", r.result.message);
+    assert!(gated_profiles(&req(&body), &no_shared()).is_empty());
 }
 
 fn profile_object(spec: Value) -> Value {
@@ -1106,6 +1127,7 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
                 )),
                 mode,
                 operator_ns,
+                &View::default(),
             );
             assert!(r.allowed && r.warnings.is_none(), "{mode:?}: {r:?}");
         }
@@ -1117,6 +1139,7 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
             )),
             mode,
             operator_ns,
+            &View::default(),
         );
         assert!(
             r.allowed && r.warnings.is_none(),
@@ -1131,6 +1154,7 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
         )),
         Mode::Warn,
         operator_ns,
+        &View::default(),
     );
     assert!(warned.allowed);
     let w = warned.warnings.unwrap();
@@ -1149,6 +1173,7 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
         &req(&review("CREATE", "shop", pod("shop", json!({}), bare))),
         Mode::Enforce,
         operator_ns,
+        &View::default(),
     );
     assert!(!refused.allowed);
     let msg = &refused.result.message;
@@ -1168,9 +1193,234 @@ fn the_profile_policy_warns_or_refuses_unconfined_and_escalating_containers() {
         json!({"metadata": {"name": "p", "namespace": "shop"}, "ephemeralContainers": [{"name": "debug", "image": "x"}]}),
         json!(null),
     );
-    let r = pod_policy(&req(&debug), Mode::Enforce, operator_ns);
+    let r = pod_policy(&req(&debug), Mode::Enforce, operator_ns, &View::default());
     assert!(
         !r.allowed && r.result.message.contains("ephemeralContainer \"debug\""),
         "{r:?}"
+    );
+}
+
+/// A CREATE in `shop` of a pod with a native sidecar `proxy` (image `envoy:1`) that sets
+/// `sidecar_sc`, and a container `app`.
+fn pod_with_sidecar(sidecar_sc: Value) -> Vec<u8> {
+    let mut proxy = json!({"name": "proxy", "image": "envoy:1", "restartPolicy": "Always"});
+    if !sidecar_sc.is_null() {
+        proxy["securityContext"] = sidecar_sc;
+    }
+    review(
+        "CREATE",
+        "shop",
+        pod(
+            "shop",
+            json!({"app": "web"}),
+            json!({"initContainers": [proxy], "containers": [{"name": "app", "image": "app:1", "securityContext": localhost("operator/shop/web.json")}]}),
+        ),
+    )
+}
+
+#[test]
+fn a_native_sidecar_is_held_to_isolation_and_the_gate() {
+    let view = View {
+        profiles: vec![
+            profile("shop", "web", "Installed", json!({})),
+            profile("shop", "proxy", "Installing", json!({})),
+        ],
+        ..Default::default()
+    };
+    // Another namespace's profile.
+    let body = pod_with_sidecar(localhost("operator/bank/vault.json"));
+    let r = isolation(&req(&body), &no_shared());
+    assert!(
+        !r.allowed
+            && r.result
+                .message
+                .contains("initContainer proxy uses operator/bank/vault.json"),
+        "{}",
+        r.result.message
+    );
+    assert!(!gate(&req(&body), &view, &no_shared()).allowed);
+    // Its own namespace's profile, not installed yet: the gate waits for it.
+    let body = pod_with_sidecar(localhost("operator/shop/proxy.json"));
+    assert!(isolation(&req(&body), &no_shared()).allowed);
+    let r = gate(&req(&body), &view, &no_shared());
+    assert!(
+        !r.allowed
+            && r.result.message.contains(
+                "initContainer proxy uses operator/shop/proxy.json: SeccompProfile shop/proxy is not installed"
+            ),
+        "{}",
+        r.result.message
+    );
+    assert_eq!(
+        gated_profiles(&req(&body), &no_shared()),
+        BTreeSet::from([
+            ("shop".to_string(), "proxy".to_string()),
+            ("shop".into(), "web".into())
+        ])
+    );
+}
+
+#[test]
+fn the_gate_does_not_wait_for_a_profile_named_only_in_an_annotation() {
+    let view = View {
+        profiles: vec![profile("shop", "slow", "Installing", json!({}))],
+        ..Default::default()
+    };
+    for key in [
+        "seccomp.security.alpha.kubernetes.io/pod",
+        "container.seccomp.security.alpha.kubernetes.io/a",
+    ] {
+        for target in ["operator/shop/slow.json", "operator/shop/missing.json"] {
+            let mut p = pod(
+                "shop",
+                json!({}),
+                json!({"containers": [{"name": "a", "image": "x"}]}),
+            );
+            p["metadata"]["annotations"] = json!({key: format!("localhost/{target}")});
+            let body = review("CREATE", "shop", p);
+            let r = gate(&req(&body), &view, &no_shared());
+            assert!(r.allowed, "{key} {target}: {}", r.result.message);
+            assert!(gated_profiles(&req(&body), &no_shared()).is_empty());
+            assert!(
+                isolation(&req(&body), &no_shared()).allowed,
+                "own namespace"
+            );
+        }
+    }
+}
+
+#[test]
+fn binding_binds_a_native_sidecar_by_image_and_drops_its_inert_annotation() {
+    let view = View {
+        bindings: vec![binding(
+            "shop",
+            "envoy",
+            json!({"profileRef": {"kind": "SeccompProfile", "name": "envoy"}, "image": "envoy:1"}),
+        )],
+        ..Default::default()
+    };
+    let r = bind(&req(&pod_with_sidecar(Value::Null)), &view);
+    assert_eq!(
+        patch_of(&r).expect("a patch"),
+        json!([
+            {"op": "add", "path": "/spec/initContainers/0/securityContext", "value": {"seccompProfile": {"type": "Localhost", "localhostProfile": "operator/shop/envoy.json"}}},
+            {"op": "add", "path": "/metadata/annotations", "value": {"seccomp-operator.dev/bound-by": "envoy"}}
+        ])
+    );
+    // A legacy annotation does not count as the sidecar's profile; the API server would refuse
+    // the pod if it disagreed with the bound field, so the patch removes it.
+    let mut p = pod(
+        "shop",
+        json!({}),
+        json!({"initContainers": [{"name": "proxy", "image": "envoy:1", "restartPolicy": "Always"}],
+               "containers": [{"name": "app", "image": "app:1"}]}),
+    );
+    p["metadata"]["annotations"] = json!({
+        "container.seccomp.security.alpha.kubernetes.io/proxy": "runtime/default",
+        "container.seccomp.security.alpha.kubernetes.io/app": "runtime/default",
+    });
+    let r = bind(&req(&review("CREATE", "shop", p)), &view);
+    assert_eq!(
+        patch_of(&r).expect("a patch"),
+        json!([
+            {"op": "add", "path": "/spec/initContainers/0/securityContext", "value": {"seccompProfile": {"type": "Localhost", "localhostProfile": "operator/shop/envoy.json"}}},
+            {"op": "remove", "path": "/metadata/annotations/container.seccomp.security.alpha.kubernetes.io~1proxy"},
+            {"op": "add", "path": "/metadata/annotations/seccomp-operator.dev~1bound-by", "value": "envoy"}
+        ]),
+        "only the bound container's annotation goes"
+    );
+}
+
+#[test]
+fn the_policy_treats_annotation_only_containers_as_unset() {
+    use super::policy::{pod_policy, Mode};
+    let mut p = pod(
+        "shop",
+        json!({}),
+        json!({"containers": [{"name": "a", "image": "x", "securityContext": {"allowPrivilegeEscalation": false}}]}),
+    );
+    p["metadata"]["annotations"] =
+        json!({"container.seccomp.security.alpha.kubernetes.io/a": "runtime/default"});
+    let r = pod_policy(
+        &req(&review("CREATE", "shop", p)),
+        Mode::Enforce,
+        "seccomp-operator",
+        &View::default(),
+    );
+    assert!(!r.allowed, "an annotation-only profile is no profile");
+    let msg = &r.result.message;
+    assert!(
+        msg.contains("container \"a\": it has no seccomp profile")
+            && msg.contains("container.seccomp.security.alpha.kubernetes.io/a has no effect since Kubernetes 1.27")
+            && msg.contains("RuntimeDefault explicitly")
+            && msg.contains("not known at admission"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn the_policy_uses_the_nodes_seccomp_default_only_for_bound_pods() {
+    use super::policy::{pod_policy, Mode};
+    let view = View {
+        nodes: vec![("node-2".into(), true), ("node-1".into(), false)],
+        ..Default::default()
+    };
+    let safe = json!({"allowPrivilegeEscalation": false});
+    let decide = |body: Vec<u8>| pod_policy(&req(&body), Mode::Enforce, "seccomp-operator", &view);
+    // A new pod: its node is not known at admission, whatever nodes exist (fail closed).
+    let r = decide(review(
+        "CREATE",
+        "shop",
+        pod(
+            "shop",
+            json!({}),
+            json!({"containers": [{"name": "a", "image": "x", "securityContext": safe}]}),
+        ),
+    ));
+    assert!(
+        !r.allowed && r.result.message.contains("not known at admission"),
+        "{}",
+        r.result.message
+    );
+    // A pod created bound to a node that defaults: its unset container runs RuntimeDefault.
+    let r = decide(review(
+        "CREATE",
+        "shop",
+        pod(
+            "shop",
+            json!({}),
+            json!({"nodeName": "node-2", "containers": [{"name": "a", "image": "x", "securityContext": safe}]}),
+        ),
+    ));
+    assert!(r.allowed, "{}", r.result.message);
+    // An ephemeral container added to a running pod: decided by its node.
+    let base = |node: &str| json!({"nodeName": node, "containers": [{"name": "a", "image": "x", "securityContext": {"allowPrivilegeEscalation": false, "seccompProfile": {"type": "RuntimeDefault"}}}]});
+    let debug = |node: &str| {
+        let mut spec = base(node);
+        spec["ephemeralContainers"] = json!([{"name": "debug", "image": "x", "securityContext": {"allowPrivilegeEscalation": false}}]);
+        review_of(
+            ("", "Pod"),
+            Some("ephemeralcontainers"),
+            "UPDATE",
+            "shop",
+            pod("shop", json!({}), spec),
+            pod("shop", json!({}), base(node)),
+        )
+    };
+    assert!(decide(debug("node-2")).allowed);
+    let r = decide(debug("node-1"));
+    assert!(
+        !r.allowed
+            && r.result
+                .message
+                .contains("ephemeralContainer \"debug\": it has no seccomp profile and its node's kubelet runs such containers unconfined"),
+        "{}",
+        r.result.message
+    );
+    let r = decide(debug("node-9"));
+    assert!(
+        !r.allowed && r.result.message.contains("not known at admission"),
+        "a node that did not report: {}",
+        r.result.message
     );
 }

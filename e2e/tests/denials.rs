@@ -16,8 +16,8 @@ fn sp(name: &str, spec: serde_json::Value) -> serde_json::Value {
     json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name}, "spec": spec})
 }
 
-/// Allows everything but `rmdir`, which kills the process (kills are audited on every
-/// runtime; refusals only with the log flag, which runc 1.1 refuses).
+/// Allows everything but `rmdir`, which kills the process (kills are audited whatever the
+/// filter's flags).
 fn kill_rmdir() -> serde_json::Value {
     json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["rmdir"], "action": "SCMP_ACT_KILL_PROCESS"}]})
 }
@@ -72,9 +72,8 @@ async fn d1_denials_become_one_counted_event_a_metric_and_profile_status() -> an
     let Some(client) = client().await else {
         return Ok(());
     };
-    // runc 1.1 refuses profiles with `flags` (SECCOMP_FILTER_FLAG_LOG), so this cluster runs
-    // with REPORT_DENIALS=false: the kernel audits kills only. Each of CALLS children is killed
-    // by its filter for rmdir; the shell that starts them goes on.
+    // Each of CALLS children is killed by its filter for rmdir; the shell that starts them goes
+    // on.
     let ns = TestNs::new(client.clone(), "deny").await?;
     installed_profile(&ns, "kill-rmdir", kill_rmdir()).await?;
     let before = denied_total(&client, "rmdir", "SCMP_ACT_KILL_PROCESS").await;
@@ -136,6 +135,64 @@ async fn d1_denials_become_one_counted_event_a_metric_and_profile_status() -> an
                 d.syscall == "rmdir"
                     && d.count as usize * 10 >= CALLS * 9
                     && d.example_pod.as_deref() == Some("rmdirs")
+            })
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn d1b_a_refused_syscall_is_reported_by_default_and_the_container_goes_on(
+) -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    // REPORT_DENIALS is on by default: the operator installs a profile without flags with
+    // SECCOMP_FILTER_FLAG_LOG, runc 1.2+ applies it, and the kernel audits the ERRNO refusal.
+    let ns = TestNs::new(client.clone(), "errno").await?;
+    installed_profile(
+        &ns,
+        "no-mkdir",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
+    )
+    .await?;
+    let path = format!("operator/{}/no-mkdir.json", ns.name);
+    let (phase, logs) = ns
+        .run_pod(busybox_pod(
+            "mkdirs",
+            "mkdir /tmp/x 2>&1; echo \"mkdir exit $?\"; grep Seccomp: /proc/self/status; echo done",
+            Some(&path),
+        ))
+        .await?;
+    assert_eq!(phase, "Succeeded", "refused, not killed: {logs}");
+    assert!(logs.contains("Operation not permitted"), "EPERM: {logs}");
+    assert!(logs.contains("mkdir exit 1"), "{logs}");
+    assert!(logs.contains("Seccomp:\t2"), "filtered: {logs}");
+    assert!(logs.lines().any(|l| l.trim() == "done"), "{logs}");
+    let ev = wait_for(
+        "a SyscallDenied event naming mkdir and SCMP_ACT_ERRNO",
+        Duration::from_secs(30),
+        || async {
+            denial_events(&ns, "mkdirs").await.into_iter().find(|e| {
+                let m = e.message.clone().unwrap_or_default();
+                m.contains("mkdir") && m.contains("SCMP_ACT_ERRNO")
+            })
+        },
+    )
+    .await;
+    if ev.is_err() {
+        ns.dump().await;
+    }
+    let ev = ev?;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    ns.wait_profile("no-mkdir", "status.denials lists mkdir", |p| {
+        p.status.as_ref().is_some_and(|s| {
+            s.denials.iter().any(|d| {
+                d.syscall.starts_with("mkdir")
+                    && d.action == "SCMP_ACT_ERRNO"
+                    && d.example_pod.as_deref() == Some("mkdirs")
             })
         })
     })

@@ -48,10 +48,11 @@ async fn j1_profile_is_installed_and_enforced() -> anyhow::Result<()> {
 
     // The file on the node is exactly the rendered document, with its hash.
     let file = std::fs::read(profile_file(&ns.name, "no-mkdir"))?;
-    let expected = parse_profile(&serde_json::to_string(&no_mkdir())?, &EvalContext::host())?
-        .spec
-        .document
-        .render(Arch::native());
+    let expected = installed_rendering(
+        parse_profile(&serde_json::to_string(&no_mkdir())?, &EvalContext::host())?
+            .spec
+            .document,
+    );
     assert_eq!(file, expected.json);
     assert_eq!(st.content_hash.as_deref(), Some(expected.hash.as_str()));
 
@@ -946,8 +947,17 @@ async fn j12_recorded_echo_hi_matches_the_kernel_and_runs_20_of_20() -> anyhow::
         kernel.len()
     );
     assert!(missing.is_empty(), "the recording lacks {missing:?}");
+    // Beyond this start's kernel log: at most two calls, besides what runc's init makes in
+    // some starts only (its Go runtime; what older runc versions made).
+    let unexplained: Vec<_> = recorded_names
+        .iter()
+        .filter(|n| {
+            !kernel.contains(n)
+                && !seccomp_profile::builtin::RUNC_NOT_EVERY_START.contains(&n.as_str())
+        })
+        .collect();
     assert!(
-        diff.abs() <= 2,
+        unexplained.len() <= 2,
         "recorded {recorded_names:?} vs kernel {kernel:?}"
     );
 

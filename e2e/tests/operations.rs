@@ -602,10 +602,10 @@ fn crash_spec(i: usize, v: usize) -> serde_json::Value {
 fn rendering(spec: &serde_json::Value) -> Vec<u8> {
     let spec: seccomp_profile::ProfileSpec =
         serde_json::from_value(spec.clone()).expect("a valid spec");
-    seccomp_profile::resolve("x", &spec, &std::collections::BTreeMap::new())
-        .expect("resolves")
-        .render(seccomp_profile::Arch::native())
-        .json
+    installed_rendering(
+        seccomp_profile::resolve("x", &spec, &std::collections::BTreeMap::new()).expect("resolves"),
+    )
+    .json
 }
 
 #[tokio::test]

@@ -100,7 +100,9 @@ if $need_k8s; then
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$w" && go get $pkgs) >>"$log" 2>&1 || fail "resolving the Kubernetes modules" "$log"
+  # Each at the version asked for: a bare `go get PKG` would upgrade to the newest release.
+  (cd "$w" && go get $(for p in $pkgs; do printf '%s@%s ' "$p" "$K8S_VERSION"; done)) >>"$log" 2>&1 \
+    || fail "resolving the Kubernetes modules" "$log"
   mkdir -p "$K8S_DIR/bin.tmp"
   (cd "$w" && CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$K8S_DIR/bin.tmp/" $pkgs) >>"$log" 2>&1 || fail "building Kubernetes" "$log"
   rm -rf "$K8S_DIR/bin"; mv "$K8S_DIR/bin.tmp" "$K8S_DIR/bin"

@@ -72,6 +72,12 @@ extra_nodes() {
     wait_for "node node-$i Ready" 120 node_ready "node-$i"
   done
 }
+# A cluster (running or kept) of another version of the stack is torn down and wiped first.
+stack="$K8S_BIN $ETCD_BIN $CONTAINERD_BIN $RUNC_BIN $CNI_BIN"
+if [ -f "$STATE/stack" ] && [ "$(cat "$STATE/stack")" != "$stack" ]; then
+  echo "== the kept cluster is of another stack ($(cat "$STATE/stack")): wiped"
+  hack/cluster-down.sh --wipe >/dev/null
+fi
 if all_alive && "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/dev/null 2>&1; then
   echo "cluster already running"
   extra_nodes
@@ -79,12 +85,8 @@ if all_alive && "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/d
   exit 0
 fi
 # Stop what an earlier run left half running, and clean its mounts, namespaces and rules;
-# state from another version of the stack (etcd data, containerd roots) is wiped.
-stack="$K8S_BIN $ETCD_BIN $CONTAINERD_BIN $RUNC_BIN $CNI_BIN"
-if [ -f "$STATE/stack" ] && [ "$(cat "$STATE/stack")" != "$stack" ]; then
-  echo "== the kept state is of another stack ($(cat "$STATE/stack")): wiped"
-  hack/cluster-down.sh --wipe >/dev/null
-elif [ -d "$STATE" ] && [ ! -f "$STATE/stack" ]; then
+# state of an unknown stack (made before the stack was recorded) is wiped.
+if [ -d "$STATE" ] && [ ! -f "$STATE/stack" ]; then
   hack/cluster-down.sh --wipe >/dev/null
 else
   hack/cluster-down.sh >/dev/null

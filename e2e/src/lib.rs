@@ -176,6 +176,18 @@ impl TestNs {
         r
     }
 
+    /// Wait until profile `name` is Installed on every node of the cluster (n/n).
+    pub async fn wait_installed_everywhere(&self, name: &str) -> anyhow::Result<SeccompProfile> {
+        let n = cluster_nodes().len();
+        let all = format!("{n}/{n}");
+        self.wait_profile(name, &format!("Installed {all}"), |p| {
+            phase(p) == "Installed"
+                && p.status.as_ref().and_then(|s| s.installed_nodes.as_deref())
+                    == Some(all.as_str())
+        })
+        .await
+    }
+
     /// Wait for a pod to end; its phase and logs.
     pub async fn run_pod(&self, pod: serde_json::Value) -> anyhow::Result<(String, String)> {
         let name = pod["metadata"]["name"]
@@ -447,6 +459,27 @@ pub fn busybox_pod_anywhere(name: &str, script: &str, profile: Option<&str>) -> 
     }
     serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [c]}})
+}
+
+/// A SeccompProfile manifest (JSON) called `name` with `spec`, for [`TestNs::apply`].
+pub fn sp(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+        "metadata": {"name": name}, "spec": spec})
+}
+
+/// The syscalls a profile lets run: its `SCMP_ACT_ALLOW` rules and the ENOSYS answers a
+/// recorded profile gives (clone3).
+pub fn allowed_names(p: &SeccompProfile) -> Vec<String> {
+    p.spec
+        .document
+        .syscalls
+        .iter()
+        .filter(|r| {
+            r.action == seccomp_profile::Action::Allow
+                || r.errno_ret == Some(seccomp_profile::args::ENOSYS)
+        })
+        .flat_map(|r| r.names.iter().cloned())
+        .collect()
 }
 
 /// The bytes a node agent writes for a resolved document under the shipped policy

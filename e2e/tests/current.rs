@@ -11,22 +11,8 @@ use kube::Api;
 use serde_json::json;
 use std::time::Duration;
 
-fn sp(name: &str, spec: serde_json::Value) -> serde_json::Value {
-    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name}, "spec": spec})
-}
-
 fn no_mkdir() -> serde_json::Value {
     json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
-}
-
-async fn installed_everywhere(ns: &TestNs, name: &str) -> anyhow::Result<SeccompProfile> {
-    let n = cluster_nodes().len();
-    let all = format!("{n}/{n}");
-    ns.wait_profile(name, &format!("Installed {all}"), |p| {
-        phase(p) == "Installed"
-            && p.status.as_ref().and_then(|s| s.installed_nodes.as_deref()) == Some(all.as_str())
-    })
-    .await
 }
 
 async fn label_namespace(ns: &TestNs, labels: serde_json::Value) -> anyhow::Result<()> {
@@ -65,7 +51,7 @@ async fn k1_a_restricted_namespace_admits_a_pod_that_uses_an_operator_profile() 
     .await?;
     ns.apply::<SeccompProfile>(sp("no-mkdir", no_mkdir()))
         .await?;
-    installed_everywhere(&ns, "no-mkdir").await?;
+    ns.wait_installed_everywhere("no-mkdir").await?;
     let path = format!("operator/{}/no-mkdir.json", ns.name);
 
     // Pod Security itself refuses a pod that is not restricted (the level is in force).
@@ -170,7 +156,7 @@ async fn k3_a_user_namespaced_pod_runs_under_an_operator_profile_and_is_recorded
     let ns = TestNs::new(client, "userns").await?;
     ns.apply::<SeccompProfile>(sp("no-mkdir", no_mkdir()))
         .await?;
-    installed_everywhere(&ns, "no-mkdir").await?;
+    ns.wait_installed_everywhere("no-mkdir").await?;
     let path = format!("operator/{}/no-mkdir.json", ns.name);
     let (phase, logs) = ns
         .run_pod(userns_pod(
@@ -208,14 +194,7 @@ async fn k3_a_user_namespaced_pod_runs_under_an_operator_profile_and_is_recorded
             e2e::phase(p) == "Installed"
         })
         .await?;
-    let names: Vec<String> = merged
-        .spec
-        .document
-        .syscalls
-        .iter()
-        .filter(|r| r.action == seccomp_profile::Action::Allow)
-        .flat_map(|r| r.names.clone())
-        .collect();
+    let names = allowed_names(&merged);
     assert!(names.iter().any(|n| n == "execve"), "{names:?}");
     let path = format!("operator/{}/rec-main.json", ns.name);
     let (phase, logs) = ns
@@ -358,11 +337,11 @@ async fn k6_sidecars_are_isolated_confined_and_recorded() -> anyhow::Result<()> 
     owner
         .apply::<SeccompProfile>(sp("no-mkdir", no_mkdir()))
         .await?;
-    installed_everywhere(&owner, "no-mkdir").await?;
+    owner.wait_installed_everywhere("no-mkdir").await?;
     let ns = TestNs::new(client, "side").await?;
     ns.apply::<SeccompProfile>(sp("no-mkdir", no_mkdir()))
         .await?;
-    installed_everywhere(&ns, "no-mkdir").await?;
+    ns.wait_installed_everywhere("no-mkdir").await?;
     let sidecar_pod = |name: &str, profile: Option<String>| {
         let mut pod = busybox_pod(name, "sleep 3; echo main done", None);
         let mut side = json!({"name": "side", "image": "localhost/busybox:1", "imagePullPolicy": "IfNotPresent",
@@ -417,14 +396,7 @@ async fn k6_sidecars_are_isolated_confined_and_recorded() -> anyhow::Result<()> 
                 e2e::phase(p) == "Installed"
             })
             .await?;
-        let names: Vec<String> = p
-            .spec
-            .document
-            .syscalls
-            .iter()
-            .filter(|r| r.action == seccomp_profile::Action::Allow)
-            .flat_map(|r| r.names.clone())
-            .collect();
+        let names = allowed_names(&p);
         assert!(
             names.iter().any(|n| n.contains(needed)),
             "{profile} lacks {needed}: {names:?}"

@@ -12,10 +12,6 @@ use kube::Api;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn sp(name: &str, spec: serde_json::Value) -> serde_json::Value {
-    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name}, "spec": spec})
-}
-
 /// Allows everything but `rmdir`, which kills the process (kills are audited whatever the
 /// filter's flags).
 fn kill_rmdir() -> serde_json::Value {
@@ -57,13 +53,7 @@ async fn denial_events(ns: &TestNs, pod: &str) -> Vec<Event> {
 
 async fn installed_profile(ns: &TestNs, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
     ns.apply::<SeccompProfile>(sp(name, spec)).await?;
-    let n = cluster_nodes().len();
-    let all = format!("{n}/{n}");
-    ns.wait_profile(name, "Installed on every node", |p| {
-        phase(p) == "Installed"
-            && p.status.as_ref().and_then(|s| s.installed_nodes.as_deref()) == Some(all.as_str())
-    })
-    .await?;
+    ns.wait_installed_everywhere(name).await?;
     Ok(())
 }
 

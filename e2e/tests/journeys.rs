@@ -12,10 +12,6 @@ use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-fn sp(name: &str, spec: serde_json::Value) -> serde_json::Value {
-    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name}, "spec": spec})
-}
-
 fn no_mkdir() -> serde_json::Value {
     json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
 }
@@ -797,19 +793,6 @@ fn recording(name: &str, app: &str, extra: serde_json::Value) -> serde_json::Val
 
 /// The names a recorded profile lets run, or answers ENOSYS for the caller to fall back
 /// (clone3).
-fn allowed_names(p: &SeccompProfile) -> Vec<String> {
-    p.spec
-        .document
-        .syscalls
-        .iter()
-        .filter(|r| {
-            r.action == seccomp_profile::Action::Allow
-                || r.errno_ret == Some(seccomp_profile::args::ENOSYS)
-        })
-        .flat_map(|r| r.names.iter().cloned())
-        .collect()
-}
-
 #[tokio::test]
 async fn j11_agent_restart_mid_recording_loses_no_syscall() -> anyhow::Result<()> {
     let Some(client) = client().await else {

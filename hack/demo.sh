@@ -10,6 +10,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 hack/deps.sh test
+# runc 1.5, the one the local cluster runs, built once from the Go module proxy (about a minute).
+hack/k8s-build.sh runc
+eval "$(hack/k8s-build.sh --print)"
+export PATH=$RUNC_BIN:$PATH
 echo "== building seccompctl (release)"
 cargo build --release --quiet -p seccompctl --bin seccompctl
 ctl=$(realpath "${CARGO_TARGET_DIR:-target}")/release/seccompctl
@@ -35,7 +39,11 @@ print(json.dumps({
                 "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": True,
                 "capabilities": {k: caps for k in ("bounding", "effective", "permitted")}},
     "root": {"path": "rootfs", "readonly": False}, "hostname": "demo",
-    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+    # /dev on a tmpfs: runc puts its /dev symlinks there, not into the rootfs on disk (runc
+    # 1.5 refuses to run a second container over the symlinks a first one left)
+    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+               {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}],
     "linux": linux}, indent=1))
 PY
 }

@@ -14,6 +14,8 @@
 # cores the first time (mostly Kubernetes), then nothing.
 #
 #   hack/k8s-build.sh            build what is missing
+#   hack/k8s-build.sh PART...    only these parts (kubernetes, etcd, containerd, runc, cni):
+#                                hack/demo.sh needs runc alone
 #   hack/k8s-build.sh --print    print the cache directories (sourced by cluster-env.sh)
 set -euo pipefail
 
@@ -58,6 +60,19 @@ have "$ETCD_DIR" etcd && need_etcd=false
 have "$CONTAINERD_DIR" containerd containerd-shim-runc-v2 ctr && need_containerd=false
 have "$RUNC_DIR" runc && need_runc=false
 have "$CNI_DIR" bridge host-local loopback portmap && need_cni=false
+if [ $# -gt 0 ]; then
+  want=" $* "
+  for part in $want; do
+    case "$part" in kubernetes|etcd|containerd|runc|cni) ;; *)
+      echo "hack/k8s-build.sh: unknown part '$part' (kubernetes, etcd, containerd, runc, cni)" >&2; exit 2 ;;
+    esac
+  done
+  [[ "$want" == *" kubernetes "* ]] || need_k8s=false
+  [[ "$want" == *" etcd "* ]] || need_etcd=false
+  [[ "$want" == *" containerd "* ]] || need_containerd=false
+  [[ "$want" == *" runc "* ]] || need_runc=false
+  [[ "$want" == *" cni "* ]] || need_cni=false
+fi
 if ! $need_k8s && ! $need_etcd && ! $need_containerd && ! $need_runc && ! $need_cni; then
   exit 0
 fi

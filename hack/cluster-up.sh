@@ -166,20 +166,24 @@ wait_for containerd 30 ctr --address "$CONTAINERD_SOCK" version
 echo "== images (pause, busybox)"
 hack/lib/cluster-images.sh
 
-echo "== kube-proxy (iptables)"
-start kube-proxy "$K8S_BIN/kube-proxy" \
-  --kubeconfig="$STATE/kube-proxy.kubeconfig" --proxy-mode=iptables \
-  --hostname-override="$NODE_NAME" --bind-address="$NODE_IP" --cluster-cidr="$CLUSTER_CIDR" \
-  --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
-  --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 --v=1
-wait_for kube-proxy 30 http_ok http://127.0.0.1:10256/livez
-
 echo "== kubelet (node $NODE_NAME)"
 hack/lib/cluster-kubelet-config.sh "$STATE/kubelet-config.yaml" kubelet "unix://$CONTAINERD_SOCK"
 start kubelet "$K8S_BIN/kubelet" \
   --kubeconfig="$STATE/kubelet.kubeconfig" --config="$STATE/kubelet-config.yaml" \
   --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --root-dir=/var/lib/kubelet \
   --register-with-taints="$AGENT_TAINT" --v=1
+# kube-proxy after the kubelet has registered the Node: one that starts before cannot read the
+# node's IPs, assumes loopback, and (1.37) exits when the Node appears with its IP, leaving
+# Services unrouted on this node.
+wait_for "node $NODE_NAME registered" 60 "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get node "$NODE_NAME"
+echo "== kube-proxy (iptables)"
+start kube-proxy "$K8S_BIN/kube-proxy" \
+  --kubeconfig="$STATE/kube-proxy.kubeconfig" --proxy-mode=iptables \
+  --hostname-override="$NODE_NAME" --cluster-cidr="$CLUSTER_CIDR" \
+  --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
+  --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 --v=1
+wait_for kube-proxy 30 http_ok http://127.0.0.1:10256/livez
+
 node_ready() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -q True; }
 wait_for "node $NODE_NAME Ready" 120 node_ready
 # The default ServiceAccount must exist before pods can be created in a namespace.

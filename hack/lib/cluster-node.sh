@@ -185,15 +185,17 @@ node_start() { # name
   for _ in $(seq 150); do ctr --address "$(node_sock "$n")" version >/dev/null 2>&1 && break; sleep 0.2; done
   ctr --address "$(node_sock "$n")" version >/dev/null 2>&1 || { echo "node $n: containerd did not start; see $LOGS/$n-containerd.log" >&2; return 1; }
   node_images "$n"
-  node_start_one "$n" kube-proxy "$K8S_BIN/kube-proxy" \
-    --kubeconfig="$STATE/kube-proxy.kubeconfig" --proxy-mode=iptables \
-    --hostname-override="$n" --bind-address="$ip" --cluster-cidr="$CLUSTER_CIDR" \
-    --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
-    --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 --v=1
   node_start_one "$n" kubelet "$K8S_BIN/kubelet" \
     --kubeconfig="$STATE/kubelet-$n.kubeconfig" --config="$sdir/kubelet-config.yaml" \
     --hostname-override="$n" --node-ip="$ip" --root-dir=/var/lib/kubelet \
     --register-with-taints="$AGENT_TAINT" --v=1
+  # kube-proxy once the kubelet has registered the Node (see hack/cluster-up.sh).
+  for _ in $(seq 150); do "$KUBECTL" get node "$n" >/dev/null 2>&1 && break; sleep 0.2; done
+  node_start_one "$n" kube-proxy "$K8S_BIN/kube-proxy" \
+    --kubeconfig="$STATE/kube-proxy.kubeconfig" --proxy-mode=iptables \
+    --hostname-override="$n" --cluster-cidr="$CLUSTER_CIDR" \
+    --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
+    --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 --v=1
 }
 
 # Every image node 1 has under localhost/ that this node lacks, moved with export/import.

@@ -1181,3 +1181,76 @@ async fn j14_a_profile_file_changed_or_removed_on_the_node_is_restored() -> anyh
     .await?;
     Ok(())
 }
+
+/// A container that ran but that no node reported is never silently left out: here a `Logs`
+/// recording in a namespace without the binding label (nothing puts the pod under the log
+/// profile, so no audit record names it). The recording waits for the report, then ends
+/// `Partial`, naming the pod, container and node in its `Reported` condition and its ledger,
+/// with a `ContainerNotRecorded` Event.
+#[tokio::test]
+async fn j15_a_container_its_node_never_reported_ends_the_recording_partial() -> anyhow::Result<()>
+{
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "recmiss").await?;
+    ns.apply::<crds::ProfileRecording>(recording(
+        "miss",
+        "wl-miss",
+        json!({"recorder": "Logs", "mergeStrategy": "Containers"}),
+    ))
+    .await?;
+    let mut pod = busybox_pod("wl-miss-1", "echo hi", None);
+    pod["metadata"]["labels"] = json!({"app": "wl-miss"});
+    let (phase, _) = ns.run_pod(pod).await?;
+    assert_eq!(phase, "Succeeded");
+    let recs: Api<crds::ProfileRecording> = ns.api();
+    let (status, reported) = wait_for(
+        "the recording to end Partial",
+        Duration::from_secs(150),
+        || async {
+            let s = recs.get("miss").await.ok()?.status?;
+            let c = s.conditions.iter().find(|c| c.type_ == "Reported")?.clone();
+            (s.phase == Some(crds::RecordingPhase::Partial)).then_some((s, c))
+        },
+    )
+    .await?;
+    assert_eq!(
+        (reported.status.as_str(), reported.reason.as_str()),
+        ("False", "NotRecorded")
+    );
+    let node = first_node();
+    assert!(
+        reported
+            .message
+            .contains(&format!("pod wl-miss-1 container main on {node}")),
+        "{}",
+        reported.message
+    );
+    let entry = status
+        .containers
+        .iter()
+        .find(|c| c.pod == "wl-miss-1")
+        .expect("the container is in the recording's ledger");
+    assert_eq!(
+        (entry.container.as_str(), entry.node.as_str(), entry.state),
+        ("main", node.as_str(), crds::TrackedState::NotRecorded)
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    wait_for(
+        "a ContainerNotRecorded event on the recording",
+        Duration::from_secs(30),
+        || async {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("ContainerNotRecorded")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("miss")
+                })
+                .map(|_| ())
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -352,6 +352,40 @@ async fn m4_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_lea
     Ok(())
 }
 
+/// Wait (90 s at most) until none of `nodes` has the eBPF recorder loaded.
+async fn recorders_unloaded(
+    client: &kube::Client,
+    nodes: &[String],
+    what: &str,
+) -> anyhow::Result<()> {
+    wait_for(what, Duration::from_secs(90), || async {
+        for n in nodes {
+            if recorder_loaded(client, n).await != Some(false) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await
+}
+
+/// A Deployment `app` (label `app=<app>`) of two busybox replicas running `script`, one on
+/// each of `nodes` (the node's name in `NODE_NAME`).
+fn spread_deployment(app: &str, nodes: [&str; 2], script: &str) -> serde_json::Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": app},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": app}},
+            "template": {"metadata": {"labels": {"app": app}},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                    "affinity": {
+                        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": nodes}]}]}},
+                        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": app}}}]}},
+                    "containers": [{"name": "app", "image": "localhost/busybox:1", "imagePullPolicy": "IfNotPresent",
+                        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                        "command": ["sh", "-c", script]}]}}}})
+}
+
 #[tokio::test]
 async fn m2_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<()> {
     let Some((client, extra)) = setup().await else {
@@ -366,35 +400,17 @@ async fn m2_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
     // The recording selects no pod yet: no node pays for a recorder (earlier journeys' may
     // still be in their grace period).
     let all: Vec<String> = cluster_nodes().into_iter().map(|n| n.name).collect();
-    wait_for(
+    recorders_unloaded(
+        &client,
+        &all,
         "no node to have the eBPF recorder loaded for an idle recording",
-        Duration::from_secs(60),
-        || async {
-            for n in &all {
-                if recorder_loaded(&client, n).await != Some(false) {
-                    return None;
-                }
-            }
-            Some(())
-        },
     )
     .await?;
     // Two replicas, one on each of two nodes; each does something the other does not.
     let script = format!(
         "if [ \"$NODE_NAME\" = \"{first}\" ]; then mkdir /tmp/a && rmdir /tmp/a && echo made; else ln -s x /tmp/l && echo linked; fi; grep Seccomp: /proc/1/status; while true; do sleep 1; done"
     );
-    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "spread"}},
-            "template": {"metadata": {"labels": {"app": "spread"}},
-                "spec": {"terminationGracePeriodSeconds": 1,
-                    "affinity": {
-                        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [first, second]}]}]}},
-                        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-                            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "spread"}}}]}},
-                    "containers": [{"name": "app", "image": "localhost/busybox:1", "imagePullPolicy": "IfNotPresent",
-                        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-                        "command": ["sh", "-c", script]}]}}}});
+    let deploy = spread_deployment("spread", [&first, &second], &script);
     ns.apply::<k8s_openapi::api::apps::v1::Deployment>(deploy)
         .await?;
     let pods: Api<Pod> = ns.api();
@@ -492,6 +508,16 @@ async fn m2_a_recording_merges_replicas_of_different_nodes() -> anyhow::Result<(
         .list(&ListParams::default().labels(&format!("{}=true", crds::LABEL_PARTIAL)))
         .await?;
     assert!(partials.items.is_empty(), "partials left after the merge");
+    // Every replica that ran was reported: the recording is Completed, not Partial.
+    let recs: Api<crds::ProfileRecording> = ns.api();
+    let st = recs.get("rec").await?.status.unwrap_or_default();
+    let reported = st.conditions.iter().find(|c| c.type_ == "Reported");
+    assert_eq!(
+        st.phase,
+        Some(crds::RecordingPhase::Completed),
+        "{reported:?} {:?}",
+        st.containers
+    );
     // Each node reported into its own RecordingReport; the operator took in every entry.
     let reports: Api<crds::RecordingReport> = ns.api();
     let reports = reports.list(&ListParams::default()).await?.items;
@@ -774,5 +800,100 @@ async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Resu
     stopped_node.start()?;
     result?;
     wait_all_counted(&ns, "steady").await?;
+    Ok(())
+}
+
+/// Stress (only with STRESS_RECORDINGS=N, see hack/stress-recording.sh): N two-node
+/// recordings in a row, each starting right after the recorders unloaded for the one before;
+/// every one must merge both replicas' syscalls and end Completed. Prints
+/// `stress: runs=N misses=M`.
+#[tokio::test]
+async fn stress_two_node_recordings_miss_no_replica() -> anyhow::Result<()> {
+    let Some(runs) = std::env::var("STRESS_RECORDINGS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        eprintln!("SKIP: stress runs only with STRESS_RECORDINGS=N (hack/stress-recording.sh)");
+        return Ok(());
+    };
+    let Some((client, extra)) = setup().await else {
+        return Ok(());
+    };
+    let (first, second) = (first_node(), extra[0].name.clone());
+    let ns = TestNs::new(client.clone(), "stress").await?;
+    let all: Vec<String> = cluster_nodes().into_iter().map(|n| n.name).collect();
+    let script = format!(
+        "if [ \"$NODE_NAME\" = \"{first}\" ]; then mkdir /tmp/a && rmdir /tmp/a; else ln -s x /tmp/l; fi; while true; do sleep 1; done"
+    );
+    let mut misses = Vec::new();
+    for run in 0..runs {
+        let name = format!("r{run}");
+        // As in m2: start once no node has the recorder loaded.
+        recorders_unloaded(&client, &all, "every recorder unloaded").await?;
+        ns.apply::<crds::ProfileRecording>(json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": name},
+            "spec": {"podSelector": {"matchLabels": {"app": name}}, "mergeStrategy": "Containers"}}))
+        .await?;
+        let deploy = spread_deployment(&name, [&first, &second], &script);
+        ns.apply::<k8s_openapi::api::apps::v1::Deployment>(deploy)
+            .await?;
+        let pods: Api<Pod> = ns.api();
+        wait_for("both replicas running", Duration::from_secs(90), || async {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("app={name}")))
+                .await
+                .ok()?;
+            let running = list
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            (running == 2).then_some(())
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+        deployments
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"replicas": 0}})),
+            )
+            .await?;
+        let recs: Api<crds::ProfileRecording> = ns.api();
+        let ended = wait_for("the recording to end", Duration::from_secs(180), || async {
+            let s = recs.get(&name).await.ok()?.status?;
+            matches!(
+                s.phase,
+                Some(crds::RecordingPhase::Completed | crds::RecordingPhase::Partial)
+            )
+            .then_some(s)
+        })
+        .await?;
+        let profiles: Api<SeccompProfile> = ns.api();
+        let merged = profiles.get(&format!("{name}-app")).await.ok();
+        let names: Vec<String> = merged.as_ref().map(allowed_names).unwrap_or_default();
+        let has = |a: &str, b: &str| names.iter().any(|n| n == a || n == b);
+        let complete = ended.phase == Some(crds::RecordingPhase::Completed)
+            && has("mkdir", "mkdirat")
+            && has("symlink", "symlinkat");
+        eprintln!(
+            "stress run {run}: {:?}, {} syscalls, {}",
+            ended.phase,
+            names.len(),
+            if complete {
+                "both replicas"
+            } else {
+                "MISSED A REPLICA"
+            }
+        );
+        if !complete {
+            ns.dump().await;
+            misses.push(format!("{run}: {:?} {:?}", ended.phase, ended.containers));
+        }
+        deployments.delete(&name, &DeleteParams::default()).await?;
+        recs.delete(&name, &DeleteParams::default()).await?;
+    }
+    println!("stress: runs={runs} misses={}", misses.len());
+    assert!(misses.is_empty(), "missed replicas: {misses:#?}");
     Ok(())
 }

@@ -82,6 +82,16 @@ fn store_of(objs: &[SeccompProfile]) -> Store<SeccompProfile> {
     store
 }
 
+fn test_recorder(client: Client) -> Recorder {
+    Recorder::new(
+        client,
+        Reporter {
+            controller: "test".into(),
+            instance: None,
+        },
+    )
+}
+
 fn ctx(
     client: Client,
     profiles: &[SeccompProfile],
@@ -348,6 +358,7 @@ async fn a_new_recording_gets_its_finalizer() {
     let r = recording(json!({}));
     let answered = serde_json::to_value(&r).unwrap();
     let c = Arc::new(recording::Context {
+        recorder: test_recorder(client.clone()),
         client,
         metrics: Arc::new(Metrics::default()),
         gate: crate::leader::Gate::open(),
@@ -366,6 +377,7 @@ async fn merge_of(partials: Vec<Value>, earlier: Option<Value>) -> Value {
     let (client, mut h) = mock();
     let r = recording(json!({"finalizers": [recording::FINALIZER]}));
     let c = Arc::new(recording::Context {
+        recorder: test_recorder(client.clone()),
         client,
         metrics: Arc::new(Metrics::default()),
         gate: crate::leader::Gate::open(),
@@ -507,6 +519,7 @@ async fn final_report_entries_become_partials_and_are_marked_consumed() {
     let (client, mut h) = mock();
     let r = recording(json!({"finalizers": [recording::FINALIZER]}));
     let c = Arc::new(recording::Context {
+        recorder: test_recorder(client.clone()),
         client,
         metrics: Arc::new(Metrics::default()),
         gate: crate::leader::Gate::open(),
@@ -613,6 +626,7 @@ async fn a_recording_in_a_terminating_namespace_is_released() {
         json!({"finalizers": [recording::FINALIZER], "deletionTimestamp": two_minutes_ago()}),
     );
     let c = Arc::new(recording::Context {
+        recorder: test_recorder(client.clone()),
         client,
         metrics: Arc::new(Metrics::default()),
         gate: crate::leader::Gate::open(),

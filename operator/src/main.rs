@@ -276,7 +276,7 @@ async fn main() -> anyhow::Result<()> {
     .context("standing for leader election")?;
     let gate = leadership.gate();
     let index = Arc::new(RwLock::new(PodIndex::default()));
-    let pods = operator::pod_watch::start(client.clone(), index.clone());
+    let pods = operator::pod_watch::start(client.clone(), index.clone(), recordings.clone());
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -309,7 +309,7 @@ async fn main() -> anyhow::Result<()> {
         base_events: caches.profiles.subscription(),
         index: index.clone(),
         pod_changes: pods.subscribe(),
-        recorder,
+        recorder: recorder.clone(),
         metrics: metrics.clone(),
         nodes_cfg: operator::node_controller::Config {
             namespace: args.namespace.clone(),
@@ -337,22 +337,17 @@ async fn main() -> anyhow::Result<()> {
             gate.clone(),
             watchdog.clone(),
         );
-        let (rec_events, rec_profile_events) = (
-            caches.recordings.subscription(),
-            caches.profiles.subscription(),
-        );
+        let rec_inputs = recording::Inputs {
+            recordings,
+            events: caches.recordings.subscription(),
+            profile_events: caches.profiles.subscription(),
+            pod_changes: pods.recording_changes(),
+            recorder: recorder.clone(),
+        };
         async move {
             tokio::join!(
                 profile_controller::run(client.clone(), profile_inputs),
-                recording::run(
-                    client.clone(),
-                    metrics,
-                    recordings,
-                    rec_events,
-                    rec_profile_events,
-                    gate,
-                    watchdog,
-                ),
+                recording::run(client.clone(), metrics, rec_inputs, gate, watchdog),
                 binding_status::run(client, profiles, index, binding_inputs),
             )
         }

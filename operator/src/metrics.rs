@@ -67,6 +67,12 @@ pub struct Metrics {
     containers: Family<ConfinementLabel, Gauge>,
     escalating: Family<NamespaceLabel, Gauge>,
     confinement_counter: OnceLock<ConfinementCounter>,
+    unreported: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,8 +143,15 @@ impl Default for Metrics {
             "Containers of live pods that may escalate privileges (allowPrivilegeEscalation not false, or privileged), by namespace",
             escalating.clone(),
         );
+        let unreported = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "recording_containers_unreported",
+            "Container instances a recording selected that ran but were never reported: NotRecorded (a live node's recorder missed them) or Lost (their node is gone or not Ready)",
+            unreported.clone(),
+        );
         Metrics {
             registry,
+            unreported,
             reconciles,
             errors,
             duration,
@@ -156,6 +169,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Count a recorded container instance that was never reported.
+    pub fn container_unreported(&self, lost: bool) {
+        let reason = if lost { "Lost" } else { "NotRecorded" };
+        self.unreported
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
     /// Record a reconcile.
     pub fn reconciled(&self, kind: &str, took: Duration, ok: bool) {
         let l = KindLabel {

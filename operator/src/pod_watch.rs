@@ -1,13 +1,15 @@
 //! The operator's one watch of Pods: it keeps the [`PodIndex`] (which pods use which profile,
 //! which binding bound them) current on every replica, and tells subscribers which profiles'
 //! users changed. The profile controller reconciles those profiles (the in-use finalizer);
-//! the binding controller the bindings of those profiles (their bound-pod counts).
+//! the binding controller the bindings of those profiles (their bound-pod counts). It also
+//! tells the recording controller which recordings select a pod that changed, so that a
+//! container that runs for a moment still enters the recording's ledger.
 
 use crate::index::{PodIndex, ProfileId};
-use crds::SeccompProfile;
+use crds::{ProfileRecording, SeccompProfile};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use std::sync::{Arc, RwLock};
@@ -18,10 +20,17 @@ use tokio::sync::broadcast;
 /// requeues; see [`Changes`]).
 const BUFFER: usize = 16 * 1024;
 
-/// Start the watch; `index` is kept current from it.
-pub fn start(client: Client, index: Arc<RwLock<PodIndex>>) -> Publisher {
+/// Start the watch; `index` is kept current from it; `recordings` says which recordings a
+/// changed pod concerns.
+pub fn start(
+    client: Client,
+    index: Arc<RwLock<PodIndex>>,
+    recordings: Store<ProfileRecording>,
+) -> Publisher {
     let (tx, _) = broadcast::channel(BUFFER);
+    let (rec_tx, _) = broadcast::channel(RECORDING_BUFFER);
     let sender = tx.clone();
+    let rec_sender = rec_tx.clone();
     tokio::spawn(
         watcher(
             Api::<Pod>::all(client),
@@ -29,6 +38,11 @@ pub fn start(client: Client, index: Arc<RwLock<PodIndex>>) -> Publisher {
         )
         .default_backoff()
         .for_each(move |ev| {
+            if let Ok(watcher::Event::Apply(p) | watcher::Event::Delete(p)) = &ev {
+                for r in selecting(&recordings, p) {
+                    let _ = rec_sender.send(r);
+                }
+            }
             let changed = apply(&index, ev);
             for id in changed {
                 // No subscriber yet is fine: they reconcile everything when they start.
@@ -37,7 +51,23 @@ pub fn start(client: Client, index: Arc<RwLock<PodIndex>>) -> Publisher {
             async {}
         }),
     );
-    Publisher { tx }
+    Publisher { tx, rec_tx }
+}
+
+/// Changes of pods the recording controller may fall behind on (it also requeues itself).
+const RECORDING_BUFFER: usize = 1024;
+
+/// The active recordings in `pod`'s namespace that select it.
+fn selecting(recordings: &Store<ProfileRecording>, pod: &Pod) -> Vec<ObjectRef<ProfileRecording>> {
+    let ns = pod.metadata.namespace.as_deref();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    recordings
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == ns && r.is_active(now))
+        .filter(|r| r.selects_pod(pod))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
 }
 
 /// Apply one watch event to the index; the profiles whose users changed.
@@ -68,12 +98,29 @@ fn apply(
 #[derive(Clone)]
 pub struct Publisher {
     tx: broadcast::Sender<ProfileId>,
+    rec_tx: broadcast::Sender<ObjectRef<ProfileRecording>>,
 }
 
 impl Publisher {
     /// A new subscription, from now on.
     pub fn subscribe(&self) -> Changes {
         Changes(self.tx.subscribe())
+    }
+
+    /// Recordings that select a pod that changed, from now on (lagging skips what was
+    /// missed: the controller's periodic requeue catches up).
+    pub fn recording_changes(
+        &self,
+    ) -> impl Stream<Item = ObjectRef<ProfileRecording>> + Send + 'static {
+        futures::stream::unfold(self.rec_tx.subscribe(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(r) => return Some((r, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
     }
 }
 

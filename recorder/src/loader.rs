@@ -371,6 +371,20 @@ impl Recorder {
         self.write_config()
     }
 
+    /// [`Recorder::ignore`] the namespace `record` (read from [`Recorder::pending_records`])
+    /// belongs to, unless its inode number was reused since: a decision made about a dead
+    /// namespace must not land on a new one (its IGNORED mark would wipe what the kernel
+    /// recorded for it, its exec and cgroup name included, and it would never be claimed).
+    /// False when the number now belongs to another namespace (nothing was changed).
+    pub fn ignore_record(&mut self, mntns: u64, record: &NsRecord) -> Result<bool, RecorderError> {
+        let now = self.pending()?.get(&mntns, 0).ok();
+        if now.is_some_and(|r| r.gen != record.gen) {
+            return Ok(false);
+        }
+        self.ignore(mntns)?;
+        Ok(true)
+    }
+
     /// A copy of what is recorded for a watched namespace so far.
     pub fn read(&mut self, mntns: u64) -> Option<NsRecord> {
         let mut r = match self.slots.get(&mntns).copied() {

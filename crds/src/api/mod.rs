@@ -16,8 +16,9 @@ pub use profile::{
     SeccompProfileStatus, MAX_STATUS_DENIALS,
 };
 pub use recording::{
-    recorded_profile_name, MergeStrategy, ProfileRecording, ProfileRecordingSpec,
-    ProfileRecordingStatus, Recorder, RecordingKind, RecordingPhase,
+    container_instances, recorded_profile_name, runtime_id, ContainerInstance, MergeStrategy,
+    ProfileRecording, ProfileRecordingSpec, ProfileRecordingStatus, Recorder, RecordingKind,
+    RecordingPhase, TrackedContainer, TrackedState, MAX_TRACKED_CONTAINERS,
 };
 pub use report::{
     report_name, RecordedContainer, RecordingReport, RecordingReportSpec, RecordingReportStatus,

@@ -86,8 +86,14 @@ pub enum RecordingPhase {
     Recording,
     /// Recording ended; partial profiles are being merged.
     Merging,
-    /// Every produced profile exists.
+    /// Every container that ran was recorded and reported, and every produced profile
+    /// exists.
     Completed,
+    /// Recording ended and the profiles were merged, but without some containers that ran:
+    /// their node never reported them (`NotRecorded`) or is gone (`Lost`). The `Reported`
+    /// condition and `status.containers` name them; a report that still arrives is merged in
+    /// and the phase becomes `Completed`.
+    Partial,
     /// The spec is invalid.
     Error,
 }
@@ -111,6 +117,127 @@ pub struct ProfileRecordingStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Every selected container instance the operator saw run while the recording was
+    /// active, and whether its node reported it: the recording is complete only when each
+    /// one is `Reported` (or its node is gone). Reported instances of pods that no longer
+    /// exist are dropped; at most [`MAX_TRACKED_CONTAINERS`] are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_TRACKED_CONTAINERS))]
+    pub containers: Vec<TrackedContainer>,
+    /// Container instances that ran beyond the [`MAX_TRACKED_CONTAINERS`] tracked: their
+    /// reports are still merged, but nobody checks that they arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untracked_containers: Option<u32>,
+}
+
+/// The most container instances a recording's status tracks.
+pub const MAX_TRACKED_CONTAINERS: usize = 200;
+
+/// One selected container instance that ran while a recording was active.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackedContainer {
+    /// The pod.
+    #[schemars(length(max = seccomp_profile::limits::MAX_REF_LEN))]
+    pub pod: String,
+    /// The container's name.
+    #[schemars(length(max = seccomp_profile::limits::MAX_REF_LEN))]
+    pub container: String,
+    /// The node it ran on.
+    #[schemars(length(max = seccomp_profile::limits::MAX_REF_LEN))]
+    pub node: String,
+    /// The runtime's ID of this instance (a restart is a new instance).
+    #[schemars(length(max = seccomp_profile::limits::MAX_REF_LEN))]
+    pub container_id: String,
+    /// Whether its node reported it.
+    pub state: TrackedState,
+    /// When the operator first saw it.
+    pub seen_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// When the operator saw it end (or its pod go, or the recording end); unset while it
+    /// runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// Whether a container instance's node reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TrackedState {
+    /// It ran; its node has not said anything about it yet (waited for at most the
+    /// operator's report deadline after it was seen and after it ended).
+    Waiting,
+    /// Its node records it (an entry that is not final yet).
+    Recording,
+    /// Its node reported it final and the operator took it in.
+    Reported,
+    /// Its node is live but did not report it within the deadline: its syscalls are missing
+    /// from the recording's profiles.
+    NotRecorded,
+    /// Its node is gone or not Ready: it will never be reported.
+    Lost,
+}
+
+/// A container instance as a pod's status lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInstance {
+    /// The container's name.
+    pub name: String,
+    /// The runtime's ID, without the `<runtime>://` prefix.
+    pub id: String,
+    /// It has terminated.
+    pub ended: bool,
+    /// When it started, where the status says.
+    pub started_at: Option<k8s_openapi::jiff::Timestamp>,
+}
+
+/// Every container instance `pod`'s status lists: containers, init containers and native
+/// sidecars, each with its previous instance (`lastState.terminated`) where it restarted.
+pub fn container_instances(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<ContainerInstance> {
+    let st = pod.status.as_ref();
+    let statuses = st
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .chain(
+            st.and_then(|s| s.init_container_statuses.as_ref())
+                .into_iter()
+                .flatten(),
+        );
+    let mut out = Vec::new();
+    for s in statuses {
+        if let Some(id) = s.container_id.as_deref() {
+            let state = s.state.as_ref();
+            let terminated = state.and_then(|s| s.terminated.as_ref());
+            let started = state
+                .and_then(|s| s.running.as_ref())
+                .and_then(|r| r.started_at.as_ref())
+                .or_else(|| terminated.and_then(|t| t.started_at.as_ref()));
+            out.push(ContainerInstance {
+                name: s.name.clone(),
+                id: runtime_id(id),
+                ended: terminated.is_some(),
+                started_at: started.map(|t| t.0),
+            });
+        }
+        if let Some(prev) = s.last_state.as_ref().and_then(|l| l.terminated.as_ref()) {
+            if let Some(id) = prev.container_id.as_deref() {
+                out.push(ContainerInstance {
+                    name: s.name.clone(),
+                    id: runtime_id(id),
+                    ended: true,
+                    started_at: prev.started_at.as_ref().map(|t| t.0),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The runtime's own ID from a status's `<runtime>://<id>`.
+pub fn runtime_id(id: &str) -> String {
+    id.split_once("://")
+        .map(|(_, id)| id)
+        .unwrap_or(id)
+        .to_owned()
 }
 
 /// How long a recording without `durationSeconds` records (seconds).
@@ -163,6 +290,22 @@ impl ProfileRecording {
             (Some(r), Some(p)) => p.0 >= r.0,
             _ => true,
         }
+    }
+
+    /// Whether the recording records the container named `name` (`spec.containers`, all when
+    /// unset).
+    pub fn records_container(&self, name: &str) -> bool {
+        self.spec
+            .containers
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    }
+
+    /// When the recording stops recording (its creation plus its duration); None before the
+    /// API server stamped it.
+    pub fn ends_at(&self) -> Option<k8s_openapi::jiff::Timestamp> {
+        let c = self.metadata.creation_timestamp.as_ref()?;
+        Some(c.0 + k8s_openapi::jiff::SignedDuration::from_secs(self.duration().into()))
     }
 
     /// The SeccompProfile a `Logs` recording puts its containers under: `<recording>.log`,

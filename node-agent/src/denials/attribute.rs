@@ -1,8 +1,8 @@
 //! Container ID → the workload and operator profile it runs under, from the pods on this
 //! node. Pure: tested without an API server.
 
-use crate::recording::select::{container_id, runtime_id};
 use crds::confinement::{containers, NodeDefault, Seccomp};
+use crds::runtime_id;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 use std::borrow::Borrow;
@@ -77,7 +77,8 @@ pub fn operator_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, Arc<Wo
                 .and_then(|s| s.terminated.as_ref())
                 .and_then(|t| t.container_id.as_deref())
                 .map(runtime_id);
-            for id in container_id(st).into_iter().chain(previous) {
+            let current = st.container_id.as_deref().map(runtime_id);
+            for id in current.into_iter().chain(previous) {
                 out.insert(id, w.clone());
             }
         }

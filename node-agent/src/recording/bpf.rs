@@ -1,6 +1,7 @@
 //! One turn of the eBPF side: claim new namespaces of wanted containers, take over those a
 //! previous agent process left recording, and report the containers that ended.
 
+use super::claim::{Decision, Met};
 use super::select::{any_active, container_done, Target};
 use super::{Session, State, CLAIM_TIMEOUT};
 use crds::ProfileRecording;
@@ -50,7 +51,7 @@ impl State {
             let State {
                 recorder,
                 sessions,
-                first_seen,
+                unclaimed_ns: unclaimed,
                 done,
                 ..
             } = self;
@@ -60,49 +61,55 @@ impl State {
             if let Err(e) = recorder.arm(armed) {
                 tracing::warn!(error = %e, "arming the recorder failed");
             }
-            for (ns, rec) in recorder.pending_records() {
+            let met = recorder.pending_records();
+            unclaimed.retain_met(&met.iter().map(|(ns, _)| *ns).collect());
+            let bpf_wanted: HashMap<String, Target> = wanted
+                .iter()
+                .filter(|(_, t)| t.recorder == crds::Recorder::Bpf)
+                .map(|(id, t)| (id.clone(), t.clone()))
+                .collect();
+            let now_i = Instant::now();
+            for (ns, rec) in met {
                 if sessions.contains_key(&ns) {
                     // Bits a CPU put there as the namespace was being watched; read with it.
                     continue;
                 }
-                let seen = *first_seen.entry(ns).or_insert_with(Instant::now);
-                match rec.cgroup_name() {
-                    Some(id) if done.contains(&id) => {
-                        let _ = recorder.ignore(ns);
-                        first_seen.remove(&ns);
+                let m = Met {
+                    ns,
+                    gen: rec.generation(),
+                    cgroup: rec.cgroup_name(),
+                };
+                match unclaimed.decide(&m, now_i, CLAIM_TIMEOUT, &bpf_wanted, known, done) {
+                    Decision::Wait => {}
+                    Decision::Ignore => {
+                        if let Ok(false) = recorder.ignore_record(ns, &rec) {
+                            tracing::debug!(mntns = ns, "a namespace number was reused as it was being ignored; the new namespace is kept");
+                        }
                     }
-                    Some(id)
-                        if wanted
-                            .get(&id)
-                            .is_some_and(|t| t.recorder == crds::Recorder::Bpf) =>
-                    {
+                    Decision::Record(id) => {
                         let session = Session {
-                            target: wanted[&id].clone(),
+                            target: bpf_wanted[&id].clone(),
                             id,
                             ended: false,
                         };
                         let note =
                             serde_json::to_vec(&session).expect("a session note always serialises");
-                        if recorder.watch(ns).is_ok() {
-                            if let Err(e) = recorder.set_note(ns, &note) {
-                                tracing::warn!(error = %e, "keeping the session note failed; an agent restart would drop this container");
+                        match recorder.watch(ns) {
+                            Ok(()) => {
+                                if let Err(e) = recorder.set_note(ns, &note) {
+                                    tracing::warn!(error = %e, "keeping the session note failed; an agent restart would drop this container");
+                                }
+                                let t = &session.target;
+                                tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, mntns = ns, "recording container");
+                                started.push((session.id.clone(), t.clone()));
+                                sessions.insert(ns, session);
                             }
-                            let t = &session.target;
-                            tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, mntns = ns, "recording container");
-                            started.push((session.id.clone(), t.clone()));
-                            sessions.insert(ns, session);
-                            first_seen.remove(&ns);
+                            Err(e) => {
+                                let t = &session.target;
+                                tracing::error!(recording = %t.recording, pod = %t.pod, container = %t.container, error = %e, "recording the container failed; it will be reported as not recorded");
+                            }
                         }
                     }
-                    Some(id) if known.contains_key(&id) => {
-                        let _ = recorder.ignore(ns);
-                        first_seen.remove(&ns);
-                    }
-                    _ if seen.elapsed() > CLAIM_TIMEOUT => {
-                        let _ = recorder.ignore(ns);
-                        first_seen.remove(&ns);
-                    }
-                    _ => {}
                 }
             }
             // Containers that ended, pods that went, recordings that stopped.
@@ -127,7 +134,10 @@ impl State {
                 return;
             };
             let Some(record) = recorder.read(ns) else {
-                self.sessions.remove(&ns);
+                if let Some(s) = self.sessions.remove(&ns) {
+                    let t = &s.target;
+                    tracing::error!(recording = %t.recording, pod = %t.pod, container = %t.container, mntns = ns, "the recorded container's record is gone from the recorder's maps; it will be reported as not recorded");
+                }
                 continue;
             };
             let (target, id) = {
@@ -150,7 +160,7 @@ impl State {
                 self.sessions.remove(&ns);
             }
         }
-        let pending = self.first_seen.len();
+        let pending = self.unclaimed_ns.len();
         if let Some(recorder) = self.recorder.as_mut() {
             let dropped = recorder.stats().1;
             self.metrics

@@ -10,7 +10,8 @@
 //! has already exited. Namespaces of containers no recording wants are ignored.
 //!
 //! - [`select`]: which containers are wanted and when one is done (pure);
-//! - [`bpf`]: one turn of the eBPF side; [`logs`]: one turn of the audit side;
+//! - [`bpf`]: one turn of the eBPF side; [`claim`]: what becomes of a namespace it met;
+//!   [`logs`]: one turn of the audit side;
 //! - [`report`]: the entries and the writes of the node's reports.
 //!
 //! The loop is event-driven: it runs a turn when a watched recording or pod changes, when a
@@ -20,6 +21,7 @@
 //! [`RETRY`]. An idle node runs a turn every [`IDLE`] only, as a safety net.
 
 pub mod bpf;
+pub mod claim;
 pub mod logs;
 pub mod report;
 pub mod select;
@@ -126,7 +128,7 @@ pub async fn run(client: Client, node_name: String, metrics: Arc<Metrics>, opts:
         metrics,
         recorder: None,
         sessions: HashMap::new(),
-        first_seen: HashMap::new(),
+        unclaimed_ns: claim::Unclaimed::default(),
         done: HashSet::new(),
         audit: None,
         logged: HashMap::new(),
@@ -205,8 +207,8 @@ pub struct State {
     recorder: Option<Recorder>,
     /// Watched namespace → the container it records.
     sessions: HashMap<u64, Session>,
-    /// Unclaimed namespaces and when they were first seen.
-    first_seen: HashMap<u64, Instant>,
+    /// Namespaces the armed recorder met that nobody claimed yet.
+    unclaimed_ns: claim::Unclaimed,
     /// Containers already reported final (a namespace that outlives its final read is not
     /// recorded twice).
     done: HashSet<String>,
@@ -249,6 +251,8 @@ impl State {
         if let Err(e) = recorder.unpin() {
             tracing::warn!(error = %e, "removing the recorder's pins failed");
         }
+        // Its maps are gone: what was timed about their namespaces goes with them.
+        self.unclaimed_ns.clear();
         release_freed_memory();
         self.metrics.observe_recorder(0, 0, 0);
         self.metrics.recorder_loaded(false);

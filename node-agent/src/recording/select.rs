@@ -9,7 +9,7 @@
 //! container's) and, running for the pod's whole life, is done only when it ends itself.
 
 use crds::ProfileRecording;
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::ResourceExt;
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -65,30 +65,6 @@ pub fn container_done<R: Borrow<ProfileRecording>>(
     known.get(id).copied().unwrap_or(true) || !rec_live
 }
 
-pub fn container_id(s: &ContainerStatus) -> Option<String> {
-    s.container_id.as_deref().map(runtime_id)
-}
-
-/// The runtime's own ID from a status's `<runtime>://<id>`.
-pub fn runtime_id(id: &str) -> String {
-    id.split_once("://")
-        .map(|(_, id)| id)
-        .unwrap_or(id)
-        .to_owned()
-}
-
-fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
-    let st = pod.status.as_ref();
-    st.and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .chain(
-            st.and_then(|s| s.init_container_statuses.as_ref())
-                .into_iter()
-                .flatten(),
-        )
-}
-
 fn spec_container<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
     let spec = pod.spec.as_ref()?;
     spec.containers
@@ -116,17 +92,12 @@ pub fn targets<P: Borrow<Pod>, R: Borrow<ProfileRecording>>(
             .map(Borrow::borrow)
             .filter(|p| rec.selects_pod(p))
         {
-            for st in statuses(pod) {
-                if rec
-                    .spec
-                    .containers
-                    .as_ref()
-                    .is_some_and(|names| !names.contains(&st.name))
-                {
+            for inst in crds::container_instances(pod) {
+                if !rec.records_container(&inst.name) {
                     continue;
                 }
-                let Some(id) = container_id(st) else { continue };
-                let no_new_privs = spec_container(pod, &st.name)
+                let id = inst.id;
+                let no_new_privs = spec_container(pod, &inst.name)
                     .and_then(|c| c.security_context.as_ref())
                     .and_then(|s| s.allow_privilege_escalation)
                     == Some(false);
@@ -137,7 +108,7 @@ pub fn targets<P: Borrow<Pod>, R: Borrow<ProfileRecording>>(
                         recording_uid: rec.uid().unwrap_or_default(),
                         namespace: ns.clone(),
                         pod: pod.name_any(),
-                        container: st.name.clone(),
+                        container: inst.name.clone(),
                         no_new_privs,
                         recorder: rec.spec.recorder,
                     },
@@ -186,22 +157,8 @@ pub fn known_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, bool> {
     let mut out = HashMap::new();
     for pod in pods.iter().map(Borrow::borrow) {
         let gone = pod.metadata.deletion_timestamp.is_some();
-        for st in statuses(pod) {
-            if let Some(id) = container_id(st) {
-                let ended = st.state.as_ref().is_some_and(|s| s.terminated.is_some());
-                out.insert(id, ended || gone);
-            }
-            // a restarted container's previous instance has ended
-            if let Some(prev) = st.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
-                if let Some(id) = prev.container_id.as_deref() {
-                    let id = id
-                        .split_once("://")
-                        .map(|(_, id)| id)
-                        .unwrap_or(id)
-                        .to_owned();
-                    out.insert(id, true);
-                }
-            }
+        for inst in crds::container_instances(pod) {
+            out.insert(inst.id, inst.ended || gone);
         }
     }
     out

@@ -50,19 +50,33 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut c: Condition) {
     }
 }
 
-/// Condition type saying whether every node that recorded a selected container has
-/// reported it final.
+/// Condition type saying whether every selected container that ran was reported final by
+/// its node.
 pub const CONDITION_REPORTS: &str = "Reported";
 /// Condition type saying the recording's spec cannot be used.
 pub const CONDITION_VALID: &str = "Valid";
 
-/// Whether the recording waits for nodes still recording (`still`, node → containers), and
-/// which nodes' containers will never be reported (`lost`: gone or not Ready).
+/// Whether every container instance that ran was reported: waiting for nodes still
+/// recording (`still`, node → containers) or for instances no node spoke of yet (`verdict`),
+/// or which were never reported (`NotRecorded`: a live node's recorder missed them; `Lost`:
+/// their node is gone or not Ready, as are the `lost` nodes with unfinished entries).
 pub fn reports_condition(
     still: &BTreeMap<String, usize>,
     lost: &BTreeSet<String>,
+    verdict: &super::ledger::Verdict,
+    untracked: u32,
     generation: Option<i64>,
 ) -> Condition {
+    use super::ledger::describe;
+    let untracked_note = if untracked > 0 {
+        format!(
+            "; {untracked} more container(s) ran than the {} tracked, and were not checked",
+            crds::MAX_TRACKED_CONTAINERS
+        )
+    } else {
+        String::new()
+    };
+    let deadline = super::ledger::REPORT_DEADLINE.as_secs();
     let (status, reason, message) = if !still.is_empty() {
         (
             "False",
@@ -73,20 +87,37 @@ pub fn reports_condition(
                     .map(|(n, c)| format!("{n}: {c} container(s) still recorded")),
             ),
         )
-    } else if !lost.is_empty() {
+    } else if verdict.waiting {
         (
-            "True",
+            "False",
+            "WaitingForReports",
+            format!("waiting up to {deadline}s for the nodes to report every container that ran"),
+        )
+    } else if !verdict.not_recorded.is_empty() {
+        (
+            "False",
+            "NotRecorded",
+            format!(
+                "not recorded (no report from the node's recorder within {deadline}s; the profiles lack their syscalls): {}",
+                seccomp_profile::limits::summarize(verdict.not_recorded.iter().map(describe))
+            ),
+        )
+    } else if !lost.is_empty() || !verdict.lost.is_empty() {
+        let nodes = lost.iter().cloned();
+        let containers = verdict.lost.iter().map(describe);
+        (
+            "False",
             "NodesLost",
             format!(
-                "merged without the unfinished containers of nodes that are gone or not Ready: {}",
-                seccomp_profile::limits::summarize(lost.iter())
+                "merged without the containers of nodes that are gone or not Ready: {}",
+                seccomp_profile::limits::summarize(nodes.chain(containers))
             ),
         )
     } else {
         (
             "True",
             "AllReported",
-            "every recorded container was reported".to_owned(),
+            "every container that ran was recorded and reported".to_owned(),
         )
     };
     Condition {
@@ -94,7 +125,7 @@ pub fn reports_condition(
         status: status.into(),
         reason: reason.into(),
         message: seccomp_profile::limits::truncate(
-            &message,
+            &format!("{message}{untracked_note}"),
             seccomp_profile::limits::MAX_MESSAGE_BYTES,
         ),
         observed_generation: generation,
@@ -153,8 +184,10 @@ mod tests {
 
     #[test]
     fn recordings_say_which_nodes_they_wait_for() {
+        use super::super::ledger::Verdict;
+        let none = Verdict::default();
         let still = BTreeMap::from([("node-2".to_owned(), 1)]);
-        let c = reports_condition(&still, &BTreeSet::new(), None);
+        let c = reports_condition(&still, &BTreeSet::new(), &none, 0, None);
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             ("False", "NodesRecording")
@@ -165,11 +198,35 @@ mod tests {
             c.message
         );
         let lost = BTreeSet::from(["node-3".to_owned()]);
-        let c = reports_condition(&BTreeMap::new(), &lost, None);
+        let c = reports_condition(&BTreeMap::new(), &lost, &none, 0, None);
         assert_eq!(c.reason, "NodesLost");
         assert!(c.message.contains("node-3"));
         let many: BTreeMap<String, usize> = (0..10_000).map(|i| (format!("n{i}"), 1)).collect();
-        let c = reports_condition(&many, &BTreeSet::new(), None);
+        let c = reports_condition(&many, &BTreeSet::new(), &none, 0, None);
         assert!(c.message.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES);
+        // Containers a live node never reported are named, pod, container and node.
+        let missed = crds::TrackedContainer {
+            pod: "web-b".into(),
+            container: "app".into(),
+            node: "node-2".into(),
+            container_id: "c-b".into(),
+            state: crds::TrackedState::NotRecorded,
+            seen_at: Time(k8s_openapi::jiff::Timestamp::now()),
+            ended_at: None,
+        };
+        let v = Verdict {
+            not_recorded: vec![missed],
+            ..Verdict::default()
+        };
+        let c = reports_condition(&BTreeMap::new(), &BTreeSet::new(), &v, 3, None);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NotRecorded")
+        );
+        assert!(
+            c.message.contains("pod web-b container app on node-2") && c.message.contains("3 more"),
+            "{}",
+            c.message
+        );
     }
 }

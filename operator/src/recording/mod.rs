@@ -4,19 +4,24 @@
 //! - takes in every final report entry as the per-pod profile `<recording>-<pod>-<container>`
 //!   (a partial for `Containers`, the result for `None`), then marks it consumed in the
 //!   report's status so the recorder drops it;
-//! - decides when the recording has ended (its duration passed, or no selected pod is live)
-//!   and every node that recorded a selected container has reported it final (nodes that are
-//!   gone or not Ready are not waited for);
+//! - keeps a ledger of every selected container instance that ran ([`ledger`], in
+//!   `status.containers`) and decides when the recording has ended (its duration passed, or
+//!   no selected pod is live) and every instance was reported final by its node: nodes that
+//!   are gone or not Ready are not waited for, nor is a live node that said nothing about an
+//!   instance within [`ledger::REPORT_DEADLINE`] (the recording then ends `Partial`, with a
+//!   `ContainerNotRecorded` Event and the `Reported` condition naming what is missing);
 //! - then merges the partials per container into `<recording>-<container>` ([`merge`]), which
 //!   folds in its own earlier result: a report that arrives late only adds.
 //!
 //! A finalizer keeps the recording until its reports are taken in and merged.
 //!
 //! - [`intake`]: reports → per-pod profiles (pure); [`merge`]: the one merge;
+//! - [`ledger`]: which instances ran and whether they were reported (pure);
 //! - [`conditions`]: the conditions a recording reports.
 
 pub mod conditions;
 pub mod intake;
+pub mod ledger;
 pub mod merge;
 
 use crate::metrics::Metrics;
@@ -55,6 +60,22 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Open while this replica leads.
     pub gate: crate::leader::Gate,
+    /// Publishes the recording's Events.
+    pub recorder: kube::runtime::events::Recorder,
+}
+
+/// What the controller watches besides its own API calls.
+pub struct Inputs<S> {
+    /// Recordings (shared store).
+    pub recordings: Store<ProfileRecording>,
+    /// Recording events (shared stream).
+    pub events: ReflectHandle<ProfileRecording>,
+    /// Profile events (shared stream): a produced profile changed.
+    pub profile_events: ReflectHandle<SeccompProfile>,
+    /// Recordings that select a pod that changed ([`crate::pod_watch`]).
+    pub pod_changes: S,
+    /// Publishes Events.
+    pub recorder: kube::runtime::events::Recorder,
 }
 
 /// Reconcile one recording.
@@ -86,10 +107,24 @@ async fn partials(ctx: &Context, ns: &str, rec: &str) -> Result<Vec<SeccompProfi
 
 /// What taking in the reports found.
 struct Intake {
+    /// The recording's reports, as listed before the intake.
+    reports: Vec<RecordingReport>,
     /// Nodes (live ones) still recording a selected container, with how many.
     still_recording: BTreeMap<String, usize>,
     /// Nodes that are gone or not Ready whose reports list containers never finished.
     lost: BTreeSet<String>,
+    /// Nodes whose liveness was looked up, and whether they are live.
+    live: BTreeMap<String, bool>,
+}
+
+/// Whether `node` exists and is Ready.
+async fn node_live(ctx: &Context, node: &str) -> Result<bool> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    Ok(nodes
+        .get_opt(node)
+        .await
+        .map_err(Error::Kube)?
+        .is_some_and(|n| crate::node_liveness::node_ready(&n)))
 }
 
 /// Take in every final entry of the recording's reports: write its per-pod profile (folding
@@ -146,27 +181,19 @@ async fn take_in(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Inta
     }
     let mut still = intake::still_recording(&list);
     let mut lost = BTreeSet::new();
-    if !still.is_empty() {
-        let nodes: Api<Node> = Api::all(ctx.client.clone());
-        let mut gone = Vec::new();
-        for node in still.keys() {
-            let live = nodes
-                .get_opt(node)
-                .await
-                .map_err(Error::Kube)?
-                .is_some_and(|n| crate::node_liveness::node_ready(&n));
-            if !live {
-                gone.push(node.clone());
-            }
-        }
-        for node in gone {
-            still.remove(&node);
-            lost.insert(node);
-        }
+    let mut live = BTreeMap::new();
+    for node in still.keys() {
+        live.insert(node.clone(), node_live(ctx, node).await?);
+    }
+    for (node, _) in live.iter().filter(|(_, l)| !**l) {
+        still.remove(node);
+        lost.insert(node.clone());
     }
     Ok(Intake {
+        reports: list,
         still_recording: still,
         lost,
+        live,
     })
 }
 
@@ -343,12 +370,26 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         .filter(|p| rec.selects_pod(p))
         .map(|p| p.name_any())
         .collect();
-    let intake = take_in(rec, ctx, ns).await?;
+    let mut intake = take_in(rec, ctx, ns).await?;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let earlier = rec.status.clone().unwrap_or_default();
+    let mut ledger = ledger::update(&earlier.containers, rec, &matching, &intake.reports, now);
+    for node in ledger::nodes_in_question(&ledger) {
+        if let std::collections::btree_map::Entry::Vacant(v) = intake.live.entry(node) {
+            let l = node_live(ctx, v.key()).await?;
+            v.insert(l);
+        }
+    }
+    ledger::judge(&mut ledger, &intake.live, now);
+    let verdict = ledger::verdict(&ledger);
+    announce_unreported(rec, ctx, &earlier.containers, &ledger).await;
     let parts = partials(ctx, ns, &name).await?;
     // (Apply runs only while the recording is not being deleted: inactive means expired.)
-    let expired = !rec.is_active(k8s_openapi::jiff::Timestamp::now());
+    let expired = !rec.is_active(now);
     let ended = expired || active.is_empty();
-    let waiting = !intake.still_recording.is_empty();
+    let waiting = !intake.still_recording.is_empty() || verdict.waiting;
+    let incomplete =
+        !verdict.not_recorded.is_empty() || !verdict.lost.is_empty() || !intake.lost.is_empty();
     let mut parts_left = !parts.is_empty();
     if ended && !waiting && parts_left && rec.spec.merge_strategy == MergeStrategy::Containers {
         merge::merge_partials(&ctx.client, rec, ns, &parts).await?;
@@ -376,6 +417,8 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         RecordingPhase::Recording
     } else if waiting || (parts_left && rec.spec.merge_strategy == MergeStrategy::Containers) {
         RecordingPhase::Merging
+    } else if incomplete {
+        RecordingPhase::Partial
     } else if !produced.is_empty() {
         RecordingPhase::Completed
     } else {
@@ -401,6 +444,8 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         reports_condition(
             &intake.still_recording,
             &intake.lost,
+            &verdict,
+            ledger.untracked,
             rec.metadata.generation,
         ),
     );
@@ -410,6 +455,8 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         profiles: produced,
         conditions,
         observed_generation: rec.metadata.generation,
+        containers: ledger.containers,
+        untracked_containers: (ledger.untracked > 0).then_some(ledger.untracked),
     };
     if rec.status.as_ref() != Some(&status) {
         write_status(rec, ctx, ns, &status).await?;
@@ -423,6 +470,53 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
     )))
 }
 
+/// An Event and the counter for each instance that just became `NotRecorded` or `Lost`
+/// (best effort: the condition and `status.containers` say the same).
+async fn announce_unreported(
+    rec: &ProfileRecording,
+    ctx: &Context,
+    earlier: &[crds::TrackedContainer],
+    now: &ledger::Ledger,
+) {
+    let newly = ledger::newly_unreported(earlier, now);
+    if newly.is_empty() {
+        return;
+    }
+    let reference = kube::Resource::object_ref(rec, &());
+    for e in newly {
+        let lost = e.state == crds::TrackedState::Lost;
+        ctx.metrics.container_unreported(lost);
+        let (reason, why) = if lost {
+            ("ContainerLost", "its node is gone or not Ready".to_owned())
+        } else {
+            (
+                "ContainerNotRecorded",
+                format!(
+                    "its node's recorder did not report it within {}s",
+                    ledger::REPORT_DEADLINE.as_secs()
+                ),
+            )
+        };
+        tracing::warn!(recording = %rec.name_any(), pod = %e.pod, container = %e.container, node = %e.node, container_id = %e.container_id, reason, "a container that ran was not recorded");
+        let ev = kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Warning,
+            reason: reason.into(),
+            note: Some(seccomp_profile::limits::truncate(
+                &format!(
+                    "{}: {why}; the recorded profiles lack its syscalls",
+                    ledger::describe(e)
+                ),
+                1024,
+            )),
+            action: "Record".into(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&ev, &reference).await {
+            tracing::warn!(error = %err, recording = %rec.name_any(), "publishing a {reason} event failed");
+        }
+    }
+}
+
 /// Retry soon after an error.
 pub fn error_policy(rec: Arc<ProfileRecording>, err: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(recording = %rec.name_any(), error = %err, "reconcile failed");
@@ -430,32 +524,35 @@ pub fn error_policy(rec: Arc<ProfileRecording>, err: &Error, _ctx: Arc<Context>)
 }
 
 /// Run the controller: recordings (shared store and subscription), re-checked when a report
-/// changes or a profile the recording produced does.
-pub async fn run(
+/// changes, a profile the recording produced does, or a pod it selects does.
+pub async fn run<S>(
     client: Client,
     metrics: Arc<Metrics>,
-    recordings: Store<ProfileRecording>,
-    events: ReflectHandle<ProfileRecording>,
-    profile_events: ReflectHandle<SeccompProfile>,
+    inputs: Inputs<S>,
     gate: crate::leader::Gate,
     watchdog: Arc<crate::watchdog::Watchdog>,
-) {
+) where
+    S: futures::Stream<Item = ObjectRef<ProfileRecording>> + Send + 'static,
+{
     watchdog.beat("recordings");
     let reports: Api<RecordingReport> = Api::all(client.clone());
     let ctx = Arc::new(Context {
         client,
         metrics,
         gate: gate.clone(),
+        recorder: inputs.recorder,
     });
-    Controller::for_shared_stream(events, recordings)
+    Controller::for_shared_stream(inputs.events, inputs.recordings)
         .reconcile_all_on(gate.became_leader())
         .reconcile_on(crate::watchdog::ticks())
+        // A selected pod changed: its containers enter the ledger.
+        .reconcile_on(inputs.pod_changes)
         // A report changed: take it in.
         .watches(reports, watcher::Config::default(), |r: RecordingReport| {
             let ns = r.namespace()?;
             Some(ObjectRef::new(&r.spec.recording).within(&ns))
         })
-        .watches_shared_stream(profile_events, |p: Arc<SeccompProfile>| {
+        .watches_shared_stream(inputs.profile_events, |p: Arc<SeccompProfile>| {
             let ns = p.namespace()?;
             let rec = p.labels().get(LABEL_RECORDING)?.clone();
             Some(ObjectRef::new(&rec).within(&ns))

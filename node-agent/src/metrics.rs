@@ -41,6 +41,7 @@ pub struct Metrics {
     pending_namespaces: Gauge,
     recorded_profiles: Counter,
     recorded_syscalls: Counter,
+    missed_containers: Counter,
     argument_overflows: Counter,
     repairs: Counter,
     dropped_namespaces: FollowedTotal,
@@ -106,6 +107,12 @@ impl Metrics {
         let recording_containers = Gauge::default();
         let pending_namespaces = Gauge::default();
         let recorded_profiles = Counter::default();
+        let missed_containers = Counter::default();
+        registry.register(
+            "recording_missed_containers",
+            "Selected containers found running that the recorder never met from their start (they started before it was armed, or their namespace was lost): not recorded",
+            missed_containers.clone(),
+        );
         let recorded_syscalls = Counter::default();
         let dropped_namespaces = FollowedTotal::default();
         let repairs = Counter::default();
@@ -178,6 +185,7 @@ impl Metrics {
             pending_namespaces,
             recorded_profiles,
             recorded_syscalls,
+            missed_containers,
             argument_overflows,
             repairs,
             dropped_namespaces,
@@ -207,6 +215,13 @@ impl Metrics {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         self.last_sync.set(now.as_secs() as i64);
+    }
+
+    /// Count selected containers the recorder missed.
+    pub fn missed_containers(&self, n: u64) {
+        if n > 0 {
+            self.missed_containers.inc_by(n);
+        }
     }
 
     /// Record the recorder's state.

@@ -359,6 +359,7 @@ async fn a_new_recording_gets_its_finalizer() {
     let answered = serde_json::to_value(&r).unwrap();
     let c = Arc::new(recording::Context {
         recorder: test_recorder(client.clone()),
+        announced: Default::default(),
         client,
         metrics: Arc::new(Metrics::default()),
         gate: crate::leader::Gate::open(),
@@ -378,6 +379,7 @@ async fn merge_of(partials: Vec<Value>, earlier: Option<Value>) -> Value {
     let r = recording(json!({"finalizers": [recording::FINALIZER]}));
     let c = Arc::new(recording::Context {
         recorder: test_recorder(client.clone()),
+        announced: Default::default(),
         client,
         metrics: Arc::new(Metrics::default()),
         gate: crate::leader::Gate::open(),
@@ -520,6 +522,7 @@ async fn final_report_entries_become_partials_and_are_marked_consumed() {
     let r = recording(json!({"finalizers": [recording::FINALIZER]}));
     let c = Arc::new(recording::Context {
         recorder: test_recorder(client.clone()),
+        announced: Default::default(),
         client,
         metrics: Arc::new(Metrics::default()),
         gate: crate::leader::Gate::open(),
@@ -627,6 +630,7 @@ async fn a_recording_in_a_terminating_namespace_is_released() {
     );
     let c = Arc::new(recording::Context {
         recorder: test_recorder(client.clone()),
+        announced: Default::default(),
         client,
         metrics: Arc::new(Metrics::default()),
         gate: crate::leader::Gate::open(),

@@ -160,7 +160,9 @@ pub struct TrackedContainer {
 }
 
 /// Whether a container instance's node reported it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum TrackedState {
     /// It ran; its node has not said anything about it yet (waited for at most the
     /// operator's report deadline after it was seen and after it ended).
@@ -376,5 +378,47 @@ mod tests {
         assert!(!forgotten.is_active(at(DEFAULT_RECORDING_SECONDS as i64)));
         let long = rec(Some(u32::MAX), t0);
         assert!(!long.is_active(at(MAX_RECORDING_SECONDS as i64)));
+    }
+
+    #[test]
+    fn container_instances_list_current_previous_and_init_instances() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "status": {
+                "containerStatuses": [
+                    {"name": "app", "containerID": "containerd://c2", "image": "x", "imageID": "",
+                     "ready": true, "restartCount": 1,
+                     "state": {"running": {"startedAt": "2026-01-01T00:01:00Z"}},
+                     "lastState": {"terminated": {"exitCode": 1, "containerID": "containerd://c1",
+                                                  "startedAt": "2026-01-01T00:00:00Z"}}},
+                    {"name": "waiting", "image": "x", "imageID": "", "ready": false,
+                     "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}
+                ],
+                "initContainerStatuses": [
+                    {"name": "init", "containerID": "cri-o://i1", "image": "x", "imageID": "",
+                     "ready": true, "restartCount": 0,
+                     "state": {"terminated": {"exitCode": 0, "startedAt": "2026-01-01T00:00:00Z"}}}
+                ]
+            }
+        }))
+        .unwrap();
+        let got: Vec<(String, String, bool)> = container_instances(&pod)
+            .into_iter()
+            .map(|i| (i.name, i.id, i.ended))
+            .collect();
+        let want = [
+            ("app", "c2", false),
+            ("app", "c1", true),
+            ("init", "i1", true),
+        ];
+        assert_eq!(got, want.map(|(n, i, e)| (n.to_owned(), i.to_owned(), e)));
+        assert_eq!(
+            container_instances(&pod)[0].started_at,
+            Some("2026-01-01T00:01:00Z".parse().unwrap())
+        );
+        let mut r = rec(None, Timestamp::from_second(0).unwrap());
+        assert!(r.records_container("app"));
+        r.spec.containers = Some(vec!["init".into()]);
+        assert!(!r.records_container("app") && r.records_container("init"));
     }
 }

@@ -1,11 +1,11 @@
 //! One turn of the eBPF side: claim new namespaces of wanted containers, take over those a
 //! previous agent process left recording, and report the containers that ended.
 
-use super::claim::{Decision, Met};
+use super::claim::{Decision, Met, UNMATCHED_GRACE};
 use super::select::{any_active, container_done, Target};
 use super::{Session, State, CLAIM_TIMEOUT};
 use crds::ProfileRecording;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use syscall_recorder::Phase;
@@ -47,11 +47,13 @@ impl State {
     ) {
         let armed = any_active(recordings, crds::Recorder::Bpf, now);
         let mut started: Vec<(String, Target)> = Vec::new();
+        let mut missed = 0u64;
         {
             let State {
                 recorder,
                 sessions,
                 unclaimed_ns: unclaimed,
+                unmatched,
                 done,
                 ..
             } = self;
@@ -112,11 +114,28 @@ impl State {
                     }
                 }
             }
+            // Running containers this recorder should have and does not.
+            let running: HashSet<String> = bpf_wanted
+                .keys()
+                .filter(|id| known.get(*id) == Some(&false))
+                .cloned()
+                .collect();
+            let recorded: HashSet<String> = sessions
+                .values()
+                .map(|s| s.id.clone())
+                .chain(done.iter().cloned())
+                .collect();
+            for id in unmatched.overdue(&running, &recorded, now_i, UNMATCHED_GRACE) {
+                let t = &bpf_wanted[&id];
+                tracing::warn!(recording = %t.recording, namespace = %t.namespace, pod = %t.pod, container = %t.container, container_id = %id, "a selected container runs but the recorder never met its start (it started before the recorder was armed, or its namespace was lost): not recorded; the recording will list it as NotRecorded");
+                missed += 1;
+            }
             // Containers that ended, pods that went, recordings that stopped.
             for s in sessions.values_mut().filter(|s| !s.ended) {
                 s.ended = container_done(&s.target, &s.id, recordings, known, now);
             }
         }
+        self.metrics.missed_containers(missed);
         let reporter = self.reporter.clone();
         for (id, t) in &started {
             reporter.clone().announce(t, id).await;

@@ -97,6 +97,51 @@ impl Unclaimed {
     }
 }
 
+/// Wanted containers that run without being recorded: their program exec'd before the
+/// recorder was armed (the recorder loads when a selected pod appears, and a fast kubelet can
+/// start the container first) or their namespace was lost. Nothing can bring back what they did
+/// before; the agent says so once, and the operator's ledger marks them `NotRecorded`.
+#[derive(Debug, Default)]
+pub struct Unmatched {
+    since: HashMap<String, Instant>,
+    told: HashSet<String>,
+}
+
+/// How long a running wanted container may go without a recorded namespace: its namespace is
+/// claimed within a turn of the kubelet reporting its ID, so this only absorbs slow turns.
+pub const UNMATCHED_GRACE: Duration = Duration::from_secs(10);
+
+impl Unmatched {
+    /// IDs among `running` (wanted containers that run now) that `recorded` (watched or
+    /// reported final) has lacked for longer than `grace`: each is returned once.
+    pub fn overdue(
+        &mut self,
+        running: &HashSet<String>,
+        recorded: &HashSet<String>,
+        now: Instant,
+        grace: Duration,
+    ) -> Vec<String> {
+        self.since
+            .retain(|id, _| running.contains(id) && !recorded.contains(id));
+        self.told.retain(|id| running.contains(id));
+        let mut out = Vec::new();
+        for id in running.iter().filter(|id| !recorded.contains(*id)) {
+            let t = *self.since.entry(id.clone()).or_insert(now);
+            if now.saturating_duration_since(t) > grace && self.told.insert(id.clone()) {
+                out.push(id.clone());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Forget everything (the recorder was unloaded).
+    pub fn clear(&mut self) {
+        self.since.clear();
+        self.told.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +240,27 @@ mod tests {
         // And namespaces no longer pending are forgotten.
         u.retain_met(&HashSet::new());
         assert!(u.is_empty());
+    }
+
+    #[test]
+    fn a_running_wanted_container_never_recorded_is_told_once() {
+        let mut u = Unmatched::default();
+        let t0 = Instant::now();
+        let g = UNMATCHED_GRACE;
+        let running = HashSet::from(["c-early".to_owned(), "c-ok".to_owned()]);
+        let recorded = HashSet::from(["c-ok".to_owned()]);
+        assert!(u.overdue(&running, &recorded, t0, g).is_empty());
+        let later = t0 + g + Duration::from_secs(1);
+        assert_eq!(u.overdue(&running, &recorded, later, g), ["c-early"]);
+        assert!(
+            u.overdue(&running, &recorded, later + g, g).is_empty(),
+            "once"
+        );
+        // One recorded late enough (a slow turn) is never told.
+        let mut u = Unmatched::default();
+        assert!(u.overdue(&running, &HashSet::new(), t0, g).is_empty());
+        let both = HashSet::from(["c-early".to_owned(), "c-ok".to_owned()]);
+        assert!(u.overdue(&running, &both, later, g).is_empty());
     }
 
     #[test]

@@ -129,6 +129,7 @@ pub async fn run(client: Client, node_name: String, metrics: Arc<Metrics>, opts:
         recorder: None,
         sessions: HashMap::new(),
         unclaimed_ns: claim::Unclaimed::default(),
+        unmatched: claim::Unmatched::default(),
         done: HashSet::new(),
         audit: None,
         logged: HashMap::new(),
@@ -209,6 +210,8 @@ pub struct State {
     sessions: HashMap<u64, Session>,
     /// Namespaces the armed recorder met that nobody claimed yet.
     unclaimed_ns: claim::Unclaimed,
+    /// Wanted containers that run without being recorded.
+    unmatched: claim::Unmatched,
     /// Containers already reported final (a namespace that outlives its final read is not
     /// recorded twice).
     done: HashSet<String>,
@@ -253,6 +256,7 @@ impl State {
         }
         // Its maps are gone: what was timed about their namespaces goes with them.
         self.unclaimed_ns.clear();
+        self.unmatched.clear();
         release_freed_memory();
         self.metrics.observe_recorder(0, 0, 0);
         self.metrics.recorder_loaded(false);

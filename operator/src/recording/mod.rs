@@ -62,6 +62,27 @@ pub struct Context {
     pub gate: crate::leader::Gate,
     /// Publishes the recording's Events.
     pub recorder: kube::runtime::events::Recorder,
+    /// Instances already announced as not reported (recording UID, container ID): a
+    /// reconcile that runs on a cached recording older than the last status write must not
+    /// announce them again.
+    pub announced: std::sync::Mutex<Announced>,
+}
+
+/// Instances already announced, bounded (forgotten wholesale past [`Announced::MAX`]: an
+/// Event at most twice then, never a lost one).
+#[derive(Debug, Default)]
+pub struct Announced(BTreeSet<(String, String, crds::TrackedState)>);
+
+impl Announced {
+    const MAX: usize = 10_000;
+
+    /// Whether this is the first time (recording, instance, state) is announced.
+    fn first(&mut self, uid: &str, id: &str, state: crds::TrackedState) -> bool {
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert((uid.to_owned(), id.to_owned(), state))
+    }
 }
 
 /// What the controller watches besides its own API calls.
@@ -483,6 +504,14 @@ async fn announce_unreported(
         return;
     }
     let reference = kube::Resource::object_ref(rec, &());
+    let uid = rec.uid().unwrap_or_default();
+    let newly: Vec<&crds::TrackedContainer> = {
+        let mut seen = ctx.announced.lock().unwrap_or_else(|p| p.into_inner());
+        newly
+            .into_iter()
+            .filter(|e| seen.first(&uid, &e.container_id, e.state))
+            .collect()
+    };
     for e in newly {
         let lost = e.state == crds::TrackedState::Lost;
         ctx.metrics.container_unreported(lost);
@@ -541,6 +570,7 @@ pub async fn run<S>(
         metrics,
         gate: gate.clone(),
         recorder: inputs.recorder,
+        announced: Default::default(),
     });
     Controller::for_shared_stream(inputs.events, inputs.recordings)
         .reconcile_all_on(gate.became_leader())

@@ -902,3 +902,117 @@ async fn o5_an_agent_that_cannot_write_turns_unready_keeps_its_files_and_recover
     );
     Ok(())
 }
+
+/// Puts the operator's replicas back when dropped (also when the journey fails).
+struct OperatorScaledDown {
+    replicas: String,
+}
+
+impl OperatorScaledDown {
+    fn to_zero() -> anyhow::Result<Self> {
+        let replicas = kubectl(&[
+            "-n",
+            NS,
+            "get",
+            "deploy/seccomp-operator",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])?
+        .trim()
+        .to_owned();
+        kubectl(&["-n", NS, "scale", "deploy/seccomp-operator", "--replicas=0"])?;
+        Ok(OperatorScaledDown { replicas })
+    }
+}
+
+impl Drop for OperatorScaledDown {
+    fn drop(&mut self) {
+        let n = format!("--replicas={}", self.replicas);
+        let _ = kubectl(&["-n", NS, "scale", "deploy/seccomp-operator", &n]);
+        let _ = kubectl(&[
+            "-n",
+            NS,
+            "rollout",
+            "status",
+            "deploy/seccomp-operator",
+            "--timeout=240s",
+        ]);
+    }
+}
+
+/// With the operator down, only pods that reference a Localhost profile are held back (the
+/// fail-closed webhooks see no other pod): a pod without a profile and a RuntimeDefault pod
+/// start in an ordinary namespace, a pod using an operator profile is refused. And no label
+/// on a namespace switches the webhooks off: with the operator up, a namespace labelled
+/// `seccomp-operator.dev/webhooks: skip` still cannot use another namespace's profile.
+#[tokio::test]
+async fn o6_an_operator_outage_holds_back_only_pods_that_use_localhost_profiles(
+) -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "outage").await?;
+    let other = TestNs::new(client.clone(), "outage-other").await?;
+    other
+        .apply::<crds::SeccompProfile>(sp("theirs", json!({"defaultAction": "SCMP_ACT_ALLOW"})))
+        .await?;
+    other.wait_installed_everywhere("theirs").await?;
+    let pods: Api<Pod> = ns.api();
+    let theirs = format!("operator/{}/theirs.json", other.name);
+
+    // No label exempts a namespace (a tenant may label its own).
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            &ns.name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"metadata": {"labels": {"seccomp-operator.dev/webhooks": "skip"}}}),
+            ),
+        )
+        .await?;
+    let borrow: Pod = serde_json::from_value(busybox_pod("borrow", "echo hi", Some(&theirs)))?;
+    let refused = pods.create(&PostParams::default(), &borrow).await;
+    match refused {
+        Err(kube::Error::Api(e)) => assert!(
+            e.message.contains("isolation.seccomp-operator.dev"),
+            "refused by the isolation webhook: {}",
+            e.message
+        ),
+        other => panic!("a skip-labelled namespace borrowed another tenant's profile: {other:?}"),
+    }
+
+    let down = OperatorScaledDown::to_zero()?;
+    let operator_pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    wait_for(
+        "every operator replica gone",
+        Duration::from_secs(120),
+        || async {
+            let l = operator_pods
+                .list(&ListParams::default().labels("app.kubernetes.io/name=seccomp-operator"))
+                .await
+                .ok()?;
+            l.items.is_empty().then_some(())
+        },
+    )
+    .await?;
+    // Pods that use no operator profile never reach the operator's webhooks.
+    let bare = ns.run_pod(busybox_pod("bare", "echo hi", None)).await?;
+    assert_eq!(bare, ("Succeeded".to_owned(), "hi\n".to_owned()));
+    let mut rd = busybox_pod("runtime-default", "echo hi", None);
+    rd["spec"]["securityContext"] = json!({"seccompProfile": {"type": "RuntimeDefault"}});
+    let rd = ns.run_pod(rd).await?;
+    assert_eq!(rd, ("Succeeded".to_owned(), "hi\n".to_owned()));
+    // A pod that uses an operator profile is refused (fail closed) while it is down.
+    let held: Pod = serde_json::from_value(busybox_pod("held", "echo hi", Some(&theirs)))?;
+    match pods.create(&PostParams::default(), &held).await {
+        Err(kube::Error::Api(e)) => assert!(
+            e.message.contains("seccomp-operator.dev"),
+            "refused by the operator's webhooks: {}",
+            e.message
+        ),
+        other => panic!("a Localhost pod was admitted with the operator down: {other:?}"),
+    }
+    drop(down);
+    Ok(())
+}

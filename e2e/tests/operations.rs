@@ -1014,5 +1014,22 @@ async fn o6_an_operator_outage_holds_back_only_pods_that_use_localhost_profiles(
         other => panic!("a Localhost pod was admitted with the operator down: {other:?}"),
     }
     drop(down);
+    // Back: the agents' heartbeats the outage refused do not make their nodes look dead (the
+    // operator times a Lease from when it sees it): no node is tainted, every node counts.
+    let installed = other.wait_installed_everywhere("theirs").await?;
+    assert!(installed.status.is_some());
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    for n in nodes.list(&ListParams::default()).await?.items {
+        let tainted = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|t| t.iter().any(|t| t.key == crds::TAINT_AGENT_NOT_READY));
+        assert!(
+            !tainted,
+            "{} tainted after the operator's outage",
+            n.metadata.name.unwrap_or_default()
+        );
+    }
     Ok(())
 }

@@ -208,9 +208,20 @@ node_images() { # name
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
   tmp=$(mktemp -d)
-  ctr --address "$CONTAINERD_SOCK" -n k8s.io images export "$tmp/images.tar" "${missing[@]}"
-  ctr --address "$(node_sock "$n")" -n k8s.io images import "$tmp/images.tar" >/dev/null
+  # A fresh node's containerd has been seen to fail an import now and then ("failed to ingest
+  # index.json: short read"): export and import again, a few times, before giving up.
+  local try
+  for try in 1 2 3; do
+    if ctr --address "$CONTAINERD_SOCK" -n k8s.io images export "$tmp/images.tar" "${missing[@]}" &&
+       ctr --address "$(node_sock "$n")" -n k8s.io images import "$tmp/images.tar" >/dev/null; then
+      rm -rf "$tmp"
+      return 0
+    fi
+    echo "node $n: moving images failed (attempt $try of 3)" >&2
+    sleep 2
+  done
   rm -rf "$tmp"
+  return 1
 }
 
 node_ready() { # name

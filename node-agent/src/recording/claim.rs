@@ -146,17 +146,7 @@ impl Unmatched {
 mod tests {
     use super::*;
 
-    fn target() -> Target {
-        Target {
-            recording: "rec".into(),
-            recording_uid: "u1".into(),
-            namespace: "shop".into(),
-            pod: "web-1".into(),
-            container: "web".into(),
-            no_new_privs: false,
-            recorder: crds::Recorder::Bpf,
-        }
-    }
+    use crate::recording::select::sample_target as target;
 
     const TIMEOUT: Duration = Duration::from_secs(120);
 

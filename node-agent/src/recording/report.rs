@@ -192,17 +192,7 @@ mod tests {
     use super::*;
     use crds::RecordingReportStatus;
 
-    fn target() -> Target {
-        Target {
-            recording: "rec".into(),
-            recording_uid: "u1".into(),
-            namespace: "shop".into(),
-            pod: "web-1".into(),
-            container: "web".into(),
-            no_new_privs: true,
-            recorder: crds::Recorder::Bpf,
-        }
-    }
+    use crate::recording::select::sample_target as target;
 
     fn names(v: &[&str]) -> BTreeSet<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -164,6 +164,20 @@ pub fn known_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, bool> {
     out
 }
 
+/// A target for tests: container `web` of pod `web-1` for recording `rec` in `shop`.
+#[cfg(test)]
+pub(crate) fn sample_target() -> Target {
+    Target {
+        recording: "rec".into(),
+        recording_uid: "u1".into(),
+        namespace: "shop".into(),
+        pod: "web-1".into(),
+        container: "web".into(),
+        no_new_privs: true,
+        recorder: crds::Recorder::Bpf,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -632,3 +632,11 @@ pub fn host_pids_of(pod: &Pod) -> Vec<i32> {
     }
     out
 }
+
+/// Whether an API error says admission refused the request: a webhook ("admission webhook
+/// \"...\" denied the request") or a ValidatingAdmissionPolicy ("ValidatingAdmissionPolicy
+/// '...' with binding '...' denied request").
+pub fn refused_by_admission(message: &str) -> bool {
+    message.contains("denied the request")
+        || (message.contains("ValidatingAdmissionPolicy") && message.contains("denied request"))
+}

@@ -942,7 +942,9 @@ impl Drop for OperatorScaledDown {
 
 /// With the operator down, only pods that reference a Localhost profile are held back (the
 /// fail-closed webhooks see no other pod): a pod without a profile and a RuntimeDefault pod
-/// start in an ordinary namespace, a pod using an operator profile is refused. And no label
+/// start in an ordinary namespace, another tenant's profile is refused by the API server's
+/// isolation policy (canonical, `./` and `//` spellings), a pod using its own profile is
+/// refused by the fail-closed gate. And no label
 /// on a namespace switches the webhooks off: with the operator up, a namespace labelled
 /// `seccomp-operator.dev/webhooks: skip` still cannot use another namespace's profile.
 #[tokio::test]
@@ -974,12 +976,11 @@ async fn o6_an_operator_outage_holds_back_only_pods_that_use_localhost_profiles(
     let borrow: Pod = serde_json::from_value(busybox_pod("borrow", "echo hi", Some(&theirs)))?;
     let refused = pods.create(&PostParams::default(), &borrow).await;
     match refused {
-        // (the gate and isolation both refuse it; whichever answers first is reported)
+        // (the isolation policy, the gate and the isolation webhook all refuse it; the first
+        // to answer is reported)
         Err(kube::Error::Api(e)) => assert!(
-            e.message
-                .contains(".seccomp-operator.dev\" denied the request")
-                && e.message.contains(&theirs),
-            "refused by the operator's webhooks: {}",
+            refused_by_admission(&e.message) && e.message.contains(&theirs),
+            "refused by admission: {}",
             e.message
         ),
         other => panic!("a skip-labelled namespace borrowed another tenant's profile: {other:?}"),
@@ -1006,12 +1007,40 @@ async fn o6_an_operator_outage_holds_back_only_pods_that_use_localhost_profiles(
     rd["spec"]["securityContext"] = json!({"seccompProfile": {"type": "RuntimeDefault"}});
     let rd = ns.run_pod(rd).await?;
     assert_eq!(rd, ("Succeeded".to_owned(), "hi\n".to_owned()));
-    // A pod that uses an operator profile is refused (fail closed) while it is down.
-    let held: Pod = serde_json::from_value(busybox_pod("held", "echo hi", Some(&theirs)))?;
+    // Tenant isolation holds without the operator: the API server's own policy refuses
+    // another tenant's profile, however it is spelled.
+    for (i, path) in [
+        theirs.clone(),
+        format!("./operator/{}/theirs.json", other.name),
+        format!("operator//{}/theirs.json", other.name),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let pod: Pod =
+            serde_json::from_value(busybox_pod(&format!("borrow-{i}"), "echo hi", Some(path)))?;
+        match pods.create(&PostParams::default(), &pod).await {
+            Err(kube::Error::Api(e)) => assert!(
+                e.message
+                    .contains("ValidatingAdmissionPolicy 'seccomp-operator-isolation'")
+                    && e.message.contains(&format!(
+                        "a pod in namespace {} may only use profiles of namespace {}",
+                        ns.name, ns.name
+                    )),
+                "{path}: refused by the isolation policy: {}",
+                e.message
+            ),
+            other => panic!("{path} admitted with the operator down: {other:?}"),
+        }
+    }
+    // A pod that uses its own namespace's profile passes the policy and is refused by the
+    // fail-closed gate while the operator is down.
+    let own = format!("operator/{}/mine.json", ns.name);
+    let held: Pod = serde_json::from_value(busybox_pod("held", "echo hi", Some(&own)))?;
     match pods.create(&PostParams::default(), &held).await {
         Err(kube::Error::Api(e)) => assert!(
-            e.message.contains("seccomp-operator.dev"),
-            "refused by the operator's webhooks: {}",
+            e.message.contains("gate.seccomp-operator.dev"),
+            "refused by the operator's gate: {}",
             e.message
         ),
         other => panic!("a Localhost pod was admitted with the operator down: {other:?}"),

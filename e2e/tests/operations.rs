@@ -1034,13 +1034,15 @@ async fn o6_an_operator_outage_holds_back_only_pods_that_use_localhost_profiles(
         }
     }
     // A pod that uses its own namespace's profile passes the policy and is refused by the
-    // fail-closed gate while the operator is down.
+    // fail-closed webhooks (gate or isolation, whichever is called first) while the operator
+    // is down.
     let own = format!("operator/{}/mine.json", ns.name);
     let held: Pod = serde_json::from_value(busybox_pod("held", "echo hi", Some(&own)))?;
     match pods.create(&PostParams::default(), &held).await {
         Err(kube::Error::Api(e)) => assert!(
-            e.message.contains("gate.seccomp-operator.dev"),
-            "refused by the operator's gate: {}",
+            e.message.contains("failed calling webhook")
+                && e.message.contains(".seccomp-operator.dev"),
+            "refused by the operator's fail-closed webhooks: {}",
             e.message
         ),
         other => panic!("a Localhost pod was admitted with the operator down: {other:?}"),

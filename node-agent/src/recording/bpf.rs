@@ -65,11 +65,6 @@ impl State {
             }
             let met = recorder.pending_records();
             unclaimed.retain_met(&met.iter().map(|(ns, _)| *ns).collect());
-            let bpf_wanted: HashMap<String, Target> = wanted
-                .iter()
-                .filter(|(_, t)| t.recorder == crds::Recorder::Bpf)
-                .map(|(id, t)| (id.clone(), t.clone()))
-                .collect();
             let now_i = Instant::now();
             for (ns, rec) in met {
                 if sessions.contains_key(&ns) {
@@ -81,7 +76,7 @@ impl State {
                     gen: rec.generation(),
                     cgroup: rec.cgroup_name(),
                 };
-                match unclaimed.decide(&m, now_i, CLAIM_TIMEOUT, &bpf_wanted, known, done) {
+                match unclaimed.decide(&m, now_i, CLAIM_TIMEOUT, wanted, known, done) {
                     Decision::Wait => {}
                     Decision::Ignore => {
                         if let Ok(false) = recorder.ignore_record(ns, &rec) {
@@ -90,7 +85,7 @@ impl State {
                     }
                     Decision::Record(id) => {
                         let session = Session {
-                            target: bpf_wanted[&id].clone(),
+                            target: wanted[&id].clone(),
                             id,
                             ended: false,
                         };
@@ -115,10 +110,12 @@ impl State {
                 }
             }
             // Running containers this recorder should have and does not.
-            let running: HashSet<String> = bpf_wanted
-                .keys()
-                .filter(|id| known.get(*id) == Some(&false))
-                .cloned()
+            let running: HashSet<String> = wanted
+                .iter()
+                .filter(|(id, t)| {
+                    t.recorder == crds::Recorder::Bpf && known.get(*id) == Some(&false)
+                })
+                .map(|(id, _)| id.clone())
                 .collect();
             let recorded: HashSet<String> = sessions
                 .values()
@@ -126,7 +123,7 @@ impl State {
                 .chain(done.iter().cloned())
                 .collect();
             for id in unmatched.overdue(&running, &recorded, now_i, UNMATCHED_GRACE) {
-                let t = &bpf_wanted[&id];
+                let t = &wanted[&id];
                 tracing::warn!(recording = %t.recording, namespace = %t.namespace, pod = %t.pod, container = %t.container, container_id = %id, "a selected container runs but the recorder never met its start (it started before the recorder was armed, or its namespace was lost): not recorded; the recording will list it as NotRecorded");
                 missed += 1;
             }

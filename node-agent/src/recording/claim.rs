@@ -43,7 +43,8 @@ pub struct Unclaimed {
 }
 
 impl Unclaimed {
-    /// Decide about `met`, as of `now`. `wanted`: containers to record, by ID (Bpf ones);
+    /// Decide about `met`, as of `now`. `wanted`: containers to record, by ID (only `Bpf`
+    /// ones are recorded here);
     /// `known`: every container of this node's pods; `done`: those already reported final.
     pub fn decide(
         &mut self,
@@ -64,7 +65,13 @@ impl Unclaimed {
         };
         let decision = match &met.cgroup {
             Some(id) if done.contains(id) => Decision::Ignore,
-            Some(id) if wanted.contains_key(id) => Decision::Record(id.clone()),
+            Some(id)
+                if wanted
+                    .get(id)
+                    .is_some_and(|t| t.recorder == crds::Recorder::Bpf) =>
+            {
+                Decision::Record(id.clone())
+            }
             Some(id) if known.contains_key(id) => Decision::Ignore,
             _ if now.saturating_duration_since(since) > timeout => Decision::Ignore,
             _ => Decision::Wait,

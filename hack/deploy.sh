@@ -3,6 +3,11 @@
 # the release binaries and the shared libraries they need, imported with ctr), applies
 # config/local (CRDs, RBAC, operator, node agent, webhooks) and waits until everything is ready.
 # Needs a cluster from hack/cluster-up.sh.
+#
+# The scheduling gate's admission part depends on the server's version: config/gate-policy
+# (MutatingAdmissionPolicy) on Kubernetes 1.36 and later, config/gate-webhook (the operator's
+# mutating webhook) before. GATE_ADMISSION=policy|webhook picks one (and removes the other),
+# e.g. to try the pre-1.36 path on a newer cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -59,6 +64,18 @@ echo "== applying config/local"
 for f in crds/*.yaml; do [ "$(basename "$f")" = kustomization.yaml ] || "$KUBECTL" apply -f "$f" >/dev/null; done
 "$KUBECTL" wait --for=condition=Established crd --all --timeout=60s >/dev/null
 "$KUBECTL" apply -f "$work/all.yaml" >/dev/null
+minor=$("$KUBECTL" version -o json | python3 -c 'import json,sys,re; print(re.sub(r"[^0-9].*", "", json.load(sys.stdin)["serverVersion"]["minor"]))')
+gate_admission=${GATE_ADMISSION:-$([ "$minor" -ge 36 ] && echo policy || echo webhook)}
+case "$gate_admission" in
+  policy)
+    "$KUBECTL" delete mutatingwebhookconfiguration seccomp-operator-profile-gate --ignore-not-found >/dev/null
+    "$KUBECTL" apply -k config/gate-policy >/dev/null ;;
+  webhook)
+    "$KUBECTL" delete mutatingadmissionpolicybinding,mutatingadmissionpolicy seccomp-operator-profile-gate --ignore-not-found >/dev/null 2>&1 || true
+    "$KUBECTL" apply -k config/gate-webhook >/dev/null ;;
+  *) echo "GATE_ADMISSION must be policy or webhook, not '$gate_admission'" >&2; exit 2 ;;
+esac
+echo "scheduling gate admission: $gate_admission (Kubernetes 1.$minor)"
 # The runtime default recorded profiles are compared with: Docker's, from the shared corpus
 # where it is beside the repository (an admin provides their runtime's; see the README).
 reference=../shared/corpus/moby-default.json

@@ -21,6 +21,18 @@ pub const FINALIZER_IN_USE: &str = "seccomp-operator.dev/in-use";
 /// pod that uses it (RFC 3339): the finalizer is held at least a minute from then, so that a
 /// delete right after the admission cannot remove the file under the starting pod.
 pub const ANNOTATION_ADMITTED_AT: &str = "seccomp-operator.dev/admitted-at";
+/// Scheduling gate a pod carries from its creation while an operator profile it uses is not
+/// yet Installed on every counted node; the operator removes it (and nothing else).
+pub const SCHEDULING_GATE: &str = "seccomp-operator.dev/profile";
+/// Event reason on a pod that waits at the scheduling gate, naming the profile and its state.
+pub const REASON_WAITING_FOR_PROFILE: &str = "WaitingForProfile";
+/// Whether `pod` carries the operator's scheduling gate.
+pub fn has_scheduling_gate(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| g.iter().any(|g| g.name == SCHEDULING_GATE))
+}
 /// Namespace label that turns on the binding webhook.
 pub const LABEL_BINDING: &str = "seccomp-operator.dev/binding";
 /// Label on profiles produced by a recording: the recording's name.

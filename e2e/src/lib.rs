@@ -640,3 +640,72 @@ pub fn refused_by_admission(message: &str) -> bool {
     message.contains("denied the request")
         || (message.contains("ValidatingAdmissionPolicy") && message.contains("denied request"))
 }
+
+/// Whether the pod waits at the operator's scheduling gate: the gate is in its spec and the
+/// scheduler reports it `SchedulingGated`.
+pub fn is_gated(p: &Pod) -> bool {
+    crds::has_scheduling_gate(p)
+        && p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter().any(|c| {
+                    c.type_ == "PodScheduled"
+                        && c.status == "False"
+                        && c.reason.as_deref() == Some("SchedulingGated")
+                })
+            })
+}
+
+/// When the pod was scheduled (its `PodScheduled=True` transition).
+pub fn scheduled_at(p: &Pod) -> Option<k8s_openapi::jiff::Timestamp> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
+/// When the profile became Installed (its `Ready=True` transition).
+pub fn installed_at(p: &SeccompProfile) -> Option<k8s_openapi::jiff::Timestamp> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| c.last_transition_time.0)
+}
+
+/// The notes of the operator's `WaitingForProfile` Events on a pod of `ns`.
+pub async fn waiting_for_profile_notes(ns: &TestNs, pod: &str) -> Vec<String> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    api.list(&kube::api::ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(crds::REASON_WAITING_FOR_PROFILE)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod)
+        })
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+/// Whether the cluster puts the scheduling gate on pods in the API server (the
+/// MutatingAdmissionPolicy of `config/gate-policy`, Kubernetes 1.36+) rather than through the
+/// operator's mutating webhook (`config/gate-webhook`).
+pub fn gate_added_by_api_server() -> bool {
+    kubectl(&[
+        "get",
+        "mutatingadmissionpolicy",
+        "seccomp-operator-profile-gate",
+        "-o",
+        "name",
+    ])
+    .is_ok()
+}

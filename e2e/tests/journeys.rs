@@ -246,6 +246,17 @@ async fn j4_invalid_profiles_are_rejected_or_report_the_reason() -> anyhow::Resu
             json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"}]}),
             "names",
         ),
+        // The CRD's own rules (x-kubernetes-validations), checked by the API server.
+        (
+            "errno-on-allow",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}),
+            "errnoRet is not allowed in a rule whose action is not SCMP_ACT_ERRNO or SCMP_ACT_TRACE",
+        ),
+        (
+            "default-errno-on-allow",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1}),
+            "spec.defaultErrnoRet: Invalid value",
+        ),
     ] {
         let err = ns
             .apply::<SeccompProfile>(sp(name, spec))
@@ -259,11 +270,6 @@ async fn j4_invalid_profiles_are_rejected_or_report_the_reason() -> anyhow::Resu
             "typo",
             json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["raed"], "action": "SCMP_ACT_ALLOW"}]}),
             "`raed` is not a syscall",
-        ),
-        (
-            "errno-on-allow",
-            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}),
-            "spec.syscalls[0].errnoRet: not allowed with action SCMP_ACT_ALLOW",
         ),
         (
             "conflict",
@@ -397,8 +403,13 @@ async fn j5_other_namespaces_profiles_are_refused() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A pod and a Deployment applied before their profile are admitted and wait at the
+/// scheduling gate (`SchedulingGated`, with a `WaitingForProfile` Event naming the profile);
+/// once the profile is Installed they are scheduled within seconds and run under it, the
+/// ReplicaSet never saw a refusal, and the in-use finalizer holds the profile.
 #[tokio::test]
-async fn j6_install_gate_holds_pods_until_the_profile_is_installed() -> anyhow::Result<()> {
+async fn j6_pods_wait_at_the_scheduling_gate_until_their_profile_is_installed() -> anyhow::Result<()>
+{
     let Some(client) = client().await else {
         return Ok(());
     };
@@ -410,25 +421,87 @@ async fn j6_install_gate_holds_pods_until_the_profile_is_installed() -> anyhow::
         "grep Seccomp: /proc/1/status; mkdir /tmp/x",
         Some(&path),
     ))?;
-    let err = pods
-        .create(&PostParams::default(), &pod)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("seccomp-operator install gate"), "{err}");
+    pods.create(&PostParams::default(), &pod).await?;
+    let mut web = deployment(
+        "web",
+        2,
+        "grep Seccomp: /proc/1/status; while true; do sleep 1; done",
+    );
+    web["spec"]["template"]["spec"]["containers"][0]["securityContext"] =
+        json!({"seccompProfile": {"type": "Localhost", "localhostProfile": path}});
+    ns.apply::<k8s_openapi::api::apps::v1::Deployment>(web)
+        .await?;
+
+    // Admitted, unscheduled, and told why.
+    let waiting = wait_for("3 gated pods", Duration::from_secs(60), || async {
+        let l = pods.list(&Default::default()).await.ok()?;
+        (l.items.len() == 3 && l.items.iter().all(is_gated)).then_some(l.items)
+    })
+    .await?;
+    for p in &waiting {
+        let name = p.name_any();
+        let notes = wait_for(
+            &format!("a WaitingForProfile Event on {name}"),
+            Duration::from_secs(30),
+            || async {
+                let n = waiting_for_profile_notes(&ns, &name).await;
+                (!n.is_empty()).then_some(n)
+            },
+        )
+        .await?;
+        assert!(
+            notes[0].contains(&format!("SeccompProfile {}/later does not exist", ns.name)),
+            "{notes:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
-        err.contains(&format!("SeccompProfile {}/later does not exist", ns.name)),
-        "{err}"
+        pods.list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .all(is_gated),
+        "a pod left the gate before its profile existed"
     );
 
     ns.apply::<SeccompProfile>(sp("later", no_mkdir())).await?;
-    ns.wait_profile("later", "Installed", installed).await?;
-    pods.create(&PostParams::default(), &pod).await?;
+    let profile = ns.wait_profile("later", "Installed", installed).await?;
+    let installed_at = installed_at(&profile).expect("an Installed profile has Ready=True");
     let (_, logs) = ns.pod_result("early").await?;
     assert!(
         logs.contains("Seccomp:\t2") && logs.contains("Operation not permitted"),
         "{logs}"
     );
+    scale(&ns, "web", 2).await?;
+    let mut delays = Vec::new();
+    for p in pods.list(&Default::default()).await?.items {
+        let at = scheduled_at(&p).expect("a running pod was scheduled");
+        delays.push(at.duration_since(installed_at).as_secs_f64());
+    }
+    println!("j6: scheduled after Installed (s): {delays:?}");
+    // Transition times have a resolution of one second.
+    assert!(
+        delays.iter().all(|d| *d <= 5.0),
+        "scheduled late: {delays:?}"
+    );
+    let held = ns.api::<SeccompProfile>().get("later").await?;
+    assert!(
+        held.finalizers()
+            .iter()
+            .any(|f| f == crds::FINALIZER_IN_USE),
+        "the profile its pods use is not held"
+    );
+    // The ReplicaSet's pods were never refused.
+    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    let refusals: Vec<String> = events
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+        .filter_map(|e| e.message)
+        .collect();
+    assert!(refusals.is_empty(), "{refusals:?}");
     Ok(())
 }
 

@@ -943,8 +943,10 @@ impl Drop for OperatorScaledDown {
 /// With the operator down, only pods that reference a Localhost profile are held back (the
 /// fail-closed webhooks see no other pod): a pod without a profile and a RuntimeDefault pod
 /// start in an ordinary namespace, another tenant's profile is refused by the API server's
-/// isolation policy (canonical, `./` and `//` spellings), a pod using its own profile is
-/// refused by the fail-closed gate. And no label
+/// isolation policy (canonical, `./` and `//` spellings), profiles are checked by the API
+/// server alone, and a pod using its own profile is admitted and waits at the scheduling gate
+/// (1.36+; refused by the fail-closed install gate before), then runs within 30 s of the
+/// operator's return, and no node is reported dead because of the outage. And no label
 /// on a namespace switches the webhooks off: with the operator up, a namespace labelled
 /// `seccomp-operator.dev/webhooks: skip` still cannot use another namespace's profile.
 #[tokio::test]
@@ -1033,21 +1035,76 @@ async fn o6_an_operator_outage_holds_back_only_pods_that_use_localhost_profiles(
             other => panic!("{path} admitted with the operator down: {other:?}"),
         }
     }
-    // A pod that uses its own namespace's profile passes the policy and is refused by the
-    // fail-closed webhooks (gate or isolation, whichever is called first) while the operator
-    // is down.
+    // Profiles: the API server checks what the schema and the policy say (the CRD's rules,
+    // the profile policy), so they can be written while the operator is down.
+    for (name, spec, fragment) in [
+        (
+            "errno-on-allow",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}),
+            "errnoRet is not allowed in a rule whose action is not SCMP_ACT_ERRNO",
+        ),
+        (
+            "too-many-names",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": (0..5).map(|i| json!({"names": vec![format!("n{i}"); 1000], "action": "SCMP_ACT_ALLOW"})).collect::<Vec<_>>()}),
+            "more syscall names in all rules than the limit of 4096",
+        ),
+        (
+            "listener",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"}),
+            "spec.listenerPath: not allowed by this cluster's profile policy",
+        ),
+        (
+            "spec-allow",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]}),
+            "spec.flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW not allowed by this cluster's profile policy",
+        ),
+    ] {
+        let err = ns
+            .apply::<crds::SeccompProfile>(sp(name, spec))
+            .await
+            .expect_err(name);
+        assert!(format!("{err:#}").contains(fragment), "{name}: {err:#}");
+    }
+    ns.apply::<crds::SeccompProfile>(sp("mine", json!({"defaultAction": "SCMP_ACT_ALLOW"})))
+        .await?;
+    // A pod that uses its own namespace's profile: on Kubernetes 1.36+ the API server gates
+    // it (MutatingAdmissionPolicy) and admits it; it waits unscheduled. Before 1.36 the
+    // operator's webhook would add the gate: without it the fail-closed install gate refuses
+    // the pod (its controller retries).
     let own = format!("operator/{}/mine.json", ns.name);
     let held: Pod = serde_json::from_value(busybox_pod("held", "echo hi", Some(&own)))?;
+    let by_api_server = gate_added_by_api_server();
     match pods.create(&PostParams::default(), &held).await {
-        Err(kube::Error::Api(e)) => assert!(
+        Ok(p) if by_api_server => assert!(crds::has_scheduling_gate(&p), "admitted ungated"),
+        Err(kube::Error::Api(e)) if !by_api_server => assert!(
             e.message.contains("failed calling webhook")
-                && e.message.contains(".seccomp-operator.dev"),
-            "refused by the operator's fail-closed webhooks: {}",
+                && e.message.contains("gate.seccomp-operator.dev"),
+            "refused by the operator's fail-closed install gate: {}",
             e.message
         ),
-        other => panic!("a Localhost pod was admitted with the operator down: {other:?}"),
+        other => panic!("gate added by the API server: {by_api_server}; {other:?}"),
+    }
+    if by_api_server {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let p = pods.get("held").await?;
+        assert!(is_gated(&p), "ran without the operator: {:?}", p.status);
     }
     drop(down);
+    let back = Instant::now();
+    if by_api_server {
+        // Within 30 s of the operator's rollout: Installed, ungated, run.
+        let phase = wait_for("held to run", Duration::from_secs(30), || async {
+            let p = pods.get("held").await.ok()?;
+            let phase = p.status?.phase?;
+            (phase == "Succeeded" || phase == "Failed").then_some(phase)
+        })
+        .await?;
+        assert_eq!(phase, "Succeeded");
+        println!(
+            "o6: the pod admitted during the outage ran {:.1?} after the operator was back",
+            back.elapsed()
+        );
+    }
     // Back: the agents' heartbeats the outage refused do not make their nodes look dead (the
     // operator times a Lease from when it sees it): no node is tainted, every node counts.
     let installed = other.wait_installed_everywhere("theirs").await?;

@@ -78,7 +78,7 @@ fn forget_unread<K: kube::Resource>(o: &mut K) {
 /// Every shared watch of the operator.
 pub struct Caches {
     /// SeccompProfiles: the webhooks; the profile controller, its base-profile trigger, the
-    /// recording controller and the binding controller subscribe.
+    /// recording controller, the binding controller and the ungating controller subscribe.
     pub profiles: Shared<SeccompProfile>,
     /// ProfileBindings: the binding webhook; the binding controller.
     pub bindings: Shared<ProfileBinding>,
@@ -94,7 +94,7 @@ pub fn start(client: &Client, namespace: &str) -> Caches {
     let profiles = Shared::start(
         Api::<SeccompProfile>::all(client.clone()),
         watcher::Config::default().any_semantic(),
-        4,
+        5,
     );
     let bindings = Shared::start(
         Api::<ProfileBinding>::all(client.clone()),

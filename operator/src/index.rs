@@ -85,6 +85,18 @@ pub struct PodIndex {
     bound_by: HashMap<String, String>,
     resync: Option<BTreeSet<String>>,
     confinement: crate::confinement::ConfinementTally,
+    gated: BTreeMap<String, GatedPod>,
+}
+
+/// A pod that waits at the operator's scheduling gate ([`crds::SCHEDULING_GATE`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatedPod {
+    /// `<namespace>/<name>`.
+    pub key: String,
+    /// Its UID: a gate is removed only from the pod it was judged for.
+    pub uid: String,
+    /// The operator profiles it uses (empty: nothing to wait for).
+    pub profiles: BTreeSet<ProfileId>,
 }
 
 /// Annotation the binding webhook puts on the pods it changed: the binding's name.
@@ -115,7 +127,39 @@ impl PodIndex {
         } else {
             BTreeSet::new()
         };
+        if is_live(pod) && crds::has_scheduling_gate(pod) {
+            self.gated.insert(
+                key.clone(),
+                GatedPod {
+                    key: key.clone(),
+                    uid: pod.metadata.uid.clone().unwrap_or_default(),
+                    profiles: now.clone(),
+                },
+            );
+        } else {
+            self.gated.remove(&key);
+        }
         self.set(key, now)
+    }
+
+    /// The pod `key` if it waits at the operator's scheduling gate.
+    pub fn gated(&self, key: &str) -> Option<&GatedPod> {
+        self.gated.get(key)
+    }
+
+    /// Every pod that waits at the operator's scheduling gate.
+    pub fn all_gated(&self) -> impl Iterator<Item = &GatedPod> {
+        self.gated.values()
+    }
+
+    /// The pods waiting at the scheduling gate that use profile `id`.
+    pub fn gated_users(&self, id: &ProfileId) -> Vec<GatedPod> {
+        self.users
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.gated.get(k).cloned())
+            .collect()
     }
 
     /// Which pods run unconfined, per namespace.
@@ -132,6 +176,7 @@ impl PodIndex {
     pub fn delete(&mut self, pod: &Pod) -> BTreeSet<ProfileId> {
         let key = pod_key(pod);
         self.bound_by.remove(&key);
+        self.gated.remove(&key);
         self.confinement.delete(pod);
         self.set(key, BTreeSet::new())
     }
@@ -173,6 +218,7 @@ impl PodIndex {
             .cloned()
             .collect();
         self.bound_by.retain(|k, _| seen.contains(k));
+        self.gated.retain(|k, _| seen.contains(k));
         self.confinement.retain(&seen);
         let mut changed = BTreeSet::new();
         for k in gone {
@@ -337,5 +383,38 @@ mod tests {
         assert!(idx.users(&id).is_empty());
         idx.apply(&p1);
         assert_eq!(idx.delete(&p1), BTreeSet::from([id.clone()]));
+    }
+
+    #[test]
+    fn index_knows_the_pods_waiting_at_the_scheduling_gate() {
+        let mut idx = PodIndex::default();
+        let id = ("shop".to_string(), "web".to_string());
+        let gated = pod(
+            "p1",
+            serde_json::json!({"metadata":{"name":"p1","namespace":"shop","uid":"u1"},"spec":{
+                "schedulingGates":[{"name":crds::SCHEDULING_GATE}],
+                "containers":[{"name":"a","image":"x","securityContext":localhost("operator/shop/web.json")}]}}),
+        );
+        idx.apply(&gated);
+        let g = idx.gated("shop/p1").cloned().unwrap();
+        assert_eq!(
+            (g.uid.as_str(), g.profiles.clone()),
+            ("u1", BTreeSet::from([id.clone()]))
+        );
+        assert_eq!(idx.gated_users(&id), vec![g]);
+        // Ungated: still a user of the profile, no longer waiting.
+        let mut open = gated.clone();
+        open.spec.as_mut().unwrap().scheduling_gates = None;
+        idx.apply(&open);
+        assert!(idx.gated("shop/p1").is_none() && idx.gated_users(&id).is_empty());
+        assert_eq!(idx.users(&id), vec!["shop/p1"]);
+        // Deleted or gone in a relist: forgotten.
+        idx.apply(&gated);
+        idx.delete(&gated);
+        assert_eq!(idx.all_gated().count(), 0);
+        idx.apply(&gated);
+        idx.begin_resync();
+        idx.end_resync();
+        assert_eq!(idx.all_gated().count(), 0);
     }
 }

@@ -19,6 +19,7 @@ pub mod profile_status;
 pub mod recording;
 pub mod runtime_default;
 pub mod server;
+pub mod ungate;
 pub mod watchdog;
 pub mod webhook;
 

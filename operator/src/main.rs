@@ -62,10 +62,11 @@ struct Args {
         value_parser = operator::certificates::parse_lifetime
     )]
     serving_certificate_lifetime: std::time::Duration,
-    /// MutatingWebhookConfigurations to inject the CA bundle into.
+    /// MutatingWebhookConfigurations to inject the CA bundle into (those that do not exist are
+    /// skipped: seccomp-operator-profile-gate exists only before Kubernetes 1.36).
     #[arg(
         long,
-        default_value = "seccomp-operator-binding",
+        default_value = "seccomp-operator-binding,seccomp-operator-profile-gate",
         value_delimiter = ','
     )]
     mutating_configs: Vec<String>,
@@ -228,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
         .cloned()
         .collect();
     shared.insert(args.namespace.clone());
+    let shared = Arc::new(shared);
     // What each node's agent reports: kept by the profile controller's node report watch, read
     // by the webhooks (a node's seccompDefault) and the confinement counts.
     let node_reports = Arc::new(RwLock::new(operator::node_reports::NodeReports::new()));
@@ -239,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
             agent_pods: agent_pods.clone(),
             node_reports: node_reports.clone(),
         }),
-        shared: Arc::new(shared),
+        shared: shared.clone(),
         metrics: metrics.clone(),
         policy: policy.clone(),
         client: Some(client.clone()),
@@ -329,6 +331,15 @@ async fn main() -> anyhow::Result<()> {
         gate: gate.clone(),
         watchdog: watchdog.clone(),
     };
+    let ungate_inputs = operator::ungate::Inputs {
+        profiles: profiles.clone(),
+        profile_events: caches.profiles.subscription(),
+        gated_pods: Box::pin(pods.gated_pods()),
+        index: index.clone(),
+        shared: shared.clone(),
+        recorder: recorder.clone(),
+        gate: gate.clone(),
+    };
     let controllers = tokio::spawn({
         let (client, metrics, profiles, gate, watchdog) = (
             client.clone(),
@@ -348,7 +359,8 @@ async fn main() -> anyhow::Result<()> {
             tokio::join!(
                 profile_controller::run(client.clone(), profile_inputs),
                 recording::run(client.clone(), metrics, rec_inputs, gate, watchdog),
-                binding_status::run(client, profiles, index, binding_inputs),
+                binding_status::run(client.clone(), profiles, index, binding_inputs),
+                operator::ungate::run(client, ungate_inputs),
             )
         }
     });

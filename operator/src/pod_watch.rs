@@ -29,8 +29,10 @@ pub fn start(
 ) -> Publisher {
     let (tx, _) = broadcast::channel(BUFFER);
     let (rec_tx, _) = broadcast::channel(RECORDING_BUFFER);
+    let (gated_tx, _) = broadcast::channel(GATED_BUFFER);
     let sender = tx.clone();
     let rec_sender = rec_tx.clone();
+    let gated_sender = gated_tx.clone();
     tokio::spawn(
         watcher(
             Api::<Pod>::all(client),
@@ -43,7 +45,19 @@ pub fn start(
                     let _ = rec_sender.send(r);
                 }
             }
+            // Told after the index has the pod.
+            let gated = match &ev {
+                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))
+                    if crds::has_scheduling_gate(p) =>
+                {
+                    Some(crate::index::pod_key(p))
+                }
+                _ => None,
+            };
             let changed = apply(&index, ev);
+            if let Some(k) = gated {
+                let _ = gated_sender.send(k);
+            }
             for id in changed {
                 // No subscriber yet is fine: they reconcile everything when they start.
                 let _ = sender.send(id);
@@ -51,8 +65,16 @@ pub fn start(
             async {}
         }),
     );
-    Publisher { tx, rec_tx }
+    Publisher {
+        tx,
+        rec_tx,
+        gated_tx,
+    }
 }
+
+/// Gated pods the ungating controller may fall behind on (it also rescans every gated pod
+/// periodically).
+const GATED_BUFFER: usize = 4096;
 
 /// Changes of pods the recording controller may fall behind on (it also requeues itself).
 const RECORDING_BUFFER: usize = 1024;
@@ -99,6 +121,7 @@ fn apply(
 pub struct Publisher {
     tx: broadcast::Sender<ProfileId>,
     rec_tx: broadcast::Sender<ObjectRef<ProfileRecording>>,
+    gated_tx: broadcast::Sender<String>,
 }
 
 impl Publisher {
@@ -116,6 +139,22 @@ impl Publisher {
             loop {
                 match rx.recv().await {
                     Ok(r) => return Some((r, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+}
+
+impl Publisher {
+    /// Pods (`<namespace>/<name>`) seen with the operator's scheduling gate, from now on
+    /// (lagging skips what was missed: the ungating controller rescans periodically).
+    pub fn gated_pods(&self) -> impl Stream<Item = String> + Send + 'static {
+        futures::stream::unfold(self.gated_tx.subscribe(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(k) => return Some((k, rx)),
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }

@@ -175,6 +175,12 @@ pub fn webhook_router(state: WebhookState) -> Router {
             }),
         )
         .route(
+            "/mutate-gate",
+            post(|State(s): State<WebhookState>, body: Bytes| async move {
+                answer("gate-mutate", &s, &body, webhook::add_gate)
+            }),
+        )
+        .route(
             "/validate-gate",
             post(|State(s): State<WebhookState>, body: Bytes| async move {
                 gate_answer(&s, &body).await

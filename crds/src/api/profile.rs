@@ -23,11 +23,47 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"LocalhostProfile","type":"string","jsonPath":".status.localhostProfile","priority":1}"#
 )]
+#[schemars(transform = api_server_rules)]
 pub struct SeccompProfileSpec {
     /// The profile: the filter and how it is built and installed (the document model's
     /// [`ProfileSpec`]; its fields appear directly in `spec`).
     #[serde(flatten)]
     pub profile: ProfileSpec,
+}
+
+/// What the API server itself checks in a profile beyond the field formats
+/// (`x-kubernetes-validations`, CEL), so that it holds with the operator down: the total of
+/// syscall names over all rules, and that only `SCMP_ACT_ERRNO` and `SCMP_ACT_TRACE` take a
+/// return value (`defaultErrnoRet`, `errnoRet`). Every rule is bounded by the schema's
+/// `maxItems`, so each passes the API server's cost estimate; the messages are fixed text
+/// (a message naming the rule would be estimated over the budget). The cluster's profile policy
+/// (listeners, filter flags) is a ValidatingAdmissionPolicy
+/// (`config/webhook/profile-policy.yaml`): it reads the policy ConfigMap.
+fn api_server_rules(schema: &mut schemars::Schema) {
+    let max_total = seccomp_profile::limits::MAX_TOTAL_NAMES;
+    let takes = "['SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE']";
+    let only = "only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take a return value";
+    let bad_rule = format!("has(r.errnoRet) && !(r.action in {takes})");
+    schema.insert(
+        "x-kubernetes-validations".into(),
+        serde_json::json!([
+            {
+                "rule": format!("!has(self.syscalls) || self.syscalls.map(r, size(r.names)).sum() <= {max_total}"),
+                "message": format!("more syscall names in all rules than the limit of {max_total}"),
+                "fieldPath": ".syscalls",
+            },
+            {
+                "rule": format!("!has(self.defaultErrnoRet) || self.defaultAction in {takes}"),
+                "messageExpression": format!("'not allowed with defaultAction ' + self.defaultAction + ': {only}'"),
+                "fieldPath": ".defaultErrnoRet",
+            },
+            {
+                "rule": format!("!has(self.syscalls) || !self.syscalls.exists(r, {bad_rule})"),
+                "message": format!("errnoRet is not allowed in a rule whose action is not SCMP_ACT_ERRNO or SCMP_ACT_TRACE: {only}"),
+                "fieldPath": ".syscalls",
+            },
+        ]),
+    );
 }
 
 impl From<ProfileSpec> for SeccompProfileSpec {

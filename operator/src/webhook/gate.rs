@@ -1,5 +1,10 @@
-//! The validating install gate: every operator profile a pod references (CREATE, and what an
-//! UPDATE or an ephemeral container adds) must exist and be Installed on every node.
+//! The install gate. A pod created with the operator's scheduling gate
+//! ([`crds::SCHEDULING_GATE`], put there by the MutatingAdmissionPolicy on Kubernetes 1.36+ or
+//! by [`add_gate`] below) is admitted at once and waits unscheduled until the operator removes
+//! the gate ([`crate::ungate`]). Every other pod (one with `spec.nodeName` set, which cannot be
+//! gated; one created while the gate could not be added) and every added ephemeral container
+//! is checked here: every operator profile it references must exist and be Installed on every
+//! node, or it is refused.
 //!
 //! It looks at what the kubelet applies: the pod's and every container's fields (init
 //! containers, native sidecars, containers, ephemeral containers). A legacy annotation has no
@@ -10,7 +15,7 @@
 use super::{checked_pod, old_pod_of, operator_references, Annotations, ClusterView};
 use crate::index::{references, ProfileId};
 use crds::ProfilePhase;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
 use std::collections::BTreeSet;
@@ -50,15 +55,60 @@ fn added_references(
     Ok(out)
 }
 
+/// Whether the review creates a pod that carries the scheduling gate: it waits for its
+/// profiles unscheduled, so the gate admits it whatever their state.
+fn waits_at_scheduling_gate(req: &AdmissionRequest<DynamicObject>) -> bool {
+    req.operation == Operation::Create
+        && req.sub_resource.is_none()
+        && matches!(checked_pod(req), Ok(p) if crds::has_scheduling_gate(&p))
+}
+
 /// The profiles an admitted review makes a pod use from now on: those the in-use finalizer
-/// must hold before the pod is stored ([`crate::admission_hold`]).
+/// must hold before the pod is stored ([`crate::admission_hold`]). None for a pod that waits
+/// at the scheduling gate: the operator holds them before it removes the gate.
 pub fn gated_profiles(
     req: &AdmissionRequest<DynamicObject>,
     shared: &BTreeSet<String>,
 ) -> BTreeSet<ProfileId> {
+    if waits_at_scheduling_gate(req) {
+        return BTreeSet::new();
+    }
     added_references(req, shared, &mut Vec::new())
         .map(|v| v.into_iter().map(|(_, id)| id).collect())
         .unwrap_or_default()
+}
+
+/// The mutating half of the gate, for clusters without MutatingAdmissionPolicy (before
+/// Kubernetes 1.36): a pod created with a reference to an operator profile gets the scheduling
+/// gate, unless it has `spec.nodeName` (the API server refuses gates there) or has the gate
+/// already. The same rule as `config/gate-policy/`.
+pub fn add_gate(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
+    if req.operation != Operation::Create || req.sub_resource.is_some() {
+        return resp;
+    }
+    let Ok(pod) = checked_pod(req) else {
+        return resp;
+    };
+    let spec = pod.spec.as_ref();
+    if crds::has_scheduling_gate(&pod)
+        || spec
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty())
+        || operator_references(&pod, Annotations::Ignore, &mut Vec::new()).is_empty()
+    {
+        return resp;
+    }
+    let gate = serde_json::json!({"name": crds::SCHEDULING_GATE});
+    let op = if spec.is_some_and(|s| s.scheduling_gates.is_some()) {
+        serde_json::json!({"op": "add", "path": "/spec/schedulingGates/-", "value": gate})
+    } else {
+        serde_json::json!({"op": "add", "path": "/spec/schedulingGates", "value": [gate]})
+    };
+    match serde_json::from_value::<json_patch::Patch>(serde_json::json!([op])) {
+        Ok(patch) => resp.clone().with_patch(patch).unwrap_or(resp),
+        Err(_) => resp,
+    }
 }
 
 /// The validating gate: every operator profile a new pod references must exist and be
@@ -73,6 +123,12 @@ pub fn gate(
     let added = match added_references(req, shared, &mut problems) {
         Ok(a) => a,
         Err(answer) => return *answer,
+    };
+    // A pod that waits at the scheduling gate is admitted whatever its profiles' state.
+    let added = if waits_at_scheduling_gate(req) {
+        Vec::new()
+    } else {
+        added
     };
     for (r, (ns, name)) in added {
         let why = match view.profile(&ns, &name) {

@@ -3,8 +3,11 @@
 //!
 //! - binding (mutating, pod CREATE): containers whose image matches a ProfileBinding get the
 //!   bound profile as their container-level `seccompProfile`;
-//! - gate (validating, pod CREATE/UPDATE and `pods/ephemeralcontainers`): a pod may reference
-//!   an operator profile only when it exists and is Installed on every node;
+//! - gate (mutating, pod CREATE, before Kubernetes 1.36 only): a pod that references an
+//!   operator profile gets the scheduling gate and waits for it unscheduled;
+//! - gate (validating, pod CREATE and `pods/ephemeralcontainers`): a pod that does not wait at
+//!   the scheduling gate may reference an operator profile only when it exists and is
+//!   Installed on every node;
 //! - isolation (validating, pod CREATE/UPDATE and `pods/ephemeralcontainers`): a pod may
 //!   reference only profiles of its own namespace and of the namespaces the operator shares;
 //! - policy (validating, pod CREATE and `pods/ephemeralcontainers`, in namespaces labelled
@@ -29,7 +32,7 @@ pub mod policy;
 pub mod profile;
 
 pub use bind::bind;
-pub use gate::{gate, gated_profiles};
+pub use gate::{add_gate, gate, gated_profiles};
 pub use isolation::isolation;
 pub use profile::profile;
 

@@ -210,6 +210,99 @@ fn gate_denies_missing_uninstalled_deleting_disabled_and_broken_profiles() {
     }
 }
 
+#[test]
+fn a_pod_created_with_the_scheduling_gate_waits_instead_of_being_refused() {
+    let view = View::default();
+    let gates = json!([{"name": "other.example/gate"}, {"name": crds::SCHEDULING_GATE}]);
+    let spec = |gates: Value, node: Option<&str>| {
+        let mut s = json!({"containers": [{"name": "a", "image": "x", "securityContext": localhost("operator/shop/nope.json")}]});
+        if !gates.is_null() {
+            s["schedulingGates"] = gates;
+        }
+        if let Some(n) = node {
+            s["nodeName"] = json!(n);
+        }
+        s
+    };
+    // With the gate: admitted although the profile does not exist, and nothing is held.
+    let body = review(
+        "CREATE",
+        "shop",
+        pod("shop", json!({}), spec(gates.clone(), None)),
+    );
+    assert!(gate(&req(&body), &view, &no_shared()).allowed);
+    assert!(gated_profiles(&req(&body), &no_shared()).is_empty());
+    // Another tenant's profile is refused even so.
+    let mut other = pod("shop", json!({}), spec(gates, None));
+    other["spec"]["containers"][0]["securityContext"] = localhost("operator/bank/web.json");
+    assert!(!gate(&req(&review("CREATE", "shop", other)), &view, &no_shared()).allowed);
+    // Without it, refused as before.
+    let body = review(
+        "CREATE",
+        "shop",
+        pod("shop", json!({}), spec(Value::Null, None)),
+    );
+    assert!(!gate(&req(&body), &view, &no_shared()).allowed);
+
+    // The mutating half adds the gate: a new list, or one more entry.
+    let r = add_gate(&req(&body));
+    assert_eq!(
+        patch_of(&r),
+        Some(
+            json!([{"op": "add", "path": "/spec/schedulingGates", "value": [{"name": crds::SCHEDULING_GATE}]}])
+        )
+    );
+    let body = review(
+        "CREATE",
+        "shop",
+        pod(
+            "shop",
+            json!({}),
+            spec(json!([{"name": "other.example/gate"}]), None),
+        ),
+    );
+    assert_eq!(
+        patch_of(&add_gate(&req(&body))),
+        Some(
+            json!([{"op": "add", "path": "/spec/schedulingGates/-", "value": {"name": crds::SCHEDULING_GATE}}])
+        )
+    );
+    // Not twice, not on a pod bound to a node (the API server refuses gates there), not on
+    // a pod without operator profiles, not on an update.
+    for body in [
+        review(
+            "CREATE",
+            "shop",
+            pod(
+                "shop",
+                json!({}),
+                spec(json!([{"name": crds::SCHEDULING_GATE}]), None),
+            ),
+        ),
+        review(
+            "CREATE",
+            "shop",
+            pod("shop", json!({}), spec(Value::Null, Some("node-a"))),
+        ),
+        review(
+            "CREATE",
+            "shop",
+            pod(
+                "shop",
+                json!({}),
+                json!({"containers": [{"name": "a", "image": "x", "securityContext": localhost("profiles/x.json")}]}),
+            ),
+        ),
+        review(
+            "UPDATE",
+            "shop",
+            pod("shop", json!({}), spec(Value::Null, None)),
+        ),
+    ] {
+        assert_eq!(patch_of(&add_gate(&req(&body))), None);
+    }
+}
+
 fn no_shared() -> BTreeSet<String> {
     BTreeSet::new()
 }

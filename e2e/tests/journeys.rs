@@ -406,7 +406,8 @@ async fn j5_other_namespaces_profiles_are_refused() -> anyhow::Result<()> {
 /// A pod and a Deployment applied before their profile are admitted and wait at the
 /// scheduling gate (`SchedulingGated`, with a `WaitingForProfile` Event naming the profile);
 /// once the profile is Installed they are scheduled within seconds and run under it, the
-/// ReplicaSet never saw a refusal, and the in-use finalizer holds the profile.
+/// ReplicaSet never saw a refusal, and the in-use finalizer holds the profile. A pod created
+/// with `spec.nodeName` cannot be gated and is refused by the install gate meanwhile.
 #[tokio::test]
 async fn j6_pods_wait_at_the_scheduling_gate_until_their_profile_is_installed() -> anyhow::Result<()>
 {
@@ -422,6 +423,19 @@ async fn j6_pods_wait_at_the_scheduling_gate_until_their_profile_is_installed() 
         Some(&path),
     ))?;
     pods.create(&PostParams::default(), &pod).await?;
+    // A pod bound to a node at creation cannot be gated: the install gate refuses it.
+    let mut bound = busybox_pod("bound", "true", Some(&path));
+    bound["spec"]["nodeName"] = first_node().into();
+    let err = pods
+        .create(&PostParams::default(), &serde_json::from_value(bound)?)
+        .await
+        .expect_err("a pod bound to a node was admitted before its profile existed")
+        .to_string();
+    assert!(
+        err.contains("seccomp-operator install gate")
+            && err.contains(&format!("SeccompProfile {}/later does not exist", ns.name)),
+        "{err}"
+    );
     let mut web = deployment(
         "web",
         2,

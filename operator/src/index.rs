@@ -95,6 +95,8 @@ pub struct GatedPod {
     pub key: String,
     /// Its UID: a gate is removed only from the pod it was judged for.
     pub uid: String,
+    /// When it was created: a profile deleted after that is still used for it.
+    pub created: Option<k8s_openapi::jiff::Timestamp>,
     /// The operator profiles it uses (empty: nothing to wait for).
     pub profiles: BTreeSet<ProfileId>,
 }
@@ -133,6 +135,7 @@ impl PodIndex {
                 GatedPod {
                     key: key.clone(),
                     uid: pod.metadata.uid.clone().unwrap_or_default(),
+                    created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
                     profiles: now.clone(),
                 },
             );

@@ -84,7 +84,8 @@ fn respond(
 
 /// The install gate: decided from the caches; a refusal is checked again against the API
 /// server (the cache may trail a profile that just became Installed); an admission holds the
-/// pod's profiles ([`crate::admission_hold`]) before it is answered, except on a dry run.
+/// pod's profiles ([`crate::admission_hold`]) before it is answered, except on a dry run. A pod
+/// created with the scheduling gate is admitted, and its existing profiles held (best effort).
 async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
     let started = std::time::Instant::now();
     let req = match webhook::parse_review(body) {
@@ -92,6 +93,32 @@ async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let mut resp = webhook::gate(&req, state.view.as_ref(), &state.shared);
+    if let (Some(client), true) = (&state.client, webhook::gate::waits_at_scheduling_gate(&req)) {
+        // A pod that waits at the scheduling gate is admitted whatever happens here (this
+        // webhook fails open for it); its profiles that exist are held now, so that a delete
+        // right after its admission waits for it as for any other pod.
+        let ids: Vec<_> = webhook::gated_profiles(&req, &state.shared)
+            .into_iter()
+            .filter(|(ns, name)| {
+                state
+                    .view
+                    .profile(ns, name)
+                    .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+            })
+            .collect();
+        if resp.allowed && !req.dry_run && !ids.is_empty() {
+            let held = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                crate::admission_hold::hold(client, state.view.as_ref(), ids),
+            )
+            .await
+            .unwrap_or_else(|_| Err("holding took too long".into()));
+            if let Err(why) = held {
+                tracing::info!(namespace = ?req.namespace, name = ?req.name, reason = %why, "a gated pod's profiles were not held at admission; the pod index holds them once it sees the pod");
+            }
+        }
+        return respond("gate", state, &req, resp, started);
+    }
     if let Some(client) = &state.client {
         let ids = webhook::gated_profiles(&req, &state.shared);
         if !resp.allowed && !ids.is_empty() {

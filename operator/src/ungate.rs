@@ -45,8 +45,13 @@ pub enum Verdict {
 
 /// The state of one profile a gated pod uses: `None` when it is ready for the pod, else the
 /// state and whether it will not change by itself.
+///
+/// A profile being deleted is still used for a pod created before the delete, as for a pod
+/// admitted without the gate: its finalizer holds it, and its file stays, while the pod
+/// exists. A pod created after the delete waits (the profile would otherwise never go).
 fn state(
     id: &ProfileId,
+    pod: &GatedPod,
     pod_namespace: &str,
     shared: &BTreeSet<String>,
     profile: Option<&SeccompProfile>,
@@ -61,14 +66,24 @@ fn state(
     let Some(p) = profile else {
         return Some(("does not exist (yet)".into(), true));
     };
-    if p.metadata.deletion_timestamp.is_some() {
-        return Some(("is being deleted".into(), true));
-    }
+    let held = p.finalizers().iter().any(|f| f == FINALIZER_IN_USE);
     let status = p.status.clone().unwrap_or_default();
+    if let Some(deleted) = &p.metadata.deletion_timestamp {
+        let everywhere = status
+            .nodes
+            .as_ref()
+            .is_some_and(|n| n.total > 0 && n.installed == n.total);
+        let before = pod.created.is_some_and(|c| c < deleted.0);
+        return if before && held && everywhere {
+            None
+        } else {
+            Some(("is being deleted".into(), true))
+        };
+    }
     let nodes = status.installed_nodes.as_deref().unwrap_or("0/0");
     match status.phase {
         Some(ProfilePhase::Installed) => {
-            if p.finalizers().iter().any(|f| f == FINALIZER_IN_USE) {
+            if held {
                 None
             } else {
                 Some(("is Installed; holding it for the pod".into(), false))
@@ -102,7 +117,7 @@ pub fn judge(
     let mut stuck = false;
     for id in &pod.profiles {
         let p = lookup(id);
-        if let Some((why, s)) = state(id, pod_namespace, shared, p.as_deref()) {
+        if let Some((why, s)) = state(id, pod, pod_namespace, shared, p.as_deref()) {
             stuck |= s;
             waits.push(format!("SeccompProfile {}/{} {why}", id.0, id.1));
         }
@@ -306,6 +321,7 @@ mod tests {
         GatedPod {
             key: "shop/web-1".into(),
             uid: "u1".into(),
+            created: Some(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap()),
             profiles: profiles
                 .iter()
                 .map(|(n, p)| (n.to_string(), p.to_string()))
@@ -368,16 +384,26 @@ mod tests {
         assert!(m.contains("is Disabled") && stuck, "{m}");
         let (m, _) = wait(judge(&pod, &shared, all(true, ProfilePhase::Error)));
         assert!(m.contains("is Invalid"), "{m}");
-        // Being deleted: never ungated, even while still Installed.
-        let (m, _) = wait(judge(&pod, &shared, |id: &ProfileId| {
-            let mut p = (*profile(&id.0, &id.1, ProfilePhase::Installed, true)).clone();
-            p.metadata.deletion_timestamp =
-                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    k8s_openapi::jiff::Timestamp::now(),
-                ));
-            Some(Arc::new(p))
-        }));
-        assert!(m.contains("being deleted"), "{m}");
+        // Being deleted: still used for a pod created before the delete (held, on every
+        // node), never for one created after it.
+        let deleted_at = |secs: i64| {
+            move |id: &ProfileId| {
+                let mut p = (*profile(&id.0, &id.1, ProfilePhase::Terminating, true)).clone();
+                p.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::from_second(secs).unwrap(),
+                    ));
+                let s = p.status.as_mut().unwrap();
+                s.nodes = Some(crds::NodeCounts {
+                    installed: 3,
+                    total: 3,
+                });
+                Some(Arc::new(p))
+            }
+        };
+        assert_eq!(judge(&pod, &shared, deleted_at(2_000)), Verdict::Go);
+        let (m, stuck) = wait(judge(&pod, &shared, deleted_at(500)));
+        assert!(m.contains("being deleted") && stuck, "{m}");
     }
 
     #[test]

@@ -57,22 +57,19 @@ fn added_references(
 
 /// Whether the review creates a pod that carries the scheduling gate: it waits for its
 /// profiles unscheduled, so the gate admits it whatever their state.
-fn waits_at_scheduling_gate(req: &AdmissionRequest<DynamicObject>) -> bool {
+pub fn waits_at_scheduling_gate(req: &AdmissionRequest<DynamicObject>) -> bool {
     req.operation == Operation::Create
         && req.sub_resource.is_none()
         && matches!(checked_pod(req), Ok(p) if crds::has_scheduling_gate(&p))
 }
 
 /// The profiles an admitted review makes a pod use from now on: those the in-use finalizer
-/// must hold before the pod is stored ([`crate::admission_hold`]). None for a pod that waits
-/// at the scheduling gate: the operator holds them before it removes the gate.
+/// must hold before the pod is stored ([`crate::admission_hold`]). For a pod that waits at the
+/// scheduling gate, the caller holds only those that exist (the pod is admitted either way).
 pub fn gated_profiles(
     req: &AdmissionRequest<DynamicObject>,
     shared: &BTreeSet<String>,
 ) -> BTreeSet<ProfileId> {
-    if waits_at_scheduling_gate(req) {
-        return BTreeSet::new();
-    }
     added_references(req, shared, &mut Vec::new())
         .map(|v| v.into_iter().map(|(_, id)| id).collect())
         .unwrap_or_default()

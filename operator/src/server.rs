@@ -107,13 +107,7 @@ async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
             })
             .collect();
         if resp.allowed && !req.dry_run && !ids.is_empty() {
-            let held = tokio::time::timeout(
-                std::time::Duration::from_secs(3),
-                crate::admission_hold::hold(client, state.view.as_ref(), ids),
-            )
-            .await
-            .unwrap_or_else(|_| Err("holding took too long".into()));
-            if let Err(why) = held {
+            if let Err(why) = hold_in_time(client, state, ids).await {
                 tracing::info!(namespace = ?req.namespace, name = ?req.name, reason = %why, "a gated pod's profiles were not held at admission; the pod index holds them once it sees the pod");
             }
         }
@@ -126,19 +120,27 @@ async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
             resp = webhook::gate(&req, &live, &state.shared);
         }
         if resp.allowed && !req.dry_run && !ids.is_empty() {
-            // Within the API server's 5 s webhook timeout, with room to answer.
-            let held = tokio::time::timeout(
-                std::time::Duration::from_secs(3),
-                crate::admission_hold::hold(client, state.view.as_ref(), ids),
-            )
-            .await
-            .unwrap_or_else(|_| Err("holding the pod's profiles took too long; retry".into()));
-            if let Err(why) = held {
+            if let Err(why) = hold_in_time(client, state, ids).await {
                 resp = resp.deny(format!("seccomp-operator install gate: {why}"));
             }
         }
     }
     respond("gate", state, &req, resp, started)
+}
+
+/// [`crate::admission_hold::hold`] within the API server's 5 s webhook timeout, with room to
+/// answer.
+async fn hold_in_time(
+    client: &kube::Client,
+    state: &WebhookState,
+    ids: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), String> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        crate::admission_hold::hold(client, state.view.as_ref(), ids),
+    )
+    .await
+    .unwrap_or_else(|_| Err("holding the pod's profiles took too long; retry".into()))
 }
 
 /// The caches, with some profiles read from the API server just now.

@@ -90,13 +90,7 @@ fn state(
             }
         }
         Some(ProfilePhase::Error) => {
-            let why = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Ready")
-                .map(|c| c.message.clone())
-                .unwrap_or_default();
-            Some((format!("is Invalid: {why}"), true))
+            Some((format!("is Invalid: {}", status.ready_message()), true))
         }
         Some(ProfilePhase::Disabled) => Some(("is Disabled".into(), true)),
         Some(ProfilePhase::Terminating) => Some(("is being deleted".into(), true)),

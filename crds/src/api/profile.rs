@@ -151,6 +151,16 @@ pub struct SeccompProfileStatus {
     pub denials: Vec<DeniedSyscall>,
 }
 
+impl SeccompProfileStatus {
+    /// The `Ready` condition's message (why the profile is not Installed), or "".
+    pub fn ready_message(&self) -> &str {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map_or("", |c| c.message.as_str())
+    }
+}
+
 /// Entries in a profile's `status.denials`.
 pub const MAX_STATUS_DENIALS: usize = 10;
 

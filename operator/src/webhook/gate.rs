@@ -136,12 +136,7 @@ pub fn gate(
                     .installed_nodes
                     .clone()
                     .unwrap_or_else(|| "0/0".into());
-                let ready_msg = status
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == "Ready")
-                    .map(|c| c.message.clone())
-                    .unwrap_or_default();
+                let ready_msg = status.ready_message();
                 if p.metadata.deletion_timestamp.is_some() {
                     Some(format!("SeccompProfile {ns}/{name} is being deleted"))
                 } else {

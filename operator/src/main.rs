@@ -66,14 +66,14 @@ struct Args {
     /// skipped: seccomp-operator-profile-gate exists only before Kubernetes 1.36).
     #[arg(
         long,
-        default_value = "seccomp-operator-binding,seccomp-operator-profile-gate",
+        default_values = operator::webhook::MUTATING_CONFIGURATIONS,
         value_delimiter = ','
     )]
     mutating_configs: Vec<String>,
     /// ValidatingWebhookConfigurations to inject the CA bundle into.
     #[arg(
         long,
-        default_value = "seccomp-operator-gate,seccomp-operator-isolation,seccomp-operator-pod-policy,seccomp-operator-profiles,seccomp-operator-agents",
+        default_values = operator::webhook::VALIDATING_CONFIGURATIONS,
         value_delimiter = ','
     )]
     validating_configs: Vec<String>,
@@ -339,6 +339,7 @@ async fn main() -> anyhow::Result<()> {
         shared: shared.clone(),
         recorder: recorder.clone(),
         gate: gate.clone(),
+        metrics: metrics.clone(),
     };
     let controllers = tokio::spawn({
         let (client, metrics, profiles, gate, watchdog) = (

@@ -68,6 +68,8 @@ pub struct Metrics {
     escalating: Family<NamespaceLabel, Gauge>,
     confinement_counter: OnceLock<ConfinementCounter>,
     unreported: Family<ReasonLabel, Counter>,
+    gated: Gauge,
+    gate_wait: Histogram,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -149,9 +151,23 @@ impl Default for Metrics {
             "Container instances a recording selected that ran but were never reported: NotRecorded (a live node's recorder missed them) or Lost (their node is gone or not Ready)",
             unreported.clone(),
         );
+        let gated = Gauge::default();
+        registry.register(
+            "gated_pods",
+            "Pods waiting at the scheduling gate seccomp-operator.dev/profile for a profile they use",
+            gated.clone(),
+        );
+        let gate_wait = Histogram::new(exponential_buckets(0.25, 2.0, 14));
+        registry.register(
+            "gate_wait_seconds",
+            "From a pod's creation to the removal of its scheduling gate (its profiles Installed)",
+            gate_wait.clone(),
+        );
         Metrics {
             registry,
             unreported,
+            gated,
+            gate_wait,
             reconciles,
             errors,
             duration,
@@ -169,6 +185,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// How many pods wait at the scheduling gate now.
+    pub fn gated_pods(&self, n: usize) {
+        self.gated.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A pod's scheduling gate was removed, `waited` after its creation.
+    pub fn ungated(&self, waited: Duration) {
+        self.gate_wait.observe(waited.as_secs_f64());
+    }
+
     /// Count a recorded container instance that was never reported.
     pub fn container_unreported(&self, lost: bool) {
         let reason = if lost { "Lost" } else { "NotRecorded" };
@@ -304,6 +330,21 @@ mod tests {
         );
         assert!(
             text.contains("seccomp_operator_build_info{version="),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn gated_pods_and_their_wait_are_exported() {
+        let m = Metrics::default();
+        m.gated_pods(3);
+        m.ungated(Duration::from_millis(1500));
+        let text = m.render();
+        assert!(text.contains("seccomp_operator_gated_pods 3"), "{text}");
+        assert!(
+            text.contains("seccomp_operator_gate_wait_seconds_count 1")
+                && text.contains("seccomp_operator_gate_wait_seconds_bucket{le=\"2.0\"} 1")
+                && text.contains("seccomp_operator_gate_wait_seconds_bucket{le=\"1.0\"} 0"),
             "{text}"
         );
     }

@@ -148,6 +148,8 @@ pub struct Inputs {
     pub recorder: Recorder,
     /// Acts only while this replica leads.
     pub gate: Gate,
+    /// `seccomp_operator_gated_pods`, `seccomp_operator_gate_wait_seconds`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Run until the inputs end.
@@ -160,6 +162,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         shared,
         recorder,
         gate,
+        metrics,
     } = inputs;
     let mut profile_events = profile_events.boxed();
     let mut rescan = tokio::time::interval(RESCAN);
@@ -193,6 +196,7 @@ pub async fn run(client: Client, inputs: Inputs) {
             let idx = index.read().unwrap_or_else(|p| p.into_inner());
             if all {
                 let gated: Vec<GatedPod> = idx.all_gated().cloned().collect();
+                metrics.gated_pods(gated.len());
                 let live: BTreeSet<&str> = gated.iter().map(|g| g.uid.as_str()).collect();
                 announced.retain(|uid, _| live.contains(uid.as_str()));
                 gated
@@ -239,10 +243,14 @@ pub async fn run(client: Client, inputs: Inputs) {
         // A burst of pods released by one profile: several at once.
         futures::stream::iter(go)
             .for_each_concurrent(PARALLEL_UNGATES, |pod| {
-                let client = client.clone();
+                let (client, metrics) = (client.clone(), metrics.clone());
                 async move {
                     match ungate(&client, &pod).await {
                         Ok(true) => {
+                            if let Some(created) = pod.created {
+                                let waited = k8s_openapi::jiff::Timestamp::now().duration_since(created);
+                                metrics.ungated(Duration::try_from(waited).unwrap_or_default());
+                            }
                             tracing::info!(pod = %pod.key, "profiles Installed: scheduling gate removed")
                         }
                         Ok(false) => {}

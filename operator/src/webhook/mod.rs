@@ -44,6 +44,21 @@ use kube::core::DynamicObject;
 use kube::ResourceExt;
 use std::sync::Arc;
 
+/// The operator's MutatingWebhookConfigurations in `config/` (the CA bundle is injected into
+/// those that exist: `seccomp-operator-profile-gate` only before Kubernetes 1.36). RBAC's
+/// `resourceNames` and `config/` are held to this list by `operator/tests/manifests.rs`.
+pub const MUTATING_CONFIGURATIONS: &[&str] =
+    &["seccomp-operator-binding", "seccomp-operator-profile-gate"];
+
+/// The operator's ValidatingWebhookConfigurations in `config/` (see [`MUTATING_CONFIGURATIONS`]).
+pub const VALIDATING_CONFIGURATIONS: &[&str] = &[
+    "seccomp-operator-gate",
+    "seccomp-operator-isolation",
+    "seccomp-operator-pod-policy",
+    "seccomp-operator-profiles",
+    "seccomp-operator-agents",
+];
+
 /// What the webhooks need to know about the cluster.
 pub trait ClusterView: Send + Sync {
     /// A profile by namespace and name.

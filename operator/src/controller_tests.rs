@@ -1,9 +1,10 @@
 //! Reconcile tests against a mocked API server (tower-test): each test scripts the requests
 //! the reconciler must make, in order, and the answers it gets.
 
-use crate::index::PodIndex;
-use crate::metrics::Metrics;
-use crate::{profile_controller, recording};
+use crate::pods::index::PodIndex;
+use crate::profile::controller as profile_controller;
+use crate::recording;
+use crate::runtime::metrics::Metrics;
 use crds::{ProfileRecording, SeccompProfile, FINALIZER_IN_USE};
 use http::{Request, Response};
 use k8s_openapi::api::core::v1::Pod;
@@ -113,7 +114,7 @@ fn ctx(
         metrics: Arc::new(Metrics::default()),
         liveness: Default::default(),
         policy: Default::default(),
-        gate: crate::leader::Gate::open(),
+        gate: crate::runtime::leader::Gate::open(),
         runtime_default: None,
         denials: Default::default(),
     })
@@ -362,7 +363,7 @@ async fn a_new_recording_gets_its_finalizer() {
         announced: Default::default(),
         client,
         metrics: Arc::new(Metrics::default()),
-        gate: crate::leader::Gate::open(),
+        gate: crate::runtime::leader::Gate::open(),
     });
     let server = tokio::spawn(async move {
         let body = expect(&mut h, "PATCH", "/profilerecordings/rec?", answered).await;
@@ -382,7 +383,7 @@ async fn merge_of(partials: Vec<Value>, earlier: Option<Value>) -> Value {
         announced: Default::default(),
         client,
         metrics: Arc::new(Metrics::default()),
-        gate: crate::leader::Gate::open(),
+        gate: crate::runtime::leader::Gate::open(),
     });
     let names: Vec<String> = partials
         .iter()
@@ -525,7 +526,7 @@ async fn final_report_entries_become_partials_and_are_marked_consumed() {
         announced: Default::default(),
         client,
         metrics: Arc::new(Metrics::default()),
-        gate: crate::leader::Gate::open(),
+        gate: crate::runtime::leader::Gate::open(),
     });
     let rec_answer = serde_json::to_value(&r).unwrap();
     let server = tokio::spawn(async move {
@@ -633,7 +634,7 @@ async fn a_recording_in_a_terminating_namespace_is_released() {
         announced: Default::default(),
         client,
         metrics: Arc::new(Metrics::default()),
-        gate: crate::leader::Gate::open(),
+        gate: crate::runtime::leader::Gate::open(),
     });
     let answer = serde_json::to_value(&r).unwrap();
     let server = tokio::spawn(async move {

@@ -1,26 +1,14 @@
 //! seccomp-operator's operator: the SeccompProfile, ProfileRecording and ProfileBinding
-//! controllers and the admission webhooks, one small module per role.
+//! controllers and the admission webhooks, grouped by what each part reconciles.
 
-pub mod admission_hold;
-pub mod binding_status;
-pub mod caches;
-pub mod certificates;
-pub mod confinement;
-pub mod denials;
-pub mod index;
-pub mod leader;
-pub mod metrics;
-pub mod node_controller;
-pub mod node_liveness;
-pub mod node_reports;
-pub mod pod_watch;
-pub mod profile_controller;
-pub mod profile_status;
+// Layers, lowest first: a module imports only from its own layer or those below it
+// (`tests/layers.rs` checks this).
+pub mod binding;
+pub mod nodes;
+pub mod pods;
+pub mod profile;
 pub mod recording;
-pub mod runtime_default;
-pub mod server;
-pub mod ungate;
-pub mod watchdog;
+pub mod runtime;
 pub mod webhook;
 
 #[cfg(test)]

@@ -7,11 +7,12 @@ use anyhow::Context as _;
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
-use operator::certificates::{lifecycle, TlsConfig};
-use operator::index::PodIndex;
-use operator::metrics::Metrics;
-use operator::server::{self, WebhookState};
-use operator::{binding_status, leader, profile_controller, recording};
+use operator::pods::index::PodIndex;
+use operator::runtime::leader;
+use operator::runtime::metrics::Metrics;
+use operator::webhook::certificates::{lifecycle, TlsConfig};
+use operator::webhook::server::{self, WebhookState};
+use operator::{binding, profile, recording};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,7 +60,7 @@ struct Args {
         long,
         env = "SERVING_CERTIFICATE_LIFETIME",
         default_value = "365d",
-        value_parser = operator::certificates::parse_lifetime
+        value_parser = operator::webhook::certificates::parse_lifetime
     )]
     serving_certificate_lifetime: std::time::Duration,
     /// MutatingWebhookConfigurations to inject the CA bundle into (those that do not exist are
@@ -155,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
     });
 
     // Health and metrics.
-    let watchdog = Arc::new(operator::watchdog::Watchdog::default());
+    let watchdog = Arc::new(operator::runtime::watchdog::Watchdog::default());
     let health = server::health_router(ready.clone(), metrics.clone(), watchdog.clone());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let mut s = stop_rx.clone();
@@ -168,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
     });
 
     // One watch per kind, shared by the webhooks and the controllers.
-    let mut caches = operator::caches::start(&client, &args.namespace);
+    let mut caches = operator::runtime::caches::start(&client, &args.namespace);
     let profiles = caches.profiles.store.clone();
     {
         let store = profiles.clone();
@@ -211,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
     });
     // A file that is there but unreadable is a configuration error: say so and stop, rather
     // than silently leave the check off.
-    let runtime_default = operator::runtime_default::load(&args.runtime_default_profile)
+    let runtime_default = operator::profile::runtime_default::load(&args.runtime_default_profile)
         .context("--runtime-default-profile")?
         .map(Arc::new);
     match &runtime_default {
@@ -232,7 +233,7 @@ async fn main() -> anyhow::Result<()> {
     let shared = Arc::new(shared);
     // What each node's agent reports: kept by the profile controller's node report watch, read
     // by the webhooks (a node's seccompDefault) and the confinement counts.
-    let node_reports = Arc::new(RwLock::new(operator::node_reports::NodeReports::new()));
+    let node_reports = Arc::new(RwLock::new(operator::nodes::reports::NodeReports::new()));
     let state = WebhookState {
         view: Arc::new(operator::webhook::Caches {
             profiles: profiles.clone(),
@@ -278,7 +279,7 @@ async fn main() -> anyhow::Result<()> {
     .context("standing for leader election")?;
     let gate = leadership.gate();
     let index = Arc::new(RwLock::new(PodIndex::default()));
-    let pods = operator::pod_watch::start(client.clone(), index.clone(), recordings.clone());
+    let pods = operator::pods::watch::start(client.clone(), index.clone(), recordings.clone());
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -290,14 +291,14 @@ async fn main() -> anyhow::Result<()> {
         let (index, reports) = (index.clone(), node_reports.clone());
         metrics.count_confinement_with(Box::new(move || {
             // One lock at a time (never the reports' inside the index's).
-            let defaulting = operator::node_reports::seccomp_default_nodes(
+            let defaulting = operator::nodes::reports::seccomp_default_nodes(
                 &reports.read().unwrap_or_else(|p| p.into_inner()),
             );
             let idx = index.read().unwrap_or_else(|p| p.into_inner());
             idx.confinement().per_namespace(&defaulting)
         }));
     }
-    tokio::spawn(operator::confinement::run(
+    tokio::spawn(operator::pods::confinement::run(
         client.clone(),
         args.namespace.clone(),
         index.clone(),
@@ -305,7 +306,7 @@ async fn main() -> anyhow::Result<()> {
         recorder.clone(),
         gate.clone(),
     ));
-    let profile_inputs = profile_controller::Inputs {
+    let profile_inputs = profile::controller::Inputs {
         profiles: profiles.clone(),
         events: caches.profiles.subscription(),
         base_events: caches.profiles.subscription(),
@@ -313,7 +314,7 @@ async fn main() -> anyhow::Result<()> {
         pod_changes: pods.subscribe(),
         recorder: recorder.clone(),
         metrics: metrics.clone(),
-        nodes_cfg: operator::node_controller::Config {
+        nodes_cfg: operator::nodes::controller::Config {
             namespace: args.namespace.clone(),
             taint_nodes: args.taint_nodes,
         },
@@ -323,7 +324,7 @@ async fn main() -> anyhow::Result<()> {
         watchdog: watchdog.clone(),
         reports: node_reports,
     };
-    let binding_inputs = binding_status::Inputs {
+    let binding_inputs = binding::controller::Inputs {
         bindings: bindings.clone(),
         events: caches.bindings.subscription(),
         profile_events: caches.profiles.subscription(),
@@ -331,7 +332,7 @@ async fn main() -> anyhow::Result<()> {
         gate: gate.clone(),
         watchdog: watchdog.clone(),
     };
-    let ungate_inputs = operator::ungate::Inputs {
+    let ungate_inputs = operator::pods::ungate::Inputs {
         profiles: profiles.clone(),
         profile_events: caches.profiles.subscription(),
         gated_pods: Box::pin(pods.gated_pods()),
@@ -358,10 +359,10 @@ async fn main() -> anyhow::Result<()> {
         };
         async move {
             tokio::join!(
-                profile_controller::run(client.clone(), profile_inputs),
+                profile::controller::run(client.clone(), profile_inputs),
                 recording::run(client.clone(), metrics, rec_inputs, gate, watchdog),
-                binding_status::run(client.clone(), profiles, index, binding_inputs),
-                operator::ungate::run(client, ungate_inputs),
+                binding::controller::run(client.clone(), profiles, index, binding_inputs),
+                operator::pods::ungate::run(client, ungate_inputs),
             )
         }
     });

@@ -87,7 +87,7 @@ pub async fn merge_partials(
         }
         api.patch(
             &target,
-            &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+            &PatchParams::apply(crate::profile::controller::MANAGER).force(),
             &Patch::Apply(&v),
         )
         .await

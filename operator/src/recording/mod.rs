@@ -24,7 +24,7 @@ pub mod intake;
 pub mod ledger;
 pub mod merge;
 
-use crate::metrics::Metrics;
+use crate::runtime::metrics::Metrics;
 use crate::{Error, Result};
 use conditions::{binding_webhook_condition, reports_condition, set_condition};
 use crds::{
@@ -59,7 +59,7 @@ pub struct Context {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Open while this replica leads.
-    pub gate: crate::leader::Gate,
+    pub gate: crate::runtime::leader::Gate,
     /// Publishes the recording's Events.
     pub recorder: kube::runtime::events::Recorder,
     /// Instances already announced as not reported (recording UID, container ID): a
@@ -93,7 +93,7 @@ pub struct Inputs<S> {
     pub events: ReflectHandle<ProfileRecording>,
     /// Profile events (shared stream): a produced profile changed.
     pub profile_events: ReflectHandle<SeccompProfile>,
-    /// Recordings that select a pod that changed ([`crate::pod_watch`]).
+    /// Recordings that select a pod that changed ([`crate::pods::watch`]).
     pub pod_changes: S,
     /// Publishes Events.
     pub recorder: kube::runtime::events::Recorder,
@@ -145,7 +145,7 @@ async fn node_live(ctx: &Context, node: &str) -> Result<bool> {
         .get_opt(node)
         .await
         .map_err(Error::Kube)?
-        .is_some_and(|n| crate::node_liveness::node_ready(&n)))
+        .is_some_and(|n| crate::nodes::liveness::node_ready(&n)))
 }
 
 /// Take in every final entry of the recording's reports: write its per-pod profile (folding
@@ -193,7 +193,7 @@ async fn take_in(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Inta
             reports
                 .patch_status(
                     &report.name_any(),
-                    &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+                    &PatchParams::apply(crate::profile::controller::MANAGER).force(),
                     &Patch::Apply(&status),
                 )
                 .await
@@ -226,7 +226,7 @@ async fn apply_profile(api: &Api<SeccompProfile>, p: &SeccompProfile) -> Result<
     }
     api.patch(
         &p.name_any(),
-        &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+        &PatchParams::apply(crate::profile::controller::MANAGER).force(),
         &Patch::Apply(&v),
     )
     .await
@@ -352,7 +352,7 @@ async fn write_status(
     let patch = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "status": status});
     api.patch_status(
         &rec.name_any(),
-        &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+        &PatchParams::apply(crate::profile::controller::MANAGER).force(),
         &Patch::Apply(&patch),
     )
     .await
@@ -387,7 +387,7 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         .items;
     let active: Vec<String> = matching
         .iter()
-        .filter(|p| crate::index::is_live(p) && p.metadata.deletion_timestamp.is_none())
+        .filter(|p| crate::pods::index::is_live(p) && p.metadata.deletion_timestamp.is_none())
         .filter(|p| rec.selects_pod(p))
         .map(|p| p.name_any())
         .collect();
@@ -558,8 +558,8 @@ pub async fn run<S>(
     client: Client,
     metrics: Arc<Metrics>,
     inputs: Inputs<S>,
-    gate: crate::leader::Gate,
-    watchdog: Arc<crate::watchdog::Watchdog>,
+    gate: crate::runtime::leader::Gate,
+    watchdog: Arc<crate::runtime::watchdog::Watchdog>,
 ) where
     S: futures::Stream<Item = ObjectRef<ProfileRecording>> + Send + 'static,
 {
@@ -574,7 +574,7 @@ pub async fn run<S>(
     });
     Controller::for_shared_stream(inputs.events, inputs.recordings)
         .reconcile_all_on(gate.became_leader())
-        .reconcile_on(crate::watchdog::ticks())
+        .reconcile_on(crate::runtime::watchdog::ticks())
         // A selected pod changed: its containers enter the ledger.
         .reconcile_on(inputs.pod_changes)
         // A report changed: take it in.

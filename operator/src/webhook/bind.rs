@@ -156,7 +156,7 @@ pub fn bind(req: &AdmissionRequest<DynamicObject>, view: &dyn ClusterView) -> Ad
         }
     }
     let marks: Vec<(&str, String)> = [
-        (crate::index::BOUND_BY, bound_by),
+        (crate::pods::index::BOUND_BY, bound_by),
         (crds::ANNOTATION_RECORDED_BY, recorded_by),
     ]
     .into_iter()

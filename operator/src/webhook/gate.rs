@@ -1,7 +1,7 @@
 //! The install gate. A pod created with the operator's scheduling gate
 //! ([`crds::SCHEDULING_GATE`], put there by the MutatingAdmissionPolicy on Kubernetes 1.36+ or
 //! by [`add_gate`] below) is admitted at once and waits unscheduled until the operator removes
-//! the gate ([`crate::ungate`]). Every other pod (one with `spec.nodeName` set, which cannot be
+//! the gate ([`crate::pods::ungate`]). Every other pod (one with `spec.nodeName` set, which cannot be
 //! gated; one created while the gate could not be added) and every added ephemeral container
 //! is checked here: every operator profile it references must exist and be Installed on every
 //! node, or it is refused.
@@ -13,7 +13,7 @@
 //! profile.
 
 use super::{checked_pod, old_pod_of, operator_references, Annotations, ClusterView};
-use crate::index::{references, ProfileId};
+use crate::pods::index::{references, ProfileId};
 use crds::ProfilePhase;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::DynamicObject;
@@ -27,11 +27,11 @@ fn added_references(
     req: &AdmissionRequest<DynamicObject>,
     shared: &BTreeSet<String>,
     problems: &mut Vec<String>,
-) -> Result<Vec<(crate::index::Reference, ProfileId)>, Box<AdmissionResponse>> {
+) -> Result<Vec<(crate::pods::index::Reference, ProfileId)>, Box<AdmissionResponse>> {
     let pod = checked_pod(req)?;
     // An UPDATE is held to the gate only for what it adds (an ephemeral container: the other
     // fields cannot change): what the pod already used was checked when it came.
-    let before: BTreeSet<crate::index::Reference> = match old_pod_of(req) {
+    let before: BTreeSet<crate::pods::index::Reference> = match old_pod_of(req) {
         Some(Ok(old)) => references(&old).into_iter().collect(),
         _ => BTreeSet::new(),
     };
@@ -64,7 +64,7 @@ pub fn waits_at_scheduling_gate(req: &AdmissionRequest<DynamicObject>) -> bool {
 }
 
 /// The profiles an admitted review makes a pod use from now on: those the in-use finalizer
-/// must hold before the pod is stored ([`crate::admission_hold`]). For a pod that waits at the
+/// must hold before the pod is stored ([`crate::webhook::hold`]). For a pod that waits at the
 /// scheduling gate, the caller holds only those that exist (the pod is admitted either way).
 pub fn gated_profiles(
     req: &AdmissionRequest<DynamicObject>,

@@ -26,17 +26,20 @@
 
 pub mod agent_writes;
 pub mod bind;
+pub mod certificates;
 pub mod gate;
+pub mod hold;
 pub mod isolation;
 pub mod policy;
 pub mod profile;
+pub mod server;
 
 pub use bind::bind;
 pub use gate::{add_gate, gate, gated_profiles};
 pub use isolation::isolation;
 pub use profile::profile;
 
-use crate::index::{parse_localhost, references};
+use crate::pods::index::{parse_localhost, references};
 use crds::{ProfileBinding, ProfileRecording, SeccompProfile};
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -85,7 +88,7 @@ pub struct Caches {
     /// The node agents' pods.
     pub agent_pods: kube::runtime::reflector::Store<Pod>,
     /// What each node's agent reports (kept by the profile controller's node report watch).
-    pub node_reports: Arc<std::sync::RwLock<crate::node_reports::NodeReports>>,
+    pub node_reports: Arc<std::sync::RwLock<crate::nodes::reports::NodeReports>>,
 }
 
 fn in_namespace<K>(store: &kube::runtime::reflector::Store<K>, ns: &str) -> Vec<Arc<K>>
@@ -117,7 +120,7 @@ impl ClusterView for Caches {
     }
     fn node_default(&self, node: &str) -> crds::confinement::NodeDefault {
         let reports = self.node_reports.read().unwrap_or_else(|p| p.into_inner());
-        crate::node_reports::node_default(&reports, node)
+        crate::nodes::reports::node_default(&reports, node)
     }
 }
 
@@ -227,7 +230,7 @@ pub(crate) fn operator_references(
     pod: &Pod,
     annotations: Annotations,
     problems: &mut Vec<String>,
-) -> Vec<(crate::index::Reference, crate::index::ProfileId)> {
+) -> Vec<(crate::pods::index::Reference, crate::pods::index::ProfileId)> {
     references(pod)
         .into_iter()
         .filter(|r| r.in_effect || annotations == Annotations::Include)

@@ -4,7 +4,7 @@
 //! Node is gone are deleted (their owner reference normally does it; this covers reports
 //! written without one).
 
-use crate::node_liveness::{evaluate, LeaseTracker, Liveness};
+use crate::nodes::liveness::{evaluate, LeaseTracker, Liveness};
 use crds::{SeccompNodeStatus, LABEL_AGENT_NODE, TAINT_AGENT_NOT_READY};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -89,7 +89,7 @@ pub async fn run(
     cfg: Config,
     reports: Store<SeccompNodeStatus>,
     shared: Arc<Shared>,
-    gate: crate::leader::Gate,
+    gate: crate::runtime::leader::Gate,
 ) {
     let wake = Arc::new(Notify::new());
     let (nodes, nw) = reflector::store::<Node>();

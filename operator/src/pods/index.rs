@@ -84,7 +84,7 @@ pub struct PodIndex {
     by_pod: HashMap<String, BTreeSet<ProfileId>>,
     bound_by: HashMap<String, String>,
     resync: Option<BTreeSet<String>>,
-    confinement: crate::confinement::ConfinementTally,
+    confinement: crate::pods::confinement::ConfinementTally,
     gated: BTreeMap<String, GatedPod>,
 }
 
@@ -166,12 +166,12 @@ impl PodIndex {
     }
 
     /// Which pods run unconfined, per namespace.
-    pub fn confinement(&self) -> &crate::confinement::ConfinementTally {
+    pub fn confinement(&self) -> &crate::pods::confinement::ConfinementTally {
         &self.confinement
     }
 
     /// See [`PodIndex::confinement`] (to take the new policy-breaking pods).
-    pub fn confinement_mut(&mut self) -> &mut crate::confinement::ConfinementTally {
+    pub fn confinement_mut(&mut self) -> &mut crate::pods::confinement::ConfinementTally {
         &mut self.confinement
     }
 

@@ -16,9 +16,9 @@ use std::time::Duration;
 pub type PhaseCounter = Box<dyn Fn() -> BTreeMap<String, i64> + Send + Sync>;
 /// The serving certificate's expiry (seconds since the epoch), read at every scrape.
 pub type ExpirySource = Box<dyn Fn() -> Option<u64> + Send + Sync>;
-/// Containers by kind per namespace ([`crate::confinement`]), read at every scrape.
+/// Containers by kind per namespace ([`crate::pods::confinement`]), read at every scrape.
 pub type ConfinementCounter =
-    Box<dyn Fn() -> BTreeMap<String, crate::confinement::Counts> + Send + Sync>;
+    Box<dyn Fn() -> BTreeMap<String, crate::pods::confinement::Counts> + Send + Sync>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConfinementLabel {
@@ -354,7 +354,7 @@ mod tests {
         let m = Metrics::default();
         let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::from([(
             "shop".to_owned(),
-            crate::confinement::Counts {
+            crate::pods::confinement::Counts {
                 unset: 2,
                 runtime_default: 1,
                 privilege_escalation: 3,

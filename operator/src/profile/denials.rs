@@ -9,7 +9,7 @@
 //! information, never a decision. Bounded: at most [`MAX_EVENTS_PER_PROFILE`] Events per
 //! profile and [`MAX_PROFILES`] profiles are held.
 
-use crate::index::ProfileId;
+use crate::pods::index::ProfileId;
 use crds::{DeniedSyscall, SeccompProfile, MAX_STATUS_DENIALS};
 use k8s_openapi::api::core::v1::Event;
 use kube::runtime::reflector::ObjectRef;

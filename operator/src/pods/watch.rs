@@ -5,7 +5,7 @@
 //! tells the recording controller which recordings select a pod that changed, so that a
 //! container that runs for a moment still enters the recording's ledger.
 
-use crate::index::{PodIndex, ProfileId};
+use crate::pods::index::{PodIndex, ProfileId};
 use crds::{ProfileRecording, SeccompProfile};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -50,7 +50,7 @@ pub fn start(
                 Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))
                     if crds::has_scheduling_gate(p) =>
                 {
-                    Some(crate::index::pod_key(p))
+                    Some(crate::pods::index::pod_key(p))
                 }
                 _ => None,
             };

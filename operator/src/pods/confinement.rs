@@ -27,7 +27,7 @@
 //!   namespace labelled `seccomp-operator.dev/profile-policy=warn` (the admission warning only
 //!   reaches whoever created the pod; the Event stays with the pod).
 
-use crate::index::{is_live, pod_key};
+use crate::pods::index::{is_live, pod_key};
 use crds::confinement::{containers, Kind, NodeDefault};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -203,7 +203,7 @@ impl ConfinementTally {
 
     /// Counts per namespace, of the pods held now (namespaces without live pods are absent).
     /// `defaulting`: the nodes whose kubelet runs unset containers under `RuntimeDefault`
-    /// ([`crate::node_reports::seccomp_default_nodes`]).
+    /// ([`crate::nodes::reports::seccomp_default_nodes`]).
     pub fn per_namespace(&self, defaulting: &HashSet<String>) -> BTreeMap<String, Counts> {
         let mut out: BTreeMap<String, Counts> = BTreeMap::new();
         for held in self.by_pod.values() {
@@ -250,10 +250,10 @@ pub fn configmap_data(per_namespace: &BTreeMap<String, Counts>) -> BTreeMap<Stri
 pub async fn run(
     client: kube::Client,
     namespace: String,
-    index: std::sync::Arc<std::sync::RwLock<crate::index::PodIndex>>,
-    reports: std::sync::Arc<std::sync::RwLock<crate::node_reports::NodeReports>>,
+    index: std::sync::Arc<std::sync::RwLock<crate::pods::index::PodIndex>>,
+    reports: std::sync::Arc<std::sync::RwLock<crate::nodes::reports::NodeReports>>,
     recorder: kube::runtime::events::Recorder,
-    gate: crate::leader::Gate,
+    gate: crate::runtime::leader::Gate,
 ) {
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
     use kube::api::{Patch, PatchParams};
@@ -264,7 +264,7 @@ pub async fn run(
     loop {
         tick.tick().await;
         // One lock at a time (never the reports' inside the index's).
-        let defaulting = crate::node_reports::seccomp_default_nodes(
+        let defaulting = crate::nodes::reports::seccomp_default_nodes(
             &reports.read().unwrap_or_else(|p| p.into_inner()),
         );
         let (data, new) = {

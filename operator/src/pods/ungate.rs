@@ -12,8 +12,8 @@
 //! gate's position, and removes that one entry: nothing else of the pod changes (a
 //! ValidatingAdmissionPolicy in `config/` holds the operator's account to exactly that).
 
-use crate::index::{GatedPod, PodIndex, ProfileId};
-use crate::leader::Gate;
+use crate::pods::index::{GatedPod, PodIndex, ProfileId};
+use crate::runtime::leader::Gate;
 use crds::{
     ProfilePhase, SeccompProfile, FINALIZER_IN_USE, REASON_WAITING_FOR_PROFILE, SCHEDULING_GATE,
 };
@@ -138,7 +138,7 @@ pub struct Inputs {
     pub profiles: Store<SeccompProfile>,
     /// Changes of profiles (a subscription to the shared watch).
     pub profile_events: ReflectHandle<SeccompProfile>,
-    /// Pods seen with the gate ([`crate::pod_watch::Publisher::gated_pods`]).
+    /// Pods seen with the gate ([`crate::pods::watch::Publisher::gated_pods`]).
     pub gated_pods: futures::stream::BoxStream<'static, String>,
     /// Which pods wait, and for which profiles.
     pub index: Arc<RwLock<PodIndex>>,
@@ -149,7 +149,7 @@ pub struct Inputs {
     /// Acts only while this replica leads.
     pub gate: Gate,
     /// `seccomp_operator_gated_pods`, `seccomp_operator_gate_wait_seconds`.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::runtime::metrics::Metrics>,
 }
 
 /// Run until the inputs end.

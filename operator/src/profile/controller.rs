@@ -1,10 +1,10 @@
 //! The SeccompProfile controller: validation, base resolution, status (server-side apply),
 //! events, and the `in-use` finalizer held exactly while pods use the profile.
 
-use crate::index::{PodIndex, ProfileId};
-use crate::metrics::Metrics;
-use crate::node_reports::{NodeReport, NodeReports, SpecVersions, Touched};
-use crate::profile_status::{compute, with_transition_times, Observed};
+use crate::nodes::reports::{NodeReport, NodeReports, SpecVersions, Touched};
+use crate::pods::index::{PodIndex, ProfileId};
+use crate::profile::status::{compute, with_transition_times, Observed};
+use crate::runtime::metrics::Metrics;
 use crate::{Error, Result};
 use crds::{SeccompNodeStatus, SeccompProfile, SeccompProfileStatus, FINALIZER_IN_USE};
 use futures::StreamExt;
@@ -47,15 +47,15 @@ pub struct Context {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Which nodes count.
-    pub liveness: Arc<crate::node_controller::Shared>,
+    pub liveness: Arc<crate::nodes::controller::Shared>,
     /// What tenants' profiles may use.
     pub policy: Arc<seccomp_profile::Policy>,
     /// Open while this replica leads.
-    pub gate: crate::leader::Gate,
+    pub gate: crate::runtime::leader::Gate,
     /// The runtime default recorded profiles are compared with (`--runtime-default-profile`).
-    pub runtime_default: Option<Arc<crate::runtime_default::RuntimeDefault>>,
+    pub runtime_default: Option<Arc<crate::profile::runtime_default::RuntimeDefault>>,
     /// Recent denials by profile, from the node agents' `SyscallDenied` Events.
-    pub denials: Arc<RwLock<crate::denials::DenialIndex>>,
+    pub denials: Arc<RwLock<crate::profile::denials::DenialIndex>>,
 }
 
 fn profile_id(p: &SeccompProfile) -> ProfileId {
@@ -82,7 +82,7 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     // install gate admitted a pod for it (that pod may not be in the index yet): a delete
     // waits for them and completes as soon as the last one is gone; a profile nobody uses is
     // never held up longer, even with the operator down.
-    let admission_hold = crate::admission_hold::hold_left(&p, k8s_openapi::jiff::Timestamp::now());
+    let admission_hold = crate::webhook::hold::hold_left(&p, k8s_openapi::jiff::Timestamp::now());
     let want_finalizer = !users.is_empty() || admission_hold.is_some();
     if want_finalizer != has_finalizer && !(deleting && want_finalizer) {
         set_finalizer(&api, &p, want_finalizer).await?;
@@ -261,7 +261,7 @@ fn node_triggers(
         let (Ok(mut reports), Ok(mut versions)) = (reports.write(), versions.lock()) else {
             return Vec::new();
         };
-        let touched = crate::node_reports::touched(reports.get(&name), &new, &versions);
+        let touched = crate::nodes::reports::touched(reports.get(&name), &new, &versions);
         reports.insert(name, new);
         drop(reports);
         let ids: Vec<_> = match touched {
@@ -299,7 +299,7 @@ pub fn error_policy(p: Arc<SeccompProfile>, err: &Error, ctx: Arc<Context>) -> A
 /// What the profile controller is built from.
 pub struct Inputs {
     /// Where the loop proves it runs.
-    pub watchdog: Arc<crate::watchdog::Watchdog>,
+    pub watchdog: Arc<crate::runtime::watchdog::Watchdog>,
     /// The shared SeccompProfile store.
     pub profiles: Store<SeccompProfile>,
     /// A subscription to SeccompProfile events: what the controller reconciles.
@@ -309,19 +309,19 @@ pub struct Inputs {
     /// Pods by the profiles they use.
     pub index: Arc<RwLock<PodIndex>>,
     /// Profiles whose users changed.
-    pub pod_changes: crate::pod_watch::Changes,
+    pub pod_changes: crate::pods::watch::Changes,
     /// Event recorder.
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The node controller's settings.
-    pub nodes_cfg: crate::node_controller::Config,
+    pub nodes_cfg: crate::nodes::controller::Config,
     /// What tenants' profiles may use.
     pub policy: Arc<seccomp_profile::Policy>,
     /// Open while this replica leads.
-    pub gate: crate::leader::Gate,
+    pub gate: crate::runtime::leader::Gate,
     /// The runtime default recorded profiles are compared with.
-    pub runtime_default: Option<Arc<crate::runtime_default::RuntimeDefault>>,
+    pub runtime_default: Option<Arc<crate::profile::runtime_default::RuntimeDefault>>,
     /// What each node's agent reports: kept current here, read elsewhere too (the webhooks
     /// and the confinement counts read a node's `seccompDefault`).
     pub reports: Arc<RwLock<NodeReports>>,
@@ -372,7 +372,7 @@ pub async fn run(client: Client, inputs: Inputs) {
 
     // Which nodes count: every profile is reconciled again when that changes. Only the
     // leader counts nodes and taints them.
-    let liveness = Arc::new(crate::node_controller::Shared::default());
+    let liveness = Arc::new(crate::nodes::controller::Shared::default());
     let liveness_changes = liveness.changes();
     {
         let (client, nodes, liveness, gate) = (
@@ -383,13 +383,13 @@ pub async fn run(client: Client, inputs: Inputs) {
         );
         tokio::spawn(async move {
             gate.opened().await;
-            crate::node_controller::run(client, nodes_cfg, nodes, liveness, gate).await;
+            crate::nodes::controller::run(client, nodes_cfg, nodes, liveness, gate).await;
         });
     }
 
     let dependents = profiles.clone();
-    let denials = Arc::new(RwLock::new(crate::denials::DenialIndex::default()));
-    let denial_changes = crate::denials::watch(client.clone(), denials.clone());
+    let denials = Arc::new(RwLock::new(crate::profile::denials::DenialIndex::default()));
+    let denial_changes = crate::profile::denials::watch(client.clone(), denials.clone());
     let ctx = Arc::new(Context {
         denials,
         client,
@@ -411,7 +411,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         ))
         .reconcile_on(pod_changes.into_stream())
         .reconcile_on(denial_changes)
-        .reconcile_on(crate::watchdog::ticks())
+        .reconcile_on(crate::runtime::watchdog::ticks())
         .watches_stream(node_stream, triggers)
         .watches_shared_stream(base_events, move |changed: Arc<SeccompProfile>| {
             let ns = changed.namespace();

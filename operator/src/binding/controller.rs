@@ -3,7 +3,7 @@
 //! the binding changes, when its profile appears, changes or goes, and when the users of its
 //! profile change (a pod it bound started or ended); never polled.
 
-use crate::index::PodIndex;
+use crate::pods::index::PodIndex;
 use crate::{Error, Result};
 use crds::{ProfileBinding, ProfileBindingStatus, SeccompProfile};
 use futures::StreamExt;
@@ -24,7 +24,7 @@ pub struct Context {
     /// Pods by the binding that bound them.
     pub index: Arc<RwLock<PodIndex>>,
     /// Open while this replica leads.
-    pub gate: crate::leader::Gate,
+    pub gate: crate::runtime::leader::Gate,
 }
 
 /// The status `b` should have: `bound` live pods, its profile existing or not. The
@@ -98,7 +98,7 @@ pub async fn reconcile(b: Arc<ProfileBinding>, ctx: Arc<Context>) -> Result<Acti
         Api::<ProfileBinding>::namespaced(ctx.client.clone(), &ns)
             .patch_status(
                 &b.name_any(),
-                &PatchParams::apply(crate::profile_controller::MANAGER).force(),
+                &PatchParams::apply(crate::profile::controller::MANAGER).force(),
                 &Patch::Apply(&patch),
             )
             .await
@@ -137,11 +137,11 @@ pub struct Inputs {
     /// A subscription to SeccompProfile events.
     pub profile_events: ReflectHandle<SeccompProfile>,
     /// Profiles whose users changed.
-    pub pod_changes: crate::pod_watch::Changes,
+    pub pod_changes: crate::pods::watch::Changes,
     /// Open while this replica leads.
-    pub gate: crate::leader::Gate,
+    pub gate: crate::runtime::leader::Gate,
     /// Where the loop proves it runs.
-    pub watchdog: Arc<crate::watchdog::Watchdog>,
+    pub watchdog: Arc<crate::runtime::watchdog::Watchdog>,
 }
 
 /// Run the controller until shutdown.
@@ -174,7 +174,7 @@ pub async fn run(
     Controller::for_shared_stream(events, bindings)
         .reconcile_all_on(gate.became_leader())
         .reconcile_on(pod_triggers)
-        .reconcile_on(crate::watchdog::ticks())
+        .reconcile_on(crate::runtime::watchdog::ticks())
         .watches_shared_stream(profile_events, move |p: Arc<SeccompProfile>| {
             let ns = p.namespace().unwrap_or_default();
             bindings_of(&by_profile, &ns, &p.name_any())

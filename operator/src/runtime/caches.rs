@@ -4,7 +4,7 @@
 //!
 //! Subscriptions exert backpressure (a full subscriber buffer holds the watch), so every
 //! subscriber is polled from process start on every replica: the controllers run everywhere
-//! and do work only while their replica leads (see [`crate::leader`]).
+//! and do work only while their replica leads (see [`crate::runtime::leader`]).
 
 use crds::{ProfileBinding, ProfileRecording, SeccompProfile};
 use futures::StreamExt;

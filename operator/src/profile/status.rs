@@ -1,8 +1,8 @@
 //! A SeccompProfile's status, computed from what is observed: its spec, the profiles it builds
 //! on, the node agents' reports and the pods that use it. Pure: tested without an API server.
 
-use crate::node_liveness::Liveness;
-use crate::node_reports::OnNode;
+use crate::nodes::liveness::Liveness;
+use crate::nodes::reports::OnNode;
 use crds::{NodeCounts, ProfilePhase, SeccompProfile, SeccompProfileStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
@@ -20,9 +20,9 @@ pub struct Observed<'a> {
     /// Finds the profiles of its namespace by name (for base resolution).
     pub namespace_profiles: &'a dyn ProfileLookup,
     /// Every node's report.
-    pub reports: &'a crate::node_reports::NodeReports,
+    pub reports: &'a crate::nodes::reports::NodeReports,
     /// The version at which the profile's spec, or a base's, last changed (see
-    /// [`crate::node_reports::SpecVersions`]).
+    /// [`crate::nodes::reports::SpecVersions`]).
     pub spec_version: u64,
     /// Which nodes count, and their architectures.
     pub live: &'a Liveness,
@@ -33,7 +33,7 @@ pub struct Observed<'a> {
     /// What tenants' profiles may use.
     pub policy: &'a seccomp_profile::Policy,
     /// The runtime's default profile recorded profiles are compared with, if configured.
-    pub runtime_default: Option<&'a crate::runtime_default::RuntimeDefault>,
+    pub runtime_default: Option<&'a crate::profile::runtime_default::RuntimeDefault>,
     /// What the node agents reported it refused recently (`status.denials`).
     pub denials: Vec<crds::DeniedSyscall>,
 }
@@ -198,7 +198,7 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
         if p.labels().contains_key(crds::LABEL_RECORDING) {
             status
                 .conditions
-                .push(crate::runtime_default::condition(doc, reference));
+                .push(crate::profile::runtime_default::condition(doc, reference));
         }
     }
     status
@@ -282,8 +282,8 @@ mod tests {
             } else {
                 l.absent.insert(
                     n.name_any(),
-                    crate::node_liveness::Absent {
-                        reason: crate::node_liveness::Reason::AgentSilent,
+                    crate::nodes::liveness::Absent {
+                        reason: crate::nodes::liveness::Reason::AgentSilent,
                         since: None,
                     },
                 );
@@ -310,12 +310,12 @@ mod tests {
     ) -> SeccompProfileStatus {
         let ns = BTreeMap::from([("web".to_string(), p.spec.profile.clone())]);
         let live = liveness(nodes);
-        let reports: crate::node_reports::NodeReports = nodes
+        let reports: crate::nodes::reports::NodeReports = nodes
             .iter()
             .map(|n| {
                 (
                     n.name_any(),
-                    crate::node_reports::NodeReport::from_status(n.status.as_ref().unwrap()),
+                    crate::nodes::reports::NodeReport::from_status(n.status.as_ref().unwrap()),
                 )
             })
             .collect();
@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn recorded_profiles_are_compared_with_the_runtime_default() {
-        let reference = crate::runtime_default::RuntimeDefault {
+        let reference = crate::profile::runtime_default::RuntimeDefault {
             source: "docker".into(),
             document: serde_json::from_value(serde_json::json!({
                 "defaultAction": "SCMP_ACT_ERRNO",
@@ -364,7 +364,7 @@ mod tests {
             })
             .conditions
             .into_iter()
-            .find(|c| c.type_ == crate::runtime_default::CONDITION)
+            .find(|c| c.type_ == crate::profile::runtime_default::CONDITION)
         };
         let mut p = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
             "syscalls": [{"names": ["read", "mount"], "action": "SCMP_ACT_ALLOW"}]}));

@@ -1,8 +1,8 @@
 //! The operator's servers: the HTTPS admission webhook server and the plain HTTP
 //! `/healthz`, `/readyz`, `/metrics` server.
 
-use crate::certificates::Resolver;
-use crate::metrics::Metrics;
+use crate::runtime::metrics::Metrics;
+use crate::webhook::certificates::Resolver;
 use crate::webhook::{self, ClusterView};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -84,7 +84,7 @@ fn respond(
 
 /// The install gate: decided from the caches; a refusal is checked again against the API
 /// server (the cache may trail a profile that just became Installed); an admission holds the
-/// pod's profiles ([`crate::admission_hold`]) before it is answered, except on a dry run. A pod
+/// pod's profiles ([`crate::webhook::hold`]) before it is answered, except on a dry run. A pod
 /// created with the scheduling gate is admitted, and its existing profiles held (best effort).
 async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
     let started = std::time::Instant::now();
@@ -128,7 +128,7 @@ async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
     respond("gate", state, &req, resp, started)
 }
 
-/// [`crate::admission_hold::hold`] within the API server's 5 s webhook timeout, with room to
+/// [`crate::webhook::hold::hold`] within the API server's 5 s webhook timeout, with room to
 /// answer.
 async fn hold_in_time(
     client: &kube::Client,
@@ -137,7 +137,7 @@ async fn hold_in_time(
 ) -> Result<(), String> {
     tokio::time::timeout(
         std::time::Duration::from_secs(3),
-        crate::admission_hold::hold(client, state.view.as_ref(), ids),
+        crate::webhook::hold::hold(client, state.view.as_ref(), ids),
     )
     .await
     .unwrap_or_else(|_| Err("holding the pod's profiles took too long; retry".into()))
@@ -291,12 +291,12 @@ pub async fn serve_tls(
     }
 }
 
-/// `/healthz` (fails while a controller loop is stuck: [`crate::watchdog`]), `/readyz`
+/// `/healthz` (fails while a controller loop is stuck: [`crate::runtime::watchdog`]), `/readyz`
 /// (after the webhook certificate and caches are ready, until SIGTERM), `/metrics`.
 pub fn health_router(
     ready: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
-    watchdog: Arc<crate::watchdog::Watchdog>,
+    watchdog: Arc<crate::runtime::watchdog::Watchdog>,
 ) -> Router {
     Router::new()
         .route(
@@ -304,8 +304,10 @@ pub fn health_router(
             get(move || {
                 let watchdog = watchdog.clone();
                 async move {
-                    match watchdog.check(tokio::time::Instant::now(), crate::watchdog::STALE_AFTER)
-                    {
+                    match watchdog.check(
+                        tokio::time::Instant::now(),
+                        crate::runtime::watchdog::STALE_AFTER,
+                    ) {
                         Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
                         Err(e) => {
                             tracing::error!(error = %e, "unhealthy");

@@ -1,0 +1,3 @@
+//! The `ProfileBinding` controller: the status of each binding.
+
+pub mod controller;

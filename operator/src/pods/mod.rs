@@ -1,0 +1,7 @@
+//! Pods: the seccomp profiles each uses (index and watch), their confinement report, and
+//! lifting the scheduling gate once their profiles are installed.
+
+pub mod confinement;
+pub mod index;
+pub mod ungate;
+pub mod watch;

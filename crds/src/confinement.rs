@@ -404,6 +404,59 @@ pub fn containers(pod: &Pod, node: NodeDefault) -> Vec<ContainerConfinement> {
         .collect()
 }
 
+/// Containers of one namespace by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Under a Localhost profile (the operator's or another file).
+    pub localhost: u32,
+    /// Under the runtime's default profile.
+    pub runtime_default: u32,
+    /// Explicitly `Unconfined`.
+    pub unconfined: u32,
+    /// Nothing set, on a node not known to run such containers under `RuntimeDefault`
+    /// (kubelet `seccompDefault`).
+    pub unset: u32,
+    /// May escalate privileges (`allowPrivilegeEscalation` not false, or privileged).
+    pub privilege_escalation: u32,
+}
+
+impl Counts {
+    /// Count a pod's containers (kinds as its spec sets them) on a node that does `node`.
+    pub fn add(&mut self, kinds: &[(Kind, bool)], node: NodeDefault) {
+        for (kind, escalates) in kinds {
+            *match kind.on(node) {
+                Kind::Localhost => &mut self.localhost,
+                Kind::RuntimeDefault => &mut self.runtime_default,
+                Kind::Unconfined => &mut self.unconfined,
+                Kind::Unset => &mut self.unset,
+            } += 1;
+            self.privilege_escalation += u32::from(*escalates);
+        }
+    }
+
+    /// By metric label (`seccomp`).
+    pub fn by_kind(&self) -> [(&'static str, u32); 4] {
+        [
+            ("localhost", self.localhost),
+            ("runtime-default", self.runtime_default),
+            ("unconfined", self.unconfined),
+            ("unset", self.unset),
+        ]
+    }
+
+    /// The ConfigMap's line for a namespace.
+    pub fn line(&self) -> String {
+        format!(
+            "localhost={} runtime-default={} unconfined={} unset={} privilege-escalation={}",
+            self.localhost,
+            self.runtime_default,
+            self.unconfined,
+            self.unset,
+            self.privilege_escalation
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

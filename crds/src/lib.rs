@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod confinement;
+pub mod events;
 pub mod localhost;
 
 pub use api::*;
@@ -119,6 +120,8 @@ pub fn selector_matches(
     parse_selector(sel).is_ok_and(|s| s.matches(labels))
 }
 
+/// The namespace label that turns the confinement policy on (`warn` or `enforce`).
+pub const LABEL_POLICY: &str = "seccomp-operator.dev/profile-policy";
 /// Label on profiles produced by a recording: the pod they were recorded from.
 pub const LABEL_POD: &str = "seccomp-operator.dev/pod";
 /// Label on the `SCMP_ACT_LOG` profile a `Logs` recording uses: the recording's name.

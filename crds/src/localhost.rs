@@ -53,10 +53,13 @@ pub fn clean(value: &str) -> Result<String, RefError> {
     Ok(parts.join("/"))
 }
 
+/// A profile of the operator's, by namespace and name.
+pub type ProfileId = (String, String);
+
 /// The operator profile (namespace, name) a value names: `Ok(None)` when it names a file
 /// outside the operator's directory (not the operator's business), an error when it cannot be
 /// accepted (see [`RefError`]).
-pub fn operator_profile(value: &str) -> Result<Option<(String, String)>, RefError> {
+pub fn operator_profile(value: &str) -> Result<Option<ProfileId>, RefError> {
     let cleaned = clean(value)?;
     let mut parts = cleaned.split('/');
     if parts.next() != Some(crate::LOCALHOST_DIR) {

@@ -25,6 +25,9 @@ impl ClusterView for View {
     fn pod(&self, _: &str, _: &str) -> Option<Arc<Pod>> {
         None
     }
+    fn node_default(&self, _: &str) -> crds::confinement::NodeDefault {
+        crds::confinement::NodeDefault::Unknown
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

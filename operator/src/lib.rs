@@ -1,8 +1,9 @@
 //! seccomp-operator's operator: the SeccompProfile, ProfileRecording and ProfileBinding
 //! controllers and the admission webhooks, grouped by what each part reconciles.
 
-// Layers, lowest first: a module imports only from its own layer or those below it
-// (`tests/layers.rs` checks this).
+// Layers, lowest first: runtime, nodes, pods, profile, binding, recording, webhook. A module
+// imports only from its own layer or those below it, and no two files import each other
+// (`tests/layers.rs` holds the order and checks both).
 pub mod binding;
 pub mod nodes;
 pub mod pods;

@@ -157,7 +157,8 @@ async fn main() -> anyhow::Result<()> {
 
     // Health and metrics.
     let watchdog = Arc::new(operator::runtime::watchdog::Watchdog::default());
-    let health = server::health_router(ready.clone(), metrics.clone(), watchdog.clone());
+    let health =
+        operator::runtime::health::health_router(ready.clone(), metrics.clone(), watchdog.clone());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let mut s = stop_rx.clone();
     tokio::spawn(async move {
@@ -169,8 +170,8 @@ async fn main() -> anyhow::Result<()> {
     });
 
     // One watch per kind, shared by the webhooks and the controllers.
-    let mut caches = operator::runtime::caches::start(&client, &args.namespace);
-    let profiles = caches.profiles.store.clone();
+    let caches = operator::runtime::caches::start(&client, &args.namespace);
+    let profiles = caches.profiles.clone();
     {
         let store = profiles.clone();
         metrics.count_phases_with(Box::new(move || {
@@ -187,8 +188,8 @@ async fn main() -> anyhow::Result<()> {
             by_phase
         }));
     }
-    let bindings = caches.bindings.store.clone();
-    let recordings = caches.recordings.store.clone();
+    let bindings = caches.bindings.clone();
+    let recordings = caches.recordings.clone();
     let agent_pods = caches.agent_pods.clone();
 
     // Webhook TLS.
@@ -279,7 +280,11 @@ async fn main() -> anyhow::Result<()> {
     .context("standing for leader election")?;
     let gate = leadership.gate();
     let index = Arc::new(RwLock::new(PodIndex::default()));
-    let pods = operator::pods::watch::start(client.clone(), index.clone(), recordings.clone());
+    let pods = operator::pods::watch::start(
+        operator::runtime::caches::pods(&client),
+        index.clone(),
+        recordings.clone(),
+    );
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -298,7 +303,7 @@ async fn main() -> anyhow::Result<()> {
             idx.confinement().per_namespace(&defaulting)
         }));
     }
-    tokio::spawn(operator::pods::confinement::run(
+    tokio::spawn(operator::pods::report::run(
         client.clone(),
         args.namespace.clone(),
         index.clone(),
@@ -306,18 +311,36 @@ async fn main() -> anyhow::Result<()> {
         recorder.clone(),
         gate.clone(),
     ));
+    // Node liveness: only the leader counts nodes and taints them.
+    let (report_store, report_events) = operator::runtime::caches::node_reports(&client);
+    let liveness = Arc::new(operator::nodes::controller::Shared::default());
+    {
+        let inputs = operator::nodes::controller::Inputs {
+            reports: report_store,
+            nodes: operator::runtime::caches::nodes(&client),
+            leases: operator::runtime::caches::agent_leases(&client, &args.namespace),
+        };
+        let cfg = operator::nodes::controller::Config {
+            namespace: args.namespace.clone(),
+            taint_nodes: args.taint_nodes,
+        };
+        let (client, liveness, gate) = (client.clone(), liveness.clone(), gate.clone());
+        tokio::spawn(async move {
+            gate.opened().await;
+            operator::nodes::controller::run(client, cfg, inputs, liveness, gate).await;
+        });
+    }
     let profile_inputs = profile::controller::Inputs {
         profiles: profiles.clone(),
-        events: caches.profiles.subscription(),
-        base_events: caches.profiles.subscription(),
+        events: caches.profile_events.controller,
+        base_events: caches.profile_events.bases,
         index: index.clone(),
         pod_changes: pods.subscribe(),
         recorder: recorder.clone(),
         metrics: metrics.clone(),
-        nodes_cfg: operator::nodes::controller::Config {
-            namespace: args.namespace.clone(),
-            taint_nodes: args.taint_nodes,
-        },
+        report_events,
+        liveness: liveness.clone(),
+        denial_events: operator::runtime::caches::syscall_denied(&client),
         policy: policy.clone(),
         gate: gate.clone(),
         runtime_default,
@@ -326,15 +349,15 @@ async fn main() -> anyhow::Result<()> {
     };
     let binding_inputs = binding::controller::Inputs {
         bindings: bindings.clone(),
-        events: caches.bindings.subscription(),
-        profile_events: caches.profiles.subscription(),
+        events: caches.binding_events,
+        profile_events: caches.profile_events.bindings,
         pod_changes: pods.subscribe(),
         gate: gate.clone(),
         watchdog: watchdog.clone(),
     };
     let ungate_inputs = operator::pods::ungate::Inputs {
         profiles: profiles.clone(),
-        profile_events: caches.profiles.subscription(),
+        profile_events: caches.profile_events.ungate,
         gated_pods: Box::pin(pods.gated_pods()),
         index: index.clone(),
         shared: shared.clone(),
@@ -352,9 +375,10 @@ async fn main() -> anyhow::Result<()> {
         );
         let rec_inputs = recording::Inputs {
             recordings,
-            events: caches.recordings.subscription(),
-            profile_events: caches.profiles.subscription(),
+            events: caches.recording_events,
+            profile_events: caches.profile_events.recordings,
             pod_changes: pods.recording_changes(),
+            reports: operator::runtime::caches::recording_reports(&client),
             recorder: recorder.clone(),
         };
         async move {

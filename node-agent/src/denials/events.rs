@@ -14,17 +14,9 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use std::collections::{BTreeMap, HashMap};
 
-/// The Events' reason.
-pub const REASON: &str = "SyscallDenied";
-/// `source.component` and `reportingComponent` of the Events: the operator only takes Events
-/// with this reporter into profiles' status.
-pub const COMPONENT: &str = "seccomp-operator.dev/node-recorder";
-/// Annotations on each Event, for tools: the syscall, the action and the container.
-pub const ANNOTATION_SYSCALL: &str = "seccomp-operator.dev/syscall";
-/// See [`ANNOTATION_SYSCALL`].
-pub const ANNOTATION_ACTION: &str = "seccomp-operator.dev/action";
-/// See [`ANNOTATION_SYSCALL`].
-pub const ANNOTATION_CONTAINER: &str = "seccomp-operator.dev/container";
+pub use crds::events::syscall_denied::{
+    ANNOTATION_ACTION, ANNOTATION_CONTAINER, ANNOTATION_SYSCALL, COMPONENT, REASON,
+};
 /// Names remembered (with the count they started from) before the memory is cleared; a
 /// forgotten name costs one more create (AlreadyExists) and a read.
 const MAX_KNOWN: usize = 8192;

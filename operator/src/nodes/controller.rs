@@ -5,13 +5,13 @@
 //! written without one).
 
 use crate::nodes::liveness::{evaluate, LeaseTracker, Liveness};
-use crds::{SeccompNodeStatus, LABEL_AGENT_NODE, TAINT_AGENT_NOT_READY};
+use crate::runtime::caches::Events;
+use crds::{SeccompNodeStatus, TAINT_AGENT_NOT_READY};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Taint};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use seccomp_profile::Arch;
 use std::sync::{Arc, RwLock};
@@ -83,58 +83,54 @@ impl Shared {
     }
 }
 
+/// What the node controller reads: the node reports, the Nodes and the agents' Leases, each
+/// a store with its watch's events ([`crate::runtime::caches`]).
+pub struct Inputs {
+    /// The nodes' reports.
+    pub reports: Store<SeccompNodeStatus>,
+    /// The cluster's Nodes.
+    pub nodes: (Store<Node>, Events<Node>),
+    /// The agents' heartbeat Leases.
+    pub leases: (Store<Lease>, Events<Lease>),
+}
+
 /// Run until the process ends.
 pub async fn run(
     client: Client,
     cfg: Config,
-    reports: Store<SeccompNodeStatus>,
+    inputs: Inputs,
     shared: Arc<Shared>,
     gate: crate::runtime::leader::Gate,
 ) {
+    let Inputs {
+        reports,
+        nodes: (nodes, node_events),
+        leases: (leases, lease_events),
+    } = inputs;
     let wake = Arc::new(Notify::new());
-    let (nodes, nw) = reflector::store::<Node>();
-    let (leases, lw) = reflector::store::<Lease>();
     let w = wake.clone();
-    tokio::spawn(
-        reflector::reflector(
-            nw,
-            watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .touched_objects()
-        .for_each(move |_| {
-            w.notify_one();
-            async {}
-        }),
-    );
+    tokio::spawn(node_events.for_each(move |_| {
+        w.notify_one();
+        async {}
+    }));
     let w = wake.clone();
     // Set when the Lease watch recovers from failures: heartbeats missed meanwhile were not
     // seen, not necessarily not sent ([`LeaseTracker::forgive`]).
     let recovered = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let r = recovered.clone();
     let mut failing = false;
-    tokio::spawn(
-        reflector::reflector(
-            lw,
-            watcher(
-                Api::<Lease>::namespaced(client.clone(), &cfg.namespace),
-                watcher::Config::default().labels(LABEL_AGENT_NODE),
-            ),
-        )
-        .default_backoff()
-        .for_each(move |ev| {
-            match ev {
-                Err(_) => failing = true,
-                Ok(_) if failing => {
-                    failing = false;
-                    r.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-                Ok(_) => {}
+    tokio::spawn(lease_events.for_each(move |ev| {
+        match ev {
+            Err(_) => failing = true,
+            Ok(_) if failing => {
+                failing = false;
+                r.store(true, std::sync::atomic::Ordering::SeqCst);
             }
-            w.notify_one();
-            async {}
-        }),
-    );
+            Ok(_) => {}
+        }
+        w.notify_one();
+        async {}
+    }));
     let _ = nodes.wait_until_ready().await;
     let _ = leases.wait_until_ready().await;
     let _ = reports.wait_until_ready().await;

@@ -13,7 +13,7 @@
 //! entering or leaving `truncatedNamespaces`. A new node or a change of `truncated` touches
 //! every profile (rare, and the node's liveness change does the same).
 
-use crate::pods::index::ProfileId;
+use crds::localhost::ProfileId;
 use crds::SeccompNodeStatusStatus;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

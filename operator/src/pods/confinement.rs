@@ -2,7 +2,7 @@
 //! profile, `RuntimeDefault`, `Unconfined` or nothing at all, and how many may escalate
 //! privileges — kept from the operator's pod watch (the same decision per container as the
 //! policy webhook, [`crds::confinement`]). Pure, tested without an API server; the loop that
-//! publishes it is [`run`].
+//! publishes it is [`crate::pods::report::run`].
 //!
 //! Every container of a live pod counts: init containers, native sidecars (init containers
 //! with `restartPolicy: Always`), containers and ephemeral containers. A legacy seccomp
@@ -27,8 +27,8 @@
 //!   namespace labelled `seccomp-operator.dev/profile-policy=warn` (the admission warning only
 //!   reaches whoever created the pod; the Event stays with the pod).
 
-use crate::pods::index::{is_live, pod_key};
-use crds::confinement::{containers, Kind, NodeDefault};
+use crate::pods::references::{is_live, pod_key};
+use crds::confinement::{containers, Counts, Kind, NodeDefault};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -51,59 +51,6 @@ const MAX_VIOLATIONS_KEPT: usize = 10;
 /// A pod first seen later than this after its creation gets no Event (a restarted operator
 /// relisting every pod must not warn about all of them again).
 const NEW_POD_AGE: i64 = 120;
-
-/// Containers of one namespace by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Under a Localhost profile (the operator's or another file).
-    pub localhost: u32,
-    /// Under the runtime's default profile.
-    pub runtime_default: u32,
-    /// Explicitly `Unconfined`.
-    pub unconfined: u32,
-    /// Nothing set, on a node not known to run such containers under `RuntimeDefault`
-    /// (kubelet `seccompDefault`).
-    pub unset: u32,
-    /// May escalate privileges (`allowPrivilegeEscalation` not false, or privileged).
-    pub privilege_escalation: u32,
-}
-
-impl Counts {
-    /// Count a pod's containers (kinds as its spec sets them) on a node that does `node`.
-    fn add(&mut self, kinds: &[(Kind, bool)], node: NodeDefault) {
-        for (kind, escalates) in kinds {
-            *match kind.on(node) {
-                Kind::Localhost => &mut self.localhost,
-                Kind::RuntimeDefault => &mut self.runtime_default,
-                Kind::Unconfined => &mut self.unconfined,
-                Kind::Unset => &mut self.unset,
-            } += 1;
-            self.privilege_escalation += u32::from(*escalates);
-        }
-    }
-
-    /// By metric label (`seccomp`).
-    pub fn by_kind(&self) -> [(&'static str, u32); 4] {
-        [
-            ("localhost", self.localhost),
-            ("runtime-default", self.runtime_default),
-            ("unconfined", self.unconfined),
-            ("unset", self.unset),
-        ]
-    }
-
-    /// The ConfigMap's line for a namespace.
-    pub fn line(&self) -> String {
-        format!(
-            "localhost={} runtime-default={} unconfined={} unset={} privilege-escalation={}",
-            self.localhost,
-            self.runtime_default,
-            self.unconfined,
-            self.unset,
-            self.privilege_escalation
-        )
-    }
-}
 
 /// A new pod that breaks the policy: where, and why (one sentence per container).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,113 +190,6 @@ pub fn configmap_data(per_namespace: &BTreeMap<String, Counts>) -> BTreeMap<Stri
     }
     out.extend(listed.into_iter().map(|(ns, c)| (ns.clone(), c.line())));
     out
-}
-
-/// Publish, while this replica leads: the ConfigMap when the counts changed, and an
-/// `UnconfinedContainer` Event on each new policy-breaking pod of a `warn` namespace.
-pub async fn run(
-    client: kube::Client,
-    namespace: String,
-    index: std::sync::Arc<std::sync::RwLock<crate::pods::index::PodIndex>>,
-    reports: std::sync::Arc<std::sync::RwLock<crate::nodes::reports::NodeReports>>,
-    recorder: kube::runtime::events::Recorder,
-    gate: crate::runtime::leader::Gate,
-) {
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-    use kube::api::{Patch, PatchParams};
-    let configmaps: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &namespace);
-    let namespaces: kube::Api<Namespace> = kube::Api::all(client);
-    let mut written: Option<BTreeMap<String, String>> = None;
-    let mut tick = tokio::time::interval(PERIOD);
-    loop {
-        tick.tick().await;
-        // One lock at a time (never the reports' inside the index's).
-        let defaulting = crate::nodes::reports::seccomp_default_nodes(
-            &reports.read().unwrap_or_else(|p| p.into_inner()),
-        );
-        let (data, new) = {
-            let mut idx = index.write().unwrap_or_else(|p| p.into_inner());
-            let t = idx.confinement_mut();
-            (
-                configmap_data(&t.per_namespace(&defaulting)),
-                t.take_new(MAX_EVENTS_PER_PERIOD),
-            )
-        };
-        if !gate.leads() {
-            written = None;
-            continue;
-        }
-        if written.as_ref() != Some(&data) {
-            let cm = serde_json::json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": CONFIGMAP, "namespace": namespace},
-                "data": data,
-            });
-            match configmaps
-                .patch(
-                    CONFIGMAP,
-                    &PatchParams::apply("seccomp-operator").force(),
-                    &Patch::Apply(&cm),
-                )
-                .await
-            {
-                Ok(_) => written = Some(data),
-                Err(e) => {
-                    tracing::warn!(error = %e, "writing the confinement ConfigMap failed; retrying")
-                }
-            }
-        }
-        // Events only in warn namespaces: one read of each namespace concerned per period.
-        let mut modes: HashMap<String, bool> = HashMap::new();
-        for v in new {
-            let warn = match modes.get(&v.namespace) {
-                Some(w) => *w,
-                None => {
-                    let w = namespaces
-                        .get_opt(&v.namespace)
-                        .await
-                        .ok()
-                        .flatten()
-                        .is_some_and(|n| {
-                            n.labels()
-                                .get(crate::webhook::policy::LABEL_POLICY)
-                                .map(String::as_str)
-                                == Some("warn")
-                        });
-                    modes.insert(v.namespace.clone(), w);
-                    w
-                }
-            };
-            if !warn {
-                continue;
-            }
-            let reference = k8s_openapi::api::core::v1::ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                namespace: Some(v.namespace.clone()),
-                name: Some(v.name.clone()),
-                uid: Some(v.uid.clone()),
-                ..Default::default()
-            };
-            let ev = kube::runtime::events::Event {
-                type_: kube::runtime::events::EventType::Warning,
-                reason: "UnconfinedContainer".into(),
-                note: Some(seccomp_profile::limits::truncate(
-                    &format!(
-                        "seccomp-operator profile policy (namespace labelled {}=warn): {}",
-                        crate::webhook::policy::LABEL_POLICY,
-                        v.violations.join("; ")
-                    ),
-                    1024,
-                )),
-                action: "Admit".into(),
-                secondary: None,
-            };
-            if let Err(e) = recorder.publish(&ev, &reference).await {
-                tracing::warn!(error = %e, pod = %format!("{}/{}", v.namespace, v.name), "publishing an UnconfinedContainer event failed");
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,5 +3,7 @@
 
 pub mod confinement;
 pub mod index;
+pub mod references;
+pub mod report;
 pub mod ungate;
 pub mod watch;

@@ -12,7 +12,8 @@
 //! gate's position, and removes that one entry: nothing else of the pod changes (a
 //! ValidatingAdmissionPolicy in `config/` holds the operator's account to exactly that).
 
-use crate::pods::index::{GatedPod, PodIndex, ProfileId};
+use crate::pods::index::{GatedPod, PodIndex};
+use crate::pods::references::ProfileId;
 use crate::runtime::leader::Gate;
 use crds::{
     ProfilePhase, SeccompProfile, FINALIZER_IN_USE, REASON_WAITING_FOR_PROFILE, SCHEDULING_GATE,

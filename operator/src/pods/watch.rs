@@ -5,13 +5,13 @@
 //! tells the recording controller which recordings select a pod that changed, so that a
 //! container that runs for a moment still enters the recording's ledger.
 
-use crate::pods::index::{PodIndex, ProfileId};
+use crate::pods::index::PodIndex;
+use crate::pods::references::ProfileId;
 use crds::{ProfileRecording, SeccompProfile};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client};
+use kube::runtime::watcher;
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
@@ -20,10 +20,10 @@ use tokio::sync::broadcast;
 /// requeues; see [`Changes`]).
 const BUFFER: usize = 16 * 1024;
 
-/// Start the watch; `index` is kept current from it; `recordings` says which recordings a
-/// changed pod concerns.
+/// Follow the pod watch ([`crate::runtime::caches::pods`]); `index` is kept current from it;
+/// `recordings` says which recordings a changed pod concerns.
 pub fn start(
-    client: Client,
+    events: crate::runtime::caches::Events<Pod>,
     index: Arc<RwLock<PodIndex>>,
     recordings: Store<ProfileRecording>,
 ) -> Publisher {
@@ -33,38 +33,31 @@ pub fn start(
     let sender = tx.clone();
     let rec_sender = rec_tx.clone();
     let gated_sender = gated_tx.clone();
-    tokio::spawn(
-        watcher(
-            Api::<Pod>::all(client),
-            watcher::Config::default().any_semantic(),
-        )
-        .default_backoff()
-        .for_each(move |ev| {
-            if let Ok(watcher::Event::Apply(p) | watcher::Event::Delete(p)) = &ev {
-                for r in selecting(&recordings, p) {
-                    let _ = rec_sender.send(r);
-                }
+    tokio::spawn(events.for_each(move |ev| {
+        if let Ok(watcher::Event::Apply(p) | watcher::Event::Delete(p)) = &ev {
+            for r in selecting(&recordings, p) {
+                let _ = rec_sender.send(r);
             }
-            // Told after the index has the pod.
-            let gated = match &ev {
-                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))
-                    if crds::has_scheduling_gate(p) =>
-                {
-                    Some(crate::pods::index::pod_key(p))
-                }
-                _ => None,
-            };
-            let changed = apply(&index, ev);
-            if let Some(k) = gated {
-                let _ = gated_sender.send(k);
+        }
+        // Told after the index has the pod.
+        let gated = match &ev {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))
+                if crds::has_scheduling_gate(p) =>
+            {
+                Some(crate::pods::references::pod_key(p))
             }
-            for id in changed {
-                // No subscriber yet is fine: they reconcile everything when they start.
-                let _ = sender.send(id);
-            }
-            async {}
-        }),
-    );
+            _ => None,
+        };
+        let changed = apply(&index, ev);
+        if let Some(k) = gated {
+            let _ = gated_sender.send(k);
+        }
+        for id in changed {
+            // No subscriber yet is fine: they reconcile everything when they start.
+            let _ = sender.send(id);
+        }
+        async {}
+    }));
     Publisher {
         tx,
         rec_tx,

@@ -2,7 +2,8 @@
 //! events, and the `in-use` finalizer held exactly while pods use the profile.
 
 use crate::nodes::reports::{NodeReport, NodeReports, SpecVersions, Touched};
-use crate::pods::index::{PodIndex, ProfileId};
+use crate::pods::index::PodIndex;
+use crate::pods::references::ProfileId;
 use crate::profile::status::{compute, with_transition_times, Observed};
 use crate::runtime::metrics::Metrics;
 use crate::{Error, Result};
@@ -12,8 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder};
-use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -82,7 +82,7 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     // install gate admitted a pod for it (that pod may not be in the index yet): a delete
     // waits for them and completes as soon as the last one is gone; a profile nobody uses is
     // never held up longer, even with the operator down.
-    let admission_hold = crate::webhook::hold::hold_left(&p, k8s_openapi::jiff::Timestamp::now());
+    let admission_hold = crate::profile::hold::hold_left(&p, k8s_openapi::jiff::Timestamp::now());
     let want_finalizer = !users.is_empty() || admission_hold.is_some();
     if want_finalizer != has_finalizer && !(deleting && want_finalizer) {
         set_finalizer(&api, &p, want_finalizer).await?;
@@ -314,8 +314,13 @@ pub struct Inputs {
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// The node controller's settings.
-    pub nodes_cfg: crate::nodes::controller::Config,
+    /// Each node report as it changes ([`crate::runtime::caches::node_reports`]).
+    pub report_events: crate::runtime::caches::Touched<SeccompNodeStatus>,
+    /// Which nodes count (the node controller's; every profile is reconciled again when that
+    /// changes).
+    pub liveness: Arc<crate::nodes::controller::Shared>,
+    /// The node recorders' `SyscallDenied` Events ([`crate::runtime::caches::syscall_denied`]).
+    pub denial_events: crate::runtime::caches::Events<k8s_openapi::api::core::v1::Event>,
     /// What tenants' profiles may use.
     pub policy: Arc<seccomp_profile::Policy>,
     /// Open while this replica leads.
@@ -337,7 +342,9 @@ pub async fn run(client: Client, inputs: Inputs) {
         pod_changes,
         recorder,
         metrics,
-        nodes_cfg,
+        report_events,
+        liveness,
+        denial_events,
         policy,
         gate,
         runtime_default,
@@ -355,41 +362,13 @@ pub async fn run(client: Client, inputs: Inputs) {
             .debounce(DEBOUNCE),
     );
 
-    // Node reports: a store (node liveness reads it) and, per report change, the profiles it
-    // moved (see node_reports).
-    let (nodes, node_writer) = reflector::store();
-    let node_stream = reflector::reflector(
-        node_writer,
-        watcher(
-            Api::<SeccompNodeStatus>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
     let versions = Arc::new(Mutex::new(SpecVersions::default()));
     let triggers = node_triggers(reports.clone(), versions.clone(), profiles.clone());
-
-    // Which nodes count: every profile is reconciled again when that changes. Only the
-    // leader counts nodes and taints them.
-    let liveness = Arc::new(crate::nodes::controller::Shared::default());
     let liveness_changes = liveness.changes();
-    {
-        let (client, nodes, liveness, gate) = (
-            client.clone(),
-            nodes.clone(),
-            liveness.clone(),
-            gate.clone(),
-        );
-        tokio::spawn(async move {
-            gate.opened().await;
-            crate::nodes::controller::run(client, nodes_cfg, nodes, liveness, gate).await;
-        });
-    }
 
     let dependents = profiles.clone();
     let denials = Arc::new(RwLock::new(crate::profile::denials::DenialIndex::default()));
-    let denial_changes = crate::profile::denials::watch(client.clone(), denials.clone());
+    let denial_changes = crate::profile::denials::follow(denial_events, denials.clone());
     let ctx = Arc::new(Context {
         denials,
         client,
@@ -412,7 +391,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         .reconcile_on(pod_changes.into_stream())
         .reconcile_on(denial_changes)
         .reconcile_on(crate::runtime::watchdog::ticks())
-        .watches_stream(node_stream, triggers)
+        .watches_stream(report_events, triggers)
         .watches_shared_stream(base_events, move |changed: Arc<SeccompProfile>| {
             let ns = changed.namespace();
             let name = changed.name_any();

@@ -1,6 +1,6 @@
 //! Which syscalls each profile refused recently, kept from the node agents' `SyscallDenied`
 //! Events for the profile's `status.denials`. Pure index, tested without an API server; the
-//! watch that feeds it is [`watch`].
+//! loop that feeds it is [`follow`].
 //!
 //! Trust: an Event counts only when its reporter is the node recorder
 //! ([`COMPONENT`]) and the profile it relates to is in the Event's own namespace. Anyone
@@ -9,17 +9,15 @@
 //! information, never a decision. Bounded: at most [`MAX_EVENTS_PER_PROFILE`] Events per
 //! profile and [`MAX_PROFILES`] profiles are held.
 
-use crate::pods::index::ProfileId;
+use crds::localhost::ProfileId;
 use crds::{DeniedSyscall, SeccompProfile, MAX_STATUS_DENIALS};
 use k8s_openapi::api::core::v1::Event;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use std::collections::{BTreeMap, HashMap};
 
-/// The reason of the node agents' Events.
-pub const REASON: &str = "SyscallDenied";
-/// The node recorder's `reportingComponent`.
-pub const COMPONENT: &str = "seccomp-operator.dev/node-recorder";
+use crds::events::syscall_denied::{ANNOTATION_ACTION, ANNOTATION_SYSCALL, COMPONENT, REASON};
+
 /// Events held per profile (the most recently seen).
 pub const MAX_EVENTS_PER_PROFILE: usize = 256;
 /// Profiles with denials held at once.
@@ -66,8 +64,8 @@ fn read(ev: &Event) -> Option<(ProfileId, Entry)> {
     }
     let name = related.name.clone()?;
     let a = ev.annotations();
-    let syscall = a.get("seccomp-operator.dev/syscall")?;
-    let action = a.get("seccomp-operator.dev/action")?;
+    let syscall = a.get(ANNOTATION_SYSCALL)?;
+    let action = a.get(ANNOTATION_ACTION)?;
     Some((
         (ns, name),
         Entry {
@@ -176,36 +174,34 @@ impl DenialIndex {
     }
 }
 
-/// Watch the node recorders' Events into `index`, sending each profile whose summary changed.
-pub fn watch(
-    client: kube::Client,
+/// Keep `index` from the node recorders' Events ([`crate::runtime::caches::syscall_denied`]),
+/// sending each profile whose summary changed.
+pub fn follow(
+    events: crate::runtime::caches::Events<Event>,
     index: std::sync::Arc<std::sync::RwLock<DenialIndex>>,
 ) -> impl futures::Stream<Item = ObjectRef<SeccompProfile>> + Send + 'static {
     use futures::StreamExt;
-    use kube::runtime::{watcher, WatchStreamExt};
-    let cfg = watcher::Config::default().fields(&format!("reason={REASON}"));
-    watcher(kube::Api::<Event>::all(client), cfg)
-        .default_backoff()
-        .flat_map(move |ev| {
-            let mut idx = index.write().unwrap_or_else(|p| p.into_inner());
-            let changed: Vec<ProfileId> = match ev {
-                Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) => {
-                    idx.apply(&e).into_iter().collect()
-                }
-                Ok(watcher::Event::Delete(e)) => idx.delete(&e).into_iter().collect(),
-                Ok(watcher::Event::Init) => idx.clear(),
-                Ok(watcher::Event::InitDone) => Vec::new(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "watching SyscallDenied events failed; retrying");
-                    Vec::new()
-                }
-            };
-            futures::stream::iter(
-                changed
-                    .into_iter()
-                    .map(|(ns, name)| ObjectRef::new(&name).within(&ns)),
-            )
-        })
+    use kube::runtime::watcher;
+    events.flat_map(move |ev| {
+        let mut idx = index.write().unwrap_or_else(|p| p.into_inner());
+        let changed: Vec<ProfileId> = match ev {
+            Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) => {
+                idx.apply(&e).into_iter().collect()
+            }
+            Ok(watcher::Event::Delete(e)) => idx.delete(&e).into_iter().collect(),
+            Ok(watcher::Event::Init) => idx.clear(),
+            Ok(watcher::Event::InitDone) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "watching SyscallDenied events failed; retrying");
+                Vec::new()
+            }
+        };
+        futures::stream::iter(
+            changed
+                .into_iter()
+                .map(|(ns, name)| ObjectRef::new(&name).within(&ns)),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -3,5 +3,6 @@
 
 pub mod controller;
 pub mod denials;
+pub mod hold;
 pub mod runtime_default;
 pub mod status;

@@ -39,7 +39,6 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
-use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -95,6 +94,8 @@ pub struct Inputs<S> {
     pub profile_events: ReflectHandle<SeccompProfile>,
     /// Recordings that select a pod that changed ([`crate::pods::watch`]).
     pub pod_changes: S,
+    /// The recorders' reports as they change ([`crate::runtime::caches::recording_reports`]).
+    pub reports: crate::runtime::caches::Touched<RecordingReport>,
     /// Publishes Events.
     pub recorder: kube::runtime::events::Recorder,
 }
@@ -387,7 +388,7 @@ async fn apply(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Action
         .items;
     let active: Vec<String> = matching
         .iter()
-        .filter(|p| crate::pods::index::is_live(p) && p.metadata.deletion_timestamp.is_none())
+        .filter(|p| crate::pods::references::is_live(p) && p.metadata.deletion_timestamp.is_none())
         .filter(|p| rec.selects_pod(p))
         .map(|p| p.name_any())
         .collect();
@@ -564,7 +565,6 @@ pub async fn run<S>(
     S: futures::Stream<Item = ObjectRef<ProfileRecording>> + Send + 'static,
 {
     watchdog.beat("recordings");
-    let reports: Api<RecordingReport> = Api::all(client.clone());
     let ctx = Arc::new(Context {
         client,
         metrics,
@@ -578,7 +578,7 @@ pub async fn run<S>(
         // A selected pod changed: its containers enter the ledger.
         .reconcile_on(inputs.pod_changes)
         // A report changed: take it in.
-        .watches(reports, watcher::Config::default(), |r: RecordingReport| {
+        .watches_stream(inputs.reports, |r: RecordingReport| {
             let ns = r.namespace()?;
             Some(ObjectRef::new(&r.spec.recording).within(&ns))
         })

@@ -1,14 +1,25 @@
-//! The operator's watches: one per kind per process. Each kind is watched once into a shared
-//! reflector (kube's `store_shared`): the webhooks read its store, and every controller that
-//! reacts to the kind gets its own subscription to the same event stream.
+//! Every watch of the operator starts here, once per kind per process, and main starts them
+//! all; the controllers only consume what these return.
 //!
-//! Subscriptions exert backpressure (a full subscriber buffer holds the watch), so every
-//! subscriber is polled from process start on every replica: the controllers run everywhere
-//! and do work only while their replica leads (see [`crate::runtime::leader`]).
+//! The kinds that several parts read (profiles, bindings, recordings) are watched once into a
+//! shared reflector (kube's `store_shared`): the webhooks read its store, and every consumer
+//! that reacts to the kind has its own named subscription to the same event stream, so adding
+//! a consumer is adding a field. Subscriptions exert backpressure (a full subscriber buffer
+//! holds the watch), so every subscriber is polled from process start on every replica: the
+//! controllers run everywhere and do work only while their replica leads (see
+//! [`crate::runtime::leader`]).
+//!
+//! The other watches have one consumer each: pods (the pod index), node reports, nodes and the
+//! agents' heartbeat Leases (node liveness), the node recorders' `SyscallDenied` Events, and
+//! the recorders' `RecordingReport`s.
 
-use crds::{ProfileBinding, ProfileRecording, SeccompProfile};
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use crds::{
+    ProfileBinding, ProfileRecording, RecordingReport, SeccompNodeStatus, SeccompProfile,
+    LABEL_AGENT_NODE,
+};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
@@ -16,17 +27,19 @@ use kube::{Api, Client};
 /// Events a subscriber may fall behind before the watch waits for it.
 const BUFFER: usize = 4096;
 
-/// A shared watch: its store and the subscriptions handed out at start.
-pub struct Shared<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + 'static,
-{
-    /// The store every reader shares.
-    pub store: Store<K>,
-    subs: Vec<ReflectHandle<K>>,
-}
+/// A watch's events, as the watcher yields them (with backoff on failures).
+pub type Events<K> =
+    std::pin::Pin<Box<dyn Stream<Item = watcher::Result<watcher::Event<K>>> + Send>>;
 
-impl<K> Shared<K>
+/// Objects a reflector applied or deleted, as they change.
+pub type Touched<K> = std::pin::Pin<Box<dyn Stream<Item = watcher::Result<K>> + Send>>;
+
+/// Watch `api` once into a shared store, subscribed by `subscribe` before the watch starts.
+fn shared<K, S>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    subscribe: impl FnOnce(&dyn Fn() -> ReflectHandle<K>) -> S,
+) -> (Store<K>, S)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -36,32 +49,20 @@ where
         + Sync
         + 'static,
 {
-    /// Watch `api` once, with `subscribers` subscriptions to its events.
-    fn start(api: Api<K>, cfg: watcher::Config, subscribers: usize) -> Self {
-        let (store, writer) = reflector::store_shared::<K>(BUFFER);
-        let subs = (0..subscribers)
-            .map(|_| writer.subscribe().expect("a shared store has subscribers"))
-            .collect();
-        tokio::spawn(
-            watcher(api, cfg)
-                .default_backoff()
-                .modify(forget_unread)
-                .reflect_shared(writer)
-                .for_each(|ev| async move {
-                    if let Err(e) = ev {
-                        tracing::warn!(error = %e, "watch failed; retrying");
-                    }
-                }),
-        );
-        Shared { store, subs }
-    }
-
-    /// One of the subscriptions made at start (each is handed out once).
-    pub fn subscription(&mut self) -> ReflectHandle<K> {
-        self.subs
-            .pop()
-            .expect("every subscriber was counted when the watch started")
-    }
+    let (store, writer) = reflector::store_shared::<K>(BUFFER);
+    let subs = subscribe(&|| writer.subscribe().expect("a shared store has subscribers"));
+    tokio::spawn(
+        watcher(api, cfg)
+            .default_backoff()
+            .modify(forget_unread)
+            .reflect_shared(writer)
+            .for_each(|ev| async move {
+                if let Err(e) = ev {
+                    tracing::warn!(error = %e, "watch failed; retrying");
+                }
+            }),
+    );
+    (store, subs)
 }
 
 /// Drop what the operator never reads before the store keeps an object: `managedFields` (an
@@ -75,36 +76,61 @@ fn forget_unread<K: kube::Resource>(o: &mut K) {
     }
 }
 
-/// Every shared watch of the operator.
+/// The consumers of SeccompProfile events, one subscription each.
+pub struct ProfileSubscriptions {
+    /// The profile controller: what it reconciles.
+    pub controller: ReflectHandle<SeccompProfile>,
+    /// The profile controller again: a change of a base profile reconciles those built on it.
+    pub bases: ReflectHandle<SeccompProfile>,
+    /// The binding controller (a binding's profile appeared or changed).
+    pub bindings: ReflectHandle<SeccompProfile>,
+    /// The ungating controller (a profile became Installed).
+    pub ungate: ReflectHandle<SeccompProfile>,
+    /// The recording controller (its merged profiles).
+    pub recordings: ReflectHandle<SeccompProfile>,
+}
+
+/// The shared watches: stores for every reader, subscriptions for the controllers.
 pub struct Caches {
-    /// SeccompProfiles: the webhooks; the profile controller, its base-profile trigger, the
-    /// recording controller, the binding controller and the ungating controller subscribe.
-    pub profiles: Shared<SeccompProfile>,
-    /// ProfileBindings: the binding webhook; the binding controller.
-    pub bindings: Shared<ProfileBinding>,
-    /// ProfileRecordings: the binding webhook; the recording controller.
-    pub recordings: Shared<ProfileRecording>,
+    /// SeccompProfiles (the webhooks, the controllers).
+    pub profiles: Store<SeccompProfile>,
+    /// Their subscribers.
+    pub profile_events: ProfileSubscriptions,
+    /// ProfileBindings (the binding webhook).
+    pub bindings: Store<ProfileBinding>,
+    /// The binding controller's subscription.
+    pub binding_events: ReflectHandle<ProfileBinding>,
+    /// ProfileRecordings (the binding webhook).
+    pub recordings: Store<ProfileRecording>,
+    /// The recording controller's subscription.
+    pub recording_events: ReflectHandle<ProfileRecording>,
     /// The node agents' and recorders' pods (in the operator's namespace): who may write
     /// which node's objects.
     pub agent_pods: Store<Pod>,
 }
 
-/// Start every shared watch.
+/// Start the shared watches.
 pub fn start(client: &Client, namespace: &str) -> Caches {
-    let profiles = Shared::start(
+    let (profiles, profile_events) = shared(
         Api::<SeccompProfile>::all(client.clone()),
         watcher::Config::default().any_semantic(),
-        5,
+        |sub| ProfileSubscriptions {
+            controller: sub(),
+            bases: sub(),
+            bindings: sub(),
+            ungate: sub(),
+            recordings: sub(),
+        },
     );
-    let bindings = Shared::start(
+    let (bindings, binding_events) = shared(
         Api::<ProfileBinding>::all(client.clone()),
         watcher::Config::default(),
-        1,
+        |sub| sub(),
     );
-    let recordings = Shared::start(
+    let (recordings, recording_events) = shared(
         Api::<ProfileRecording>::all(client.clone()),
         watcher::Config::default(),
-        1,
+        |sub| sub(),
     );
     let (agent_pods, writer) = reflector::store::<Pod>();
     tokio::spawn(
@@ -121,8 +147,86 @@ pub fn start(client: &Client, namespace: &str) -> Caches {
     );
     Caches {
         profiles,
+        profile_events,
         bindings,
+        binding_events,
         recordings,
+        recording_events,
         agent_pods,
     }
+}
+
+/// Every pod of the cluster (the pod index; [`crate::pods::watch`]).
+pub fn pods(client: &Client) -> Events<Pod> {
+    watcher(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .boxed()
+}
+
+/// The nodes' reports, into a store (node liveness reads it), with each report as it changes
+/// (the profile controller: the profiles it moved).
+pub fn node_reports(client: &Client) -> (Store<SeccompNodeStatus>, Touched<SeccompNodeStatus>) {
+    let (store, writer) = reflector::store();
+    let touched = reflector::reflector(
+        writer,
+        watcher(
+            Api::<SeccompNodeStatus>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects()
+    .boxed();
+    (store, touched)
+}
+
+/// The cluster's Nodes, into a store, with each event (node liveness).
+pub fn nodes(client: &Client) -> (Store<Node>, Events<Node>) {
+    let (store, writer) = reflector::store();
+    let events = reflector::reflector(
+        writer,
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .boxed();
+    (store, events)
+}
+
+/// The node agents' heartbeat Leases in the operator's namespace, into a store, with each
+/// event (node liveness).
+pub fn agent_leases(client: &Client, namespace: &str) -> (Store<Lease>, Events<Lease>) {
+    let (store, writer) = reflector::store();
+    let events = reflector::reflector(
+        writer,
+        watcher(
+            Api::<Lease>::namespaced(client.clone(), namespace),
+            watcher::Config::default().labels(LABEL_AGENT_NODE),
+        ),
+    )
+    .default_backoff()
+    .boxed();
+    (store, events)
+}
+
+/// The node recorders' `SyscallDenied` Events, cluster-wide (a profile's `status.denials`).
+pub fn syscall_denied(client: &Client) -> Events<Event> {
+    let cfg = watcher::Config::default()
+        .fields(&format!("reason={}", crds::events::syscall_denied::REASON));
+    watcher(Api::<Event>::all(client.clone()), cfg)
+        .default_backoff()
+        .boxed()
+}
+
+/// The node recorders' reports, cluster-wide, as they change (the recording controller).
+pub fn recording_reports(client: &Client) -> Touched<RecordingReport> {
+    watcher(
+        Api::<RecordingReport>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .boxed()
 }

@@ -18,7 +18,7 @@ pub type PhaseCounter = Box<dyn Fn() -> BTreeMap<String, i64> + Send + Sync>;
 pub type ExpirySource = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 /// Containers by kind per namespace ([`crate::pods::confinement`]), read at every scrape.
 pub type ConfinementCounter =
-    Box<dyn Fn() -> BTreeMap<String, crate::pods::confinement::Counts> + Send + Sync>;
+    Box<dyn Fn() -> BTreeMap<String, crds::confinement::Counts> + Send + Sync>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConfinementLabel {
@@ -354,7 +354,7 @@ mod tests {
         let m = Metrics::default();
         let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::from([(
             "shop".to_owned(),
-            crate::pods::confinement::Counts {
+            crds::confinement::Counts {
                 unset: 2,
                 runtime_default: 1,
                 privilege_escalation: 3,

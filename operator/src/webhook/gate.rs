@@ -13,7 +13,7 @@
 //! profile.
 
 use super::{checked_pod, old_pod_of, operator_references, Annotations, ClusterView};
-use crate::pods::index::{references, ProfileId};
+use crate::pods::references::{references, ProfileId};
 use crds::ProfilePhase;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::DynamicObject;
@@ -27,11 +27,11 @@ fn added_references(
     req: &AdmissionRequest<DynamicObject>,
     shared: &BTreeSet<String>,
     problems: &mut Vec<String>,
-) -> Result<Vec<(crate::pods::index::Reference, ProfileId)>, Box<AdmissionResponse>> {
+) -> Result<Vec<(crate::pods::references::Reference, ProfileId)>, Box<AdmissionResponse>> {
     let pod = checked_pod(req)?;
     // An UPDATE is held to the gate only for what it adds (an ephemeral container: the other
     // fields cannot change): what the pod already used was checked when it came.
-    let before: BTreeSet<crate::pods::index::Reference> = match old_pod_of(req) {
+    let before: BTreeSet<crate::pods::references::Reference> = match old_pod_of(req) {
         Some(Ok(old)) => references(&old).into_iter().collect(),
         _ => BTreeSet::new(),
     };

@@ -39,7 +39,7 @@ pub use gate::{add_gate, gate, gated_profiles};
 pub use isolation::isolation;
 pub use profile::profile;
 
-use crate::pods::index::{parse_localhost, references};
+use crate::pods::references::{parse_localhost, references};
 use crds::{ProfileBinding, ProfileRecording, SeccompProfile};
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -230,7 +230,10 @@ pub(crate) fn operator_references(
     pod: &Pod,
     annotations: Annotations,
     problems: &mut Vec<String>,
-) -> Vec<(crate::pods::index::Reference, crate::pods::index::ProfileId)> {
+) -> Vec<(
+    crate::pods::references::Reference,
+    crate::pods::references::ProfileId,
+)> {
     references(pod)
         .into_iter()
         .filter(|r| r.in_effect || annotations == Annotations::Include)

@@ -25,8 +25,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
 
-/// The namespace label that turns the policy on.
-pub const LABEL_POLICY: &str = "seccomp-operator.dev/profile-policy";
+pub use crds::LABEL_POLICY;
 /// Warnings sent with one answer at most (kubectl prints each); the rest are counted.
 const MAX_WARNINGS: usize = 20;
 

@@ -1,5 +1,5 @@
-//! The operator's servers: the HTTPS admission webhook server and the plain HTTP
-//! `/healthz`, `/readyz`, `/metrics` server.
+//! The HTTPS admission webhook server: a route per webhook, each answering from the caches
+//! (and, for the install gate, a few live reads and the hold).
 
 use crate::runtime::metrics::Metrics;
 use crate::webhook::certificates::Resolver;
@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -16,7 +16,6 @@ use kube::core::admission::AdmissionResponse;
 use kube::core::DynamicObject;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What the webhook handlers share.
@@ -107,7 +106,9 @@ async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
             })
             .collect();
         if resp.allowed && !req.dry_run && !ids.is_empty() {
-            if let Err(why) = hold_in_time(client, state, ids).await {
+            if let Err(why) =
+                crate::webhook::hold::hold_in_time(client, state.view.as_ref(), ids).await
+            {
                 tracing::info!(namespace = ?req.namespace, name = ?req.name, reason = %why, "a gated pod's profiles were not held at admission; the pod index holds them once it sees the pod");
             }
         }
@@ -120,27 +121,14 @@ async fn gate_answer(state: &WebhookState, body: &[u8]) -> Response {
             resp = webhook::gate(&req, &live, &state.shared);
         }
         if resp.allowed && !req.dry_run && !ids.is_empty() {
-            if let Err(why) = hold_in_time(client, state, ids).await {
+            if let Err(why) =
+                crate::webhook::hold::hold_in_time(client, state.view.as_ref(), ids).await
+            {
                 resp = resp.deny(format!("seccomp-operator install gate: {why}"));
             }
         }
     }
     respond("gate", state, &req, resp, started)
-}
-
-/// [`crate::webhook::hold::hold`] within the API server's 5 s webhook timeout, with room to
-/// answer.
-async fn hold_in_time(
-    client: &kube::Client,
-    state: &WebhookState,
-    ids: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), String> {
-    tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        crate::webhook::hold::hold(client, state.view.as_ref(), ids),
-    )
-    .await
-    .unwrap_or_else(|_| Err("holding the pod's profiles took too long; retry".into()))
 }
 
 /// The caches, with some profiles read from the API server just now.
@@ -289,60 +277,4 @@ pub async fn serve_tls(
             }
         });
     }
-}
-
-/// `/healthz` (fails while a controller loop is stuck: [`crate::runtime::watchdog`]), `/readyz`
-/// (after the webhook certificate and caches are ready, until SIGTERM), `/metrics`.
-pub fn health_router(
-    ready: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
-    watchdog: Arc<crate::runtime::watchdog::Watchdog>,
-) -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            get(move || {
-                let watchdog = watchdog.clone();
-                async move {
-                    match watchdog.check(
-                        tokio::time::Instant::now(),
-                        crate::runtime::watchdog::STALE_AFTER,
-                    ) {
-                        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
-                        Err(e) => {
-                            tracing::error!(error = %e, "unhealthy");
-                            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
-                        }
-                    }
-                }
-            }),
-        )
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    if ready.load(Ordering::SeqCst) {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-                    }
-                }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [(
-                            "content-type",
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        metrics.render(),
-                    )
-                }
-            }),
-        )
 }

@@ -134,7 +134,9 @@ impl CompileCache {
         if let Some(r) = self.results.get(hash) {
             return r.clone();
         }
-        let r = seccomp::compile(doc).map(|_| ()).map_err(|e| e.to_string());
+        let r = seccomp::compile(doc)
+            .map(|_| ())
+            .map_err(|e| error_chain(&e));
         if self.results.len() > 10_000 {
             self.results.clear();
         }
@@ -363,9 +365,32 @@ pub fn compute_part(
     out
 }
 
+/// `e` and every error under it, `outer: inner: ...`: a profile's status shows the message
+/// alone, and libseccomp's reason is the source of the filter's error. A cause whose text is
+/// already there is not repeated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_error_names_its_cause() {
+        let e = seccomp::CompileError::Export(std::io::Error::other("no space left"));
+        assert_eq!(error_chain(&e), "exporting the filter: no space left");
+    }
     use seccomp_profile::{parse_profile, EvalContext};
 
     fn spec(json: &str) -> ProfileSpec {

@@ -43,7 +43,7 @@ pub enum RecorderError {
     #[error("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing); the recorder needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
     NoBtf,
     /// Loading or attaching failed.
-    #[error("loading the eBPF recorder failed ({step}): {source}")]
+    #[error("loading the eBPF recorder failed ({step})")]
     Load {
         /// The step that failed.
         step: String,
@@ -52,7 +52,7 @@ pub enum RecorderError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A map operation failed.
-    #[error("eBPF map `{map}`: {source}")]
+    #[error("eBPF map `{map}`")]
     Map {
         /// The map.
         map: &'static str,

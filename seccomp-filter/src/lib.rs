@@ -1,6 +1,8 @@
 //! The libseccomp boundary of seccomp-operator: everything that turns a profile document into a
 //! kernel filter, and syscall names into numbers and back, lives here (and only here).
 
+#![forbid(unsafe_code)]
+
 use libseccomp::{
     error::SeccompError, ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext,
     ScmpSyscall,
@@ -11,7 +13,7 @@ use seccomp_profile::{Action, Arch, Flag, Op, SeccompDocument, SyscallTable};
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     /// libseccomp refused a part of the document.
-    #[error("{field}: libseccomp refused it: {source}")]
+    #[error("{field}: libseccomp refused it")]
     Refused {
         /// The field of the document, e.g. `syscalls[3].names[0]`.
         field: String,
@@ -20,10 +22,10 @@ pub enum CompileError {
         source: SeccompError,
     },
     /// Exporting the filter failed.
-    #[error("exporting the filter: {0}")]
+    #[error("exporting the filter")]
     Export(#[source] std::io::Error),
     /// Loading the filter into the kernel failed.
-    #[error("loading the filter into the kernel failed: {0}")]
+    #[error("loading the filter into the kernel failed")]
     Load(#[source] SeccompError),
 }
 

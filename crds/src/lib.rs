@@ -6,9 +6,11 @@
 //! The profile document model they carry is the `seccomp-profile` crate.
 
 pub mod api;
+pub mod apply;
 pub mod confinement;
 pub mod events;
 pub mod localhost;
+pub mod reference;
 
 pub use api::*;
 
@@ -100,6 +102,11 @@ pub fn crd_yaml() -> Vec<(String, String)> {
             (file, yaml)
         })
         .collect()
+}
+
+/// The API reference page (`docs/api.md`): every field of every CRD.
+pub fn api_reference() -> String {
+    reference::markdown(&crds())
 }
 
 /// A Kubernetes label selector as kube's [`kube::core::Selector`], or why it is invalid (an

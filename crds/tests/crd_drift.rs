@@ -18,6 +18,16 @@ fn committed_crds_match_the_types() {
 }
 
 #[test]
+fn committed_api_reference_matches_the_types() {
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/api.md");
+    let committed = std::fs::read_to_string(page).unwrap_or_default();
+    assert!(
+        committed == crds::api_reference(),
+        "docs/api.md out of date; run hack/update-crds.sh and commit the result"
+    );
+}
+
+#[test]
 fn crds_have_the_fixed_names() {
     let crds = crds::crds();
     let names: Vec<(String, String, Vec<String>)> = crds

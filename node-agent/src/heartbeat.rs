@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Field manager of the agent's writes.
-const MANAGER: &str = "seccomp-node-agent";
+const MANAGER: &str = crds::apply::NODE_AGENT;
 
 /// Why an owner reference to the node could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +111,7 @@ pub async fn run(
             match node_owner(&client, &node).await {
                 Ok(o) => owner = Some(o),
                 Err(e) => {
-                    tracing::warn!(error = %e, "reading the Node for the heartbeat Lease failed; retrying")
+                    tracing::warn!(error = %crate::error_chain(&e), "reading the Node for the heartbeat Lease failed; retrying")
                 }
             }
         }

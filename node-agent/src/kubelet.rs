@@ -57,7 +57,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigzError {
     /// The body is not JSON.
-    #[error("the answer is not JSON: {0}")]
+    #[error("the answer is not JSON")]
     NotJson(#[source] serde_json::Error),
     /// No `kubeletconfig` object.
     #[error("the answer has no \"kubeletconfig\" object")]
@@ -90,7 +90,7 @@ pub enum KubeletError {
     #[error("the node's IP is not known (set NODE_IP from the downward API, status.hostIP)")]
     NoNodeIp,
     /// The kubelet's URL is not a URL.
-    #[error("{url} is not a URL: {source}")]
+    #[error("{url} is not a URL")]
     Url {
         /// The kubelet's URL.
         url: String,
@@ -99,7 +99,7 @@ pub enum KubeletError {
         source: http::uri::InvalidUri,
     },
     /// The client for the kubelet could not be built.
-    #[error("a client for {url}: {source}")]
+    #[error("a client for {url}")]
     Client {
         /// The kubelet's URL.
         url: String,
@@ -108,7 +108,7 @@ pub enum KubeletError {
         source: kube::Error,
     },
     /// The request failed or was refused.
-    #[error("GET {url}/configz: {source}")]
+    #[error("GET {url}/configz")]
     Request {
         /// The kubelet's URL.
         url: String,
@@ -123,7 +123,7 @@ pub enum KubeletError {
         url: String,
     },
     /// The answer did not say.
-    #[error("GET {url}/configz: {source}")]
+    #[error("GET {url}/configz")]
     Configz {
         /// The kubelet's URL.
         url: String,
@@ -199,7 +199,7 @@ pub fn settings(learnt: &Result<bool, KubeletError>) -> KubeletSettings {
         Err(e) => KubeletSettings {
             seccomp_default: None,
             reason: Some(seccomp_profile::limits::truncate(
-                &e.to_string(),
+                &crate::error_chain(e),
                 crds::nodestatus::MAX_NODE_MESSAGE_BYTES,
             )),
         },
@@ -224,7 +224,7 @@ pub async fn run(
                     tracing::info!(seccomp_default = on, "read the kubelet's seccompDefault")
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "the kubelet's seccompDefault is not known; unset containers on this node count as unset")
+                    tracing::warn!(error = %crate::error_chain(e), "the kubelet's seccompDefault is not known; unset containers on this node count as unset")
                 }
             }
             let _ = tx.send(Some(entry));

@@ -33,3 +33,46 @@ pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60)
 pub fn watch_config() -> kube::runtime::watcher::Config {
     kube::runtime::watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
 }
+
+/// `e` and every error under it, `outer: inner: ...`: for what shows an error without its
+/// chain (a status, an Event, a log field). The agent's errors name their cause only as their
+/// source; a cause whose text is already there (errors that print their source themselves)
+/// is not repeated.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let json = serde_json::from_str::<serde_json::Value>("<html>").unwrap_err();
+        let e = kubelet::KubeletError::Configz {
+            url: "https://10.0.0.1:10250".into(),
+            source: kubelet::ConfigzError::NotJson(json),
+        };
+        assert_eq!(e.to_string(), "GET https://10.0.0.1:10250/configz");
+        assert_eq!(
+            error_chain(&e),
+            "GET https://10.0.0.1:10250/configz: the answer is not JSON: expected value at line 1 column 1"
+        );
+        // A cause already printed by the error above it is not printed again.
+        let io = std::io::Error::other(kubelet::ConfigzError::NoKubeletConfig);
+        assert_eq!(
+            error_chain(&io),
+            "the answer has no \"kubeletconfig\" object"
+        );
+    }
+}

@@ -83,20 +83,9 @@ struct Args {
     /// profile may be missing. Off: such nodes are only left out of the counts.
     #[arg(long, env = "TAINT_NODES", default_value_t = true, action = clap::ArgAction::Set)]
     taint_nodes: bool,
-    /// Allow profiles with `listenerPath`/`SCMP_ACT_NOTIFY` (an admin decision: the runtime
-    /// connects, as root, to the socket the profile names). Keep equal to the agents'.
-    #[arg(long, env = "ALLOW_LISTENER_PATH", default_value_t = false, action = clap::ArgAction::Set)]
-    allow_listener_path: bool,
-    /// The filter flags profiles may set, comma-separated. Keep equal to the agents'.
-    #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = seccomp_profile::Policy::parse_flags)]
-    allowed_flags: BTreeSet<seccomp_profile::Flag>,
-    /// Profiles that set no flags are installed with `SECCOMP_FILTER_FLAG_LOG`, so that the
-    /// node agents see and report their denials. Keep equal to the agents'.
-    /// On by default (every supported runtime, runc 1.2+ and crun, applies `flags`; runc
-    /// before 1.2 refused every container whose profile had any). Kills are audited, and
-    /// reported, either way.
-    #[arg(long, env = "REPORT_DENIALS", default_value_t = true, action = clap::ArgAction::Set)]
-    report_denials: bool,
+    /// The profile policy (the node agents are given the same).
+    #[command(flatten)]
+    policy: seccomp_profile::PolicyArgs,
     /// The node agents' ServiceAccount (in the operator's namespace): its writes of node
     /// reports and heartbeats are held to the writer's own node.
     #[arg(long, default_value = "seccomp-node-agent")]
@@ -206,11 +195,7 @@ async fn main() -> anyhow::Result<()> {
         let r = resolver.clone();
         metrics.certificate_expiry_from(Box::new(move || r.not_after()));
     }
-    let policy = Arc::new(seccomp_profile::Policy {
-        allow_listener: args.allow_listener_path,
-        allowed_flags: args.allowed_flags.clone(),
-        report_denials: args.report_denials,
-    });
+    let policy = Arc::new(args.policy.policy());
     // A file that is there but unreadable is a configuration error: say so and stop, rather
     // than silently leave the check off.
     let runtime_default = operator::profile::runtime_default::load(&args.runtime_default_profile)

@@ -191,7 +191,8 @@ pub struct RecordedArgs {
     /// `personality`).
     #[schemars(length(max = 32))]
     pub syscall: String,
-    /// The distinct values seen (see the project's README for what each syscall's value is).
+    /// The distinct values seen (what each syscall's value is: the architecture page's "argument
+    /// rules").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_VALUES))]
     pub values: Vec<u64>,

@@ -12,6 +12,8 @@ pub mod limits;
 pub mod merge;
 pub mod parse;
 pub mod policy;
+#[cfg(feature = "cli")]
+pub mod policy_args;
 pub mod resolve;
 pub mod spec;
 pub mod types;
@@ -24,6 +26,8 @@ pub use error::{FieldError, MergeError, ProfileError, ResolveError};
 pub use merge::{diff, merge, ProfileDiff};
 pub use parse::{parse_profile, parse_value, EvalContext, ParsedProfile, SourceFormat};
 pub use policy::Policy;
+#[cfg(feature = "cli")]
+pub use policy_args::PolicyArgs;
 pub use resolve::{base_chain, resolve, ProfileLookup, BUILTIN_PREFIX, MAX_DEPTH};
 pub use spec::ProfileSpec;
 pub use types::{Action, Arch, Flag, Op};

@@ -49,19 +49,9 @@ struct Args {
     /// filter goes into every recorded profile.
     #[arg(long, env = "OCI_RUNTIME", value_enum, default_value = "runc")]
     oci_runtime: Runtime,
-    /// Install profiles with `listenerPath`/`SCMP_ACT_NOTIFY` (an admin decision: the runtime
-    /// connects, as root, to the socket the profile names). Keep equal to the operator's.
-    #[arg(long, env = "ALLOW_LISTENER_PATH", default_value_t = false, action = clap::ArgAction::Set)]
-    allow_listener_path: bool,
-    /// The filter flags profiles may set, comma-separated. Keep equal to the operator's.
-    #[arg(long, env = "ALLOWED_FLAGS", default_value = "SECCOMP_FILTER_FLAG_TSYNC,SECCOMP_FILTER_FLAG_LOG", value_parser = seccomp_profile::Policy::parse_flags)]
-    allowed_flags: std::collections::BTreeSet<seccomp_profile::Flag>,
-    /// Install profiles that set no flags with `SECCOMP_FILTER_FLAG_LOG`, so that their
-    /// refusals, not only their kills, are audited and reported. Keep equal to the operator's.
-    /// On by default (runc 1.2+ and crun apply `flags`; runc before 1.2 refused every
-    /// container whose profile had any). Kills are audited, and reported, either way.
-    #[arg(long, env = "REPORT_DENIALS", default_value_t = true, action = clap::ArgAction::Set)]
-    report_denials: bool,
+    /// The profile policy (the operator is given the same).
+    #[command(flatten)]
+    policy: seccomp_profile::PolicyArgs,
     /// How long every sync may fail to write a file, or the watch of SeccompProfiles stay
     /// broken, before `/readyz` fails (e.g. `180s`, `5m`).
     #[arg(long, env = "UNREADY_AFTER", default_value = "180s", value_parser = humantime::parse_duration)]
@@ -142,11 +132,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let installer = if args.install {
         let mut installer = Installer::new(root.clone())
             .with_context(|| format!("reading {}", root.dir().display()))?;
-        installer.set_policy(seccomp_profile::Policy {
-            allow_listener: args.allow_listener_path,
-            allowed_flags: args.allowed_flags.clone(),
-            report_denials: args.report_denials,
-        });
+        installer.set_policy(args.policy.policy());
         Some(installer)
     } else {
         None
@@ -179,7 +165,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // (no BTF, no privileges) the agent still installs profiles.
     if args.record {
         if let Err(e) = syscall_recorder::preflight() {
-            tracing::warn!(error = %e, "recordings will not work on this node");
+            tracing::warn!(error = %node_agent::error_chain(&e), "recordings will not work on this node");
         }
         let opts = node_agent::recording::Options {
             pin_root: (args.bpf_pin_dir != "none").then(|| PathBuf::from(&args.bpf_pin_dir)),

@@ -26,7 +26,7 @@ use std::time::Duration;
 /// The label every simulated Node carries (the benchmark deletes them by it).
 const SIMULATED: &str = "seccomp-operator.dev/simulated";
 /// Field manager of the simulator's writes to Nodes and their Leases.
-const MANAGER: &str = "seccomp-sim-nodes";
+const MANAGER: &str = crds::apply::SIM_NODES;
 
 #[derive(Parser)]
 #[command(about = "Simulated nodes running the node agent's install loop (benchmarks only)")]
@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
             {
-                tracing::error!(node = %n, error = %e, "install loop ended");
+                tracing::error!(node = %n, error = %node_agent::error_chain(&e), "install loop ended");
             }
         });
     }
@@ -228,11 +228,11 @@ async fn keep_ready(client: Client, names: Vec<String>) {
         tokio::time::sleep(Duration::from_secs(10)).await;
         for n in &names {
             if let Err(e) = renew(&client, n).await {
-                tracing::warn!(node = %n, error = %e, "renewing the node Lease failed");
+                tracing::warn!(node = %n, error = %format_args!("{e:#}"), "renewing the node Lease failed");
             }
             if round % 6 == 5 {
                 if let Err(e) = set_ready(&api, n).await {
-                    tracing::warn!(node = %n, error = %e, "posting the node status failed");
+                    tracing::warn!(node = %n, error = %format_args!("{e:#}"), "posting the node status failed");
                 }
             }
         }

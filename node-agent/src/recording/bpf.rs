@@ -61,7 +61,7 @@ impl State {
                 return;
             };
             if let Err(e) = recorder.arm(armed) {
-                tracing::warn!(error = %e, "arming the recorder failed");
+                tracing::warn!(error = %crate::error_chain(&e), "arming the recorder failed");
             }
             let met = recorder.pending_records();
             unclaimed.retain_met(&met.iter().map(|(ns, _)| *ns).collect());
@@ -94,7 +94,7 @@ impl State {
                         match recorder.watch(ns) {
                             Ok(()) => {
                                 if let Err(e) = recorder.set_note(ns, &note) {
-                                    tracing::warn!(error = %e, "keeping the session note failed; an agent restart would drop this container");
+                                    tracing::warn!(error = %crate::error_chain(&e), "keeping the session note failed; an agent restart would drop this container");
                                 }
                                 let t = &session.target;
                                 tracing::info!(recording = %t.recording, pod = %t.pod, container = %t.container, mntns = ns, "recording container");
@@ -103,7 +103,7 @@ impl State {
                             }
                             Err(e) => {
                                 let t = &session.target;
-                                tracing::error!(recording = %t.recording, pod = %t.pod, container = %t.container, error = %e, "recording the container failed; it will be reported as not recorded");
+                                tracing::error!(recording = %t.recording, pod = %t.pod, container = %t.container, error = %crate::error_chain(&e), "recording the container failed; it will be reported as not recorded");
                             }
                         }
                     }

@@ -155,7 +155,7 @@ pub async fn run(client: Client, node_name: String, metrics: Arc<Metrics>, opts:
         let may_retry = load_failed_at.is_none_or(|t| t.elapsed() > LOAD_RETRY);
         if state.recorder.is_none() && (bpf_active || left_pinned) && may_retry {
             if let Err(e) = state.load_recorder(pins.as_deref()) {
-                tracing::warn!(error = %e, "a Bpf recording is active but the eBPF recorder cannot load");
+                tracing::warn!(error = %crate::error_chain(&e), "a Bpf recording is active but the eBPF recorder cannot load");
                 load_failed_at = Some(Instant::now());
             }
         }
@@ -252,7 +252,7 @@ impl State {
             return;
         };
         if let Err(e) = recorder.unpin() {
-            tracing::warn!(error = %e, "removing the recorder's pins failed");
+            tracing::warn!(error = %crate::error_chain(&e), "removing the recorder's pins failed");
         }
         // Its maps are gone: what was timed about their namespaces goes with them.
         self.unclaimed_ns.clear();
@@ -349,11 +349,11 @@ impl Reporter {
                 true
             }
             Err(e) if !e.retry() => {
-                tracing::error!(pod = %t.pod, container = %t.container, error = %e, "recorded container's report refused; dropped");
+                tracing::error!(pod = %t.pod, container = %t.container, error = %crate::error_chain(&e), "recorded container's report refused; dropped");
                 true
             }
             Err(e) => {
-                tracing::warn!(pod = %t.pod, container = %t.container, error = %e, "reporting the recorded container failed; retrying");
+                tracing::warn!(pod = %t.pod, container = %t.container, error = %crate::error_chain(&e), "reporting the recorded container failed; retrying");
                 false
             }
         }
@@ -365,7 +365,7 @@ impl Reporter {
     async fn announce(self, t: &Target, id: &str) {
         let e = report::entry(t, id, BTreeSet::new(), Vec::new(), self.runtime, false);
         if let Err(e) = report::submit(&self.client, &self.node, t, e).await {
-            tracing::debug!(pod = %t.pod, container = %t.container, error = %e, "announcing the recorded container failed");
+            tracing::debug!(pod = %t.pod, container = %t.container, error = %crate::error_chain(&e), "announcing the recorded container failed");
         }
     }
 }

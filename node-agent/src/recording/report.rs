@@ -14,7 +14,6 @@ use crds::{
     LABEL_RECORDING, MAX_REPORT_CONTAINERS,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use seccomp_profile::args::union_recorded;
 use seccomp_profile::builtin::OciRuntime;
@@ -23,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Field manager of the recorder's report writes.
-pub const MANAGER: &str = "seccomp-node-recorder";
+pub const MANAGER: &str = crds::apply::NODE_RECORDER;
 
 /// How long one report write may take before it is retried on a later turn: the recording
 /// loop must not hang on one write (a half-open connection would otherwise hold every
@@ -66,10 +65,10 @@ pub enum SubmitError {
     #[error("the report already lists {MAX_REPORT_CONTAINERS} containers the operator has not taken in yet")]
     Full,
     /// Retrying cannot help: the namespace is going away, or the object is refused.
-    #[error("the report was refused: {0}")]
+    #[error("the report was refused")]
     Refused(#[source] kube::Error),
     /// The API server did not answer, or failed; retried.
-    #[error("writing the report failed: {0}")]
+    #[error("writing the report failed")]
     Api(#[source] kube::Error),
     /// No answer within [`SUBMIT_TIMEOUT`]; retried.
     #[error("no answer within {SUBMIT_TIMEOUT:?}")]
@@ -172,18 +171,9 @@ async fn submit_inner(
         .iter()
         .find(|c| c.container_id == id)
         .map_or(0, |c| c.syscalls.len());
-    let mut obj = serde_json::to_value(report_object(t, node, containers))
-        .expect("a RecordingReport always serialises");
-    if let Some(m) = obj.as_object_mut() {
-        m.remove("status");
-    }
-    api.patch(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&obj),
-    )
-    .await
-    .map_err(classify)?;
+    crds::apply::apply_object(&api, MANAGER, &report_object(t, node, containers))
+        .await
+        .map_err(classify)?;
     Ok(count)
 }
 

@@ -5,10 +5,11 @@
 
 use crate::pods::index::PodIndex;
 use crate::{Error, Result};
+use crds::apply::{apply_status, OPERATOR};
 use crds::{ProfileBinding, ProfileBindingStatus, SeccompProfile};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Patch, PatchParams};
+
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
 use kube::{Api, Client, ResourceExt};
@@ -56,23 +57,20 @@ pub fn desired_status(b: &ProfileBinding, exists: bool, bound: u32) -> ProfileBi
             format!("SeccompProfile {ns}/{name} does not exist; pods it binds are rejected by the install gate"),
         )
     };
-    let prev = b
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let mut conditions = vec![Condition {
+        type_: "Ready".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: b.metadata.generation,
+        last_transition_time: now.clone(),
+    }];
+    let old = b.status.as_ref().map(|s| &s.conditions[..]).unwrap_or(&[]);
+    crate::runtime::conditions::carry_transition_times(&mut conditions, old, &now);
     ProfileBindingStatus {
         bound_pods: bound,
-        conditions: vec![Condition {
-            type_: "Ready".into(),
-            status: status.into(),
-            reason: reason.into(),
-            message,
-            observed_generation: b.metadata.generation,
-            last_transition_time: match prev {
-                Some(p) if p.status == status => p.last_transition_time.clone(),
-                _ => Time(k8s_openapi::jiff::Timestamp::now()),
-            },
-        }],
+        conditions,
     }
 }
 
@@ -94,13 +92,8 @@ pub async fn reconcile(b: Arc<ProfileBinding>, ctx: Arc<Context>) -> Result<Acti
         .is_some();
     let status = desired_status(&b, exists, bound);
     if b.status.as_ref() != Some(&status) {
-        let patch = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileBinding", "status": status});
-        Api::<ProfileBinding>::namespaced(ctx.client.clone(), &ns)
-            .patch_status(
-                &b.name_any(),
-                &PatchParams::apply(crate::profile::controller::MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
+        let api = Api::<ProfileBinding>::namespaced(ctx.client.clone(), &ns);
+        apply_status(&api, OPERATOR, &b.name_any(), &status)
             .await
             .map_err(Error::Kube)?;
     }

@@ -20,7 +20,6 @@ pub async fn run(
     gate: Gate,
 ) {
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-    use kube::api::{Patch, PatchParams};
     let configmaps: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &namespace);
     let namespaces: kube::Api<Namespace> = kube::Api::all(client);
     let mut written: Option<BTreeMap<String, String>> = None;
@@ -42,19 +41,16 @@ pub async fn run(
             continue;
         }
         if written.as_ref() != Some(&data) {
-            let cm = serde_json::json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": CONFIGMAP, "namespace": namespace},
-                "data": data,
-            });
-            match configmaps
-                .patch(
-                    CONFIGMAP,
-                    &PatchParams::apply("seccomp-operator").force(),
-                    &Patch::Apply(&cm),
-                )
-                .await
-            {
+            let cm = ConfigMap {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(CONFIGMAP.into()),
+                    namespace: Some(namespace.clone()),
+                    ..Default::default()
+                },
+                data: Some(data.clone()),
+                ..Default::default()
+            };
+            match crds::apply::apply_object(&configmaps, crds::apply::OPERATOR, &cm).await {
                 Ok(_) => written = Some(data),
                 Err(e) => {
                     tracing::warn!(error = %e, "writing the confinement ConfigMap failed; retrying")

@@ -7,6 +7,7 @@ use crate::pods::references::ProfileId;
 use crate::profile::status::{compute, with_transition_times, Observed};
 use crate::runtime::metrics::Metrics;
 use crate::{Error, Result};
+use crds::apply::{apply_status, OPERATOR};
 use crds::{SeccompNodeStatus, SeccompProfile, SeccompProfileStatus, FINALIZER_IN_USE};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -18,8 +19,6 @@ use kube::{Api, Client, Resource, ResourceExt};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// Field manager for server-side apply.
-pub const MANAGER: &str = "seccomp-operator";
 /// Reconcile requests for one profile arriving closer than this are one reconcile.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
 
@@ -129,18 +128,9 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let new = with_transition_times(computed, old, now);
     if old != Some(&new) {
-        let patch = serde_json::json!({
-            "apiVersion": "seccomp-operator.dev/v1alpha1",
-            "kind": "SeccompProfile",
-            "status": new,
-        });
-        api.patch_status(
-            &p.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::Kube)?;
+        apply_status(&api, OPERATOR, &p.name_any(), &new)
+            .await
+            .map_err(Error::Kube)?;
         // Pending (no node has the profile yet) is where every new profile starts: an Event
         // each would double the writes of a burst of new profiles and say nothing.
         if old.and_then(|o| o.phase) != new.phase && new.phase != Some(crds::ProfilePhase::Pending)

@@ -224,12 +224,9 @@ pub fn with_transition_times(
 ) -> SeccompProfileStatus {
     for c in &mut new.conditions {
         c.observed_generation = new.observed_generation;
-        let prev = old.and_then(|o| o.conditions.iter().find(|p| p.type_ == c.type_));
-        c.last_transition_time = match prev {
-            Some(p) if p.status == c.status => p.last_transition_time.clone(),
-            _ => now.clone(),
-        };
     }
+    let old = old.map(|o| &o.conditions[..]).unwrap_or(&[]);
+    crate::runtime::conditions::carry_transition_times(&mut new.conditions, old, &now);
     new
 }
 

@@ -37,18 +37,7 @@ pub fn binding_webhook_condition(
     }
 }
 
-/// Put `c` in `conditions`, keeping the transition time while its status holds.
-pub fn set_condition(conditions: &mut Vec<Condition>, mut c: Condition) {
-    match conditions.iter_mut().find(|o| o.type_ == c.type_) {
-        Some(old) => {
-            if old.status == c.status {
-                c.last_transition_time = old.last_transition_time.clone();
-            }
-            *old = c;
-        }
-        None => conditions.push(c),
-    }
-}
+pub use crate::runtime::conditions::set as set_condition;
 
 /// Condition type saying whether every selected container that ran was reported final by
 /// its node.

@@ -9,7 +9,6 @@ use crds::{
     recorded_profile_name, MergeStrategy, ProfileRecording, RecordedContainer, RecordingReport,
     SeccompProfile, SeccompProfileSpec, LABEL_CONTAINER, LABEL_PARTIAL, LABEL_POD, LABEL_RECORDING,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use seccomp_profile::{recorded_document, Arch, ArgClasses, SeccompDocument};
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,14 +61,9 @@ pub fn per_pod_profile(
     ]);
     if partial {
         labels.insert(LABEL_PARTIAL.to_owned(), "true".to_owned());
-        p.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: "seccomp-operator.dev/v1alpha1".into(),
-            kind: "ProfileRecording".into(),
-            name,
-            uid: rec.uid().ok_or(Error::MissingUid)?,
-            controller: Some(false),
-            block_owner_deletion: Some(false),
-        }]);
+        p.metadata.owner_references = Some(vec![
+            crds::apply::owner_reference(rec, false).ok_or(Error::MissingUid)?
+        ]);
     }
     p.metadata.labels = Some(labels);
     Ok(p)

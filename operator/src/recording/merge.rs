@@ -6,7 +6,7 @@ use crate::{Error, Result};
 use crds::{
     ProfileRecording, SeccompProfile, SeccompProfileSpec, LABEL_CONTAINER, LABEL_RECORDING,
 };
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
 use seccomp_profile::{merge, Arch};
 use std::collections::BTreeMap;
@@ -81,17 +81,9 @@ pub async fn merge_partials(
             (LABEL_RECORDING.to_owned(), name.clone()),
             (LABEL_CONTAINER.to_owned(), container.clone()),
         ]));
-        let mut v = serde_json::to_value(&obj).map_err(Error::Serialize)?;
-        if let Some(m) = v.as_object_mut() {
-            m.remove("status");
-        }
-        api.patch(
-            &target,
-            &PatchParams::apply(crate::profile::controller::MANAGER).force(),
-            &Patch::Apply(&v),
-        )
-        .await
-        .map_err(Error::Kube)?;
+        crds::apply::apply_object(&api, crds::apply::OPERATOR, &obj)
+            .await
+            .map_err(Error::Kube)?;
         tracing::info!(recording = %name, profile = %target, partials = ps.len(), "merged");
     }
     for p in parts {

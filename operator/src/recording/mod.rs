@@ -27,6 +27,7 @@ pub mod merge;
 use crate::runtime::metrics::Metrics;
 use crate::{Error, Result};
 use conditions::{binding_webhook_condition, reports_condition, set_condition};
+use crds::apply::{apply_object, apply_status, OPERATOR};
 use crds::{
     MergeStrategy, ProfileRecording, ProfileRecordingStatus, RecordingPhase, RecordingReport,
     RecordingReportStatus, SeccompProfile, SeccompProfileSpec, LABEL_AUDIT_LOG_FOR, LABEL_PARTIAL,
@@ -34,8 +35,7 @@ use crds::{
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
@@ -187,16 +187,8 @@ async fn take_in(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Inta
             .map(|s| &s.consumed[..])
             .unwrap_or(&[]);
         if consumed != now {
-            let status = serde_json::json!({
-                "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "RecordingReport",
-                "status": RecordingReportStatus { consumed },
-            });
-            reports
-                .patch_status(
-                    &report.name_any(),
-                    &PatchParams::apply(crate::profile::controller::MANAGER).force(),
-                    &Patch::Apply(&status),
-                )
+            let status = RecordingReportStatus { consumed };
+            apply_status(&reports, OPERATOR, &report.name_any(), &status)
                 .await
                 .map_err(Error::Kube)?;
         }
@@ -221,17 +213,7 @@ async fn take_in(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Inta
 
 /// Server-side apply of a profile the operator writes.
 async fn apply_profile(api: &Api<SeccompProfile>, p: &SeccompProfile) -> Result<()> {
-    let mut v = serde_json::to_value(p).map_err(Error::Serialize)?;
-    if let Some(m) = v.as_object_mut() {
-        m.remove("status");
-    }
-    api.patch(
-        &p.name_any(),
-        &PatchParams::apply(crate::profile::controller::MANAGER).force(),
-        &Patch::Apply(&v),
-    )
-    .await
-    .map_err(Error::Kube)?;
+    apply_object(api, OPERATOR, p).await.map_err(Error::Kube)?;
     Ok(())
 }
 
@@ -305,14 +287,9 @@ pub fn audit_log_profile(rec: &ProfileRecording) -> Result<SeccompProfile> {
         LABEL_AUDIT_LOG_FOR.to_owned(),
         name.clone(),
     )]));
-    p.metadata.owner_references = Some(vec![OwnerReference {
-        api_version: "seccomp-operator.dev/v1alpha1".into(),
-        kind: "ProfileRecording".into(),
-        name,
-        uid: rec.uid().ok_or(Error::MissingUid)?,
-        controller: Some(true),
-        block_owner_deletion: Some(false),
-    }]);
+    p.metadata.owner_references = Some(vec![
+        crds::apply::owner_reference(rec, true).ok_or(Error::MissingUid)?
+    ]);
     Ok(p)
 }
 
@@ -350,14 +327,9 @@ async fn write_status(
     status: &ProfileRecordingStatus,
 ) -> Result<()> {
     let api: Api<ProfileRecording> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "ProfileRecording", "status": status});
-    api.patch_status(
-        &rec.name_any(),
-        &PatchParams::apply(crate::profile::controller::MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
+    apply_status(&api, OPERATOR, &rec.name_any(), status)
+        .await
+        .map_err(Error::Kube)?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! `/healthz`, and the metrics. Imports nothing else of this crate.
 
 pub mod caches;
+pub mod conditions;
 pub mod health;
 pub mod leader;
 pub mod metrics;

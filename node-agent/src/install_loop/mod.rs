@@ -1,5 +1,5 @@
 //! Feeds the [`Installer`] from the cluster: a reflector over all SeccompProfiles, a debounced
-//! sync loop, and a batched status writer for this node's SeccompNodeStatus.
+//! sync loop, and a batched status writer for this node's SeccompNodeStatus (`status`).
 //!
 //! Safety rules:
 //! - nothing is synced before the first complete list (the reflector store is ready);
@@ -10,15 +10,17 @@
 //! The status also carries what the agent learnt of its kubelet ([`crate::kubelet`]), as it
 //! changes.
 
+mod status;
+
 use crate::metrics::Metrics;
-use crds::{KubeletSettings, SeccompNodeStatus, SeccompNodeStatusSpec, SeccompNodeStatusStatus};
+use crds::{KubeletSettings, SeccompNodeStatusStatus};
 use futures::StreamExt;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use profile_installer::compact::{self, StoredProfile};
 use profile_installer::desired::{Input, SpecRef};
 use profile_installer::{Installer, SyncReport};
+use status::status_writer;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -33,7 +35,7 @@ pub const RESYNC: Duration = Duration::from_secs(60);
 pub const RETRY: Duration = Duration::from_secs(5);
 
 /// Field manager name for server-side apply.
-pub const MANAGER: &str = "seccomp-node-agent";
+pub const MANAGER: &str = crds::apply::NODE_AGENT;
 /// Repairs told as Events per resync at most (every repair is counted in the metric and
 /// logged): a node whose files were all wiped must not flood the API server.
 pub const MAX_REPAIR_EVENTS: usize = 10;
@@ -42,16 +44,16 @@ pub const MAX_REPAIR_EVENTS: usize = 10;
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// The SeccompProfile watch ended before its first complete list.
-    #[error("the SeccompProfile watch ended before its first list: {0}")]
+    #[error("the SeccompProfile watch ended before its first list")]
     NeverListed(#[source] kube::runtime::reflector::store::WriterDropped),
     /// The node's status object cannot be owned by its Node.
-    #[error("owning the node's status object: {0}")]
+    #[error("owning the node's status object")]
     Owner(#[source] crate::heartbeat::OwnerError),
     /// The status object did not serialise.
-    #[error("serialising the node's status object: {0}")]
+    #[error("serialising the node's status object")]
     Serialize(#[source] serde_json::Error),
     /// The API server refused or failed.
-    #[error("writing the node's status object: {0}")]
+    #[error("writing the node's status object")]
     Kube(#[source] kube::Error),
     /// The loops' shared core permits were closed.
     #[error("the sync permits were closed")]
@@ -332,103 +334,6 @@ async fn tell_repairs(
             tracing::warn!(error = %e, profile = %format!("{}/{}", key.namespace, key.name), "publishing the repair event failed");
         }
     }
-}
-
-/// Writes the node's SeccompNodeStatus with server-side apply, at most once per
-/// [`STATUS_INTERVAL`], always the latest state (the sync's, with the kubelet's settings);
-/// retries failed writes.
-async fn status_writer(
-    client: Client,
-    node_name: String,
-    mut rx: watch::Receiver<Option<SeccompNodeStatusStatus>>,
-    mut kubelet: watch::Receiver<Option<KubeletSettings>>,
-) {
-    let api: Api<SeccompNodeStatus> = Api::all(client.clone());
-    let mut created = false;
-    let mut last_written: Option<SeccompNodeStatusStatus> = None;
-    let mut kubelet_open = true;
-    loop {
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { break },
-            r = kubelet.changed(), if kubelet_open => if r.is_err() {
-                // Nothing more will be learnt; what was is kept.
-                kubelet_open = false;
-            },
-        }
-        let Some(mut status) = rx.borrow_and_update().clone() else {
-            continue;
-        };
-        status.kubelet = kubelet.borrow_and_update().clone();
-        if last_written.as_ref() == Some(&status) {
-            continue;
-        }
-        if !created {
-            match ensure_object(&client, &api, &node_name).await {
-                Ok(()) => created = true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot create SeccompNodeStatus; retrying");
-                    tokio::time::sleep(STATUS_INTERVAL).await;
-                    rx.mark_changed();
-                    continue;
-                }
-            }
-        }
-        let patch = serde_json::json!({
-            "apiVersion": "seccomp-operator.dev/v1alpha1",
-            "kind": "SeccompNodeStatus",
-            "status": status,
-        });
-        match api
-            .patch_status(
-                &node_name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
-            Ok(_) => last_written = Some(status),
-            Err(e) => {
-                tracing::warn!(error = %e, "writing SeccompNodeStatus failed; retrying");
-                if matches!(&e, kube::Error::Api(s) if s.code == 404) {
-                    created = false;
-                }
-                rx.mark_changed();
-            }
-        }
-        tokio::time::sleep(STATUS_INTERVAL).await;
-    }
-}
-
-/// Create (or adopt) the node's SeccompNodeStatus, owned by the Node so it goes with it.
-/// The Node must be readable: an object without its owner would outlive a deleted node, so
-/// a failed GET is an error (retried), never a silent skip.
-async fn ensure_object(
-    client: &Client,
-    api: &Api<SeccompNodeStatus>,
-    node_name: &str,
-) -> Result<(), InstallError> {
-    let mut obj = SeccompNodeStatus::new(
-        node_name,
-        SeccompNodeStatusSpec {
-            node_name: node_name.to_owned(),
-        },
-    );
-    let owner = crate::heartbeat::node_owner(client, node_name)
-        .await
-        .map_err(InstallError::Owner)?;
-    obj.meta_mut().owner_references = Some(vec![owner]);
-    let mut value = serde_json::to_value(&obj).map_err(InstallError::Serialize)?;
-    if let Some(m) = value.as_object_mut() {
-        m.remove("status");
-    }
-    api.patch(
-        node_name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&value),
-    )
-    .await
-    .map_err(InstallError::Kube)?;
-    Ok(())
 }
 
 #[cfg(test)]

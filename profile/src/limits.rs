@@ -38,6 +38,12 @@ pub const MAX_CONTAINER_NAMES: usize = 64;
 /// Characters of an image reference a binding matches.
 pub const MAX_IMAGE_LEN: usize = 4096;
 
+/// Bytes of one file (or standard input) the CLI reads profiles from: room for a `kubectl get
+/// -o yaml` dump of [`MAX_DOCUMENTS`] large profiles, and a bound on what a parser is handed.
+pub const MAX_INPUT_BYTES: usize = 32 << 20;
+/// Objects one input may hold: YAML documents, and the items of `List`s, counted together.
+pub const MAX_DOCUMENTS: usize = 1000;
+
 /// Bytes of one message the operator or an agent writes into a status (a node's per-profile
 /// error, a condition's message).
 pub const MAX_MESSAGE_BYTES: usize = 1024;

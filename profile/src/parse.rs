@@ -291,21 +291,22 @@ impl RawFilter {
 
 /// Parse a profile in any supported format (JSON or YAML text) and evaluate Docker-style
 /// conditions for `ctx`. The result is not validated: call [`super::validate`] on it.
+///
+/// The text must hold one profile: several YAML documents, or a `List` of several items, are
+/// refused with a message that counts and names them (split them with
+/// [`super::documents::split_documents`] and parse each with [`parse_value`]).
 pub fn parse_profile(text: &str, ctx: &EvalContext) -> Result<ParsedProfile, ProfileError> {
-    let value: serde_json::Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(json_err) => serde_saphyr::from_str(text).map_err(|yaml_err| {
-            ProfileError::Syntax(format!(
-                "neither JSON ({json_err}) nor YAML ({})",
-                first_line(&yaml_err.to_string())
-            ))
-        })?,
-    };
-    parse_value(value, ctx)
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
+    let mut items = super::documents::split_documents(text)?;
+    match items.len() {
+        0 => Err(ProfileError::Syntax(
+            "the input holds no document (it is empty, or only comments and `---`)".into(),
+        )),
+        1 => parse_value(items.remove(0).value, ctx),
+        n => Err(ProfileError::Syntax(format!(
+            "the input holds {n} objects where one profile is expected: {}",
+            super::limits::summarize(items.iter().map(|i| i.label()))
+        ))),
+    }
 }
 
 /// Like [`parse_profile`], from an already decoded JSON value.

@@ -1,20 +1,18 @@
-//! Recording and enforcing on the local machine, with no cluster: what `seccompctl record` and
-//! `seccompctl run` do.
+//! `seccompctl record`: run a command or a runc/crun container in its own mount namespace and
+//! record its syscalls with the eBPF recorder, forwarding signals to it meanwhile.
 
+use super::{cstrings, find_program};
 use anyhow::{bail, Context};
 use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use seccomp_filter::{self as seccomp, Libseccomp};
 use seccomp_profile::builtin::OciRuntime;
-use seccomp_profile::{
-    self as model, Arch, ArgClasses, ArgKind, EvalContext, SeccompDocument, BUILTIN_PREFIX,
-};
+use seccomp_profile::{self as model, Arch, ArgClasses, ArgKind, SeccompDocument};
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use syscall_recorder::{mntns_of, NsRecord, Phase, Recorder, RecorderError};
 
@@ -156,29 +154,6 @@ fn wait_for(pid: Pid) -> anyhow::Result<WaitStatus> {
             Err(e) => return Err(e).context("waiting for the recorded program"),
         }
     }
-}
-
-fn cstrings(argv: &[OsString]) -> anyhow::Result<Vec<CString>> {
-    argv.iter()
-        .map(|a| CString::new(a.as_bytes()).context("an argument contains a NUL byte"))
-        .collect()
-}
-
-/// Find `cmd` the way execvp would (an explicit path is used as it is).
-pub fn find_program(cmd: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if cmd.as_os_str().as_bytes().contains(&b'/') {
-        return executable(cmd).then(|| cmd.to_path_buf());
-    }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(cmd))
-        .find(|p| executable(p))
 }
 
 /// Run `argv` in a fresh mount namespace and record it and its children until it exits.
@@ -328,107 +303,6 @@ pub fn oci_runtime_kind(runtime: &str) -> anyhow::Result<OciRuntime> {
             text.lines().next().unwrap_or_default()
         )
     })
-}
-
-/// Read a profile file in any supported format, validate it against libseccomp's tables and
-/// resolve built-in bases. Bases that are other SeccompProfiles only exist in a cluster.
-pub fn load_profile(path: &Path) -> anyhow::Result<(model::ParsedProfile, SeccompDocument)> {
-    let mut parsed = read_profile(path)?;
-    if parsed.is_imported() {
-        parsed.drop_unknown_syscalls(&Libseccomp);
-    }
-    parsed
-        .validate(Some(&Libseccomp))
-        .with_context(|| format!("{}: invalid profile", path.display()))?;
-    let doc = resolve_locally(path, &parsed)?;
-    Ok((parsed, doc))
-}
-
-fn read_profile(path: &Path) -> anyhow::Result<model::ParsedProfile> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    model::parse_profile(&text, &EvalContext::host())
-        .with_context(|| format!("{}: not a valid profile", path.display()))
-}
-
-/// Resolve `parsed` without a cluster (built-in bases only) into its canonical document.
-fn resolve_locally(path: &Path, parsed: &model::ParsedProfile) -> anyhow::Result<SeccompDocument> {
-    let doc = match &parsed.spec.base_profile_name {
-        Some(b) if !b.starts_with(BUILTIN_PREFIX) => bail!(
-            "{}: baseProfileName `{b}` names a SeccompProfile, which only a cluster can resolve; locally only `{BUILTIN_PREFIX}` bases work",
-            path.display()
-        ),
-        _ => model::resolve("local", &parsed.spec, &std::collections::BTreeMap::new())?,
-    };
-    Ok(doc.canonical(Arch::native()))
-}
-
-/// Read a profile for conversion: like [`load_profile`], but syscall names this machine's
-/// libseccomp does not know are kept, and returned, so that what `convert` writes does not
-/// depend on the machine it runs on (only compiling needs the names known).
-pub fn load_profile_portable(
-    path: &Path,
-) -> anyhow::Result<(model::ParsedProfile, SeccompDocument, Vec<String>)> {
-    let parsed = read_profile(path)?;
-    parsed
-        .validate(None)
-        .with_context(|| format!("{}: invalid profile", path.display()))?;
-    let doc = resolve_locally(path, &parsed)?;
-    let table = Libseccomp;
-    let archs: Vec<Arch> = doc
-        .architectures
-        .iter()
-        .copied()
-        .filter(|a| model::SyscallTable::supports(&table, *a))
-        .collect();
-    let unknown: BTreeSet<String> = doc
-        .syscalls
-        .iter()
-        .flat_map(|r| r.names.iter())
-        .filter(|n| {
-            !archs.is_empty()
-                && !archs
-                    .iter()
-                    .any(|a| model::SyscallTable::knows(&table, *a, n))
-        })
-        .cloned()
-        .collect();
-    Ok((parsed, doc, unknown.into_iter().collect()))
-}
-
-/// Install `doc` as this process's seccomp filter (with NoNewPrivileges) and exec `argv`.
-/// Returns only on failure.
-pub fn run_enforced(doc: &SeccompDocument, argv: &[OsString]) -> anyhow::Error {
-    let inner = || -> anyhow::Result<std::convert::Infallible> {
-        let Some(cmd) = argv.first() else {
-            bail!("no command given")
-        };
-        let program = find_program(Path::new(cmd))
-            .with_context(|| format!("command not found: {}", cmd.to_string_lossy()))?;
-        let allowed = doc.names_by_action();
-        let execve_allowed = matches!(
-            doc.default_action,
-            model::Action::Allow | model::Action::Log
-        ) || allowed
-            .get("SCMP_ACT_ALLOW")
-            .is_some_and(|s| s.contains("execve"))
-            || allowed
-                .get("SCMP_ACT_LOG")
-                .is_some_and(|s| s.contains("execve"));
-        if !execve_allowed {
-            bail!("the profile does not allow execve, so no program can start under it");
-        }
-        let filter = seccomp::compile(doc)?;
-        let program = CString::new(program.as_os_str().as_bytes())?;
-        let args = cstrings(argv)?;
-        filter.load()?;
-        let e = nix::unistd::execv(&program, &args).unwrap_err();
-        bail!("exec {}: {e}", cmd.to_string_lossy())
-    };
-    match inner() {
-        Ok(never) => match never {},
-        Err(e) => e,
-    }
 }
 
 /// Whether this process may load the recorder, as a plain message when not.

@@ -7,6 +7,7 @@
 #   containerd  containerd, containerd-shim-runc-v2, ctr  -> containerd-$CONTAINERD_VERSION/bin
 #   runc        runc (cgo, libseccomp, tag seccomp)        -> runc-$RUNC_VERSION/bin
 #   CNI         bridge, host-local, loopback, portmap     -> cni-$CNI_VERSION/bin
+#   helm        helm (helm.sh/helm/v4; the chart's tests)  -> helm-$HELM_VERSION/bin
 #
 # Product code is Rust; Go is only the build tool of this test bed. Versions come from the
 # environment (K8S_VERSION=v1.34.4 hack/k8s-build.sh) or the defaults below; the Kubernetes
@@ -14,7 +15,7 @@
 # cores the first time (mostly Kubernetes), then nothing.
 #
 #   hack/k8s-build.sh            build what is missing
-#   hack/k8s-build.sh PART...    only these parts (kubernetes, etcd, containerd, runc, cni):
+#   hack/k8s-build.sh PART...    only these parts (kubernetes, etcd, containerd, runc, cni, helm):
 #                                hack/demo.sh needs runc alone
 #   hack/k8s-build.sh --print    print the cache directories (sourced by cluster-env.sh)
 set -euo pipefail
@@ -24,6 +25,7 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.2.9}
 RUNC_VERSION=${RUNC_VERSION:-v1.5.3}
 CNI_VERSION=${CNI_VERSION:-v1.10.0}
+HELM_VERSION=${HELM_VERSION:-v4.3.2}
 ROOT=${STACK_CACHE:-/var/cache/seccomp-operator}
 # A minor such as 1.34 or v1.34.x means its newest patch the module proxy serves (looked up
 # once, then remembered in $ROOT).
@@ -45,26 +47,28 @@ ETCD_DIR=$ROOT/etcd-$ETCD_VERSION
 CONTAINERD_DIR=$ROOT/containerd-$CONTAINERD_VERSION
 RUNC_DIR=$ROOT/runc-$RUNC_VERSION
 CNI_DIR=$ROOT/cni-$CNI_VERSION
+HELM_DIR=$ROOT/helm-$HELM_VERSION
 K8S_COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
 
 if [ "${1:-}" = --print ]; then
-  printf 'K8S_BIN=%s/bin\nETCD_BIN=%s/bin\nCONTAINERD_BIN=%s/bin\nRUNC_BIN=%s/bin\nCNI_BIN=%s/bin\n' \
-    "$K8S_DIR" "$ETCD_DIR" "$CONTAINERD_DIR" "$RUNC_DIR" "$CNI_DIR"
+  printf 'K8S_BIN=%s/bin\nETCD_BIN=%s/bin\nCONTAINERD_BIN=%s/bin\nRUNC_BIN=%s/bin\nCNI_BIN=%s/bin\nHELM_BIN=%s/bin\n' \
+    "$K8S_DIR" "$ETCD_DIR" "$CONTAINERD_DIR" "$RUNC_DIR" "$CNI_DIR" "$HELM_DIR"
   exit 0
 fi
 
 have() { local dir=$1; shift; for c in "$@"; do [ -x "$dir/bin/$c" ] || return 1; done; }
-need_k8s=true need_etcd=true need_containerd=true need_runc=true need_cni=true
+need_k8s=true need_etcd=true need_containerd=true need_runc=true need_cni=true need_helm=true
 have "$K8S_DIR" $K8S_COMPONENTS && need_k8s=false
 have "$ETCD_DIR" etcd && need_etcd=false
 have "$CONTAINERD_DIR" containerd containerd-shim-runc-v2 ctr && need_containerd=false
 have "$RUNC_DIR" runc && need_runc=false
 have "$CNI_DIR" bridge host-local loopback portmap && need_cni=false
+have "$HELM_DIR" helm && need_helm=false
 if [ $# -gt 0 ]; then
   want=" $* "
   for part in $want; do
-    case "$part" in kubernetes|etcd|containerd|runc|cni) ;; *)
-      echo "hack/k8s-build.sh: unknown part '$part' (kubernetes, etcd, containerd, runc, cni)" >&2; exit 2 ;;
+    case "$part" in kubernetes|etcd|containerd|runc|cni|helm) ;; *)
+      echo "hack/k8s-build.sh: unknown part '$part' (kubernetes, etcd, containerd, runc, cni, helm)" >&2; exit 2 ;;
     esac
   done
   [[ "$want" == *" kubernetes "* ]] || need_k8s=false
@@ -72,8 +76,9 @@ if [ $# -gt 0 ]; then
   [[ "$want" == *" containerd "* ]] || need_containerd=false
   [[ "$want" == *" runc "* ]] || need_runc=false
   [[ "$want" == *" cni "* ]] || need_cni=false
+  [[ "$want" == *" helm "* ]] || need_helm=false
 fi
-if ! $need_k8s && ! $need_etcd && ! $need_containerd && ! $need_runc && ! $need_cni; then
+if ! $need_k8s && ! $need_etcd && ! $need_containerd && ! $need_runc && ! $need_cni && ! $need_helm; then
   exit 0
 fi
 [ "$(id -u)" -eq 0 ] || { echo "hack/k8s-build.sh needs root (it writes $ROOT)" >&2; exit 1; }
@@ -165,5 +170,11 @@ if $need_cni; then
     GOBIN=$CNI_DIR/bin CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
       "github.com/containernetworking/plugins/plugins/$p@$CNI_VERSION" >>"$log" 2>&1 || fail "building the CNI plugin $p" "$log"
   done
+fi
+if $need_helm; then
+  step "helm $HELM_VERSION"
+  log=$HELM_DIR/build.log; mkdir -p "$HELM_DIR/bin"; : > "$log"
+  GOBIN=$HELM_DIR/bin CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >>"$log" 2>&1 || fail "building helm" "$log"
 fi
 step "done in $(( $(date +%s) - started )) s"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of seccomp-operator on this machine, installing what it needs:
-#   1. cargo fmt --check, cargo clippy --all-targets -D warnings
+#   1. cargo fmt --check, cargo clippy --all-targets -D warnings, the book (hack/book.sh)
 #   2. unit tests, kernel tests (eBPF recorder, libseccomp; root) and runtime tests (runc; root)
 #   3. end-to-end tests on a real 3-node local cluster (E2E_NODES=N for another size):
 #      hack/cluster-up.sh --nodes 3, hack/deploy.sh, the
@@ -41,6 +41,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== the book (docs/): mdbook build and internal links"
+hack/book.sh
+
 echo "== unit, kernel and runtime tests"
 set +e +o pipefail
 cargo test --workspace --exclude e2e --no-fail-fast 2>&1 | tee -a "$out"
@@ -72,7 +75,7 @@ else
   hack/cluster-up.sh --nodes "${E2E_NODES:-3}"
   hack/deploy.sh
   set +e +o pipefail
-  KUBECTL=$K8S_BIN/kubectl KUBECONFIG=$PWD/.local-cluster/kubeconfig cargo test -p e2e --no-fail-fast -- --test-threads=1 2>&1 | tee -a "$out"
+  HELM=$HELM_BIN/helm KUBECTL=$K8S_BIN/kubectl KUBECONFIG=$PWD/.local-cluster/kubeconfig cargo test -p e2e --no-fail-fast -- --test-threads=1 2>&1 | tee -a "$out"
   e2e_status=${PIPESTATUS[0]}
   set -e -o pipefail
   [ "$e2e_status" -eq 0 ] || status=$e2e_status

@@ -67,7 +67,11 @@ pub fn markdown(crds: &[CustomResourceDefinition]) -> String {
 
 /// One table row per field below `path`, depth first.
 fn walk(path: &str, s: &JSONSchemaProps, required: bool, rows: &mut Vec<String>) {
-    let mut desc = s.description.as_deref().map(one_paragraph).unwrap_or_default();
+    let mut desc = s
+        .description
+        .as_deref()
+        .map(one_paragraph)
+        .unwrap_or_default();
     let constraints = constraints(s, required);
     if !constraints.is_empty() {
         if !desc.is_empty() {
@@ -109,7 +113,11 @@ fn rules(out: &mut String, s: &JSONSchemaProps) {
     }
     out.push_str("\nRules the API server checks:\n\n");
     for (path, msg) in found {
-        let _ = writeln!(out, "- `{}`: {msg}", if path.is_empty() { "." } else { &path });
+        let _ = writeln!(
+            out,
+            "- `{}`: {msg}",
+            if path.is_empty() { "." } else { &path }
+        );
     }
 }
 

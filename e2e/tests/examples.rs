@@ -1,0 +1,138 @@
+//! The files in `examples/`, applied with `kubectl apply -f` as the README and the docs show
+//! them (in a namespace of the test's own instead of `shop`): every example is known to work.
+
+use e2e::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use std::time::Duration;
+
+/// `examples/<file>` with its namespace `shop` replaced by `ns`.
+fn example(file: &str, ns: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(repo().join("examples").join(file))?;
+    // Only the namespace is replaced: no example names anything else `shop`.
+    Ok(text
+        .replace("namespace: shop", &format!("namespace: {ns}"))
+        .replace("name: shop", &format!("name: {ns}"))
+        .replace("operator/shop/", &format!("operator/{ns}/")))
+}
+
+fn apply(file: &str, ns: &str) -> anyhow::Result<()> {
+    let manifest = example(file, ns)?;
+    let out = kubectl_output(None, &["apply", "-f", "-"], Some(manifest.as_bytes()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl apply -f examples/{file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+async fn scale(ns: &TestNs, replicas: i32) -> anyhow::Result<()> {
+    let api: Api<Deployment> = ns.api();
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({"spec": {"replicas": replicas}})),
+    )
+    .await?;
+    let pods: Api<Pod> = ns.api();
+    wait_for(
+        &format!("{replicas} running pod(s) of web"),
+        Duration::from_secs(90),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()?;
+            let running = list
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            (running == replicas as usize && list.items.len() == replicas as usize).then_some(())
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn x1_the_examples_install_record_and_bind_a_profile() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let ns = TestNs::new(client.clone(), "examples").await?;
+
+    // namespace.yaml: the binding and policy labels.
+    apply("namespace.yaml", &ns.name)?;
+    let labels = Api::<Namespace>::all(client.clone())
+        .get(&ns.name)
+        .await?
+        .labels()
+        .clone();
+    assert_eq!(
+        labels.get(crds::LABEL_BINDING).map(String::as_str),
+        Some("enabled")
+    );
+    assert_eq!(
+        labels.get(crds::LABEL_POLICY).map(String::as_str),
+        Some("warn")
+    );
+
+    // profile.yaml: Installed everywhere; mkdir fails under it, as the comment says.
+    apply("profile.yaml", &ns.name)?;
+    ns.wait_installed_everywhere("no-mkdir").await?;
+    let path = format!("operator/{}/no-mkdir.json", ns.name);
+    let (_, logs) = ns
+        .run_pod(busybox_pod("try", "mkdir /tmp/x; echo done", Some(&path)))
+        .await?;
+    assert!(logs.contains("Operation not permitted"), "{logs}");
+
+    // recording.yaml, then web.yaml: the recording ends with its pods and merges web-web.
+    apply("recording.yaml", &ns.name)?;
+    tokio::time::sleep(Duration::from_secs(2)).await; // pods must be newer than the recording
+    apply("web.yaml", &ns.name)?;
+    scale(&ns, 1).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    scale(&ns, 0).await?;
+    let merged = ns
+        .wait_profile_for(
+            "web-web",
+            "the merged profile Installed",
+            Duration::from_secs(120),
+            |p| phase(p) == "Installed",
+        )
+        .await?;
+    let names = allowed_names(&merged);
+    assert!(names.iter().any(|n| n == "execve"), "{names:?}");
+
+    // binding.yaml: the next pod of web runs under web-web.
+    apply("binding.yaml", &ns.name)?;
+    tokio::time::sleep(Duration::from_secs(3)).await; // the webhook's cache sees the binding
+    scale(&ns, 1).await?;
+    let pods: Api<Pod> = ns.api();
+    let pod = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await?
+        .items
+        .remove(0);
+    let profile = pod.spec.as_ref().unwrap().containers[0]
+        .security_context
+        .clone()
+        .and_then(|s| s.seccomp_profile)
+        .and_then(|s| s.localhost_profile);
+    assert_eq!(profile, Some(format!("operator/{}/web-web.json", ns.name)));
+    let logs = wait_for(
+        "the enforced workload's output",
+        Duration::from_secs(30),
+        || async {
+            let l = pods.logs(&pod.name_any(), &Default::default()).await.ok()?;
+            l.contains("Seccomp:\t2").then_some(l)
+        },
+    )
+    .await?;
+    assert!(logs.contains("start"), "{logs}");
+    Ok(())
+}

@@ -3,9 +3,9 @@
 #
 #   hack/bench-scale.sh [--nodes N] [--profiles P]      (defaults: 100 nodes, 10000 profiles)
 #
-# Node 1 is the real node. N-1 simulated nodes (seccomp-sim-nodes: registered Nodes kept
-# Ready, each running the agent's install loop, status writer and heartbeat with its kubelet
-# root on a tmpfs) join it. Then P SeccompProfiles are created over 50 namespaces and it
+# Node 1 is the real node. N-1 simulated nodes (seccomp-sim-nodes, the bench/sim-nodes crate:
+# registered Nodes kept Ready, each running the agent's install loop, status writer and
+# heartbeat with its kubelet root on a tmpfs) join it. Then P SeccompProfiles are created over 50 namespaces and it
 # measures: seconds from the last create until every file is on every node and until every
 # profile is Installed N/N, the p99 of create -> Installed N/N, peak RSS of the operator and
 # of the real node's agent, the largest SeccompNodeStatus, and the project's API writes per
@@ -38,7 +38,7 @@ done
 
 "$KUBECTL" get --raw /readyz >/dev/null 2>&1 || hack/cluster-up.sh
 "$KUBECTL" -n seccomp-operator get daemonset seccomp-node-agent >/dev/null 2>&1 || hack/deploy.sh
-cargo build --release --quiet -p node-agent --bin seccomp-sim-nodes
+cargo build --release --quiet -p seccomp-sim-nodes --bin seccomp-sim-nodes
 SIM=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/seccomp-sim-nodes
 
 WORK=$(mktemp -d /run/seccomp-bench-scale.XXXXXX)

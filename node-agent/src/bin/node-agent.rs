@@ -211,17 +211,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 synced_rx,
                 stop_rx.clone(),
             ));
-            install_loop::run(
+            let (profiles, watch_task) =
+                install_loop::watch_profiles(client.clone(), health.clone());
+            let r = install_loop::SyncLoop {
                 client,
-                args.node_name,
+                node_name: args.node_name,
                 installer,
-                metrics.clone(),
+                profiles,
+                metrics: metrics.clone(),
                 health,
-                synced_tx,
-                kubelet_rx,
-                stop_rx,
-            )
-            .await?;
+                synced: synced_tx,
+                kubelet: kubelet_rx,
+                shutdown: stop_rx,
+                hooks: install_loop::OwnProcess,
+            }
+            .run()
+            .await;
+            watch_task.abort();
+            r?;
         }
         None => {
             // A recorder only: ready once the loop runs; it ends with the process.

@@ -21,6 +21,7 @@ use profile_installer::compact::{self, StoredProfile};
 use profile_installer::desired::{Input, SpecRef};
 use profile_installer::{Installer, SyncReport};
 use status::status_writer;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -55,32 +56,10 @@ pub enum InstallError {
     /// The API server refused or failed.
     #[error("writing the node's status object")]
     Kube(#[source] kube::Error),
-    /// The loops' shared core permits were closed.
+    /// The loop's [`SyncHooks`] refused a sync (e.g. the permits its syncs share were
+    /// closed).
     #[error("the sync permits were closed")]
     Closed,
-}
-
-/// Run the installer against the cluster until `shutdown` turns true. `synced` turns true
-/// after the first full sync (the heartbeat starts then); `kubelet`: what the agent learns of
-/// its kubelet, reported with the status.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    client: Client,
-    node_name: String,
-    installer: Installer,
-    metrics: Arc<Metrics>,
-    health: Arc<crate::health::Health>,
-    synced: watch::Sender<bool>,
-    kubelet: watch::Receiver<Option<KubeletSettings>>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(), InstallError> {
-    let (profiles, watch_task) = watch_profiles(client.clone(), Some(health.clone()));
-    let r = sync_loop(
-        client, node_name, installer, profiles, None, metrics, health, synced, kubelet, shutdown,
-    )
-    .await;
-    watch_task.abort();
-    r
 }
 
 /// The SeccompProfiles as the install loop reads them: the reflector's store, and a counter
@@ -94,10 +73,10 @@ pub struct Profiles {
 }
 
 /// Watch every SeccompProfile into a store. Every event, list boundaries included, shows the
-/// watch works (`health`).
+/// watch works (`health`). The task runs until aborted.
 pub fn watch_profiles(
     client: Client,
-    health: Option<Arc<crate::health::Health>>,
+    health: Arc<crate::health::Health>,
 ) -> (Profiles, tokio::task::JoinHandle<()>) {
     let api: Api<StoredProfile> = Api::all(client);
     let (reader, writer) = reflector::store();
@@ -108,9 +87,7 @@ pub fn watch_profiles(
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
-            if let Some(h) = &health {
-                h.watch(ev.is_ok());
-            }
+            health.watch(ev.is_ok());
             match ev {
                 Ok(_) => tx.send_modify(|n| *n = n.wrapping_add(1)),
                 Err(e) => tracing::warn!(error = %e, "watching SeccompProfiles failed; retrying"),
@@ -126,149 +103,212 @@ pub fn watch_profiles(
     )
 }
 
-/// Keep the files of `installer` in line with `profiles` and report the node's status (with
-/// `kubelet`, what the agent learns of its kubelet; a closed channel reports nothing), until
-/// `shutdown` turns true. Several loops (simulated nodes, `hack/bench-scale.sh`) may share one
-/// [`Profiles`], and share the machine's cores through `cores` (a sync holds a permit).
-#[allow(clippy::too_many_arguments)]
-pub async fn sync_loop(
-    client: Client,
-    node_name: String,
-    mut installer: Installer,
-    profiles: Profiles,
-    cores: Option<Arc<tokio::sync::Semaphore>>,
-    metrics: Arc<Metrics>,
-    health: Arc<crate::health::Health>,
-    synced: watch::Sender<bool>,
-    kubelet: watch::Receiver<Option<KubeletSettings>>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), InstallError> {
-    let Profiles {
-        store: reader,
-        mut changed,
-    } = profiles;
-    let recorder = kube::runtime::events::Recorder::new(
-        client.clone(),
-        kube::runtime::events::Reporter {
-            controller: MANAGER.into(),
-            instance: Some(node_name.clone()),
-        },
-    );
-    let (status_tx, status_rx) = watch::channel(None::<SeccompNodeStatusStatus>);
-    let status_task = tokio::spawn(status_writer(
-        client.clone(),
-        node_name.clone(),
-        status_rx,
-        kubelet,
-    ));
+/// What a [`SyncLoop`] leaves to the process it runs in, around each sync: the one point
+/// where a process of one loop (the agent, [`OwnProcess`]) and a process of many loops
+/// sharing one heap and one machine's cores (the scale simulator, `bench/sim-nodes`) differ.
+pub trait SyncHooks: Send + Sync {
+    /// Held from the snapshot of the store to the end of its sync.
+    type Permit: Send;
+    /// Before each sync (after a resync's drift check): what the sync must hold while it
+    /// runs. An error ends the loop with that error.
+    fn before_sync(&self) -> impl Future<Output = Result<Self::Permit, InstallError>> + Send;
+    /// After each sync, its permit dropped, with what the sync did.
+    fn after_sync(&self, report: &SyncReport);
+}
 
-    tracing::info!("waiting for the first complete list of SeccompProfiles");
-    tokio::select! {
-        r = reader.wait_until_ready() => r.map_err(InstallError::NeverListed)?,
-        _ = shutdown.changed() => return Ok(()),
+/// The node agent's [`SyncHooks`]: a process of one loop. Its syncs wait for nothing, and a
+/// sync that wrote or removed many files hands the memory it freed back to the kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OwnProcess;
+
+impl SyncHooks for OwnProcess {
+    type Permit = ();
+
+    fn before_sync(&self) -> impl Future<Output = Result<(), InstallError>> + Send {
+        std::future::ready(Ok(()))
     }
-    // The resync (drift check, retries) runs on its own clock: changes arriving all the time
-    // (a busy cluster) must not push it out forever.
-    let mut resync_at = tokio::time::Instant::now() + RESYNC;
-    let mut resync = false;
-    loop {
-        if resync {
-            // Files changed or removed by hand since the last look are restored by this sync.
-            let drifted = tokio::task::block_in_place(|| installer.check_drift());
-            if !drifted.is_empty() {
-                metrics.repaired(drifted.len());
-                tracing::warn!(
-                    profiles = drifted.len(),
-                    "profile files changed on the node; restoring them"
-                );
-                tell_repairs(&recorder, &reader, &node_name, &drifted).await;
-            }
-        }
-        let _permit = match &cores {
-            Some(c) => Some(c.acquire().await.map_err(|_| InstallError::Closed)?),
-            None => None,
-        };
-        let state = reader.state();
-        // Borrowed from the store's snapshot, with each profile's version (uid, generation):
-        // an unchanged profile is not rendered again.
-        let snapshot: Vec<Input> = state
-            .iter()
-            .filter_map(|p| {
-                Some(Input {
-                    namespace: p.metadata.namespace.as_deref()?,
-                    name: p.metadata.name.as_deref()?,
-                    spec: SpecRef::Packed(&p.spec),
-                    version: p.metadata.uid.as_deref().zip(p.metadata.generation),
-                })
-            })
-            .collect();
-        let synced_version = synced_version(&state);
-        let refused = compact::refused(&state);
-        let started = std::time::Instant::now();
-        let report: SyncReport =
-            tokio::task::block_in_place(|| installer.sync_inputs(&snapshot, &refused));
-        let profiles = snapshot.len();
-        drop(snapshot);
-        drop(state);
-        drop(_permit);
-        let took = started.elapsed();
-        // Only a process of one loop: loops sharing a process (`cores`: the simulator) share
-        // its heap, and trimming all of it after each loop's sync costs more than it returns.
-        if cores.is_none() && report.written + report.removed >= 64 {
+
+    fn after_sync(&self, report: &SyncReport) {
+        if worth_trimming(report) {
             give_back_freed_memory();
         }
-        metrics.observe_sync(&report, installer.installed_count(), took);
-        if report != SyncReport::default() {
-            tracing::info!(?report, profiles, "synced");
-        }
-        resync_at = next_resync_at(
-            resync_at,
-            tokio::time::Instant::now(),
-            resync,
-            report.failed > 0,
-        );
-        let failures = installer.failure_report();
-        let _ = status_tx.send(Some(SeccompNodeStatusStatus {
-            ready: true,
-            installed: installer.installed_count() as u32,
-            errors: failures.errors as u32,
-            architecture: Some(seccomp_profile::Arch::native()),
-            synced_resource_version: synced_version.map(|v| v.to_string()),
-            not_installed: failures.not_installed,
-            truncated_namespaces: failures.truncated_namespaces,
-            truncated: failures.truncated,
-            // Added by the status writer, from what the kubelet task learnt.
-            kubelet: None,
-        }));
-        let _ = synced.send(true);
-        if health.synced(report.failed == 0) {
-            tracing::info!(
-                installed = installer.installed_count(),
-                "first sync done; ready"
-            );
-        }
-        resync = false;
-        tokio::select! {
-            r = changed.changed() => {
-                if r.is_err() {
-                    break;
-                }
-                // At least as long as the last sync took: while profiles change all the time
-                // the agent spends at most half a core on syncs.
-                tokio::time::sleep(DEBOUNCE.max(took)).await;
-                // What arrived while waiting is in this sync.
-                changed.borrow_and_update();
-            }
-            _ = tokio::time::sleep_until(resync_at) => resync = true,
-            _ = shutdown.changed() => break,
-        }
     }
-    status_task.abort();
-    Ok(())
+}
+
+/// Files written and removed by one sync from which the agent trims its heap after it.
+const TRIM_AFTER_FILES: usize = 64;
+
+/// Whether a sync rendered enough documents that trimming the heap after it returns memory.
+fn worth_trimming(report: &SyncReport) -> bool {
+    report.written + report.removed >= TRIM_AFTER_FILES
+}
+
+/// One node's install loop: keeps the files of `installer` in line with `profiles` and
+/// reports the node's status, until `shutdown` turns true ([`SyncLoop::run`]). Built by its
+/// caller: the agent (one loop, its own watch, [`OwnProcess`]) or the scale simulator
+/// (`bench/sim-nodes`: many loops sharing one [`Profiles`], hooks of its own).
+pub struct SyncLoop<H = OwnProcess> {
+    /// The API client: the status writer's and the repair Events'.
+    pub client: Client,
+    /// The node whose files and SeccompNodeStatus these are.
+    pub node_name: String,
+    /// Writes the node's files.
+    pub installer: Installer,
+    /// The SeccompProfiles to install ([`watch_profiles`]); several loops may share them.
+    pub profiles: Profiles,
+    /// The node's metrics (syncs, repairs, installed files).
+    pub metrics: Arc<Metrics>,
+    /// Told of every sync; the first makes the node ready.
+    pub health: Arc<crate::health::Health>,
+    /// Turns true after the first full sync (the heartbeat starts then).
+    pub synced: watch::Sender<bool>,
+    /// What the node learns of its kubelet, reported with the status; a closed channel
+    /// reports nothing.
+    pub kubelet: watch::Receiver<Option<KubeletSettings>>,
+    /// The loop ends when this turns true.
+    pub shutdown: watch::Receiver<bool>,
+    /// What the process does around each sync.
+    pub hooks: H,
+}
+
+impl<H: SyncHooks> SyncLoop<H> {
+    /// Run until `shutdown` turns true (or the watch behind `profiles` ends).
+    pub async fn run(self) -> Result<(), InstallError> {
+        let SyncLoop {
+            client,
+            node_name,
+            mut installer,
+            profiles,
+            metrics,
+            health,
+            synced,
+            kubelet,
+            mut shutdown,
+            hooks,
+        } = self;
+        let Profiles {
+            store: reader,
+            mut changed,
+        } = profiles;
+        let recorder = kube::runtime::events::Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: MANAGER.into(),
+                instance: Some(node_name.clone()),
+            },
+        );
+        let (status_tx, status_rx) = watch::channel(None::<SeccompNodeStatusStatus>);
+        let status_task = tokio::spawn(status_writer(
+            client.clone(),
+            node_name.clone(),
+            status_rx,
+            kubelet,
+        ));
+
+        tracing::info!("waiting for the first complete list of SeccompProfiles");
+        tokio::select! {
+            r = reader.wait_until_ready() => r.map_err(InstallError::NeverListed)?,
+            _ = shutdown.changed() => return Ok(()),
+        }
+        // The resync (drift check, retries) runs on its own clock: changes arriving all the
+        // time (a busy cluster) must not push it out forever.
+        let mut resync_at = tokio::time::Instant::now() + RESYNC;
+        let mut resync = false;
+        loop {
+            if resync {
+                // Files changed or removed by hand since the last look are restored by this
+                // sync.
+                let drifted = tokio::task::block_in_place(|| installer.check_drift());
+                if !drifted.is_empty() {
+                    metrics.repaired(drifted.len());
+                    tracing::warn!(
+                        profiles = drifted.len(),
+                        "profile files changed on the node; restoring them"
+                    );
+                    tell_repairs(&recorder, &reader, &node_name, &drifted).await;
+                }
+            }
+            let permit = hooks.before_sync().await?;
+            let state = reader.state();
+            // Borrowed from the store's snapshot, with each profile's version (uid,
+            // generation): an unchanged profile is not rendered again.
+            let snapshot: Vec<Input> = state
+                .iter()
+                .filter_map(|p| {
+                    Some(Input {
+                        namespace: p.metadata.namespace.as_deref()?,
+                        name: p.metadata.name.as_deref()?,
+                        spec: SpecRef::Packed(&p.spec),
+                        version: p.metadata.uid.as_deref().zip(p.metadata.generation),
+                    })
+                })
+                .collect();
+            let synced_version = synced_version(&state);
+            let refused = compact::refused(&state);
+            let started = std::time::Instant::now();
+            let report: SyncReport =
+                tokio::task::block_in_place(|| installer.sync_inputs(&snapshot, &refused));
+            let profiles = snapshot.len();
+            drop(snapshot);
+            drop(state);
+            drop(permit);
+            let took = started.elapsed();
+            hooks.after_sync(&report);
+            metrics.observe_sync(&report, installer.installed_count(), took);
+            if report != SyncReport::default() {
+                tracing::info!(?report, profiles, "synced");
+            }
+            resync_at = next_resync_at(
+                resync_at,
+                tokio::time::Instant::now(),
+                resync,
+                report.failed > 0,
+            );
+            let failures = installer.failure_report();
+            let _ = status_tx.send(Some(SeccompNodeStatusStatus {
+                ready: true,
+                installed: installer.installed_count() as u32,
+                errors: failures.errors as u32,
+                architecture: Some(seccomp_profile::Arch::native()),
+                synced_resource_version: synced_version.map(|v| v.to_string()),
+                not_installed: failures.not_installed,
+                truncated_namespaces: failures.truncated_namespaces,
+                truncated: failures.truncated,
+                // Added by the status writer, from what the kubelet task learnt.
+                kubelet: None,
+            }));
+            let _ = synced.send(true);
+            if health.synced(report.failed == 0) {
+                tracing::info!(
+                    installed = installer.installed_count(),
+                    "first sync done; ready"
+                );
+            }
+            resync = false;
+            tokio::select! {
+                r = changed.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    // At least as long as the last sync took: while profiles change all the
+                    // time the agent spends at most half a core on syncs.
+                    tokio::time::sleep(DEBOUNCE.max(took)).await;
+                    // What arrived while waiting is in this sync.
+                    changed.borrow_and_update();
+                }
+                _ = tokio::time::sleep_until(resync_at) => resync = true,
+                _ = shutdown.changed() => break,
+            }
+        }
+        status_task.abort();
+        Ok(())
+    }
 }
 
 /// A sync that rendered many documents freed them again: hand the free pages back to the
-/// kernel rather than leaving them resident until glibc decides to.
+/// kernel rather than leaving them resident until glibc decides to. Only for a process of
+/// one loop: loops sharing a process share its heap, and trimming all of it after each
+/// loop's sync costs more than it returns.
 fn give_back_freed_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
@@ -358,6 +398,29 @@ mod tests {
         );
         assert_eq!(synced_version(&[p("abc")]), None);
         assert_eq!(synced_version(&[]), None);
+    }
+
+    #[test]
+    fn the_agent_trims_only_after_a_sync_of_many_files_and_never_waits() {
+        let report = |written, removed| SyncReport {
+            written,
+            removed,
+            failed: 100,
+            invalid: 100,
+        };
+        assert!(!worth_trimming(&report(0, 0)));
+        assert!(!worth_trimming(&report(63, 0)));
+        assert!(!worth_trimming(&report(40, 23)));
+        assert!(worth_trimming(&report(40, 24)));
+        assert!(worth_trimming(&report(0, 64)));
+        // A sync of the agent starts at once: its permit is ready without a wake-up.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut permit = std::pin::pin!(OwnProcess.before_sync());
+        assert!(matches!(
+            permit.as_mut().poll(&mut cx),
+            std::task::Poll::Ready(Ok(()))
+        ));
     }
 
     #[test]

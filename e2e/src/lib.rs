@@ -467,6 +467,42 @@ pub fn sp(name: &str, spec: serde_json::Value) -> serde_json::Value {
         "metadata": {"name": name}, "spec": spec})
 }
 
+/// A profile spec that allows everything but creating directories (EPERM).
+pub fn no_mkdir() -> serde_json::Value {
+    serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
+}
+
+/// Scale the Deployment `name` (pods labelled `app=<name>`) to `replicas`, and wait until
+/// exactly that many of its pods run.
+pub async fn scale(ns: &TestNs, name: &str, replicas: i32) -> anyhow::Result<()> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&serde_json::json!({"spec": {"replicas": replicas}})),
+    )
+    .await?;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = ns.api();
+    let want = replicas as usize;
+    wait_for(
+        &format!("{want} running pod(s) of {name}"),
+        Duration::from_secs(90),
+        || async {
+            let list = pods
+                .list(&kube::api::ListParams::default().labels(&format!("app={name}")))
+                .await
+                .ok()?;
+            let running = list
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            (list.items.len() == want && running == want).then_some(())
+        },
+    )
+    .await
+}
+
 /// The syscalls a profile lets run: its `SCMP_ACT_ALLOW` rules and the ENOSYS answers a
 /// recorded profile gives (clone3).
 pub fn allowed_names(p: &SeccompProfile) -> Vec<String> {

@@ -156,12 +156,8 @@ async fn helm_takes_over_the_installation_and_the_operator_keeps_working() -> an
     .await?;
     // Still working: a profile is installed on every node and enforced in a pod.
     let ns = TestNs::new(client, "chart").await?;
-    ns.apply::<crds::SeccompProfile>(sp(
-        "no-mkdir",
-        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
-    ))
-    .await?;
+    ns.apply::<crds::SeccompProfile>(sp("no-mkdir", no_mkdir()))
+        .await?;
     ns.wait_installed_everywhere("no-mkdir").await?;
     let path = format!("operator/{}/no-mkdir.json", ns.name);
     let (_, logs) = ns

@@ -11,10 +11,6 @@ use kube::Api;
 use serde_json::json;
 use std::time::Duration;
 
-fn no_mkdir() -> serde_json::Value {
-    json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
-}
-
 async fn label_namespace(ns: &TestNs, labels: serde_json::Value) -> anyhow::Result<()> {
     let api: Api<Namespace> = Api::all(ns.client.clone());
     api.patch(

@@ -2,9 +2,8 @@
 //! them (in a namespace of the test's own instead of `shop`): every example is known to work.
 
 use e2e::*;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use std::time::Duration;
 
@@ -27,35 +26,6 @@ fn apply(file: &str, ns: &str) -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
-}
-
-async fn scale(ns: &TestNs, replicas: i32) -> anyhow::Result<()> {
-    let api: Api<Deployment> = ns.api();
-    api.patch(
-        "web",
-        &PatchParams::default(),
-        &Patch::Merge(&serde_json::json!({"spec": {"replicas": replicas}})),
-    )
-    .await?;
-    let pods: Api<Pod> = ns.api();
-    wait_for(
-        &format!("{replicas} running pod(s) of web"),
-        Duration::from_secs(90),
-        || async {
-            let list = pods
-                .list(&ListParams::default().labels("app=web"))
-                .await
-                .ok()?;
-            let running = list
-                .items
-                .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-                .count();
-            (running == replicas as usize && list.items.len() == replicas as usize).then_some(())
-        },
-    )
-    .await
 }
 
 #[tokio::test]
@@ -94,9 +64,9 @@ async fn x1_the_examples_install_record_and_bind_a_profile() -> anyhow::Result<(
     apply("recording.yaml", &ns.name)?;
     tokio::time::sleep(Duration::from_secs(2)).await; // pods must be newer than the recording
     apply("web.yaml", &ns.name)?;
-    scale(&ns, 1).await?;
+    scale(&ns, "web", 1).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    scale(&ns, 0).await?;
+    scale(&ns, "web", 0).await?;
     let merged = ns
         .wait_profile_for(
             "web-web",
@@ -111,7 +81,7 @@ async fn x1_the_examples_install_record_and_bind_a_profile() -> anyhow::Result<(
     // binding.yaml: the next pod of web runs under web-web.
     apply("binding.yaml", &ns.name)?;
     tokio::time::sleep(Duration::from_secs(3)).await; // the webhook's cache sees the binding
-    scale(&ns, 1).await?;
+    scale(&ns, "web", 1).await?;
     let pods: Api<Pod> = ns.api();
     let pod = pods
         .list(&ListParams::default().labels("app=web"))

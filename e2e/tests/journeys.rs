@@ -5,16 +5,12 @@
 use crds::{ProfileBinding, SeccompProfile};
 use e2e::*;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt};
 use seccomp_profile::{parse_profile, Arch, EvalContext};
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
-
-fn no_mkdir() -> serde_json::Value {
-    json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
-}
 
 fn installed(p: &SeccompProfile) -> bool {
     phase(p) == "Installed"
@@ -642,35 +638,6 @@ fn deployment(name: &str, replicas: i32, script: &str) -> serde_json::Value {
                     "command": ["sh", "-c", script]}]}}}});
     pin(&mut d["spec"]["template"]["spec"], &first_node());
     d
-}
-
-async fn scale(ns: &TestNs, name: &str, replicas: i32) -> anyhow::Result<()> {
-    let api: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"spec": {"replicas": replicas}})),
-    )
-    .await?;
-    let pods: Api<Pod> = ns.api();
-    let want = replicas as usize;
-    wait_for(
-        &format!("{want} running pod(s) of {name}"),
-        Duration::from_secs(90),
-        || async {
-            let list = pods
-                .list(&kube::api::ListParams::default().labels(&format!("app={name}")))
-                .await
-                .ok()?;
-            let running = list
-                .items
-                .iter()
-                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-                .count();
-            (list.items.len() == want && running == want).then_some(())
-        },
-    )
-    .await
 }
 
 const WORKLOAD: &str = "echo start; ls / >/dev/null; cat /etc/hostname; grep Seccomp: /proc/1/status; while true; do sleep 1; done";

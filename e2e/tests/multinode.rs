@@ -14,11 +14,6 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn sp(name: &str) -> serde_json::Value {
-    json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": name},
-        "spec": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}})
-}
-
 fn counts(p: &SeccompProfile) -> Option<&str> {
     p.status.as_ref()?.installed_nodes.as_deref()
 }
@@ -119,7 +114,8 @@ async fn m1_every_node_gets_the_same_file_and_runs_pods_confined() -> anyhow::Re
     };
     let nodes = cluster_nodes();
     let ns = TestNs::new(client.clone(), "allnodes").await?;
-    ns.apply::<SeccompProfile>(sp("no-mkdir")).await?;
+    ns.apply::<SeccompProfile>(sp("no-mkdir", no_mkdir()))
+        .await?;
     let n = nodes.len();
     let p = ns
         .wait_profile("no-mkdir", &format!("Installed {n}/{n}"), installed_on(n))
@@ -158,7 +154,7 @@ async fn m3_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
     // node that runs no operator replica.
     let dead = free_extra_node(&client, &extra).await?;
     let ns = TestNs::new(client.clone(), "deadnode").await?;
-    ns.apply::<SeccompProfile>(sp("before")).await?;
+    ns.apply::<SeccompProfile>(sp("before", no_mkdir())).await?;
     ns.wait_profile("before", "Installed on every node", installed_on(n))
         .await?;
 
@@ -195,7 +191,7 @@ async fn m3_a_dead_node_is_named_and_does_not_block_new_profiles() -> anyhow::Re
 
         // A new profile is Installed on the live nodes, and a pod using it is admitted and
         // runs on one of them.
-        ns.apply::<SeccompProfile>(sp("during")).await?;
+        ns.apply::<SeccompProfile>(sp("during", no_mkdir())).await?;
         ns.wait_profile("during", "Installed on the live nodes", installed_on(n - 1))
             .await?;
         let profile = format!("operator/{}/during.json", ns.name);
@@ -254,7 +250,8 @@ async fn m4_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_lea
     // 100 profiles exist before the node joins.
     const MANY: usize = 100;
     for i in 0..MANY {
-        ns.apply::<SeccompProfile>(sp(&format!("p{i:03}"))).await?;
+        ns.apply::<SeccompProfile>(sp(&format!("p{i:03}"), no_mkdir()))
+            .await?;
     }
     for i in 0..MANY {
         ns.wait_profile(&format!("p{i:03}"), "Installed", installed_on(n))
@@ -729,7 +726,7 @@ async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Resu
     };
     let first = first_node();
     let ns = TestNs::new(client.clone(), "failover").await?;
-    ns.apply::<SeccompProfile>(sp("steady")).await?;
+    ns.apply::<SeccompProfile>(sp("steady", no_mkdir())).await?;
     // Nodes an earlier journey stopped or added may still be coming back: up to 3 minutes.
     wait_all_counted(&ns, "steady").await?;
 
@@ -785,7 +782,7 @@ async fn m5_the_operator_fails_over_when_the_leaders_node_dies() -> anyhow::Resu
         let leader_now = new_leader.ok_or_else(|| anyhow::anyhow!("no new leader within 90 s"))?;
         assert!(admitted >= 1, "no pod admitted during the failover");
         // The new leader reconciles: a new profile becomes Installed on the live nodes.
-        ns.apply::<SeccompProfile>(sp("after")).await?;
+        ns.apply::<SeccompProfile>(sp("after", no_mkdir())).await?;
         ns.wait_profile_for(
             "after",
             "Installed by the new leader",

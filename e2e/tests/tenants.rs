@@ -58,10 +58,6 @@ fn sp(ns: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
            "metadata": {"name": name, "namespace": ns}, "spec": spec})
 }
 
-fn no_mkdir() -> serde_json::Value {
-    json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
-}
-
 /// A namespace-scoped tenant: a ServiceAccount and a Role over what tenants use.
 fn grant_tenant(ns: &str) -> String {
     let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -95,27 +91,62 @@ fn pod_with(
     pod
 }
 
+/// Two tenants of their own namespaces: `bank` (the victim, tenant `alice`) and `evil` (the
+/// attacker, tenant `mallory`), each a namespace-scoped ServiceAccount.
+struct Tenants {
+    client: kube::Client,
+    bank: TestNs,
+    evil: TestNs,
+    mallory: String,
+    alice: String,
+    /// Nodes in the cluster.
+    n: usize,
+}
+
+impl Tenants {
+    async fn new(client: kube::Client) -> anyhow::Result<Self> {
+        let bank = TestNs::new(client.clone(), "bank").await?;
+        let evil = TestNs::new(client.clone(), "evil").await?;
+        let mallory = grant_tenant(&evil.name);
+        let alice = grant_tenant(&bank.name);
+        Ok(Tenants {
+            client,
+            bank,
+            evil,
+            mallory,
+            alice,
+            n: cluster_nodes().len(),
+        })
+    }
+
+    /// Whether `p` is Installed on every node.
+    fn installed(&self, p: &SeccompProfile) -> bool {
+        let all = format!("{0}/{0}", self.n);
+        phase(p) == "Installed"
+            && p.status.as_ref().and_then(|s| s.installed_nodes.as_deref()) == Some(all.as_str())
+    }
+
+    /// The victim's profile `vault`, applied by its tenant and Installed everywhere.
+    async fn with_vault(self) -> anyhow::Result<Self> {
+        let (ok, out) = apply_as(&self.alice, &sp(&self.bank.name, "vault", no_mkdir()));
+        assert!(ok, "{out}");
+        self.bank
+            .wait_profile("vault", "Installed", |p| self.installed(p))
+            .await?;
+        Ok(self)
+    }
+}
+
+/// A tenant's RBAC reaches only its own namespace.
 #[tokio::test]
-async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<()> {
+async fn t1a_rbac_keeps_a_tenant_in_its_own_namespace() -> anyhow::Result<()> {
     let Some(client) = client().await else {
         return Ok(());
     };
-    let n = cluster_nodes().len();
-    let all = format!("{n}/{n}");
-    let bank = TestNs::new(client.clone(), "bank").await?;
-    let evil = TestNs::new(client.clone(), "evil").await?;
-    let mallory = grant_tenant(&evil.name);
-    let alice = grant_tenant(&bank.name);
-    let installed = |p: &SeccompProfile| {
-        phase(p) == "Installed"
-            && p.status.as_ref().and_then(|s| s.installed_nodes.as_deref()) == Some(all.as_str())
-    };
-
-    // The victim's profile, installed.
-    let (ok, out) = apply_as(&alice, &sp(&bank.name, "vault", no_mkdir()));
-    assert!(ok, "{out}");
-    bank.wait_profile("vault", "Installed", installed).await?;
-
+    let t = Tenants::new(client).await?;
+    let (bank, evil) = (&t.bank, &t.evil);
+    let (mallory, alice) = (t.mallory.clone(), t.alice.clone());
+    let _ = (bank, evil, &mallory, &alice);
     // RBAC: the tenant reaches only its namespace.
     for args in [
         vec!["get", "sp", "-n", &bank.name],
@@ -124,7 +155,19 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         let (ok, out) = kubectl_as(&mallory, &args, Some(&sp(&bank.name, "x", no_mkdir())));
         assert!(!ok && out.contains("Forbidden"), "{args:?}: {out}");
     }
+    Ok(())
+}
 
+/// Listeners and filter flags the admin has not allowed are refused at admission.
+#[tokio::test]
+async fn t1b_privileged_profile_features_are_refused_naming_the_field() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let t = Tenants::new(client).await?;
+    let (bank, evil) = (&t.bank, &t.evil);
+    let (mallory, alice) = (t.mallory.clone(), t.alice.clone());
+    let _ = (bank, evil, &mallory, &alice);
     // Privileged features are refused at admission, naming the field.
     let listener = json!({"defaultAction": "SCMP_ACT_ALLOW",
         "listenerPath": "/run/containerd/containerd.sock",
@@ -142,7 +185,20 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         !ok && out.contains("spec.flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW not allowed"),
         "{out}"
     );
+    Ok(())
+}
 
+/// The API server's schema and the CRD's rules refuse oversized profiles (they hold with
+/// the operator down).
+#[tokio::test]
+async fn t1c_oversized_profiles_are_refused_by_the_api_server() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let t = Tenants::new(client).await?;
+    let (bank, evil) = (&t.bank, &t.evil);
+    let (mallory, alice) = (t.mallory.clone(), t.alice.clone());
+    let _ = (bank, evil, &mallory, &alice);
     // Size limits: the API server's schema and the CRD's rules (hold with the operator down).
     let wide = json!({"defaultAction": "SCMP_ACT_ERRNO",
         "syscalls": [{"names": vec!["read"; 1100], "action": "SCMP_ACT_ALLOW"}]});
@@ -165,7 +221,23 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         ),
         "{out}"
     );
+    Ok(())
+}
 
+/// A huge invalid profile, a flood of the largest valid ones and more failing profiles than
+/// a node lists: bounded messages, small node reports, and the other tenant unaffected.
+#[tokio::test]
+async fn t1d_a_flood_of_huge_and_failing_profiles_stalls_no_other_tenant() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let t = Tenants::new(client).await?;
+    let (bank, evil) = (&t.bank, &t.evil);
+    let (mallory, alice) = (t.mallory.clone(), t.alice.clone());
+    let _ = (bank, evil, &mallory, &alice);
+    let client = t.client.clone();
+    let n = t.n;
+    let installed = |p: &SeccompProfile| t.installed(p);
     // A huge invalid profile is accepted and contained: bounded messages everywhere.
     let bad: Vec<String> = (0..4000).map(|i| format!("no_such_call_{i}")).collect();
     let rules: Vec<serde_json::Value> = bad
@@ -285,6 +357,24 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         assert!(size < 256 * 1024, "a node report is {size} bytes");
     }
 
+    // Keep the flood from slowing later tests.
+    let _ = Api::<SeccompProfile>::namespaced(client.clone(), &evil.name)
+        .delete_collection(&Default::default(), &Default::default())
+        .await;
+    Ok(())
+}
+
+/// Another tenant's profile, in any spelling, at CREATE or by a later UPDATE: refused, and
+/// the answer does not say whether it exists.
+#[tokio::test]
+async fn t1e_every_spelling_of_another_tenants_profile_is_refused() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let t = Tenants::new(client).await?.with_vault().await?;
+    let (bank, evil) = (&t.bank, &t.evil);
+    let (mallory, alice) = (t.mallory.clone(), t.alice.clone());
+    let _ = (bank, evil, &mallory, &alice);
     // Every spelling of the other tenant's profile is refused, and the answer does not say
     // whether it exists.
     let theirs = format!("./operator/{}/vault.json", bank.name);
@@ -353,7 +443,19 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
             .any(|v| v.contains("vault")),
         "the annotation must not have been stored"
     );
+    Ok(())
+}
 
+/// A node agent's or recorder's credentials cannot write another node's objects.
+#[tokio::test]
+async fn t1f_node_credentials_cannot_speak_for_another_node() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let t = Tenants::new(client).await?;
+    let (bank, evil) = (&t.bank, &t.evil);
+    let (mallory, alice) = (t.mallory.clone(), t.alice.clone());
+    let _ = (bank, evil, &mallory, &alice);
     // A node agent's credentials cannot speak for another node: without the pod claims of
     // its bound token (here: impersonated), its writes of node reports are refused.
     let agent = "system:serviceaccount:seccomp-operator:seccomp-node-agent";
@@ -382,8 +484,21 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
         Some(&forged),
     );
     assert!(!ok && out.contains("bound ServiceAccount token"), "{out}");
+    Ok(())
+}
 
+/// `kubectl auth can-i` for the operator's, the agents' and a tenant's accounts.
+#[tokio::test]
+async fn t1g_the_deployed_service_accounts_hold_only_what_they_need() -> anyhow::Result<()> {
+    let Some(client) = client().await else {
+        return Ok(());
+    };
+    let t = Tenants::new(client).await?;
+    let (bank, evil) = (&t.bank, &t.evil);
+    let (mallory, alice) = (t.mallory.clone(), t.alice.clone());
+    let _ = (bank, evil, &mallory, &alice);
     // The deployed service accounts hold only what they need.
+    let agent = "system:serviceaccount:seccomp-operator:seccomp-node-agent";
     let op = "system:serviceaccount:seccomp-operator:seccomp-operator";
     let recorder = "system:serviceaccount:seccomp-operator:seccomp-node-recorder";
     for (user, args, want) in [
@@ -465,10 +580,6 @@ async fn t1_a_hostile_tenant_cannot_reach_or_stall_another() -> anyhow::Result<(
             "{user} {args:?}: {out}"
         );
     }
-    // Keep the flood from slowing later tests.
-    let _ = Api::<SeccompProfile>::namespaced(client.clone(), &evil.name)
-        .delete_collection(&Default::default(), &Default::default())
-        .await;
     Ok(())
 }
 

@@ -1,9 +1,12 @@
 //! From the cluster's SeccompProfiles to the set of files this node must have. Pure: no I/O,
 //! no API server; the controller feeds it a snapshot.
 
+// A profile's status shows the message alone, and libseccomp's reason is the source of the
+// filter's error: the whole chain goes in.
 use crate::compact::PackedSpec;
 use crate::paths::ProfileKey;
 use seccomp_filter::{self as seccomp, Libseccomp};
+use seccomp_profile::error::chain as error_chain;
 use seccomp_profile::{resolve, validate_spec, Arch, Policy, ProfileSpec};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -361,23 +364,6 @@ pub fn compute_part(
             Err(why) => Desired::Error(why),
         };
         out.insert(key, desired);
-    }
-    out
-}
-
-/// `e` and every error under it, `outer: inner: ...`: a profile's status shows the message
-/// alone, and libseccomp's reason is the source of the filter's error. A cause whose text is
-/// already there is not repeated.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
     }
     out
 }

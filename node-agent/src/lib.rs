@@ -34,23 +34,8 @@ pub fn watch_config() -> kube::runtime::watcher::Config {
     kube::runtime::watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
 }
 
-/// `e` and every error under it, `outer: inner: ...`: for what shows an error without its
-/// chain (a status, an Event, a log field). The agent's errors name their cause only as their
-/// source; a cause whose text is already there (errors that print their source themselves)
-/// is not repeated.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out
-}
+/// `e` and every error under it, `outer: inner: ...` ([`seccomp_profile::error::chain`]).
+pub use seccomp_profile::error::chain as error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -125,3 +125,21 @@ pub enum MergeError {
         b: String,
     },
 }
+
+/// `e` and every error under it, `outer: inner: ...`: for what shows an error without its
+/// chain (a status, an Event, a log field), where errors name their cause only as their
+/// source. A cause whose text is already there (an error that prints its source itself) is
+/// not repeated.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}

@@ -72,10 +72,15 @@ pub struct TestNs {
 impl TestNs {
     /// Create `e2e-<tag>-<suffix>`.
     pub async fn new(client: Client, tag: &str) -> anyhow::Result<Self> {
-        let suffix = format!(
-            "{:x}",
-            std::process::id() ^ (Instant::now().elapsed().subsec_nanos())
-        );
+        // Unique within the process (one test may create several namespaces of one tag) and
+        // across runs of it.
+        static CREATED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_micros())
+            .unwrap_or_default();
+        let suffix = format!("{:x}{n:x}", std::process::id() ^ clock);
         let name = format!("e2e-{tag}-{suffix}");
         let ns: Namespace =
             serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;

@@ -117,7 +117,12 @@ async fn helm_takes_over_the_installation_and_the_operator_keeps_working() -> an
     run(std::process::Command::new(&helm)
         .args(["upgrade", "--install", "seccomp-operator"])
         .arg(repo().join("charts/seccomp-operator"))
-        .args(["--namespace", "seccomp-operator", "--take-ownership"])
+        .args([
+            "--namespace",
+            "seccomp-operator",
+            "--take-ownership",
+            "--force-conflicts",
+        ])
         .args([
             "--set",
             "imagePullPolicy=Never",

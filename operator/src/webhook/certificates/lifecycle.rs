@@ -27,7 +27,7 @@ pub async fn serving(
         match r {
             Ok(b) => break b,
             Err(e) => {
-                tracing::warn!(error = %e, "webhook certificate not ready; retrying");
+                tracing::warn!(error = %seccomp_profile::error::chain(&e), "webhook certificate not ready; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
@@ -89,7 +89,7 @@ fn serve(resolver: &Resolver, served: &mut String, b: &Bundle) -> bool {
             true
         }
         Err(e) => {
-            tracing::error!(error = %e, "new webhook certificate unusable; still serving the previous one");
+            tracing::error!(error = %seccomp_profile::error::chain(&e), "new webhook certificate unusable; still serving the previous one");
             false
         }
     }
@@ -109,11 +109,13 @@ async fn keep_certificates(
         match ensure_bundle(&client, &cfg).await {
             Ok(b) => {
                 if let Err(e) = inject_ca(&client, &cfg, &b.ca_cert).await {
-                    tracing::warn!(error = %e, "injecting the CA bundle failed");
+                    tracing::warn!(error = %seccomp_profile::error::chain(&e), "injecting the CA bundle failed");
                 }
                 serve(&resolver, &mut served, &b);
             }
-            Err(e) => tracing::warn!(error = %e, "checking the webhook certificate failed"),
+            Err(e) => {
+                tracing::warn!(error = %seccomp_profile::error::chain(&e), "checking the webhook certificate failed")
+            }
         }
         tokio::time::sleep(FOLLOW_EVERY.min(cfg.lifetime / 4)).await;
     }
@@ -136,7 +138,9 @@ async fn follow_provided(
             Ok(b) => {
                 serve(&resolver, &mut served, &b);
             }
-            Err(e) => tracing::warn!(error = %e, "reading the webhook Secret failed"),
+            Err(e) => {
+                tracing::warn!(error = %seccomp_profile::error::chain(&e), "reading the webhook Secret failed")
+            }
         }
     }
 }

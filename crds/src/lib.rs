@@ -4,6 +4,7 @@
 //! - the names users and tools depend on (labels, finalizer, paths), as constants.
 //!
 //! The profile document model they carry is the `seccomp-profile` crate.
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod apply;

@@ -1,5 +1,6 @@
 //! Helpers for the end-to-end tests: a client for the local cluster, per-test namespaces,
 //! waiting with timeouts, and failure output that shows what the cluster saw.
+#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context};
 use crds::SeccompProfile;

@@ -30,8 +30,9 @@ pub struct PackedSpec {
 }
 
 impl PackedSpec {
-    /// Pack `spec`.
-    pub fn pack(spec: &ProfileSpec) -> Self {
+    /// Pack `spec`, which [`compact`] has validated (a packed spec is trusted to be valid:
+    /// the installer does not validate it again).
+    pub(crate) fn pack(spec: &ProfileSpec) -> Self {
         PackedSpec {
             disabled: spec.disabled,
             has_base: spec.base_profile_name.is_some(),

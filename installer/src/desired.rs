@@ -110,6 +110,8 @@ pub struct CompileCache {
     results: HashMap<String, Result<(), String>>,
     validated: HashMap<u64, Result<(), String>>,
     rendered: HashMap<ProfileKey, (Versions, Result<String, String>)>,
+    /// Specs validated here (not found in `validated`), for tests.
+    validations: usize,
 }
 
 impl CompileCache {
@@ -123,6 +125,7 @@ impl CompileCache {
         if let Some(r) = self.validated.get(&key) {
             return r.clone();
         }
+        self.validations += 1;
         let r = validate_spec(spec, Some(&Libseccomp)).map_err(|errs| {
             seccomp_profile::limits::summarize(errs.iter().map(ToString::to_string))
         });
@@ -333,7 +336,11 @@ pub fn compute_part(
                 }
             }
             let spec = input.spec.get();
-            cache.validate(&spec)?;
+            // A packed spec was validated when it was compacted (an invalid one is in
+            // `refused`); only a parsed one is validated here.
+            if let SpecRef::Parsed(parsed) = input.spec {
+                cache.validate(parsed)?;
+            }
             let doc = resolve(name, &spec, lookup).map_err(|e| e.to_string())?;
             let refused = policy.check(&doc, "spec.");
             if !refused.is_empty() {
@@ -559,6 +566,40 @@ mod tests {
         };
         let d = compute(&set, &mut CompileCache::default(), &open, &Refused::new());
         assert!(matches!(&d[&k("child")], Desired::Install { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn a_packed_spec_is_not_validated_again() {
+        let json = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
+        let meta = kube::api::ObjectMeta {
+            name: Some("p".into()),
+            namespace: Some("a".into()),
+            ..Default::default()
+        };
+        let stored = crate::compact::compact(meta, spec(json));
+        let packed = [Input {
+            namespace: "a",
+            name: "p",
+            spec: SpecRef::Packed(&stored.spec),
+            version: None,
+        }];
+        let mut cache = CompileCache::default();
+        let none = Refused::new();
+        let out = compute_inputs(
+            &packed,
+            &mut cache,
+            &Policy::default(),
+            &none,
+            &BTreeMap::new(),
+        );
+        assert!(
+            matches!(out.values().next(), Some(Desired::Install { .. })),
+            "{out:?}"
+        );
+        assert_eq!(cache.validations, 0, "compaction validated it");
+        let parsed = [p("a", "p", json)];
+        compute(&parsed, &mut cache, &Policy::default(), &none);
+        assert_eq!(cache.validations, 1, "a parsed spec is validated");
     }
 
     #[test]

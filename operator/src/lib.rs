@@ -1,5 +1,6 @@
 //! seccomp-operator's operator: the SeccompProfile, ProfileRecording and ProfileBinding
 //! controllers and the admission webhooks, grouped by what each part reconciles.
+#![forbid(unsafe_code)]
 
 // Layers, lowest first: runtime, nodes, pods, profile, binding, recording, webhook. A module
 // imports only from its own layer or those below it, and no two files import each other
@@ -19,7 +20,7 @@ mod controller_tests;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An API call failed.
-    #[error("kubernetes API: {0}")]
+    #[error("kubernetes API")]
     Kube(#[source] kube::Error),
     /// A namespaced object came without a namespace.
     #[error("object has no namespace")]
@@ -28,10 +29,10 @@ pub enum Error {
     #[error("internal state lock poisoned")]
     Poisoned,
     /// A recording could not be merged.
-    #[error("merging recorded profiles: {0}")]
+    #[error("merging recorded profiles")]
     Merge(#[source] seccomp_profile::MergeError),
     /// An object the operator writes did not serialise.
-    #[error("serialising an object: {0}")]
+    #[error("serialising an object")]
     Serialize(#[source] serde_json::Error),
     /// An object from the API server came without a UID.
     #[error("object has no uid")]
@@ -40,7 +41,7 @@ pub enum Error {
     #[error("waiting for nodes still recording: {0}")]
     StillRecording(String),
     /// The finalizer helper failed.
-    #[error("finalizer: {0}")]
+    #[error("finalizer")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 

@@ -2,6 +2,7 @@
 //!
 //! Every replica serves the admission webhooks from its own caches; one replica, elected on a
 //! Lease, runs the controllers.
+#![forbid(unsafe_code)]
 
 use anyhow::Context as _;
 use clap::Parser;

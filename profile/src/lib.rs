@@ -2,6 +2,7 @@
 //! rendering, base-profile resolution, merge and diff, and the size limits of what tenants
 //! write. Pure Rust, no Kubernetes, no I/O beyond what callers hand in: the API crate (`crds`),
 //! the libseccomp boundary, the recorder and the installer build on it.
+#![forbid(unsafe_code)]
 
 pub mod args;
 pub mod builtin;

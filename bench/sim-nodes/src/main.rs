@@ -10,6 +10,7 @@
 //! Measurement only: never deployed. It writes a progress file (JSON) every 100 ms for the
 //! benchmark driver: the fewest profiles installed on any simulated node, and this process's
 //! peak RSS.
+#![forbid(unsafe_code)]
 
 mod cores;
 mod nodes;

@@ -3,6 +3,7 @@
 //! `crdgen [DIR]` writes one `<plural>.yaml` per CRD into DIR (default: the `crds/` directory
 //! of this crate); `crdgen --stdout` prints them as one multi-document stream;
 //! `crdgen --reference FILE` writes the API reference generated from them.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

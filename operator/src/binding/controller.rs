@@ -103,7 +103,7 @@ pub async fn reconcile(b: Arc<ProfileBinding>, ctx: Arc<Context>) -> Result<Acti
 
 /// Retry soon after an error.
 pub fn error_policy(b: Arc<ProfileBinding>, err: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(binding = %b.name_any(), error = %err, "binding status update failed");
+    tracing::warn!(binding = %b.name_any(), error = %seccomp_profile::error::chain(&err), "binding status update failed");
     Action::requeue(Duration::from_secs(5))
 }
 

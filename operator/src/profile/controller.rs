@@ -280,7 +280,7 @@ fn node_triggers(
 
 /// Retry soon after an error.
 pub fn error_policy(p: Arc<SeccompProfile>, err: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(profile = %p.name_any(), error = %err, "reconcile failed");
+    tracing::warn!(profile = %p.name_any(), error = %seccomp_profile::error::chain(&err), "reconcile failed");
     ctx.metrics
         .reconciled("SeccompProfile", Duration::ZERO, false);
     Action::requeue(Duration::from_secs(5))
@@ -400,7 +400,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         .for_each(|r| {
             watchdog.beat("profiles");
             if let Err(e) = r {
-                tracing::debug!(error = %e, "reconcile loop");
+                tracing::debug!(error = %seccomp_profile::error::chain(&e), "reconcile loop");
             }
             async {}
         })

@@ -514,14 +514,14 @@ async fn announce_unreported(
             secondary: None,
         };
         if let Err(err) = ctx.recorder.publish(&ev, &reference).await {
-            tracing::warn!(error = %err, recording = %rec.name_any(), "publishing a {reason} event failed");
+            tracing::warn!(error = %seccomp_profile::error::chain(&err), recording = %rec.name_any(), "publishing a {reason} event failed");
         }
     }
 }
 
 /// Retry soon after an error.
 pub fn error_policy(rec: Arc<ProfileRecording>, err: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(recording = %rec.name_any(), error = %err, "reconcile failed");
+    tracing::warn!(recording = %rec.name_any(), error = %seccomp_profile::error::chain(&err), "reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }
 

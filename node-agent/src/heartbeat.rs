@@ -10,7 +10,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use kube::api::{ObjectMeta, Patch, PatchParams};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -44,12 +44,7 @@ pub async fn node_owner(client: &Client, name: &str) -> Result<OwnerReference, O
             name: name.to_owned(),
             source,
         })?;
-    let mut owner = node
-        .controller_owner_ref(&())
-        .ok_or_else(|| OwnerError::NoUid(name.to_owned()))?;
-    owner.controller = Some(false);
-    owner.block_owner_deletion = None;
-    Ok(owner)
+    crds::apply::owner_reference(&node, false).ok_or_else(|| OwnerError::NoUid(name.to_owned()))
 }
 
 /// The Lease as the agent applies it.

@@ -194,6 +194,21 @@ impl TestNs {
         .await
     }
 
+    /// The logs of pod `name` once it shows that it runs under a seccomp filter (a workload
+    /// that prints `grep Seccomp: /proc/1/status`).
+    pub async fn enforced_logs(&self, name: &str) -> anyhow::Result<String> {
+        let pods: Api<Pod> = self.api();
+        wait_for(
+            "the enforced workload's output",
+            Duration::from_secs(30),
+            || async {
+                let l = pods.logs(name, &Default::default()).await.ok()?;
+                l.contains("Seccomp:\t2").then_some(l)
+            },
+        )
+        .await
+    }
+
     /// Wait for a pod to end; its phase and logs.
     pub async fn run_pod(&self, pod: serde_json::Value) -> anyhow::Result<(String, String)> {
         let name = pod["metadata"]["name"]

@@ -94,15 +94,7 @@ async fn x1_the_examples_install_record_and_bind_a_profile() -> anyhow::Result<(
         .and_then(|s| s.seccomp_profile)
         .and_then(|s| s.localhost_profile);
     assert_eq!(profile, Some(format!("operator/{}/web-web.json", ns.name)));
-    let logs = wait_for(
-        "the enforced workload's output",
-        Duration::from_secs(30),
-        || async {
-            let l = pods.logs(&pod.name_any(), &Default::default()).await.ok()?;
-            l.contains("Seccomp:\t2").then_some(l)
-        },
-    )
-    .await?;
+    let logs = ns.enforced_logs(&pod.name_any()).await?;
     assert!(logs.contains("start"), "{logs}");
     Ok(())
 }

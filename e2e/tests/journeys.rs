@@ -757,15 +757,7 @@ async fn j9_recording_merges_replicas_into_a_profile_that_runs_the_workload() ->
         sc.and_then(|s| s.localhost_profile),
         Some(format!("operator/{}/rec-app.json", ns.name))
     );
-    let logs = wait_for(
-        "the enforced workload's output",
-        Duration::from_secs(30),
-        || async {
-            let l = pods.logs(&pod.name_any(), &Default::default()).await.ok()?;
-            l.contains("Seccomp:\t2").then_some(l)
-        },
-    )
-    .await?;
+    let logs = ns.enforced_logs(&pod.name_any()).await?;
     assert!(logs.contains("start"), "{logs}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = pods.get(&pod.name_any()).await?;

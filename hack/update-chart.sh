@@ -42,6 +42,8 @@ split() {
       sub(/^  ALLOWED_FLAGS: .*/, "  ALLOWED_FLAGS: {{ .Values.policy.allowedFlags | quote }}", line)
       sub(/^  REPORT_DENIALS: .*/, "  REPORT_DENIALS: {{ .Values.policy.reportDenials | quote }}", line)
       sub(/^  SHARED_NAMESPACES: .*/, "  SHARED_NAMESPACES: {{ .Values.policy.sharedNamespaces | quote }}", line)
+      sub(/^  COMPLAIN_READY_AFTER: .*/, "  COMPLAIN_READY_AFTER: {{ .Values.policy.complainReadyAfter | quote }}", line)
+      sub(/^  COMPLAIN_READY_CONTAINERS: .*/, "  COMPLAIN_READY_CONTAINERS: {{ .Values.policy.complainReadyContainers | quote }}", line)
       doc = doc line "\n"
       # Helm keeps the CRDs, and with them every profile, on `helm uninstall`.
       if (line == "metadata:" && kind == "CustomResourceDefinition") {

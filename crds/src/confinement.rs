@@ -76,6 +76,9 @@ pub enum Seccomp {
 pub enum Kind {
     /// A Localhost profile (the operator's or another file).
     Localhost,
+    /// An operator profile in `Complain` mode: it refuses nothing, so for the policy the
+    /// container is not confined.
+    Complain,
     /// The runtime's default profile, set or applied by the kubelet's `seccompDefault`.
     RuntimeDefault,
     /// Explicitly unconfined.
@@ -89,6 +92,7 @@ impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::Localhost => "localhost",
+            Kind::Complain => "complain",
             Kind::RuntimeDefault => "runtime-default",
             Kind::Unconfined => "unconfined",
             Kind::Unset => "unset",
@@ -309,11 +313,32 @@ pub struct ContainerConfinement {
     /// A legacy annotation that would have set its profile before Kubernetes 1.27 (only when
     /// the fields set none): named in the policy's message.
     pub ignored_annotation: Option<String>,
+    /// Its operator profile is in `Complain` mode (set by the caller, which knows the
+    /// profiles: [`mark_complain`]).
+    pub complain: bool,
+}
+
+/// Mark the containers whose operator profile `is_complain` says is in `Complain` mode.
+pub fn mark_complain(
+    containers: &mut [ContainerConfinement],
+    is_complain: impl Fn(&(String, String)) -> bool,
+) {
+    for c in containers {
+        if let Seccomp::Localhost {
+            operator: Some(p), ..
+        } = &c.seccomp
+        {
+            c.complain = is_complain(p);
+        }
+    }
 }
 
 impl ContainerConfinement {
     /// What it runs under on its node.
     pub fn runs_under(&self) -> Kind {
+        if self.complain {
+            return Kind::Complain;
+        }
         self.seccomp.kind().on(self.node)
     }
 
@@ -321,7 +346,7 @@ impl ContainerConfinement {
     /// node's default) or an operator profile.
     pub fn satisfies_policy(&self) -> bool {
         match &self.seccomp {
-            Seccomp::Localhost { operator, .. } => operator.is_some(),
+            Seccomp::Localhost { operator, .. } => operator.is_some() && !self.complain,
             _ => self.runs_under() == Kind::RuntimeDefault,
         }
     }
@@ -333,6 +358,9 @@ impl ContainerConfinement {
         if !self.satisfies_policy() {
             const SET: &str = "set securityContext.seccompProfile.type to RuntimeDefault or Localhost with an operator profile";
             wrong.push(match &self.seccomp {
+                Seccomp::Localhost { path, .. } if self.complain => format!(
+                    "its seccomp profile {path} is in Complain mode, which refuses nothing; set the profile's spec.mode to Enforce (or use an enforced operator profile or RuntimeDefault)"
+                ),
                 Seccomp::Localhost { path, .. } => format!(
                     "its seccomp profile {path} is not an operator profile; set securityContext.seccompProfile to RuntimeDefault or to Localhost operator/<namespace>/<name>.json"
                 ),
@@ -399,6 +427,7 @@ pub fn containers(pod: &Pod, node: NodeDefault) -> Vec<ContainerConfinement> {
                 privilege_escalation: privileged || !no_escalation,
                 node,
                 ignored_annotation,
+                complain: false,
             }
         })
         .collect()
@@ -407,8 +436,10 @@ pub fn containers(pod: &Pod, node: NodeDefault) -> Vec<ContainerConfinement> {
 /// Containers of one namespace by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Under a Localhost profile (the operator's or another file).
+    /// Under a Localhost profile (the operator's or another file), not in complain mode.
     pub localhost: u32,
+    /// Under an operator profile in `Complain` mode (refusing nothing).
+    pub complain: u32,
     /// Under the runtime's default profile.
     pub runtime_default: u32,
     /// Explicitly `Unconfined`.
@@ -426,6 +457,7 @@ impl Counts {
         for (kind, escalates) in kinds {
             *match kind.on(node) {
                 Kind::Localhost => &mut self.localhost,
+                Kind::Complain => &mut self.complain,
                 Kind::RuntimeDefault => &mut self.runtime_default,
                 Kind::Unconfined => &mut self.unconfined,
                 Kind::Unset => &mut self.unset,
@@ -435,9 +467,10 @@ impl Counts {
     }
 
     /// By metric label (`seccomp`).
-    pub fn by_kind(&self) -> [(&'static str, u32); 4] {
+    pub fn by_kind(&self) -> [(&'static str, u32); 5] {
         [
             ("localhost", self.localhost),
+            ("complain", self.complain),
             ("runtime-default", self.runtime_default),
             ("unconfined", self.unconfined),
             ("unset", self.unset),
@@ -447,12 +480,13 @@ impl Counts {
     /// The ConfigMap's line for a namespace.
     pub fn line(&self) -> String {
         format!(
-            "localhost={} runtime-default={} unconfined={} unset={} privilege-escalation={}",
+            "localhost={} runtime-default={} unconfined={} unset={} privilege-escalation={} complain={}",
             self.localhost,
             self.runtime_default,
             self.unconfined,
             self.unset,
-            self.privilege_escalation
+            self.privilege_escalation,
+            self.complain
         )
     }
 }

@@ -17,3 +17,16 @@ pub mod syscall_denied {
     /// Annotation: the container's name.
     pub const ANNOTATION_CONTAINER: &str = "seccomp-operator.dev/container";
 }
+
+/// The node recorder's `SyscallWouldBeDenied` Events: a syscall a container under the complain
+/// rendering of an operator profile made that the profile's enforced form refuses. One per
+/// pod, container, syscall and action, written by the node agent on the pod (the profile is
+/// its `related` object), read by the operator into the profile's `status.wouldDeny`. The
+/// annotations are those of [`syscall_denied`]; the action is the one enforcement would take.
+pub mod syscall_would_be_denied {
+    /// The Events' reason.
+    pub const REASON: &str = "SyscallWouldBeDenied";
+    pub use super::syscall_denied::{
+        ANNOTATION_ACTION, ANNOTATION_CONTAINER, ANNOTATION_SYSCALL, COMPONENT,
+    };
+}

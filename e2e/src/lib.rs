@@ -552,6 +552,10 @@ pub fn installed_rendering(doc: seccomp_profile::SeccompDocument) -> seccomp_pro
         .render(seccomp_profile::Arch::native())
 }
 
+/// How long complain profiles must run clean before `ReadyToEnforce` on the local cluster
+/// (`COMPLAIN_READY_AFTER` in config/local).
+pub const COMPLAIN_READY_AFTER: Duration = Duration::from_secs(15);
+
 /// Node 1's kubelet root.
 pub const KUBELET_ROOT: &str = "/var/lib/kubelet";
 
@@ -642,11 +646,21 @@ pub fn is_ready(p: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// A profile's condition of type `type_`, if it has one.
+pub fn condition<'a>(
+    p: &'a SeccompProfile,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
 /// The message of a profile's Ready condition, or "".
 pub fn ready_message(p: &SeccompProfile) -> String {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+    condition(p, "Ready")
         .map(|c| c.message.clone())
         .unwrap_or_default()
 }

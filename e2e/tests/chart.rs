@@ -126,6 +126,11 @@ async fn helm_takes_over_the_installation_and_the_operator_keeps_working() -> an
         .args([
             "--set",
             "imagePullPolicy=Never",
+            "--set",
+            &format!(
+                "policy.complainReadyAfter={}s",
+                COMPLAIN_READY_AFTER.as_secs()
+            ),
             "--wait",
             "--timeout",
             "5m",

@@ -318,7 +318,7 @@ async fn k5_on_a_seccomp_default_node_an_unset_container_counts_as_runtime_defau
     );
     confinement_line(
         &ns,
-        "localhost=0 runtime-default=1 unconfined=0 unset=0 privilege-escalation=1",
+        "localhost=0 runtime-default=1 unconfined=0 unset=0 privilege-escalation=1 complain=0",
     )
     .await?;
     Ok(())

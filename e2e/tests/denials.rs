@@ -351,9 +351,9 @@ async fn d4_the_namespace_policy_warns_or_refuses_unconfined_pods() -> anyhow::R
             .await?;
         // Readable with kubectl: the namespace's line in the confinement report.
         let want = if mode == "warn" {
-            "localhost=1 runtime-default=0 unconfined=0 unset=1 privilege-escalation=1"
+            "localhost=1 runtime-default=0 unconfined=0 unset=1 privilege-escalation=1 complain=0"
         } else {
-            "localhost=1 runtime-default=0 unconfined=0 unset=0 privilege-escalation=0"
+            "localhost=1 runtime-default=0 unconfined=0 unset=0 privilege-escalation=0 complain=0"
         };
         let report = |output: &str| {
             kubectl(&[

@@ -18,17 +18,6 @@ fn counts(p: &SeccompProfile) -> Option<&str> {
     p.status.as_ref()?.installed_nodes.as_deref()
 }
 
-fn condition<'a>(
-    p: &'a SeccompProfile,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    p.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-}
-
 fn installed_on(n: usize) -> impl Fn(&SeccompProfile) -> bool {
     let want = format!("{n}/{n}");
     move |p| phase(p) == "Installed" && counts(p) == Some(want.as_str())

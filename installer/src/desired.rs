@@ -348,7 +348,7 @@ pub fn compute_part(
                     refused.iter().map(ToString::to_string),
                 ));
             }
-            let rendered = policy.installed(spec.report_denials, doc).render(native);
+            let rendered = policy.for_node(&spec, doc).render(native);
             cache.check(&rendered.hash, &rendered.document)?;
             Ok((rendered.hash, rendered.json))
         })();

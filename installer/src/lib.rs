@@ -351,6 +351,36 @@ mod tests {
     pub(crate) const ALLOW_READ: &str = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
 
     #[test]
+    fn a_complain_profile_is_written_at_the_same_path_refusing_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = ProfileRoot::new(tmp.path());
+        let mut inst = Installer::new(root.clone()).unwrap();
+        let complain = r#"{"defaultAction":"SCMP_ACT_ERRNO","mode":"Complain","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"},{"names":["ptrace"],"action":"SCMP_ACT_KILL_PROCESS"}]}"#;
+        let mut set = vec![p("a", "web", complain)];
+        assert_eq!(inst.sync(&set).written, 1);
+        let file = tmp.path().join("seccomp/operator/a/web.json");
+        let doc: seccomp_profile::SeccompDocument =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(doc.default_action, seccomp_profile::Action::Log);
+        assert!(
+            doc.syscalls
+                .iter()
+                .all(|r| r.action == seccomp_profile::Action::Allow),
+            "the kill rule is the LOG default now: {:?}",
+            doc.syscalls
+        );
+        set[0].2.mode = seccomp_profile::Mode::Enforce;
+        assert_eq!(
+            inst.sync(&set).written,
+            1,
+            "switching the mode rewrites the file"
+        );
+        let doc: seccomp_profile::SeccompDocument =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(doc.default_action, seccomp_profile::Action::Errno);
+    }
+
+    #[test]
     fn sync_writes_skips_rewrites_and_removes() {
         let tmp = tempfile::tempdir().unwrap();
         let root = ProfileRoot::new(tmp.path());

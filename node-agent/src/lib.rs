@@ -6,7 +6,8 @@
 //!   `seccompDefault`, reported in the SeccompNodeStatus;
 //! - [`recording`]: record the containers ProfileRecordings select and report what each
 //!   recorded into the node's RecordingReports (never SeccompProfiles);
-//! - [`denials`]: report syscalls refused under operator profiles (SyscallDenied Events);
+//! - [`denials`]: report syscalls refused under operator profiles (SyscallDenied Events), and
+//!   those their enforced form would refuse under complain mode (SyscallWouldBeDenied);
 //! - [`unplaced`]: pods no node runs yet; [`metrics`], [`server`]: /metrics, /healthz, /readyz;
 //!   [`health`]: what readiness means.
 

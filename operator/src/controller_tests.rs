@@ -117,6 +117,10 @@ fn ctx(
         gate: crate::runtime::leader::Gate::open(),
         runtime_default: None,
         denials: Default::default(),
+        would_deny: Arc::new(RwLock::new(
+            crate::profile::denials::DenialIndex::would_deny(),
+        )),
+        readiness: Default::default(),
     })
 }
 

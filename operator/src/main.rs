@@ -103,6 +103,14 @@ struct Args {
         default_value = "/etc/seccomp-operator/runtime-default/profile.json"
     )]
     runtime_default_profile: std::path::PathBuf,
+    /// A `Complain` profile is ready to enforce (condition `ReadyToEnforce`) once
+    /// `--complain-ready-containers` containers started under its current version have run
+    /// this long with nothing it would deny (e.g. `24h`, `7d`, `30s`).
+    #[arg(long, env = "COMPLAIN_READY_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]
+    complain_ready_after: std::time::Duration,
+    /// See `--complain-ready-after`.
+    #[arg(long, env = "COMPLAIN_READY_CONTAINERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    complain_ready_containers: u32,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -280,13 +288,14 @@ async fn main() -> anyhow::Result<()> {
     );
     {
         let (index, reports) = (index.clone(), node_reports.clone());
+        let is_complain = operator::pods::report::complain_lookup(profiles.clone());
         metrics.count_confinement_with(Box::new(move || {
             // One lock at a time (never the reports' inside the index's).
             let defaulting = operator::nodes::reports::seccomp_default_nodes(
                 &reports.read().unwrap_or_else(|p| p.into_inner()),
             );
             let idx = index.read().unwrap_or_else(|p| p.into_inner());
-            idx.confinement().per_namespace(&defaulting)
+            idx.confinement().per_namespace(&defaulting, &is_complain)
         }));
     }
     tokio::spawn(operator::pods::report::run(
@@ -296,6 +305,7 @@ async fn main() -> anyhow::Result<()> {
         node_reports.clone(),
         recorder.clone(),
         gate.clone(),
+        profiles.clone(),
     ));
     // Node liveness: only the leader counts nodes and taints them.
     let (report_store, report_events) = operator::runtime::caches::node_reports(&client);
@@ -327,6 +337,11 @@ async fn main() -> anyhow::Result<()> {
         report_events,
         liveness: liveness.clone(),
         denial_events: operator::runtime::caches::syscall_denied(&client),
+        would_deny_events: operator::runtime::caches::syscall_would_be_denied(&client),
+        readiness: operator::profile::complain::Readiness {
+            after: args.complain_ready_after,
+            containers: args.complain_ready_containers,
+        },
         policy: policy.clone(),
         gate: gate.clone(),
         runtime_default,

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod builtin;
 pub mod compare;
+pub mod complain;
 pub mod document;
 pub mod documents;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod validate;
 
 pub use args::{recorded_document, ArgClasses, ArgKind, RecordedArgs};
 pub use compare::{looser_than, Looser};
+pub use complain::{would_deny, Mode, WouldDeny};
 pub use document::{content_hash, ArgCondition, Rendered, SeccompDocument, SyscallRule};
 pub use documents::{from_value, split_documents, Item};
 pub use error::{FieldError, MergeError, ProfileError, ResolveError};

@@ -237,6 +237,8 @@ struct RawProfile {
     disabled: Option<bool>,
     #[serde(default)]
     report_denials: Option<bool>,
+    #[serde(default)]
+    mode: Option<crate::Mode>,
 }
 
 #[derive(Deserialize)]
@@ -595,6 +597,7 @@ fn lower(
             base_profile_name: raw.base_profile_name,
             disabled: raw.disabled.unwrap_or(false),
             report_denials: raw.report_denials,
+            mode: raw.mode.unwrap_or_default(),
         },
         origins,
     ))

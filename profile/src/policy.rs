@@ -83,6 +83,13 @@ impl Policy {
         doc
     }
 
+    /// The document a node installs for `spec` resolved into `doc`: [`Policy::installed`],
+    /// then rendered in the profile's own mode (see [`crate::complain`]). The operator's
+    /// `contentHash` and the agents' files both come from here.
+    pub fn for_node(&self, spec: &crate::ProfileSpec, doc: SeccompDocument) -> SeccompDocument {
+        self.installed(spec.report_denials, doc).in_mode(spec.mode)
+    }
+
     /// What `doc` uses that this policy does not allow, against the fields under `prefix`.
     pub fn check(&self, doc: &SeccompDocument, prefix: &str) -> Vec<FieldError> {
         const HOW: &str = "not allowed by this cluster's profile policy";

@@ -86,6 +86,7 @@ pub fn resolve(
                 base_profile_name: None,
                 disabled: false,
                 report_denials: None,
+                mode: Default::default(),
             }),
             None => lookup.lookup(&base),
         };

@@ -2,6 +2,7 @@
 //! installed. The API's `SeccompProfileSpec` carries exactly this (flattened), so the model
 //! never imports the API.
 
+use super::complain::Mode;
 use super::document::SeccompDocument;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -28,4 +29,9 @@ pub struct ProfileSpec {
     /// own `flags` is installed with exactly those.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_denials: Option<bool>,
+    /// `Enforce` (the default): the filter as written. `Complain`: every refusing action is
+    /// installed as `SCMP_ACT_LOG`, so nothing is refused and what enforcement would refuse is
+    /// reported. Only the mode of the profile a pod references counts (not its bases').
+    #[serde(default, skip_serializing_if = "Mode::is_enforce")]
+    pub mode: Mode,
 }

@@ -30,6 +30,9 @@ enum Cmd {
     ///
     /// Sets NoNewPrivileges, installs the profile with libseccomp and execs the command, which
     /// keeps seccompctl's stdin, stdout, stderr and PID (so its exit status is the command's).
+    /// With --complain the command runs as a child under the profile's complain rendering,
+    /// and seccompctl reports what enforcement would have denied, then exits with the
+    /// command's status.
     Run(run::Args),
     /// Check profiles: syntax, every field, syscall names (libseccomp), and that libseccomp
     /// compiles them. Exits 1 if any is invalid, 2 if any cannot be read.

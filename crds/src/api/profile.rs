@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
     status = "SeccompProfileStatus",
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Installed","type":"string","jsonPath":".status.installedNodes"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Outdated","type":"integer","jsonPath":".status.podsOnOlderVersion"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"LocalhostProfile","type":"string","jsonPath":".status.localhostProfile","priority":1}"#
 )]
@@ -136,8 +138,9 @@ pub struct SeccompProfileStatus {
     /// waits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub active_workloads: Vec<String>,
-    /// Standard conditions: `Valid` (spec and base chain are acceptable) and `Ready`
-    /// (installed on every node).
+    /// Standard conditions: `Valid` (spec and base chain are acceptable), `Ready`
+    /// (installed on every node) and, for a `Complain` profile, `ReadyToEnforce` (enough
+    /// containers ran under it long enough with nothing it would deny).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.
@@ -149,6 +152,22 @@ pub struct SeccompProfileStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_STATUS_DENIALS))]
     pub denials: Vec<DeniedSyscall>,
+    /// For a `Complain` profile: syscalls its enforced form would have refused, as the node
+    /// agents reported them (`SyscallWouldBeDenied` Events) since the current version was
+    /// installed; the action is the one enforcement would take. Most recently seen first, at
+    /// most [`MAX_STATUS_DENIALS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_STATUS_DENIALS))]
+    pub would_deny: Vec<DeniedSyscall>,
+    /// When the current version (`contentHash`) was first seen installed on every counted
+    /// node (RFC 3339). A container started before it may run an older version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_at: Option<String>,
+    /// Running pods that use this profile with a container started before `installedAt`: they
+    /// keep the filter they started with (the kernel cannot change it) until restarted, for
+    /// example with `kubectl rollout restart`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods_on_older_version: Option<u32>,
 }
 
 impl SeccompProfileStatus {

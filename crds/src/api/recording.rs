@@ -47,6 +47,11 @@ pub struct ProfileRecordingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = MAX_RECORDING_SECONDS))]
     pub duration_seconds: Option<u32>,
+    /// The `spec.mode` of the profiles the recording creates: `Enforce` (the default) or
+    /// `Complain`, to run the recorded profile first without refusing anything and see what
+    /// it would deny (record → complain → enforce).
+    #[serde(default, skip_serializing_if = "seccomp_profile::Mode::is_enforce")]
+    pub profile_mode: seccomp_profile::Mode,
 }
 
 /// The kind of profile a recording produces.
@@ -346,6 +351,7 @@ mod tests {
                 containers: None,
                 merge_strategy: MergeStrategy::Containers,
                 duration_seconds: duration,
+                profile_mode: Default::default(),
             },
         );
         r.metadata.creation_timestamp = Some(Time(created));

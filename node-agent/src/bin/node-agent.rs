@@ -181,7 +181,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             opts,
         ));
         // The recorder reads audit records: it is where denials are seen. Kills are always
-        // audited; refusals only under profiles installed with the log flag.
+        // audited; refusals only under profiles installed with the log flag; would-be denials
+        // are the logged calls of profiles in Complain mode.
         tokio::spawn(node_agent::denials::run(
             client.clone(),
             args.node_name.clone(),

@@ -1,6 +1,9 @@
-//! Denial records folded into series — one per container, syscall and action — and the
+//! Denial records folded into series — one per kind, container, syscall and action — and the
 //! decision of which series to report now. Pure (time is passed in): tested without an API
 //! server.
+//!
+//! The loop keeps one [`Aggregator`] per [`Kind`]: refusals and would-be refusals (complain
+//! mode) never share places, so a complain profile's flood cannot push out a real denial.
 //!
 //! Bounds, whatever the containers do:
 //! - at most [`MAX_SERIES`] series are held, [`MAX_SERIES_PER_NAMESPACE`] of one namespace's
@@ -27,14 +30,27 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// A fully reported series with no new record for this long is forgotten.
 pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 
+/// What kind of record a series counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Refused by the filter (`SyscallDenied`).
+    Denied,
+    /// Logged by the complain rendering of a profile whose enforced form refuses it
+    /// (`SyscallWouldBeDenied`).
+    WouldDeny,
+}
+
 /// What a series counts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
+    /// Refusals or would-be refusals.
+    pub kind: Kind,
     /// The container instance.
     pub container_id: String,
     /// The syscall's name (`unknown-<nr>` when libseccomp has none).
     pub syscall: String,
-    /// The profile action that refused it (`SCMP_ACT_ERRNO`, `SCMP_ACT_KILL_PROCESS`, ...).
+    /// The profile action that refused it (`SCMP_ACT_ERRNO`, `SCMP_ACT_KILL_PROCESS`, ...),
+    /// or for [`Kind::WouldDeny`] the one enforcement would take.
     pub action: &'static str,
 }
 
@@ -47,6 +63,7 @@ struct Series {
     last: Timestamp,
     last_record: Instant,
     last_report: Option<Instant>,
+    argument_note: &'static str,
 }
 
 /// One series to report: its whole count so far.
@@ -62,6 +79,9 @@ pub struct Report {
     pub first: Timestamp,
     /// See `first`.
     pub last: Timestamp,
+    /// For [`Kind::WouldDeny`]: [`seccomp_profile::WouldDeny::argument_note`] as last
+    /// classified ("" when the refusal does not depend on the call's arguments).
+    pub argument_note: &'static str,
 }
 
 /// The series of one node.
@@ -85,10 +105,26 @@ impl Aggregator {
         at: Timestamp,
         now: Instant,
     ) -> bool {
+        self.add_classified(key, workload, n, at, now, "")
+    }
+
+    /// [`Aggregator::add`] for a would-be refusal, with the note its report carries when it
+    /// depends on the call's arguments (the latest classification wins: the profile may have
+    /// changed).
+    pub fn add_classified(
+        &mut self,
+        key: SeriesKey,
+        workload: &Arc<Workload>,
+        n: u64,
+        at: Timestamp,
+        now: Instant,
+        argument_note: &'static str,
+    ) -> bool {
         if let Some(s) = self.series.get_mut(&key) {
             s.count += n;
             s.last = at;
             s.last_record = now;
+            s.argument_note = argument_note;
             return true;
         }
         let in_namespace = self
@@ -114,6 +150,7 @@ impl Aggregator {
                 last: at,
                 last_record: now,
                 last_report: None,
+                argument_note,
             },
         );
         true
@@ -140,6 +177,7 @@ impl Aggregator {
                 count: s.count,
                 first: s.first,
                 last: s.last,
+                argument_note: s.argument_note,
             })
             .collect()
     }
@@ -208,6 +246,7 @@ mod tests {
 
     fn key(c: &str, s: &str) -> SeriesKey {
         SeriesKey {
+            kind: Kind::Denied,
             container_id: c.into(),
             syscall: s.into(),
             action: "SCMP_ACT_ERRNO",
@@ -311,5 +350,41 @@ mod tests {
         a.reported(&key("c", "bpf"), 1, t0);
         a.forget_idle(t0 + FORGET_AFTER * 2);
         assert!(a.is_empty());
+    }
+
+    #[test]
+    fn kinds_are_separate_series_and_would_deny_keeps_its_argument_note() {
+        let mut a = Aggregator::default();
+        let w = workload();
+        let t0 = Instant::now();
+        let at = Timestamp::now();
+        let denied = key("c", "mkdir");
+        let would = SeriesKey {
+            kind: Kind::WouldDeny,
+            ..denied.clone()
+        };
+        assert!(a.add(denied.clone(), &w, 2, at, t0));
+        assert!(a.add_classified(would.clone(), &w, 5, at, t0, "some values only"));
+        let due = a.due(t0, 10);
+        assert_eq!(
+            due.len(),
+            2,
+            "same container, syscall and action, two kinds"
+        );
+        let by = |k: Kind| due.iter().find(|r| r.key.kind == k).unwrap();
+        assert_eq!(
+            (by(Kind::Denied).count, by(Kind::Denied).argument_note),
+            (2, "")
+        );
+        assert_eq!(
+            (by(Kind::WouldDeny).count, by(Kind::WouldDeny).argument_note),
+            (5, "some values only")
+        );
+        // The profile changed: the latest classification is the one reported.
+        a.reported(&would, 5, t0);
+        a.add_classified(would.clone(), &w, 1, at, t0, "");
+        let again = a.due(t0 + REPORT_INTERVAL, 10);
+        let r = again.iter().find(|r| r.key == would).unwrap();
+        assert_eq!((r.count, r.argument_note), (6, ""));
     }
 }

@@ -6,7 +6,7 @@ use crds::runtime_id;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A container under an operator profile.
@@ -86,6 +86,25 @@ pub fn operator_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, Arc<Wo
     out
 }
 
+/// The ID of every container of `pods` the kubelet has reported (current and previous
+/// instances), whatever it runs under: a record of one of them that is not in
+/// [`operator_containers`] is known to be someone else's, without waiting.
+pub fn known_containers<P: Borrow<Pod>>(pods: &[P]) -> HashSet<String> {
+    pods.iter()
+        .map(Borrow::borrow)
+        .flat_map(statuses)
+        .flat_map(|st| {
+            let previous = st
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .and_then(|t| t.container_id.as_deref());
+            st.container_id.as_deref().into_iter().chain(previous)
+        })
+        .map(runtime_id)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +127,7 @@ mod tests {
             ]}
         }))
         .unwrap();
+        let pod_again = pod.clone();
         let m = operator_containers(&[pod]);
         assert_eq!(m.len(), 2, "{m:?}");
         let w = &m["aaa"];
@@ -128,6 +148,12 @@ mod tests {
         assert!(
             !m.contains_key("bbb"),
             "RuntimeDefault is not the operator's"
+        );
+        let known = known_containers(&[pod_again]);
+        assert_eq!(
+            known,
+            HashSet::from(["aaa".to_owned(), "old".to_owned(), "bbb".to_owned()]),
+            "every reported container, whatever its profile"
         );
     }
 }

@@ -28,7 +28,8 @@
 //!   reaches whoever created the pod; the Event stays with the pod).
 
 use crate::pods::references::{is_live, pod_key};
-use crds::confinement::{containers, Counts, Kind, NodeDefault};
+use crds::confinement::{containers, Counts, Kind, NodeDefault, Seccomp};
+use crds::localhost::ProfileId;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -65,8 +66,9 @@ pub struct NewViolation {
     pub violations: Vec<String>,
 }
 
-/// A pod's containers: kind (as the spec sets it), and whether each may escalate privileges.
-type Kinds = Vec<(Kind, bool)>;
+/// A pod's containers: kind (as the spec sets it), whether each may escalate privileges, and
+/// the operator profile it uses (whose mode is looked up when counting).
+type Kinds = Vec<(Kind, bool, Option<ProfileId>)>;
 
 /// What the tally keeps of a live pod.
 #[derive(Debug)]
@@ -98,7 +100,13 @@ impl ConfinementTally {
         let decided = containers(pod, NodeDefault::Unknown);
         let kinds: Kinds = decided
             .iter()
-            .map(|c| (c.seccomp.kind(), c.privilege_escalation))
+            .map(|c| {
+                let profile = match &c.seccomp {
+                    Seccomp::Localhost { operator, .. } => operator.clone(),
+                    _ => None,
+                };
+                (c.seccomp.kind(), c.privilege_escalation, profile)
+            })
             .collect();
         if !seen {
             let young = pod
@@ -150,17 +158,32 @@ impl ConfinementTally {
 
     /// Counts per namespace, of the pods held now (namespaces without live pods are absent).
     /// `defaulting`: the nodes whose kubelet runs unset containers under `RuntimeDefault`
-    /// ([`crate::nodes::reports::seccomp_default_nodes`]).
-    pub fn per_namespace(&self, defaulting: &HashSet<String>) -> BTreeMap<String, Counts> {
+    /// ([`crate::nodes::reports::seccomp_default_nodes`]); `is_complain`: whether an operator
+    /// profile is in `Complain` mode now (its containers count as `complain`).
+    pub fn per_namespace(
+        &self,
+        defaulting: &HashSet<String>,
+        is_complain: &dyn Fn(&ProfileId) -> bool,
+    ) -> BTreeMap<String, Counts> {
         let mut out: BTreeMap<String, Counts> = BTreeMap::new();
+        let mut kinds = Vec::new();
         for held in self.by_pod.values() {
             let node = match &held.node {
                 Some(n) if defaulting.contains(n) => NodeDefault::RuntimeDefault,
                 _ => NodeDefault::Unknown,
             };
+            kinds.clear();
+            kinds.extend(
+                held.kinds
+                    .iter()
+                    .map(|(kind, escalates, profile)| match profile {
+                        Some(p) if is_complain(p) => (Kind::Complain, *escalates),
+                        _ => (*kind, *escalates),
+                    }),
+            );
             out.entry(held.namespace.clone())
                 .or_default()
-                .add(&held.kinds, node);
+                .add(&kinds, node);
         }
         out
     }
@@ -217,7 +240,7 @@ mod tests {
         let mut b = pod("shop", "bad", bare, "2026-12-02T11:59:30Z");
         t.apply(&b, now());
         t.apply(&b, now());
-        let c = t.per_namespace(&HashSet::new())["shop"];
+        let c = t.per_namespace(&HashSet::new(), &|_| false)["shop"];
         assert_eq!(
             (
                 c.runtime_default,
@@ -235,12 +258,12 @@ mod tests {
         b.status = serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap();
         t.apply(&b, now());
         assert_eq!(
-            t.per_namespace(&HashSet::new())["shop"].unset,
+            t.per_namespace(&HashSet::new(), &|_| false)["shop"].unset,
             0,
             "a finished pod runs nothing"
         );
         t.retain(&Default::default());
-        assert!(t.per_namespace(&HashSet::new()).is_empty());
+        assert!(t.per_namespace(&HashSet::new(), &|_| false).is_empty());
         assert!(t.by_pod.is_empty());
     }
 
@@ -277,13 +300,13 @@ mod tests {
             &pod_with("shop", "pending", serde_json::json!({}), bare(None)),
             now(),
         );
-        let without = t.per_namespace(&HashSet::new())["shop"];
+        let without = t.per_namespace(&HashSet::new(), &|_| false)["shop"];
         assert_eq!(
             (without.runtime_default, without.unset, without.unconfined),
             (0, 3, 3),
             "no node reported seccompDefault"
         );
-        let with = t.per_namespace(&HashSet::from(["node-2".to_string()]))["shop"];
+        let with = t.per_namespace(&HashSet::from(["node-2".to_string()]), &|_| false)["shop"];
         assert_eq!(
             (with.runtime_default, with.unset, with.unconfined),
             (1, 2, 3),
@@ -312,7 +335,7 @@ mod tests {
             }),
         );
         t.apply(&p, now());
-        let c = t.per_namespace(&HashSet::new())["shop"];
+        let c = t.per_namespace(&HashSet::new(), &|_| false)["shop"];
         assert_eq!(
             (
                 c.localhost,
@@ -322,6 +345,19 @@ mod tests {
             ),
             (1, 1, 1, 0),
             "the sidecar under its profile, the init container, the annotated container as unset"
+        );
+        let complain = t.per_namespace(&HashSet::new(), &|(ns, name)| {
+            ns == "shop" && name == "proxy"
+        })["shop"];
+        assert_eq!(
+            (complain.localhost, complain.complain),
+            (0, 1),
+            "a container under a Complain profile counts as complain, not localhost"
+        );
+        assert!(
+            complain.line().ends_with("complain=1"),
+            "{}",
+            complain.line()
         );
         let new = t.take_new(10);
         assert_eq!(new.len(), 1);
@@ -384,7 +420,7 @@ mod tests {
                 now(),
             );
         }
-        let data = configmap_data(&t.per_namespace(&HashSet::new()));
+        let data = configmap_data(&t.per_namespace(&HashSet::new(), &|_| false));
         assert_eq!(data.len(), MAX_LISTED_NAMESPACES + 1);
         assert!(
             data["_truncated"].starts_with("4 namespaces"),
@@ -393,7 +429,7 @@ mod tests {
         );
         assert_eq!(
             data["ns00000"],
-            "localhost=0 runtime-default=0 unconfined=0 unset=1 privilege-escalation=1"
+            "localhost=0 runtime-default=0 unconfined=0 unset=1 privilege-escalation=1 complain=0"
         );
     }
 }

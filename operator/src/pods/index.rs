@@ -15,6 +15,47 @@ pub struct PodIndex {
     resync: Option<BTreeSet<String>>,
     confinement: crate::pods::confinement::ConfinementTally,
     gated: BTreeMap<String, GatedPod>,
+    /// Pod key → when each of its running containers under an operator profile started.
+    starts: HashMap<String, Starts>,
+}
+
+/// A pod's running containers under operator profiles: (profile, when the container started).
+type Starts = Vec<(ProfileId, k8s_openapi::jiff::Timestamp)>;
+
+/// When each running container of `pod` that uses an operator profile started (from the
+/// pod's status), sorted.
+fn container_starts(pod: &Pod) -> Starts {
+    use crds::confinement::{containers, NodeDefault, Seccomp};
+    let Some(st) = pod.status.as_ref() else {
+        return Vec::new();
+    };
+    let statuses = [
+        st.container_statuses.as_ref(),
+        st.init_container_statuses.as_ref(),
+        st.ephemeral_container_statuses.as_ref(),
+    ];
+    let mut out = Vec::new();
+    for c in containers(pod, NodeDefault::Unknown) {
+        let Seccomp::Localhost {
+            operator: Some(id), ..
+        } = c.seccomp
+        else {
+            continue;
+        };
+        let started = statuses
+            .iter()
+            .flatten()
+            .flat_map(|v| v.iter())
+            .find(|s| s.name == c.name)
+            .and_then(|s| s.state.as_ref())
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.as_ref());
+        if let Some(t) = started {
+            out.push((id, t.0));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// A pod that waits at the operator's scheduling gate ([`crds::SCHEDULING_GATE`]).
@@ -71,7 +112,47 @@ impl PodIndex {
         } else {
             self.gated.remove(&key);
         }
-        self.set(key, now)
+        // A container starting or stopping changes what the profile's status says of its
+        // versions (`podsOnOlderVersion`, `ReadyToEnforce`): its profiles count as changed.
+        let starts = if is_live(pod) {
+            container_starts(pod)
+        } else {
+            Vec::new()
+        };
+        let before = if starts.is_empty() {
+            self.starts.remove(&key)
+        } else {
+            self.starts.insert(key.clone(), starts.clone())
+        };
+        let mut changed = self.set(key, now);
+        if before.as_ref() != Some(&starts) && !(before.is_none() && starts.is_empty()) {
+            changed.extend(before.into_iter().flatten().map(|(id, _)| id));
+            changed.extend(starts.into_iter().map(|(id, _)| id));
+        }
+        changed
+    }
+
+    /// Each live pod using profile `id` with the start times of its running containers under
+    /// it (pods whose containers under it do not run are absent).
+    pub fn running_under(
+        &self,
+        id: &ProfileId,
+    ) -> Vec<(String, Vec<k8s_openapi::jiff::Timestamp>)> {
+        self.users
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| {
+                let times: Vec<_> = self
+                    .starts
+                    .get(k)?
+                    .iter()
+                    .filter(|(p, _)| p == id)
+                    .map(|(_, t)| *t)
+                    .collect();
+                (!times.is_empty()).then(|| (k.clone(), times))
+            })
+            .collect()
     }
 
     /// The pod `key` if it waits at the operator's scheduling gate.
@@ -109,6 +190,7 @@ impl PodIndex {
         let key = pod_key(pod);
         self.bound_by.remove(&key);
         self.gated.remove(&key);
+        self.starts.remove(&key);
         self.confinement.delete(pod);
         self.set(key, BTreeSet::new())
     }
@@ -151,6 +233,7 @@ impl PodIndex {
             .collect();
         self.bound_by.retain(|k, _| seen.contains(k));
         self.gated.retain(|k, _| seen.contains(k));
+        self.starts.retain(|k, _| seen.contains(k));
         self.confinement.retain(&seen);
         let mut changed = BTreeSet::new();
         for k in gone {
@@ -258,5 +341,41 @@ mod tests {
         idx.begin_resync();
         idx.end_resync();
         assert_eq!(idx.all_gated().count(), 0);
+    }
+
+    #[test]
+    fn index_knows_when_each_container_under_a_profile_started() {
+        let mut idx = PodIndex::default();
+        let web = ("shop".to_string(), "web".to_string());
+        let mut p1 = pod(
+            "p1",
+            serde_json::json!({"spec":{"containers":[
+                {"name":"a","image":"x","securityContext":localhost("operator/shop/web.json")},
+                {"name":"b","image":"x","securityContext":{"seccompProfile":{"type":"RuntimeDefault"}}}]}}),
+        );
+        idx.apply(&p1);
+        assert!(idx.running_under(&web).is_empty(), "nothing runs yet");
+        p1.status = Some(
+            serde_json::from_value(serde_json::json!({"phase":"Running","containerStatuses":[
+                {"name":"a","image":"x","imageID":"","ready":true,"restartCount":0,"state":{"running":{"startedAt":"2026-12-06T10:00:00Z"}}},
+                {"name":"b","image":"x","imageID":"","ready":true,"restartCount":0,"state":{"running":{"startedAt":"2026-12-06T09:00:00Z"}}}]}))
+            .unwrap(),
+        );
+        assert_eq!(
+            idx.apply(&p1),
+            BTreeSet::from([web.clone()]),
+            "a container starting changes the profile's status"
+        );
+        let r = idx.running_under(&web);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0, "shop/p1");
+        assert_eq!(
+            r[0].1,
+            vec!["2026-12-06T10:00:00Z".parse().unwrap()],
+            "only the container under it"
+        );
+        assert_eq!(idx.apply(&p1), BTreeSet::new(), "no change");
+        idx.delete(&p1);
+        assert!(idx.running_under(&web).is_empty());
     }
 }

@@ -9,6 +9,17 @@ use kube::ResourceExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+/// Whether an operator profile is in `Complain` mode now, from the profile cache.
+pub fn complain_lookup(
+    profiles: kube::runtime::reflector::Store<crds::SeccompProfile>,
+) -> impl Fn(&crds::localhost::ProfileId) -> bool + Send + Sync {
+    move |(ns, name)| {
+        profiles
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
+            .is_some_and(|p| p.spec.mode == seccomp_profile::Mode::Complain)
+    }
+}
+
 /// Publish, while this replica leads: the ConfigMap when the counts changed, and an
 /// `UnconfinedContainer` Event on each new policy-breaking pod of a `warn` namespace.
 pub async fn run(
@@ -18,7 +29,9 @@ pub async fn run(
     reports: Arc<RwLock<NodeReports>>,
     recorder: kube::runtime::events::Recorder,
     gate: Gate,
+    profiles: kube::runtime::reflector::Store<crds::SeccompProfile>,
 ) {
+    let is_complain = complain_lookup(profiles);
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
     let configmaps: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &namespace);
     let namespaces: kube::Api<Namespace> = kube::Api::all(client);
@@ -32,7 +45,7 @@ pub async fn run(
             let mut idx = index.write().unwrap_or_else(|p| p.into_inner());
             let t = idx.confinement_mut();
             (
-                configmap_data(&t.per_namespace(&defaulting)),
+                configmap_data(&t.per_namespace(&defaulting, &is_complain)),
                 t.take_new(MAX_EVENTS_PER_PERIOD),
             )
         };

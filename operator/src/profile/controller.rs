@@ -4,7 +4,7 @@
 use crate::nodes::reports::{NodeReport, NodeReports, SpecVersions, Touched};
 use crate::pods::index::PodIndex;
 use crate::pods::references::ProfileId;
-use crate::profile::status::{compute, with_transition_times, Observed};
+use crate::profile::status::{compute_with_recheck, with_transition_times, Observed};
 use crate::runtime::metrics::Metrics;
 use crate::{Error, Result};
 use crds::apply::{apply_status, OPERATOR};
@@ -55,6 +55,11 @@ pub struct Context {
     pub runtime_default: Option<Arc<crate::profile::runtime_default::RuntimeDefault>>,
     /// Recent denials by profile, from the node agents' `SyscallDenied` Events.
     pub denials: Arc<RwLock<crate::profile::denials::DenialIndex>>,
+    /// What the enforced forms of complain profiles would deny, from the node agents'
+    /// `SyscallWouldBeDenied` Events.
+    pub would_deny: Arc<RwLock<crate::profile::denials::DenialIndex>>,
+    /// When a complain profile is ready to enforce.
+    pub readiness: crate::profile::complain::Readiness,
 }
 
 fn profile_id(p: &SeccompProfile) -> ProfileId {
@@ -109,9 +114,23 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
         .read()
         .map_err(|_| Error::Poisoned)?
         .summary(&profile_id(&p));
-    let computed = {
+    let versions = crate::profile::status::VersionsObserved {
+        would_deny: ctx
+            .would_deny
+            .read()
+            .map_err(|_| Error::Poisoned)?
+            .summary(&profile_id(&p)),
+        running: ctx
+            .index
+            .read()
+            .map_err(|_| Error::Poisoned)?
+            .running_under(&profile_id(&p)),
+        readiness: ctx.readiness,
+        now: k8s_openapi::jiff::Timestamp::now(),
+    };
+    let (computed, recheck) = {
         let reports = ctx.reports.read().map_err(|_| Error::Poisoned)?;
-        compute(&Observed {
+        compute_with_recheck(&Observed {
             profile: &p,
             namespace_profiles: &lookup,
             reports: &reports,
@@ -122,6 +141,7 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
             policy: &ctx.policy,
             runtime_default: ctx.runtime_default.as_deref(),
             denials,
+            versions,
         })
     };
     let old = p.status.as_ref();
@@ -141,9 +161,11 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     ctx.metrics
         .reconciled("SeccompProfile", started.elapsed(), true);
     // An admission hold ends by time: look again then.
+    // A complain profile's readiness comes with time: look again then.
     let next = admission_hold
         .map(|left| left + Duration::from_secs(1))
         .unwrap_or(Duration::from_secs(300))
+        .min(recheck.map_or(Duration::MAX, |d| d + Duration::from_secs(1)))
         .min(Duration::from_secs(300));
     Ok(Action::requeue(next))
 }
@@ -311,6 +333,11 @@ pub struct Inputs {
     pub liveness: Arc<crate::nodes::controller::Shared>,
     /// The node recorders' `SyscallDenied` Events ([`crate::runtime::caches::syscall_denied`]).
     pub denial_events: crate::runtime::caches::Events<k8s_openapi::api::core::v1::Event>,
+    /// The node recorders' `SyscallWouldBeDenied` Events
+    /// ([`crate::runtime::caches::syscall_would_be_denied`]).
+    pub would_deny_events: crate::runtime::caches::Events<k8s_openapi::api::core::v1::Event>,
+    /// When a complain profile is ready to enforce.
+    pub readiness: crate::profile::complain::Readiness,
     /// What tenants' profiles may use.
     pub policy: Arc<seccomp_profile::Policy>,
     /// Open while this replica leads.
@@ -335,6 +362,8 @@ pub async fn run(client: Client, inputs: Inputs) {
         report_events,
         liveness,
         denial_events,
+        would_deny_events,
+        readiness,
         policy,
         gate,
         runtime_default,
@@ -359,8 +388,14 @@ pub async fn run(client: Client, inputs: Inputs) {
     let dependents = profiles.clone();
     let denials = Arc::new(RwLock::new(crate::profile::denials::DenialIndex::default()));
     let denial_changes = crate::profile::denials::follow(denial_events, denials.clone());
+    let would_deny = Arc::new(RwLock::new(
+        crate::profile::denials::DenialIndex::would_deny(),
+    ));
+    let would_deny_changes = crate::profile::denials::follow(would_deny_events, would_deny.clone());
     let ctx = Arc::new(Context {
         denials,
+        would_deny,
+        readiness,
         client,
         profiles,
         reports,
@@ -379,7 +414,7 @@ pub async fn run(client: Client, inputs: Inputs) {
             gate.became_leader(),
         ))
         .reconcile_on(pod_changes.into_stream())
-        .reconcile_on(denial_changes)
+        .reconcile_on(futures::stream::select(denial_changes, would_deny_changes))
         .reconcile_on(crate::runtime::watchdog::ticks())
         .watches_stream(report_events, triggers)
         .watches_shared_stream(base_events, move |changed: Arc<SeccompProfile>| {

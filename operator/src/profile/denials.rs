@@ -1,5 +1,7 @@
 //! Which syscalls each profile refused recently, kept from the node agents' `SyscallDenied`
-//! Events for the profile's `status.denials`. Pure index, tested without an API server; the
+//! Events for the profile's `status.denials` — and, in a second index of the same kind, which
+//! its enforced form would refuse, from the `SyscallWouldBeDenied` Events of containers under
+//! its complain rendering (`status.wouldDeny`). Pure index, tested without an API server; the
 //! loop that feeds it is [`follow`].
 //!
 //! Trust: an Event counts only when its reporter is the node recorder
@@ -17,6 +19,7 @@ use kube::ResourceExt;
 use std::collections::{BTreeMap, HashMap};
 
 use crds::events::syscall_denied::{ANNOTATION_ACTION, ANNOTATION_SYSCALL, COMPONENT, REASON};
+use crds::events::syscall_would_be_denied::REASON as WOULD_DENY_REASON;
 
 /// Events held per profile (the most recently seen).
 pub const MAX_EVENTS_PER_PROFILE: usize = 256;
@@ -36,22 +39,48 @@ struct Entry {
 }
 
 /// Event (namespace/name) → what it says, by profile.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DenialIndex {
+    /// The Events' reason this index keeps.
+    reason: &'static str,
     by_profile: HashMap<ProfileId, BTreeMap<String, Entry>>,
     profile_of: HashMap<String, ProfileId>,
     /// Profiles held per namespace.
     per_namespace: HashMap<String, usize>,
 }
 
+impl Default for DenialIndex {
+    /// The index of `SyscallDenied` Events.
+    fn default() -> Self {
+        DenialIndex::of(REASON)
+    }
+}
+
+impl DenialIndex {
+    /// An index of the Events with `reason`.
+    fn of(reason: &'static str) -> Self {
+        DenialIndex {
+            reason,
+            by_profile: HashMap::new(),
+            profile_of: HashMap::new(),
+            per_namespace: HashMap::new(),
+        }
+    }
+
+    /// The index of `SyscallWouldBeDenied` Events (`status.wouldDeny`).
+    pub fn would_deny() -> Self {
+        DenialIndex::of(WOULD_DENY_REASON)
+    }
+}
+
 fn bounded(s: &str) -> String {
     seccomp_profile::limits::truncate(s, seccomp_profile::limits::MAX_NAME_LEN)
 }
 
-/// The profile an Event reports on and what it says, when it is a node recorder's
-/// `SyscallDenied` Event about a profile of its own namespace.
-fn read(ev: &Event) -> Option<(ProfileId, Entry)> {
-    if ev.reason.as_deref() != Some(REASON) || ev.reporting_component.as_deref() != Some(COMPONENT)
+/// The profile an Event reports on and what it says, when it is a node recorder's Event with
+/// `reason` about a profile of its own namespace.
+fn read(ev: &Event, reason: &str) -> Option<(ProfileId, Entry)> {
+    if ev.reason.as_deref() != Some(reason) || ev.reporting_component.as_deref() != Some(COMPONENT)
     {
         return None;
     }
@@ -82,7 +111,7 @@ impl DenialIndex {
     /// An Event was added or changed: the profile whose summary changed, if any.
     pub fn apply(&mut self, ev: &Event) -> Option<ProfileId> {
         let key = format!("{}/{}", ev.namespace().unwrap_or_default(), ev.name_any());
-        let Some((profile, entry)) = read(ev) else {
+        let Some((profile, entry)) = read(ev, self.reason) else {
             return self.delete(ev);
         };
         if !self.by_profile.contains_key(&profile) {
@@ -192,7 +221,7 @@ pub fn follow(
             Ok(watcher::Event::Init) => idx.clear(),
             Ok(watcher::Event::InitDone) => Vec::new(),
             Err(e) => {
-                tracing::warn!(error = %e, "watching SyscallDenied events failed; retrying");
+                tracing::warn!(error = %e, "watching the node recorders' events failed; retrying");
                 Vec::new()
             }
         };
@@ -244,6 +273,19 @@ mod tests {
         );
         idx.delete(&ev("b", "t", "t", "mkdir", 2, "2026-12-02T10:00:05Z"));
         assert_eq!(idx.summary(&p)[0].count, 40);
+    }
+
+    #[test]
+    fn each_index_keeps_its_own_reason() {
+        let mut denied = DenialIndex::default();
+        let mut would = DenialIndex::would_deny();
+        let p = ("t".to_owned(), "prof".to_owned());
+        let mut e = ev("w", "t", "t", "mkdir", 3, "2026-12-02T10:00:00Z");
+        e.reason = Some(WOULD_DENY_REASON.into());
+        assert_eq!(denied.apply(&e), None);
+        assert_eq!(would.apply(&e), Some(p.clone()));
+        assert_eq!(would.summary(&p)[0].count, 3);
+        assert!(denied.summary(&p).is_empty());
     }
 
     #[test]

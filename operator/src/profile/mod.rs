@@ -1,6 +1,7 @@
 //! The `SeccompProfile` controller: its reconcile, the status it writes from the nodes'
 //! reports, the `RuntimeDefault` base, and the denials reported against a profile.
 
+pub mod complain;
 pub mod controller;
 pub mod denials;
 pub mod hold;

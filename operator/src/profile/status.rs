@@ -36,6 +36,51 @@ pub struct Observed<'a> {
     pub runtime_default: Option<&'a crate::profile::runtime_default::RuntimeDefault>,
     /// What the node agents reported it refused recently (`status.denials`).
     pub denials: Vec<crds::DeniedSyscall>,
+    /// What is known of its versions and of complain mode.
+    pub versions: VersionsObserved,
+}
+
+/// What a profile's versions and complain mode are computed from
+/// ([`crate::profile::complain`]).
+#[derive(Clone, Debug, Default)]
+pub struct VersionsObserved {
+    /// What the node agents reported its enforced form would refuse (`status.wouldDeny`,
+    /// before keeping only the current version's).
+    pub would_deny: Vec<crds::DeniedSyscall>,
+    /// Running pods that use it, with when each of their containers under it started.
+    pub running: Vec<(String, Vec<k8s_openapi::jiff::Timestamp>)>,
+    /// When a complain profile is ready to enforce.
+    pub readiness: crate::profile::complain::Readiness,
+    /// Now.
+    pub now: k8s_openapi::jiff::Timestamp,
+}
+
+/// The computed status, and when to look at it again (a complain profile's readiness comes
+/// with time).
+pub fn compute_with_recheck(o: &Observed) -> (SeccompProfileStatus, Option<std::time::Duration>) {
+    use crate::profile::complain;
+    let mut status = compute(o);
+    let v = &o.versions;
+    let installed = status.phase == Some(ProfilePhase::Installed);
+    let at = complain::installed_at(
+        o.profile.status.as_ref(),
+        status.content_hash.as_deref(),
+        installed,
+        v.now,
+    );
+    status.installed_at = at.map(|t| t.to_string());
+    status.pods_on_older_version = Some(complain::pods_on_older_version(&v.running, at));
+    status.would_deny = complain::since(v.would_deny.clone(), at);
+    let mut recheck = None;
+    if o.profile.spec.mode == seccomp_profile::Mode::Complain {
+        let (st, reason, message, next) =
+            complain::ready_to_enforce(v.readiness, &v.running, at, &status.would_deny, v.now);
+        let mut c = condition("ReadyToEnforce", false, reason, &message);
+        c.status = st.to_owned();
+        status.conditions.push(c);
+        recheck = next;
+    }
+    (status, recheck)
 }
 
 /// The computed status (condition times are filled in by [`with_transition_times`]).
@@ -66,7 +111,7 @@ pub fn compute(o: &Observed) -> SeccompProfileStatus {
             // After resolution: a base cannot bring in what the policy forbids.
             let refused = o.policy.check(&doc, "spec.");
             if refused.is_empty() {
-                Ok(o.policy.installed(p.spec.report_denials, doc))
+                Ok(o.policy.for_node(&p.spec, doc))
             } else {
                 Err(("NotAllowed", summary(refused)))
             }
@@ -327,6 +372,7 @@ mod tests {
             policy: &seccomp_profile::Policy::default(),
             runtime_default: None,
             denials: vec![],
+            versions: Default::default(),
         })
     }
 
@@ -358,6 +404,7 @@ mod tests {
                 policy: &seccomp_profile::Policy::default(),
                 runtime_default: Some(&reference),
                 denials: vec![],
+                versions: Default::default(),
             })
             .conditions
             .into_iter()

@@ -51,6 +51,7 @@ pub fn per_pod_profile(
             base_profile_name: None,
             disabled: partial,
             report_denials: None,
+            mode: rec.spec.profile_mode,
         }),
     );
     p.metadata.namespace = rec.namespace();

@@ -75,6 +75,11 @@ pub async fn merge_partials(
                 base_profile_name: None,
                 disabled: false,
                 report_denials: None,
+                // The recording's mode for a new result; an earlier result keeps its own (a
+                // late report must never turn an enforced profile back to Complain).
+                mode: earlier
+                    .as_ref()
+                    .map_or(rec.spec.profile_mode, |p| p.spec.mode),
             }),
         );
         obj.metadata.labels = Some(BTreeMap::from([

@@ -280,6 +280,7 @@ pub fn audit_log_profile(rec: &ProfileRecording) -> Result<SeccompProfile> {
             base_profile_name: None,
             disabled: false,
             report_denials: None,
+            mode: Default::default(),
         }),
     );
     p.metadata.namespace = rec.namespace();

@@ -10,7 +10,8 @@
 //! [`crate::runtime::leader`]).
 //!
 //! The other watches have one consumer each: pods (the pod index), node reports, nodes and the
-//! agents' heartbeat Leases (node liveness), the node recorders' `SyscallDenied` Events, and
+//! agents' heartbeat Leases (node liveness), the node recorders' `SyscallDenied` and
+//! `SyscallWouldBeDenied` Events, and
 //! the recorders' `RecordingReport`s.
 
 use crds::{
@@ -215,6 +216,18 @@ pub fn agent_leases(client: &Client, namespace: &str) -> (Store<Lease>, Events<L
 pub fn syscall_denied(client: &Client) -> Events<Event> {
     let cfg = watcher::Config::default()
         .fields(&format!("reason={}", crds::events::syscall_denied::REASON));
+    watcher(Api::<Event>::all(client.clone()), cfg)
+        .default_backoff()
+        .boxed()
+}
+
+/// The node recorders' `SyscallWouldBeDenied` Events, cluster-wide (a complain profile's
+/// `status.wouldDeny`).
+pub fn syscall_would_be_denied(client: &Client) -> Events<Event> {
+    let cfg = watcher::Config::default().fields(&format!(
+        "reason={}",
+        crds::events::syscall_would_be_denied::REASON
+    ));
     watcher(Api::<Event>::all(client.clone()), cfg)
         .default_backoff()
         .boxed()

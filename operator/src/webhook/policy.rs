@@ -20,7 +20,7 @@
 //! set `RuntimeDefault` explicitly.
 
 use super::{checked_pod, ClusterView};
-use crds::confinement::{containers, NodeDefault};
+use crds::confinement::{containers, mark_complain, NodeDefault};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
@@ -55,9 +55,16 @@ pub fn violations(
     pod: &k8s_openapi::api::core::v1::Pod,
     ephemeral_only: bool,
     node: NodeDefault,
+    view: &dyn ClusterView,
 ) -> Vec<String> {
-    containers(pod, node)
-        .into_iter()
+    let mut all = containers(pod, node);
+    // A complain profile refuses nothing: for the policy its containers are not confined
+    // (a tenant cannot pass the policy by switching its own profile to Complain).
+    mark_complain(&mut all, |(ns, name)| {
+        view.profile(ns, name)
+            .is_some_and(|p| p.spec.mode == seccomp_profile::Mode::Complain)
+    });
+    all.into_iter()
         .filter(|c| !ephemeral_only || c.kind == crds::confinement::EPHEMERAL_CONTAINER)
         .filter_map(|c| c.violation())
         .collect()
@@ -96,7 +103,7 @@ pub fn pod_policy(
     if ns == "kube-system" || ns == operator_namespace {
         return resp;
     }
-    let found = violations(&pod, subresource, node_default(&pod, view));
+    let found = violations(&pod, subresource, node_default(&pod, view), view);
     if found.is_empty() {
         return resp;
     }

@@ -29,6 +29,13 @@ pub fn is_denial(code: u32) -> bool {
     )
 }
 
+/// A refusal or a logged, allowed syscall: what the denial reporter reads (refusals become
+/// `SyscallDenied`; logged calls of a profile in complain mode, classified against the
+/// profile's enforced form, `SyscallWouldBeDenied`).
+pub fn is_denial_or_logged(code: u32) -> bool {
+    is_denial(code) || is_logged_allow(code)
+}
+
 const X32_SYSCALL_BIT: i32 = 0x4000_0000;
 
 /// One seccomp audit record.
@@ -170,5 +177,11 @@ mod tests {
         assert!(is_denial(0x8000_0000) && is_denial(0x0005_0001) && is_denial(0x0003_0000));
         assert!(!is_denial(SECCOMP_RET_LOG) && !is_denial(SECCOMP_RET_ALLOW));
         assert!(is_logged_allow(SECCOMP_RET_LOG) && !is_logged_allow(0x0005_0001));
+        assert!(is_denial_or_logged(SECCOMP_RET_LOG) && is_denial_or_logged(0x0005_0001));
+        assert!(is_denial_or_logged(0x8000_0000) && is_denial_or_logged(0));
+        assert!(
+            !is_denial_or_logged(SECCOMP_RET_ALLOW),
+            "allowed calls are never taken"
+        );
     }
 }

@@ -183,7 +183,7 @@ fn read_loop(
             if msg.message_type() == AUDIT_SECCOMP {
                 let text = String::from_utf8_lossy(msg.payload());
                 // Each consumer takes its own kind: Logs recordings the SCMP_ACT_LOG records,
-                // the denial reporter the refusals.
+                // the denial reporter the refusals and (for complain mode) the logged calls.
                 if let Some(r) = parse_record(&text).filter(|r| accept(r.code)) {
                     counters.received.fetch_add(1, Ordering::Relaxed);
                     let now = std::time::Instant::now();

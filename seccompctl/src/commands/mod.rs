@@ -62,6 +62,7 @@ pub fn render_profile(
                     base_profile_name: None,
                     disabled,
                     report_denials: None,
+                    mode: Default::default(),
                 }),
             );
             p.metadata.namespace = namespace.map(str::to_owned);

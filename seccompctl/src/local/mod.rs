@@ -3,17 +3,23 @@
 //!
 //! - [`record`]: recording a command or a runc/crun container with the eBPF recorder;
 //! - [`load`]: reading, validating and resolving profile files;
-//! - [`run`]: enforcing a profile on a command.
+//! - [`run`]: enforcing a profile on a command;
+//! - [`complain`]: running a command under a profile's complain rendering, and what
+//!   enforcement would have denied;
+//! - `process`: the command as seccompctl's child (signals, waiting, exit status).
 
 use anyhow::Context;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+pub mod complain;
 pub mod load;
+mod process;
 pub mod record;
 pub mod run;
 
+pub use complain::{check_audit_access, run_complaining, Complaint, WouldBeDenied};
 pub use load::{load_profile, load_profile_portable};
 pub use record::{
     bundle_no_new_privileges, check_recorder, oci_runtime_kind, record_command, record_runc,

@@ -1,10 +1,9 @@
 //! `seccompctl record`: run a command or a runc/crun container in its own mount namespace and
 //! record its syscalls with the eBPF recorder, forwarding signals to it meanwhile.
 
+use super::process::{exit_code, forward_signals_to, stop_forwarding, wait_for};
 use super::{cstrings, find_program};
 use anyhow::{bail, Context};
-use nix::sys::signal::{signal, SigHandler, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use seccomp_profile::builtin::OciRuntime;
 use seccomp_profile::{self as model, Arch, ArgClasses, ArgKind, SeccompDocument};
@@ -99,63 +98,6 @@ impl Recording {
     }
 }
 
-/// The process [`forward`] sends signals to (0: none).
-static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-
-/// Signals seccompctl passes on to the command it records.
-const FORWARDED: [Signal; 3] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT];
-
-/// `si_code` of a signal the kernel generated (a terminal's ^C or hang-up): those already
-/// reach the command's process group, so they are not sent a second time.
-const SI_KERNEL: libc::c_int = 0x80;
-
-extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
-    let code = unsafe { info.as_ref() }.map_or(0, |i| i.si_code);
-    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::SeqCst);
-    if pid > 0 && code != SI_KERNEL {
-        // SAFETY: kill(2) is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
-/// Forward [`FORWARDED`] to `child` until seccompctl exits (SIGQUIT is ignored: the terminal's
-/// reaches the command).
-fn forward_signals_to(child: Pid) {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigSet};
-    FORWARD_TO.store(child.as_raw(), std::sync::atomic::Ordering::SeqCst);
-    let action = SigAction::new(
-        SigHandler::SigAction(forward),
-        SaFlags::SA_SIGINFO | SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for sig in FORWARDED {
-        // SAFETY: the handler only reads an atomic and calls kill(2), both async-signal-safe.
-        let _ = unsafe { sigaction(sig, &action) };
-    }
-    // SAFETY: installing SIG_IGN has no preconditions.
-    let _ = unsafe { signal(Signal::SIGQUIT, SigHandler::SigIgn) };
-}
-
-fn exit_code(status: WaitStatus) -> i32 {
-    match status {
-        WaitStatus::Exited(_, code) => code,
-        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
-        _ => 1,
-    }
-}
-
-fn wait_for(pid: Pid) -> anyhow::Result<WaitStatus> {
-    loop {
-        match waitpid(pid, None) {
-            Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Ok(s),
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context("waiting for the recorded program"),
-        }
-    }
-}
-
 /// Run `argv` in a fresh mount namespace and record it and its children until it exits.
 /// Standard input, output and error are the caller's.
 pub fn record_command(rec: &mut Recorder, argv: &[OsString]) -> anyhow::Result<Recording> {
@@ -206,7 +148,7 @@ pub fn record_command(rec: &mut Recorder, argv: &[OsString]) -> anyhow::Result<R
             rec.watch(mntns)?;
             std::fs::File::from(go_w).write_all(b"1")?;
             let status = wait_for(child);
-            FORWARD_TO.store(0, std::sync::atomic::Ordering::SeqCst);
+            stop_forwarding();
             let status = status?;
             let record = rec.take(mntns).unwrap_or_default();
             // execve runs after `seccompctl run` installs the filter.
@@ -273,12 +215,12 @@ pub fn record_runc(
     forward_signals_to(Pid::from_raw(pid as i32));
     let started = Command::new(runc).args(["start", id]).status()?;
     if !started.success() {
-        FORWARD_TO.store(0, std::sync::atomic::Ordering::SeqCst);
+        stop_forwarding();
         cleanup(id);
         bail!("`{runc} start {id}` failed ({started})");
     }
     let status = wait_for(Pid::from_raw(pid as i32));
-    FORWARD_TO.store(0, std::sync::atomic::Ordering::SeqCst);
+    stop_forwarding();
     let status = status?;
     let record = rec.take(mntns).unwrap_or_default();
     cleanup(id);

@@ -189,3 +189,42 @@ fn the_policy_uses_the_nodes_seccomp_default_only_for_bound_pods() {
         r.result.message
     );
 }
+
+#[test]
+fn a_complain_profile_does_not_satisfy_the_policy() {
+    use crate::webhook::policy::{pod_policy, Mode};
+    let spec = json!({"containers": [{"name": "app", "image": "x", "securityContext": {
+        "allowPrivilegeEscalation": false,
+        "seccompProfile": {"type": "Localhost", "localhostProfile": "operator/shop/web.json"}}}]});
+    let enforced = profile("shop", "web", "Installed", json!({}));
+    let mut complain = (*enforced).clone();
+    complain.spec.mode = seccomp_profile::Mode::Complain;
+    let answer = |p: &Arc<SeccompProfile>, mode| {
+        pod_policy(
+            &req(&review(
+                "CREATE",
+                "shop",
+                pod("shop", json!({}), spec.clone()),
+            )),
+            mode,
+            "seccomp-operator",
+            &View {
+                profiles: vec![p.clone()],
+                ..Default::default()
+            },
+        )
+    };
+    assert!(answer(&enforced, Mode::Enforce).allowed);
+    let complain = Arc::new(complain);
+    let refused = answer(&complain, Mode::Enforce);
+    assert!(!refused.allowed);
+    assert!(
+        refused.result.message.contains("Complain mode")
+            && refused.result.message.contains("spec.mode to Enforce"),
+        "{}",
+        refused.result.message
+    );
+    let warned = answer(&complain, Mode::Warn);
+    assert!(warned.allowed);
+    assert!(warned.warnings.unwrap()[0].contains("Complain mode"));
+}

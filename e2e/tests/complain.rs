@@ -299,18 +299,24 @@ async fn c2_record_then_complain_then_enforce() -> anyhow::Result<()> {
         "{logs}"
     );
 
-    // In a namespace whose policy is enforce, a complain profile does not count as confined.
+    // In a namespace whose policy is enforce, a complain profile does not count as confined:
+    // one created before the label cannot be used, and none can be made or switched there.
     let strict = TestNs::new(client.clone(), "strict").await?;
+    let mut spec = no_mkdir();
+    spec["mode"] = "Complain".into();
+    strict
+        .apply::<SeccompProfile>(sp("loose", spec.clone()))
+        .await?;
+    strict
+        .apply::<SeccompProfile>(sp("tight", no_mkdir()))
+        .await?;
+    strict.wait_installed_everywhere("loose").await?;
     kubectl(&[
         "label",
         "namespace",
         &strict.name,
         "seccomp-operator.dev/profile-policy=enforce",
     ])?;
-    let mut spec = no_mkdir();
-    spec["mode"] = "Complain".into();
-    strict.apply::<SeccompProfile>(sp("loose", spec)).await?;
-    strict.wait_installed_everywhere("loose").await?;
     let mut pod = busybox_pod(
         "refused",
         "sleep 1",
@@ -318,12 +324,47 @@ async fn c2_record_then_complain_then_enforce() -> anyhow::Result<()> {
     );
     pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = false.into();
     let api: Api<Pod> = strict.api();
-    let err = api
-        .create(&Default::default(), &serde_json::from_value(pod)?)
-        .await
-        .expect_err("a complain pod in an enforce namespace is refused");
-    let msg = err.to_string();
-    assert!(msg.contains("Complain mode"), "{msg}");
-    eprintln!("refused: {msg}");
+    let err = wait_for(
+        "the policy webhook to refuse the complain pod",
+        Duration::from_secs(30),
+        || async {
+            match api
+                .create(
+                    &Default::default(),
+                    &serde_json::from_value(pod.clone()).ok()?,
+                )
+                .await
+            {
+                Err(e) => Some(e.to_string()),
+                Ok(_) => {
+                    let _ = api.delete("refused", &Default::default()).await;
+                    None
+                }
+            }
+        },
+    )
+    .await?;
+    assert!(err.contains("Complain mode"), "{err}");
+    eprintln!("refused: {err}");
+    let switched = kubectl_output(
+        None,
+        &[
+            "-n",
+            &strict.name,
+            "patch",
+            "sp",
+            "tight",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"mode":"Complain"}}"#,
+        ],
+        None,
+    )?;
+    let stderr = String::from_utf8_lossy(&switched.stderr);
+    assert!(
+        !switched.status.success() && stderr.contains("spec.mode: Complain is not allowed"),
+        "switching a profile to Complain in an enforce namespace is refused: {stderr}"
+    );
     Ok(())
 }

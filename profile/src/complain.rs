@@ -80,24 +80,32 @@ impl SeccompDocument {
 pub struct WouldDeny {
     /// The refusing action enforcement would take.
     pub action: Action,
-    /// The refusal depends on the call's arguments, which the audit record does not carry:
-    /// the call may have been one the profile allows.
+    /// The profile's rules for the syscall check its arguments: the call was refused for the
+    /// argument values it was made with (allowing rules stay allowing in complain mode, so a
+    /// call they match is not logged).
     pub depends_on_arguments: bool,
+    /// The profile also has `SCMP_ACT_LOG` argument rules of its own for the syscall: the
+    /// record may have been one of those (the audit record carries no arguments).
+    pub maybe_logged_by_rule: bool,
 }
 
 impl WouldDeny {
     /// The sentence a report adds when the refusal depends on the arguments ("" otherwise).
     pub fn argument_note(&self) -> &'static str {
-        if self.depends_on_arguments {
-            "only for some argument values: the profile's rules for it check arguments and the audit record carries none, so this call may have been one the profile allows"
-        } else {
-            ""
+        match (self.depends_on_arguments, self.maybe_logged_by_rule) {
+            (false, _) => "",
+            (true, false) => "refused for the argument values it was called with: the profile's rules for this syscall check arguments",
+            (true, true) => "refused for the argument values it was called with, unless it was a call one of the profile's own SCMP_ACT_LOG argument rules logs (the audit record carries no arguments)",
         }
     }
 }
 
 /// What the enforced document `doc` would do with `syscall`, when that is a refusal; None when
 /// it would let the call run (allow, log, or hand it to a seccomp agent).
+///
+/// The answer is for a call the complain rendering logged: such a call matched no allowing
+/// rule (those stay allowing), so only the refusing actions and the profile's own `SCMP_ACT_LOG`
+/// rules can have produced the record.
 pub fn would_deny(doc: &SeccompDocument, syscall: &str) -> Option<WouldDeny> {
     let mut conditional: Vec<Action> = Vec::new();
     for rule in doc
@@ -109,6 +117,7 @@ pub fn would_deny(doc: &SeccompDocument, syscall: &str) -> Option<WouldDeny> {
             return refuses(rule.action).then_some(WouldDeny {
                 action: rule.action,
                 depends_on_arguments: false,
+                maybe_logged_by_rule: false,
             });
         }
         conditional.push(rule.action);
@@ -117,18 +126,20 @@ pub fn would_deny(doc: &SeccompDocument, syscall: &str) -> Option<WouldDeny> {
         return refuses(doc.default_action).then_some(WouldDeny {
             action: doc.default_action,
             depends_on_arguments: false,
+            maybe_logged_by_rule: false,
         });
     }
-    // Only argument rules name it: refused when no allowing rule matches and the default
-    // refuses, or when a refusing rule matches.
-    let action = if refuses(doc.default_action) {
-        doc.default_action
-    } else {
-        conditional.into_iter().find(|a| refuses(*a))?
-    };
+    // Only argument rules name it: a logged call matched a refusing rule, or no rule and the
+    // default refuses — or one of the profile's own LOG rules.
+    let action = conditional
+        .iter()
+        .copied()
+        .find(|a| refuses(*a))
+        .or_else(|| refuses(doc.default_action).then_some(doc.default_action))?;
     Some(WouldDeny {
         action,
         depends_on_arguments: true,
+        maybe_logged_by_rule: conditional.contains(&Action::Log),
     })
 }
 
@@ -218,7 +229,8 @@ mod tests {
             wd("mkdir"),
             Some(WouldDeny {
                 action: Action::Errno,
-                depends_on_arguments: false
+                depends_on_arguments: false,
+                maybe_logged_by_rule: false,
             })
         );
         assert_eq!(wd("ptrace").unwrap().action, Action::KillProcess);
@@ -228,8 +240,23 @@ mod tests {
             "the default refuses"
         );
         let s = wd("socket").unwrap();
-        assert!(s.depends_on_arguments && s.action == Action::Errno);
-        assert!(s.argument_note().contains("carries none"));
+        assert!(s.depends_on_arguments && s.action == Action::Errno && !s.maybe_logged_by_rule);
+        assert!(s
+            .argument_note()
+            .contains("argument values it was called with"));
+        let mut logged = d.clone();
+        logged.syscalls.push(rule(
+            &["socket"],
+            Action::Log,
+            vec![ArgCondition {
+                index: 0,
+                value: 2,
+                value_two: 0,
+                op: Op::Eq,
+            }],
+        ));
+        let s = would_deny(&logged, "socket").unwrap();
+        assert!(s.maybe_logged_by_rule && s.argument_note().contains("SCMP_ACT_LOG"));
 
         let mut open = SeccompDocument::allowlist(Vec::<String>::new());
         open.default_action = Action::Allow;

@@ -175,7 +175,7 @@ fn under_the_complain_rendering_nothing_is_refused_and_every_refusal_is_logged()
     let write = line(&lines, &["write"], &stderr);
     assert_eq!(write.action, "SCMP_ACT_ERRNO", "{stderr}");
     assert!(
-        write.note.starts_with("only for some argument values"),
+        write.note.starts_with("refused for the argument values"),
         "{stderr}"
     );
     // The calls the default refuses are logged too.

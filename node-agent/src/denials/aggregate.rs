@@ -3,7 +3,11 @@
 //! server.
 //!
 //! The loop keeps one [`Aggregator`] per [`Kind`]: refusals and would-be refusals (complain
-//! mode) never share places, so a complain profile's flood cannot push out a real denial.
+//! mode) never share places, so a complain profile's flood cannot push out a real denial. They
+//! are kept apart before they get here too: refusals and logged calls come through two audit
+//! readers, each with its own socket, channel and loss count, and wait in two maps of their
+//! own ([`super`]). Only would-be refusals get here from the logged calls: a `Logs`
+//! recording's records, and calls enforcement would let run, are dropped before.
 //!
 //! Bounds, whatever the containers do:
 //! - at most [`MAX_SERIES`] series are held, [`MAX_SERIES_PER_NAMESPACE`] of one namespace's
@@ -47,7 +51,8 @@ pub struct SeriesKey {
     pub kind: Kind,
     /// The container instance.
     pub container_id: String,
-    /// The syscall's name (`unknown-<nr>` when libseccomp has none).
+    /// The syscall's name (`unknown-<nr>` when libseccomp has none: bounded, like every
+    /// series, by [`MAX_SERIES`]; the metrics label all of those `unknown`).
     pub syscall: String,
     /// The profile action that refused it (`SCMP_ACT_ERRNO`, `SCMP_ACT_KILL_PROCESS`, ...),
     /// or for [`Kind::WouldDeny`] the one enforcement would take.
@@ -241,6 +246,7 @@ mod tests {
             container: "c".into(),
             field: "containers",
             profile: ("t".into(), "prof".into()),
+            logs_recording: false,
         })
     }
 

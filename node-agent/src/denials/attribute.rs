@@ -1,5 +1,11 @@
 //! Container ID → the workload and operator profile it runs under, from the pods on this
 //! node. Pure: tested without an API server.
+//!
+//! A `Logs` ProfileRecording's containers run under an operator profile too — the recording's
+//! `SCMP_ACT_LOG` profile `<recording>.log`, where the binding webhook puts them, marking the
+//! pod with [`crds::ANNOTATION_RECORDED_BY`] — and log every call they make. Such a container is
+//! marked ([`Workload::logs_recording`]): its logged calls are the recording's, and the loop
+//! drops them without reading the profile.
 
 use crds::confinement::{containers, NodeDefault, Seccomp};
 use crds::runtime_id;
@@ -26,6 +32,25 @@ pub struct Workload {
     pub field: &'static str,
     /// The operator profile (namespace, name).
     pub profile: (String, String),
+    /// Put under a `Logs` recording's profile ([`is_logs_recording`]): its logged calls are
+    /// the recording's, never classified nor reported as would-be denials.
+    pub logs_recording: bool,
+}
+
+/// Whether a container of `pod` under the operator profile named `profile` is a `Logs`
+/// recording's: the pod carries [`crds::ANNOTATION_RECORDED_BY`] (the binding webhook put at
+/// least one of its containers under a recording's profile) and the profile has the name of a
+/// recording's audit profile ([`crds::ProfileRecording::audit_profile_name`], `<recording>.log`:
+/// the annotation names one recording, and two recordings may select different containers of a
+/// pod). Its other containers — under profiles of their own, perhaps in complain mode — are
+/// not. A container put under a recording's profile by hand (no annotation) is classified like
+/// any other: its profile logs everything, so its records count as not refused.
+pub fn is_logs_recording(pod: &Pod, profile: &str) -> bool {
+    let suffix = crds::ProfileRecording::audit_profile_name("");
+    pod.annotations().contains_key(crds::ANNOTATION_RECORDED_BY)
+        && profile
+            .strip_suffix(suffix.as_str())
+            .is_some_and(|recording| !recording.is_empty())
 }
 
 fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
@@ -70,6 +95,7 @@ pub fn operator_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, Arc<Wo
                     _ => "containers",
                 },
                 profile: profile.clone(),
+                logs_recording: is_logs_recording(pod, &profile.1),
             });
             let previous = st
                 .last_state
@@ -149,11 +175,57 @@ mod tests {
             !m.contains_key("bbb"),
             "RuntimeDefault is not the operator's"
         );
+        assert!(!w.logs_recording);
         let known = known_containers(&[pod_again]);
         assert_eq!(
             known,
             HashSet::from(["aaa".to_owned(), "old".to_owned(), "bbb".to_owned()]),
             "every reported container, whatever its profile"
         );
+    }
+
+    #[test]
+    fn containers_a_logs_recording_put_under_its_profile_are_marked() {
+        let pod = |annotations: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web", "namespace": "t", "uid": "u1", "annotations": annotations},
+                "spec": {"containers": [
+                    {"name": "app", "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "operator/t/learn.log.json"}}},
+                    {"name": "other", "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "operator/t/other-rec.log.json"}}},
+                    {"name": "side", "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "operator/t/side.json"}}},
+                ]},
+                "status": {"containerStatuses": [
+                    {"name": "app", "containerID": "containerd://aaa", "image": "", "imageID": "", "ready": true, "restartCount": 0},
+                    {"name": "other", "containerID": "containerd://ccc", "image": "", "imageID": "", "ready": true, "restartCount": 0},
+                    {"name": "side", "containerID": "containerd://bbb", "image": "", "imageID": "", "ready": true, "restartCount": 0},
+                ]}
+            }))
+            .unwrap()
+        };
+        let recorded = pod(serde_json::json!({crds::ANNOTATION_RECORDED_BY: "learn"}));
+        assert_eq!(
+            crds::ProfileRecording::audit_profile_name("learn"),
+            "learn.log",
+            "the fixture's profile is the recording's"
+        );
+        let m = operator_containers(&[recorded]);
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert!(m["aaa"].logs_recording, "under the recording's profile");
+        assert!(
+            m["ccc"].logs_recording,
+            "under another recording's profile in the same pod"
+        );
+        assert!(
+            !m["bbb"].logs_recording,
+            "a profile of its own in a recorded pod: classified"
+        );
+        let by_hand = operator_containers(&[pod(serde_json::json!({}))]);
+        assert!(
+            by_hand.values().all(|w| !w.logs_recording),
+            "no annotation: not the webhook's doing"
+        );
+        let p = pod(serde_json::json!({crds::ANNOTATION_RECORDED_BY: "learn"}));
+        assert!(!is_logs_recording(&p, ".log"), "no recording name");
+        assert!(!is_logs_recording(&p, "learn.logs"));
     }
 }

@@ -19,13 +19,26 @@
 //! - a profile that is gone, or whose current spec does not resolve (invalid, a missing base, a
 //!   cycle), classifies nothing: its records are counted as unclassified and dropped.
 //!
-//! Reads are cached per (namespace, name) for [`TTL`] — a change to a profile is seen at most
-//! that late — in at most [`MAX_ENTRIES`] entries, [`MAX_ENTRIES_PER_NAMESPACE`] of one
-//! namespace (a namespace at its share evicts only its own entries, so one tenant cannot evict
-//! everyone); a missing or invalid profile is cached too. Reads run in a task of their own,
-//! one at a time, at most [`MAX_IN_FLIGHT`] waiting, so a slow API server never holds up the
-//! draining of audit records; a read that fails (API server down, forbidden, timed out) is
-//! not cached: the caller keeps the series waiting and asks again, after [`RETRY_AFTER`].
+//! Reads are cached per (namespace, name) for [`TTL`] (60 s) — a change to a profile is seen
+//! at most that late — in at most [`MAX_ENTRIES`] entries, [`MAX_ENTRIES_PER_NAMESPACE`] of
+//! one namespace (a namespace at its share evicts only its own entries, so one tenant cannot
+//! evict everyone); a missing or invalid profile is an answer too, cached the same. Reads run
+//! in a task of their own, one at a time, at most [`MAX_IN_FLIGHT`] waiting, so a slow API
+//! server never holds up the draining of audit records; a read that fails (API server down,
+//! forbidden, timed out) is not cached: the caller keeps the series waiting and asks again,
+//! no read going out for [`RETRY_AFTER`] (5 s).
+//!
+//! **API load.** A read is one GET of the profile and one of each base in its namespace (at
+//! most [`MAX_DEPTH`]; built-in bases are not read). A profile is read only when a logged call
+//! of one of its containers is classified and its cached answer is missing or [`TTL`] old: one
+//! GET per profile and per base, per node, per [`TTL`], for as long as its containers keep
+//! logging on that node — a profile in complain mode with containers on N nodes costs at most
+//! N reads a minute, whatever the number of records; one whose containers stopped logging is
+//! not read again. A `Logs` recording's containers never get here (their logged calls are the
+//! recording's: [`super::attribute::is_logs_recording`]). Past the cache's bounds (more than
+//! [`MAX_ENTRIES`] profiles logging on one node, or [`MAX_ENTRIES_PER_NAMESPACE`] of one
+//! namespace) entries are evicted and read again sooner; the reads stay one at a time, so a
+//! node never has more than one read of the API server in flight.
 //!
 //! [`Cache`], [`enforced`] and [`Classifier::classify`] are pure (time is passed in, the reads
 //! come through channels): tested without an API server.
@@ -41,8 +54,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// How long a read profile is trusted.
-pub const TTL: Duration = Duration::from_secs(30);
+/// How long a profile's answer (a read that succeeded: its document, or that it is missing or
+/// invalid) is trusted; reads that failed are not cached (see [`RETRY_AFTER`]).
+pub const TTL: Duration = Duration::from_secs(60);
 /// Profiles cached at once.
 pub const MAX_ENTRIES: usize = 1024;
 /// Profiles of one namespace cached at once.
@@ -435,21 +449,16 @@ mod tests {
             Verdict::Runs,
             "an original log rule is no denial"
         );
+        let refused = |s| match v(s) {
+            Verdict::WouldDeny(w) => Some((w.action, w.depends_on_arguments)),
+            _ => None,
+        };
         assert_eq!(
-            v("mkdir"),
-            Verdict::WouldDeny(WouldDeny {
-                action: Action::Errno,
-                depends_on_arguments: false
-            }),
+            refused("mkdir"),
+            Some((Action::Errno, false)),
             "the default refuses"
         );
-        assert_eq!(
-            v("ptrace"),
-            Verdict::WouldDeny(WouldDeny {
-                action: Action::KillProcess,
-                depends_on_arguments: false
-            })
-        );
+        assert_eq!(refused("ptrace"), Some((Action::KillProcess, false)));
         let Verdict::WouldDeny(bpf) = v("bpf") else {
             panic!()
         };
@@ -620,6 +629,53 @@ mod tests {
         assert!(asked.try_recv().is_err(), "answered from the cache");
         // Past the TTL it is read again.
         assert_eq!(c.classify(&k, "mkdir", t1 + TTL), Verdict::Waiting);
+        assert_eq!(asked.try_recv().unwrap(), k);
+    }
+
+    #[test]
+    fn a_read_profile_is_trusted_for_a_minute_and_a_failed_read_is_asked_again_after_5_s() {
+        assert_eq!(TTL, Duration::from_secs(60));
+        assert_eq!(RETRY_AFTER, Duration::from_secs(5));
+        let (mut c, mut asked, answer) = classifier();
+        let (web, bases) = fixtures();
+        let (k, gone) = (key("t", "web"), key("t", "gone"));
+        let t0 = Instant::now();
+        assert_eq!(c.classify(&k, "mkdir", t0), Verdict::Waiting);
+        assert_eq!(c.classify(&gone, "mkdir", t0), Verdict::Waiting);
+        assert_eq!(asked.try_recv().unwrap(), k);
+        assert_eq!(asked.try_recv().unwrap(), gone);
+        answer
+            .try_send((k.clone(), Ok(enforced("web", &web, &bases))))
+            .unwrap();
+        answer
+            .try_send((gone.clone(), Ok(Enforced::NotFound)))
+            .unwrap();
+        assert_eq!(c.receive(t0).len(), 2);
+        // Records keep coming for a minute: answered from the cache, no GET.
+        for s in 0..60 {
+            let at = t0 + Duration::from_secs(s);
+            assert!(matches!(c.classify(&k, "mkdir", at), Verdict::WouldDeny(_)));
+            assert_eq!(c.classify(&gone, "mkdir", at), Verdict::Unknown);
+        }
+        assert!(asked.try_recv().is_err(), "one read per profile per TTL");
+        // A minute after the read: read again (a missing profile too).
+        let t1 = t0 + TTL;
+        assert_eq!(c.classify(&k, "mkdir", t1), Verdict::Waiting);
+        assert_eq!(c.classify(&gone, "mkdir", t1), Verdict::Waiting);
+        assert_eq!(asked.try_recv().unwrap(), k);
+        assert_eq!(asked.try_recv().unwrap(), gone);
+        // That read fails: not cached, and asked again 5 s later, not a minute.
+        answer
+            .try_send((k.clone(), Err("connection refused".into())))
+            .unwrap();
+        assert!(matches!(&c.receive(t1)[..], [Answer::Failed(..)]));
+        assert_eq!(c.cache().get(&k, t1), None, "the stale answer is not used");
+        assert_eq!(
+            c.classify(&k, "mkdir", t1 + RETRY_AFTER - Duration::from_millis(1)),
+            Verdict::Waiting
+        );
+        assert!(asked.try_recv().is_err());
+        assert_eq!(c.classify(&k, "mkdir", t1 + RETRY_AFTER), Verdict::Waiting);
         assert_eq!(asked.try_recv().unwrap(), k);
     }
 

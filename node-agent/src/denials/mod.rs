@@ -23,12 +23,34 @@
 //!   arguments);
 //! - in `seccomp_agent_would_deny_syscalls_total{syscall}`.
 //!
-//! Logged calls enforcement would let run (an original log rule, a syscall the profile has
-//! since allowed) are counted and dropped. Logged records not of an operator-profile container
-//! are dropped without a word — they are most often a `Logs` ProfileRecording's, which stay the
-//! recording's — and counted apart from the unattributed denials. Would-be denials have their
-//! own waiting room, their own [`Aggregator`] (same bounds) and a fair share of the Event
-//! writes, so a complain profile's flood never pushes out a real denial.
+//! Logged records that are not would-be denials are counted and dropped, never reported:
+//! - calls enforcement would let run (an original log rule, a syscall the profile has since
+//!   allowed): `logged_records_not_refused`;
+//! - calls of a `Logs` ProfileRecording's containers, which run under the recording's
+//!   `SCMP_ACT_LOG` profile and log every call they make (tens of thousands a second for a
+//!   busy one): those records are the recording's. Such a container is known by its pod's
+//!   `seccomp-operator.dev/recorded-by` annotation and its profile's name
+//!   ([`attribute::is_logs_recording`]); its records are dropped without reading any profile
+//!   (once its ID is known, as soon as they are drained): `logged_records_of_recordings`;
+//! - records not of a container under an operator profile on this node:
+//!   `logged_records_unattributed`.
+//!
+//! **Two readers.** Refusals and logged calls are read by two [`AuditReader`]s, each with its
+//! own netlink socket, its own channel of [`CHANNEL`] records and its own loss count
+//! (`denial_records_lost`, `logged_records_lost`); each turn drains the refusals first, then
+//! the logged records, each at most a channel's worth. So logged records, however many, never
+//! take a refusal's place in the channel. Both sockets get every audit record the kernel sends
+//! to the group (each reader's thread keeps its own kind and drops the rest as soon as it has
+//! parsed it): a flood of logged records still passes through the refusals' socket, and one
+//! faster than that thread parses could overrun it (counted in `denial_records_lost`). If the
+//! second reader cannot start, denials are still reported (and the reverse). Would-be denials
+//! also have their own waiting room, their own [`Aggregator`] (same bounds) and a fair share of
+//! the Event writes, so a complain profile's flood never pushes out a real denial.
+//!
+//! **Metric labels.** A syscall libseccomp does not name is `unknown-<nr>` in its series, its
+//! Event and the Event's annotation, but `unknown` in the metrics' `syscall` label
+//! ([`syscall_label`]): a container can call `syscall(n)` for any `n`, and a label set lives
+//! as long as the agent.
 //!
 //! Runs where audit records can be read (the `seccomp-node-recorder` DaemonSet: host network,
 //! CAP_AUDIT_READ, CAP_NET_ADMIN for the process-events connector). Records of containers that
@@ -48,6 +70,7 @@ pub mod events;
 
 use crate::metrics::Metrics;
 use aggregate::{Aggregator, Kind, SeriesKey};
+use attribute::Workload;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
@@ -55,13 +78,21 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use syscall_recorder::audit::{is_denial_or_logged, is_logged_allow, proc_resolver, AuditReader};
+use syscall_recorder::audit::{
+    is_denial, is_logged_allow, proc_resolver, Accept, Attributed, AuditReader, SeccompRecord,
+};
 
-/// Records waiting between the reader thread and this loop; past it they are lost (counted).
-const CHANNEL: usize = 1 << 16;
+/// Records waiting between a reader thread and this loop, for each of the two readers (refusals
+/// and logged calls); past it they are lost (counted). Also the most drained from one reader in
+/// one turn.
+pub const CHANNEL: usize = 1 << 16;
+/// How a syscall libseccomp does not name is written in series and Events: `unknown-<nr>`.
+pub const UNKNOWN_PREFIX: &str = "unknown-";
+/// The metric label of every syscall libseccomp does not name.
+pub const UNKNOWN_LABEL: &str = "unknown";
 /// How often the records are drained.
 const DRAIN: Duration = Duration::from_millis(100);
 /// How often due series are reported.
@@ -87,7 +118,9 @@ pub struct DenialMetrics {
     writes: Counter,
     write_errors: Counter,
     would_deny: Family<Vec<(String, String)>, Counter>,
+    logged_lost: Counter,
     logged_unattributed: Counter,
+    logged_of_recordings: Counter,
     logged_not_refused: Counter,
     logged_unclassified: Counter,
     would_deny_unreported: Counter,
@@ -104,7 +137,7 @@ impl DenialMetrics {
         m.with_registry(|r| {
             r.register(
                 "denied_syscalls",
-                "Syscalls refused under operator profiles on this node, by syscall and action (labels bounded by the kernel's syscall table and the six refusing actions)",
+                "Syscalls refused under operator profiles on this node, by syscall and action (labels bounded by the kernel's syscall table, `unknown` for a syscall it does not name, and the six refusing actions)",
                 d.denied.clone(),
             );
             r.register(
@@ -134,13 +167,23 @@ impl DenialMetrics {
             );
             r.register(
                 "would_deny_syscalls",
-                "Syscalls logged under operator profiles in complain mode that the profile's enforced form refuses, by syscall (labels bounded by the kernel's syscall table)",
+                "Syscalls logged under operator profiles in complain mode that the profile's enforced form refuses, by syscall (labels bounded by the kernel's syscall table, `unknown` for a syscall it does not name)",
                 d.would_deny.clone(),
             );
             r.register(
+                "logged_records_lost",
+                "SCMP_ACT_LOG audit records lost: socket overruns the kernel reported (each counts once) and records the agent had no room for (a reader and channel apart from the denials')",
+                d.logged_lost.clone(),
+            );
+            r.register(
                 "logged_records_unattributed",
-                "SCMP_ACT_LOG audit records not of a container under an operator profile on this node (most often a Logs recording's): not reported",
+                "SCMP_ACT_LOG audit records not of a container under an operator profile on this node: not reported",
                 d.logged_unattributed.clone(),
+            );
+            r.register(
+                "logged_records_of_recordings",
+                "SCMP_ACT_LOG audit records of containers a Logs recording put under its profile: the recording's, dropped without reading any profile",
+                d.logged_of_recordings.clone(),
             );
             r.register(
                 "logged_records_not_refused",
@@ -244,27 +287,257 @@ struct LoggedKey {
     syscall: String,
 }
 
+/// A record's syscall as its series, Event and annotation name it: libseccomp's name, or
+/// `unknown-<nr>`.
+pub fn syscall_name(r: &SeccompRecord) -> String {
+    r.name()
+        .unwrap_or_else(|| format!("{UNKNOWN_PREFIX}{}", r.syscall))
+}
+
+/// A series' syscall as the metrics label it: its name, or [`UNKNOWN_LABEL`] for every
+/// `unknown-<nr>` (a label set per number would grow without bound: a container can call
+/// `syscall(n)` for any `n`).
+pub fn syscall_label(syscall: &str) -> &str {
+    if syscall.starts_with(UNKNOWN_PREFIX) {
+        UNKNOWN_LABEL
+    } else {
+        syscall
+    }
+}
+
+impl DenialMetrics {
+    /// `n` refusals of `syscall` (a series' name) by `action`.
+    fn count_denied(&self, syscall: &str, action: &str, n: u64) {
+        self.denied
+            .get_or_create(&vec![
+                ("syscall".to_owned(), syscall_label(syscall).to_owned()),
+                ("action".to_owned(), action.to_owned()),
+            ])
+            .inc_by(n);
+    }
+
+    /// `n` would-be refusals of `syscall` (a series' name).
+    fn count_would_deny(&self, syscall: &str, n: u64) {
+        self.would_deny
+            .get_or_create(&vec![(
+                "syscall".to_owned(),
+                syscall_label(syscall).to_owned(),
+            )])
+            .inc_by(n);
+    }
+}
+
+/// A reader of the records `accept` takes, or None (logged, `what` naming what this node will
+/// not report).
+fn start_reader(accept: Accept, what: &str) -> Option<AuditReader> {
+    match AuditReader::start(CHANNEL, proc_resolver(), accept) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "{what} will not be reported on this node");
+            None
+        }
+    }
+}
+
+/// Add to `counter` what a reader's running total of losses grew by since `seen`.
+fn follow_lost(counter: &Counter, reader: Option<&AuditReader>, seen: &mut u64) {
+    if let Some(r) = reader {
+        let total = r.lost();
+        counter.inc_by(total.saturating_sub(*seen));
+        *seen = total;
+    }
+}
+
+/// The records waiting in `reader`'s channel, at most [`CHANNEL`] of them (a reader filling
+/// it as fast as it is drained cannot hold up the turn).
+fn drained(reader: &AuditReader) -> impl Iterator<Item = Attributed> + '_ {
+    reader.records.try_iter().take(CHANNEL)
+}
+
+/// Fold the refusals drained this turn into their waiting series.
+fn take_denials(
+    records: impl IntoIterator<Item = Attributed>,
+    waiting: &mut HashMap<SeriesKey, Pending>,
+    m: &DenialMetrics,
+    at: k8s_openapi::jiff::Timestamp,
+    now: Instant,
+) {
+    for a in records {
+        let Some(container_id) = a.container else {
+            m.unattributed.inc();
+            continue;
+        };
+        let key = SeriesKey {
+            kind: Kind::Denied,
+            container_id,
+            syscall: syscall_name(&a.record),
+            action: a.record.action().map_or("unknown", |a| a.as_str()),
+        };
+        if !fold(waiting, key, at, now) {
+            m.unattributed.inc();
+        }
+    }
+}
+
+/// Fold the logged records drained this turn into their waiting series, but drop at once
+/// those of `of_recordings` (containers a `Logs` recording put under its profile, as of the
+/// last attribution).
+fn take_logged(
+    records: impl IntoIterator<Item = Attributed>,
+    of_recordings: &HashSet<String>,
+    waiting: &mut HashMap<LoggedKey, Pending>,
+    m: &DenialMetrics,
+    at: k8s_openapi::jiff::Timestamp,
+    now: Instant,
+) {
+    for a in records {
+        let Some(container_id) = a.container else {
+            m.logged_unattributed.inc();
+            continue;
+        };
+        if of_recordings.contains(&container_id) {
+            m.logged_of_recordings.inc();
+            continue;
+        }
+        let key = LoggedKey {
+            container_id,
+            syscall: syscall_name(&a.record),
+        };
+        if !fold(waiting, key, at, now) {
+            m.logged_unclassified.inc();
+        }
+    }
+}
+
+/// The containers of `workloads` a `Logs` recording put under its profile.
+fn recordings_of(workloads: &HashMap<String, Arc<Workload>>) -> HashSet<String> {
+    workloads
+        .iter()
+        .filter(|(_, w)| w.logs_recording)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// Attribute the waiting refusals: those of a container under an operator profile go to
+/// `denied`; those whose container is still unknown after [`CLAIM_WAIT`] are unattributed.
+fn settle_denials(
+    waiting: &mut HashMap<SeriesKey, Pending>,
+    workloads: &HashMap<String, Arc<Workload>>,
+    denied: &mut Aggregator,
+    m: &DenialMetrics,
+    now: Instant,
+) {
+    waiting.retain(|key, p| {
+        if let Some(w) = workloads.get(&key.container_id) {
+            m.count_denied(&key.syscall, key.action, p.count);
+            if !denied.add(key.clone(), w, p.count, p.first, now) {
+                m.unreported.inc_by(p.count);
+            }
+            false
+        } else if now.duration_since(p.since) > CLAIM_WAIT {
+            m.unattributed.inc_by(p.count);
+            false
+        } else {
+            true
+        }
+    });
+}
+
+/// Attribute and classify the waiting logged calls (see the module's docs): would-be denials
+/// go to `would_deny`; a `Logs` recording's are dropped without asking `classifier` for
+/// anything; the rest are counted and dropped, or keep waiting for their container to be known
+/// or their profile to be read.
+fn settle_logged(
+    waiting: &mut HashMap<LoggedKey, Pending>,
+    workloads: &HashMap<String, Arc<Workload>>,
+    known: &HashSet<String>,
+    classifier: &mut classify::Classifier,
+    would_deny: &mut Aggregator,
+    m: &DenialMetrics,
+    now: Instant,
+) {
+    waiting.retain(|key, p| {
+        let Some(w) = workloads.get(&key.container_id) else {
+            // Not under an operator profile: not ours to report. One not reported by its
+            // kubelet yet may still turn out to be.
+            let keep =
+                !known.contains(&key.container_id) && now.duration_since(p.since) <= CLAIM_WAIT;
+            if !keep {
+                m.logged_unattributed.inc_by(p.count);
+            }
+            return keep;
+        };
+        if w.logs_recording {
+            // The recording's: its profile logs every call. Never classified, so never a
+            // read of the API server.
+            m.logged_of_recordings.inc_by(p.count);
+            return false;
+        }
+        match classifier.classify(&w.profile, &key.syscall, now) {
+            classify::Verdict::WouldDeny(wd) => {
+                m.count_would_deny(&key.syscall, p.count);
+                let series = SeriesKey {
+                    kind: Kind::WouldDeny,
+                    container_id: key.container_id.clone(),
+                    syscall: key.syscall.clone(),
+                    action: wd.action.as_str(),
+                };
+                let note = wd.argument_note();
+                if !would_deny.add_classified(series, w, p.count, p.first, now, note) {
+                    m.would_deny_unreported.inc_by(p.count);
+                }
+                false
+            }
+            classify::Verdict::Runs => {
+                m.logged_not_refused.inc_by(p.count);
+                false
+            }
+            classify::Verdict::Unknown => {
+                m.logged_unclassified.inc_by(p.count);
+                false
+            }
+            classify::Verdict::Waiting => {
+                let keep = now.duration_since(p.since) <= CLASSIFY_WAIT;
+                if !keep {
+                    m.logged_unclassified.inc_by(p.count);
+                }
+                keep
+            }
+        }
+    });
+}
+
 /// Read, attribute, aggregate and report denials and would-be denials on this node until the
 /// process ends.
 ///
-/// Each turn folds the records that arrived into series first (one map update per record, no
-/// allocation for a series already seen), then attributes each series once. A container's
+/// Two readers (see the module's docs): refusals, and logged calls. Each turn drains the
+/// refusals, then the logged records (at most [`CHANNEL`] of each), and folds them into
+/// waiting series (one map update per record; a series already waiting only counts) — except
+/// the logged records of containers the last attribution found to be a `Logs` recording's,
+/// dropped as they are drained — then attributes each waiting series once. A container's
 /// records can arrive before the kubelet reports its ID in the pod's status: its series wait
 /// up to [`CLAIM_WAIT`] for it, then count as unattributed. A logged call's series also waits
 /// for its profile to be read, up to [`CLASSIFY_WAIT`] (an API server outage shorter than that
 /// loses nothing), then counts as unclassified.
 pub async fn run(client: Client, node: String, metrics: Arc<Metrics>) {
     let m = DenialMetrics::register(&metrics);
-    let reader = match AuditReader::start(CHANNEL, proc_resolver(), is_denial_or_logged) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "denials will not be reported on this node");
-            return;
-        }
-    };
-    tracing::info!(
-        "reporting denials under operator profiles (SyscallDenied and SyscallWouldBeDenied events)"
+    let denials = start_reader(is_denial, "denials");
+    let logged = start_reader(
+        is_logged_allow,
+        "would-be denials (SyscallWouldBeDenied, complain mode)",
     );
+    match (&denials, &logged) {
+        (None, None) => return,
+        (Some(_), Some(_)) => tracing::info!(
+            "reporting denials under operator profiles (SyscallDenied and SyscallWouldBeDenied events)"
+        ),
+        (Some(_), None) => {
+            tracing::info!("reporting denials under operator profiles (SyscallDenied events)")
+        }
+        (None, Some(_)) => tracing::info!(
+            "reporting would-be denials under operator profiles (SyscallWouldBeDenied events)"
+        ),
+    }
     let pods = node_pods(client.clone(), &node);
     let _ = pods.wait_until_ready().await;
     let mut classifier = classify::Classifier::start(client.clone());
@@ -274,47 +547,27 @@ pub async fn run(client: Client, node: String, metrics: Arc<Metrics>) {
     let mut drain = tokio::time::interval(DRAIN);
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = Instant::now();
-    let mut lost_seen = 0;
+    let (mut denials_lost_seen, mut logged_lost_seen) = (0, 0);
     let mut pending: HashMap<SeriesKey, Pending> = Default::default();
-    let mut logged: HashMap<LoggedKey, Pending> = Default::default();
+    let mut logged_waiting: HashMap<LoggedKey, Pending> = Default::default();
+    // Containers a Logs recording put under its profile, as of the last attribution. Replaced
+    // at each attribution; container IDs are never reused, so one gone since costs only its
+    // place until then.
+    let mut of_recordings: HashSet<String> = Default::default();
     loop {
         drain.tick().await;
         let now = Instant::now();
         let at = k8s_openapi::jiff::Timestamp::now();
-        while let Ok(a) = reader.records.try_recv() {
-            let is_logged = is_logged_allow(a.record.code);
-            let Some(container_id) = a.container else {
-                if is_logged {
-                    m.logged_unattributed.inc();
-                } else {
-                    m.unattributed.inc();
-                }
-                continue;
-            };
-            let syscall = a
-                .record
-                .name()
-                .unwrap_or_else(|| format!("unknown-{}", a.record.syscall));
-            if is_logged {
-                let key = LoggedKey {
-                    container_id,
-                    syscall,
-                };
-                if !fold(&mut logged, key, at, now) {
-                    m.logged_unclassified.inc();
-                }
-            } else {
-                let key = SeriesKey {
-                    kind: Kind::Denied,
-                    container_id,
-                    syscall,
-                    action: a.record.action().map_or("unknown", |a| a.as_str()),
-                };
-                if !fold(&mut pending, key, at, now) {
-                    m.unattributed.inc();
-                }
-            }
-        }
+        // Refusals first; at most a channel's worth of each, so neither holds up the turn.
+        take_denials(denials.iter().flat_map(drained), &mut pending, &m, at, now);
+        take_logged(
+            logged.iter().flat_map(drained),
+            &of_recordings,
+            &mut logged_waiting,
+            &m,
+            at,
+            now,
+        );
         for answer in classifier.receive(now) {
             match answer {
                 classify::Answer::Read(_) => {
@@ -326,83 +579,26 @@ pub async fn run(client: Client, node: String, metrics: Arc<Metrics>) {
                 }
             };
         }
-        if !pending.is_empty() || !logged.is_empty() {
+        if !pending.is_empty() || !logged_waiting.is_empty() {
             let state = pods.state();
             let workloads = attribute::operator_containers(&state);
-            let known = if logged.is_empty() {
-                Default::default()
-            } else {
-                attribute::known_containers(&state)
-            };
-            pending.retain(|key, p| {
-                if let Some(w) = workloads.get(&key.container_id) {
-                    m.denied
-                        .get_or_create(&vec![
-                            ("syscall".to_owned(), key.syscall.clone()),
-                            ("action".to_owned(), key.action.to_owned()),
-                        ])
-                        .inc_by(p.count);
-                    if !denied.add(key.clone(), w, p.count, p.first, now) {
-                        m.unreported.inc_by(p.count);
-                    }
-                    false
-                } else if now.duration_since(p.since) > CLAIM_WAIT {
-                    m.unattributed.inc_by(p.count);
-                    false
-                } else {
-                    true
-                }
-            });
-            logged.retain(|key, p| {
-                let Some(w) = workloads.get(&key.container_id) else {
-                    // Most often a Logs recording's container: not ours to report. One not
-                    // reported by its kubelet yet may still turn out to be under an operator
-                    // profile.
-                    let keep = !known.contains(&key.container_id)
-                        && now.duration_since(p.since) <= CLAIM_WAIT;
-                    if !keep {
-                        m.logged_unattributed.inc_by(p.count);
-                    }
-                    return keep;
-                };
-                match classifier.classify(&w.profile, &key.syscall, now) {
-                    classify::Verdict::WouldDeny(wd) => {
-                        m.would_deny
-                            .get_or_create(&vec![("syscall".to_owned(), key.syscall.clone())])
-                            .inc_by(p.count);
-                        let series = SeriesKey {
-                            kind: Kind::WouldDeny,
-                            container_id: key.container_id.clone(),
-                            syscall: key.syscall.clone(),
-                            action: wd.action.as_str(),
-                        };
-                        let note = wd.argument_note();
-                        if !would_deny.add_classified(series, w, p.count, p.first, now, note) {
-                            m.would_deny_unreported.inc_by(p.count);
-                        }
-                        false
-                    }
-                    classify::Verdict::Runs => {
-                        m.logged_not_refused.inc_by(p.count);
-                        false
-                    }
-                    classify::Verdict::Unknown => {
-                        m.logged_unclassified.inc_by(p.count);
-                        false
-                    }
-                    classify::Verdict::Waiting => {
-                        let keep = now.duration_since(p.since) <= CLASSIFY_WAIT;
-                        if !keep {
-                            m.logged_unclassified.inc_by(p.count);
-                        }
-                        keep
-                    }
-                }
-            });
+            of_recordings = recordings_of(&workloads);
+            settle_denials(&mut pending, &workloads, &mut denied, &m, now);
+            if !logged_waiting.is_empty() {
+                let known = attribute::known_containers(&state);
+                settle_logged(
+                    &mut logged_waiting,
+                    &workloads,
+                    &known,
+                    &mut classifier,
+                    &mut would_deny,
+                    &m,
+                    now,
+                );
+            }
         }
-        let lost = reader.lost();
-        m.lost.inc_by(lost.saturating_sub(lost_seen));
-        lost_seen = lost;
+        follow_lost(&m.lost, denials.as_ref(), &mut denials_lost_seen);
+        follow_lost(&m.logged_lost, logged.as_ref(), &mut logged_lost_seen);
         if now.duration_since(last_flush) < FLUSH {
             continue;
         }
@@ -464,5 +660,205 @@ mod tests {
         assert!(!fold(&mut w, u32::MAX, at, now), "full");
         assert!(fold(&mut w, 0, at, now), "a waiting series still counts");
         assert_eq!(w[&0].count, 2);
+    }
+
+    fn record(syscall: i32, code: u32) -> SeccompRecord {
+        SeccompRecord {
+            pid: 1,
+            arch: 0xc000_003e,
+            syscall,
+            code,
+        }
+    }
+
+    fn of(container: &str, syscall: i32, code: u32) -> Attributed {
+        Attributed {
+            record: record(syscall, code),
+            container: Some(container.to_owned()),
+        }
+    }
+
+    const MKDIR: i32 = 83;
+    const NOT_A_SYSCALL: i32 = 9999;
+    const ERRNO: u32 = 0x0005_0001;
+    const LOG: u32 = syscall_recorder::audit::SECCOMP_RET_LOG;
+
+    #[test]
+    fn a_syscall_libseccomp_does_not_name_is_one_label_whatever_its_number() {
+        assert_eq!(syscall_name(&record(MKDIR, ERRNO)), "mkdir");
+        assert_eq!(syscall_name(&record(NOT_A_SYSCALL, ERRNO)), "unknown-9999");
+        assert_eq!(syscall_label("mkdir"), "mkdir");
+        assert_eq!(syscall_label("unknown-9999"), UNKNOWN_LABEL);
+
+        let metrics = Metrics::new();
+        let m = DenialMetrics::register(&metrics);
+        let (at, now) = (k8s_openapi::jiff::Timestamp::now(), Instant::now());
+        let mut waiting = HashMap::new();
+        // A container calling syscall(n) for many n.
+        let calls = (NOT_A_SYSCALL..NOT_A_SYSCALL + 100).map(|nr| of("c1", nr, ERRNO));
+        take_denials(calls, &mut waiting, &m, at, now);
+        assert_eq!(waiting.len(), 100, "series (and Events) keep the number");
+        assert!(waiting.keys().any(|k| k.syscall == "unknown-10000"));
+        for key in waiting.keys() {
+            m.count_denied(&key.syscall, key.action, 1);
+            m.count_would_deny(&key.syscall, 2);
+        }
+        m.count_would_deny("mkdir", 1);
+        let text = metrics.render();
+        let lines = |name: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("seccomp_agent_{name}_total{{")))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(
+            lines("denied_syscalls"),
+            [
+                r#"seccomp_agent_denied_syscalls_total{syscall="unknown",action="SCMP_ACT_ERRNO"} 100"#
+            ],
+            "{text}"
+        );
+        let mut would = lines("would_deny_syscalls");
+        would.sort();
+        assert_eq!(
+            would,
+            [
+                r#"seccomp_agent_would_deny_syscalls_total{syscall="mkdir"} 1"#,
+                r#"seccomp_agent_would_deny_syscalls_total{syscall="unknown"} 200"#,
+            ]
+        );
+        assert!(!text.contains("unknown-"), "{text}");
+    }
+
+    #[test]
+    fn refusals_and_logged_calls_are_counted_apart() {
+        let metrics = Metrics::new();
+        DenialMetrics::register(&metrics);
+        let text = metrics.render();
+        for name in [
+            "denial_records_lost_total",
+            "logged_records_lost_total",
+            "logged_records_of_recordings_total",
+            "logged_records_unattributed_total",
+        ] {
+            assert!(
+                text.contains(&format!("\nseccomp_agent_{name} 0")),
+                "{name}: {text}"
+            );
+        }
+        let m = DenialMetrics::register(&Metrics::new());
+        let (at, now) = (k8s_openapi::jiff::Timestamp::now(), Instant::now());
+        let (mut denials, mut logged) = (HashMap::new(), HashMap::new());
+        let lost = Attributed {
+            record: record(MKDIR, LOG),
+            container: None,
+        };
+        take_logged([lost.clone()], &HashSet::new(), &mut logged, &m, at, now);
+        take_denials(
+            [Attributed {
+                record: record(MKDIR, ERRNO),
+                ..lost
+            }],
+            &mut denials,
+            &m,
+            at,
+            now,
+        );
+        assert_eq!((m.logged_unattributed.get(), m.unattributed.get()), (1, 1));
+    }
+
+    /// A pod a Logs recording's webhook placed (container `rec`, ID `aaa`, under
+    /// `learn.log`) with a container under a complain profile of its own (`own`, ID `bbb`,
+    /// under `web`), and another pod under `web` with no annotation (`ccc`).
+    fn recorded_pods() -> Vec<Pod> {
+        let status = |name: &str, id: &str| {
+            serde_json::json!({"name": name, "containerID": format!("containerd://{id}"), "image": "",
+                               "imageID": "", "ready": true, "restartCount": 0})
+        };
+        let under = |name: &str, profile: &str| {
+            serde_json::json!({"name": name, "securityContext": {"seccompProfile":
+                {"type": "Localhost", "localhostProfile": format!("operator/t/{profile}.json")}}})
+        };
+        let recorded = serde_json::json!({
+            "metadata": {"name": "learning", "namespace": "t", "uid": "u1",
+                         "annotations": {crds::ANNOTATION_RECORDED_BY: "learn"}},
+            "spec": {"containers": [under("rec", "learn.log"), under("own", "web")]},
+            "status": {"containerStatuses": [status("rec", "aaa"), status("own", "bbb")]}
+        });
+        let plain = serde_json::json!({
+            "metadata": {"name": "plain", "namespace": "t", "uid": "u2"},
+            "spec": {"containers": [under("app", "web")]},
+            "status": {"containerStatuses": [status("app", "ccc")]}
+        });
+        [recorded, plain]
+            .into_iter()
+            .map(|p| serde_json::from_value(p).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_logs_recordings_logged_calls_are_dropped_without_reading_its_profile() {
+        let pods = recorded_pods();
+        let workloads = attribute::operator_containers(&pods);
+        let known = attribute::known_containers(&pods);
+        let (ask, mut asked) = tokio::sync::mpsc::channel(classify::MAX_IN_FLIGHT);
+        let (_answer, answers) = tokio::sync::mpsc::channel(classify::MAX_IN_FLIGHT);
+        let mut classifier = classify::Classifier::with_channels(ask, answers);
+        let mut would_deny = Aggregator::default();
+        let m = DenialMetrics::register(&Metrics::new());
+        let (at, t0) = (k8s_openapi::jiff::Timestamp::now(), Instant::now());
+        let mut waiting = HashMap::new();
+
+        // The first turn: the recording's container is not known to be one yet.
+        let records = (0..3)
+            .map(|_| of("aaa", MKDIR, LOG))
+            .chain((0..2).map(|_| of("bbb", MKDIR, LOG)))
+            .chain([of("ccc", MKDIR, LOG)]);
+        take_logged(records, &HashSet::new(), &mut waiting, &m, at, t0);
+        assert_eq!(waiting.len(), 3);
+        settle_logged(
+            &mut waiting,
+            &workloads,
+            &known,
+            &mut classifier,
+            &mut would_deny,
+            &m,
+            t0,
+        );
+        assert_eq!(m.logged_of_recordings.get(), 3, "dropped, counted");
+        assert_eq!(
+            asked.try_recv().unwrap(),
+            ("t".to_owned(), "web".to_owned()),
+            "the complain profile is read"
+        );
+        assert!(
+            asked.try_recv().is_err(),
+            "the recording's profile is never read"
+        );
+        assert_eq!(classifier.in_flight(), 1);
+        let mut left: Vec<&str> = waiting.keys().map(|k| k.container_id.as_str()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["bbb", "ccc"],
+            "the other containers, even of the recorded pod, wait for their profile"
+        );
+
+        // Later turns: dropped as they are drained, never folded.
+        let of_recordings = recordings_of(&workloads);
+        assert_eq!(of_recordings, HashSet::from(["aaa".to_owned()]));
+        let flood = (0..10_000).map(|_| of("aaa", MKDIR, LOG));
+        take_logged(flood, &of_recordings, &mut waiting, &m, at, t0);
+        assert_eq!(m.logged_of_recordings.get(), 10_003);
+        assert_eq!(waiting.len(), 2, "nothing folded");
+        assert!(would_deny.is_empty());
+        assert_eq!(
+            (
+                m.logged_unattributed.get(),
+                m.logged_unclassified.get(),
+                m.logged_not_refused.get()
+            ),
+            (0, 0, 0)
+        );
     }
 }

@@ -14,7 +14,9 @@
 //! are read, so a report that arrives after the pod moves the counts at once.
 //!
 //! The `UnconfinedContainer` Event repeats what the policy said at admission, before the pod
-//! had a node: an unset container is reported there whatever its node does.
+//! had a node: an unset container is reported there whatever its node does. It is decided
+//! from the pod alone: a container under a `Complain` profile gets the admission warning but
+//! not this Event; the counts (`complain`) follow the profile's mode as it is now.
 //!
 //! Published three ways:
 //! - metrics, counted at every scrape: `seccomp_operator_containers{namespace, seccomp}` and
@@ -201,7 +203,12 @@ pub fn configmap_data(per_namespace: &BTreeMap<String, Counts>) -> BTreeMap<Stri
     let mut listed: Vec<(&String, &Counts)> = per_namespace.iter().collect();
     let mut out = BTreeMap::new();
     if listed.len() > MAX_LISTED_NAMESPACES {
-        listed.sort_by_key(|(ns, c)| (std::cmp::Reverse(c.unconfined + c.unset), (*ns).clone()));
+        listed.sort_by_key(|(ns, c)| {
+            (
+                std::cmp::Reverse(c.unconfined + c.unset + c.complain),
+                (*ns).clone(),
+            )
+        });
         out.insert(
             "_truncated".to_owned(),
             format!(

@@ -1,17 +1,15 @@
-//! What a profile's status says of its versions and of complain mode. Pure (the time is passed
-//! in): tested without an API server.
+//! What a profile's status says of complain mode. Pure (the time is passed in): tested
+//! without an API server. (When its versions were installed: [`crate::profile::versions`].)
 //!
-//! - `installedAt`: when the current version (`contentHash`) was first seen installed on every
-//!   counted node. A container keeps the filter it started with (the kernel cannot change it),
-//!   so a container started before then may run an older version.
-//! - `podsOnOlderVersion`: running pods that use the profile with a container started before
-//!   `installedAt` (every running pod while the current version is not yet on every node).
-//! - `wouldDeny`: the node agents' `SyscallWouldBeDenied` reports seen since `installedAt`.
+//! - `wouldDeny`: the node agents' `SyscallWouldBeDenied` reports seen since `installedAt`,
+//!   kept in the status for the version (see [`would_deny`]).
 //! - `ReadyToEnforce` (only for `spec.mode: Complain`): `True` once at least
 //!   [`Readiness::containers`] containers started under the current version have run for
 //!   [`Readiness::after`] with nothing it would deny; `False` naming what it would deny;
-//!   `Unknown` until then.
+//!   `Unknown` until then. Only containers in the profile's own namespace count: the reports
+//!   about other namespaces' pods (a shared profile) do not reach its status.
 
+use crate::profile::versions::Running;
 use crds::{DeniedSyscall, SeccompProfileStatus};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
@@ -35,60 +33,54 @@ impl Default for Readiness {
     }
 }
 
-/// Running pods using the profile, with the start of each of their containers under it.
-pub type Running = [(String, Vec<Timestamp>)];
-
-/// When the current version was installed everywhere: kept while `contentHash` stays the
-/// same; `now` when it is first seen installed; unknown before. A status written by an
-/// operator without the field takes the time the profile became Ready.
-pub fn installed_at(
+/// The profile's `status.wouldDeny` for its current version: nothing while the version is not
+/// installed everywhere; then the reports seen since `installed_at`, kept in the status so that
+/// an entry outlives its Event (the API server expires Events after an hour, long before a
+/// complain profile is judged): per syscall and action, the larger count and the later time.
+pub fn would_deny(
     old: Option<&SeccompProfileStatus>,
-    content_hash: Option<&str>,
-    installed: bool,
-    now: Timestamp,
-) -> Option<Timestamp> {
-    let same = old.is_some_and(|o| o.content_hash.as_deref() == content_hash);
-    if same {
-        let old = old.expect("checked above");
-        if let Some(t) = old.installed_at.as_deref().and_then(|t| t.parse().ok()) {
-            return Some(t);
-        }
-        if installed {
-            let ready_since = old
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Ready" && c.status == "True")
-                .map(|c| c.last_transition_time.0)
-                .filter(|t| *t > Timestamp::UNIX_EPOCH);
-            return Some(ready_since.unwrap_or(now));
+    reported: Vec<DeniedSyscall>,
+    installed_at: Option<Timestamp>,
+) -> Vec<DeniedSyscall> {
+    let Some(at) = installed_at else {
+        return Vec::new();
+    };
+    let seen = |d: &DeniedSyscall| -> Option<Timestamp> { d.last_seen.as_deref()?.parse().ok() };
+    let current = |d: &DeniedSyscall| seen(d).is_none_or(|t| t >= at);
+    let same_version = old.is_some_and(|o| {
+        o.installed_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            == Some(at)
+    });
+    let kept = old
+        .filter(|_| same_version)
+        .map(|o| o.would_deny.clone())
+        .unwrap_or_default();
+    let mut by: std::collections::BTreeMap<(String, String), DeniedSyscall> = Default::default();
+    for d in kept.into_iter().chain(reported).filter(|d| current(d)) {
+        match by.entry((d.syscall.clone(), d.action.clone())) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(d);
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let e = e.get_mut();
+                e.count = e.count.max(d.count);
+                if seen(&d) > seen(e) {
+                    e.last_seen = d.last_seen;
+                    e.example_pod = d.example_pod;
+                }
+            }
         }
     }
-    // Whole seconds: container start times are.
-    installed.then(|| Timestamp::from_second(now.as_second()).unwrap_or(now))
-}
-
-/// Pods with a container started before `installed_at` (all of them while it is unknown).
-pub fn pods_on_older_version(running: &Running, installed_at: Option<Timestamp>) -> u32 {
-    running
-        .iter()
-        .filter(|(_, starts)| installed_at.is_none_or(|at| starts.iter().any(|s| *s < at)))
-        .count() as u32
-}
-
-/// The reports seen since `installed_at` (all while it is unknown).
-pub fn since(reports: Vec<DeniedSyscall>, installed_at: Option<Timestamp>) -> Vec<DeniedSyscall> {
-    let Some(at) = installed_at else {
-        return reports;
-    };
-    reports
-        .into_iter()
-        .filter(|d| {
-            d.last_seen
-                .as_deref()
-                .and_then(|t| t.parse::<Timestamp>().ok())
-                .is_none_or(|t| t >= at)
-        })
-        .collect()
+    let mut out: Vec<DeniedSyscall> = by.into_values().collect();
+    out.sort_by(|a, b| {
+        seen(b)
+            .cmp(&seen(a))
+            .then_with(|| a.syscall.cmp(&b.syscall))
+    });
+    out.truncate(crds::MAX_STATUS_DENIALS);
+    out
 }
 
 /// The `ReadyToEnforce` condition's (status, reason, message), and when to look again.
@@ -99,6 +91,14 @@ pub fn ready_to_enforce(
     would_deny: &[DeniedSyscall],
     now: Timestamp,
 ) -> (&'static str, &'static str, String, Option<Duration>) {
+    let Some(at) = installed_at else {
+        return (
+            "Unknown",
+            "NotInstalled",
+            "the current version is not installed on every node yet".into(),
+            None,
+        );
+    };
     if !would_deny.is_empty() {
         let seen: Vec<String> = would_deny
             .iter()
@@ -133,14 +133,6 @@ pub fn ready_to_enforce(
             None,
         );
     }
-    let Some(at) = installed_at else {
-        return (
-            "Unknown",
-            "NotInstalled",
-            "the current version is not installed on every node yet".into(),
-            None,
-        );
-    };
     let mut under: Vec<Timestamp> = running
         .iter()
         .flat_map(|(_, s)| s.iter().copied())
@@ -214,60 +206,57 @@ mod tests {
     }
 
     #[test]
-    fn installed_at_is_kept_per_version() {
-        let now = t("2026-12-06T12:00:00.7Z");
-        assert_eq!(installed_at(None, Some("sha256:a"), false, now), None);
-        let first = installed_at(None, Some("sha256:a"), true, now).unwrap();
-        assert_eq!(first, t("2026-12-06T12:00:00Z"), "whole seconds");
+    fn would_deny_is_kept_for_the_version_after_its_events_expire() {
+        let at = Some(t("2026-12-06T12:00:00Z"));
+        assert!(
+            would_deny(None, vec![seen("mkdir", "2026-12-06T12:00:01Z")], None).is_empty(),
+            "nothing is known of a version not yet installed everywhere"
+        );
+        let first = would_deny(
+            None,
+            vec![
+                seen("mkdir", "2026-12-06T12:00:01Z"),
+                seen("bpf", "2026-12-06T11:00:00Z"),
+            ],
+            at,
+        );
+        assert_eq!(
+            first.len(),
+            1,
+            "a report from before the version is not its"
+        );
         let old = SeccompProfileStatus {
-            content_hash: Some("sha256:a".into()),
-            installed_at: Some(first.to_string()),
+            installed_at: at.map(|t| t.to_string()),
+            would_deny: first.clone(),
             ..Default::default()
         };
-        let later = t("2026-12-06T13:00:00Z");
         assert_eq!(
-            installed_at(Some(&old), Some("sha256:a"), false, later),
-            Some(first),
-            "a node joining does not make it a new version"
+            would_deny(Some(&old), vec![], at),
+            first,
+            "the Event expired; the entry stays"
         );
+        let mut again = seen("mkdir", "2026-12-06T12:30:00Z");
+        again.count = 1;
+        again.example_pod = Some("web-2".into());
+        let merged = would_deny(
+            Some(&old),
+            vec![again, seen("ptrace", "2026-12-06T12:10:00Z")],
+            at,
+        );
+        assert_eq!(merged.len(), 2);
         assert_eq!(
-            installed_at(Some(&old), Some("sha256:b"), true, later),
-            Some(later),
-            "a new version"
-        );
-        assert_eq!(
-            installed_at(Some(&old), Some("sha256:b"), false, later),
-            None
-        );
-    }
-
-    #[test]
-    fn pods_started_before_the_version_are_counted() {
-        let running = vec![
-            ("t/old".to_owned(), vec![t("2026-12-06T11:00:00Z")]),
-            ("t/new".to_owned(), vec![t("2026-12-06T12:00:05Z")]),
             (
-                "t/mixed".to_owned(),
-                vec![t("2026-12-06T12:00:05Z"), t("2026-12-06T11:59:00Z")],
+                merged[0].syscall.as_str(),
+                merged[0].count,
+                merged[0].example_pod.as_deref()
             ),
-        ];
-        let at = Some(t("2026-12-06T12:00:00Z"));
-        assert_eq!(pods_on_older_version(&running, at), 2);
-        assert_eq!(
-            pods_on_older_version(&running, None),
-            3,
-            "not installed yet: all"
+            ("mkdir", 3, Some("web-2")),
+            "the larger count, the later pod, most recent first"
         );
-        assert_eq!(
-            since(
-                vec![
-                    seen("mkdir", "2026-12-06T12:00:01Z"),
-                    seen("bpf", "2026-12-06T11:00:00Z")
-                ],
-                at
-            )
-            .len(),
-            1
+        let next = Some(t("2026-12-06T13:00:00Z"));
+        assert!(
+            would_deny(Some(&old), vec![], next).is_empty(),
+            "a new version starts clean"
         );
     }
 
@@ -311,6 +300,18 @@ mod tests {
             ready_to_enforce(rule, &old, at, &[], later).1,
             "NoContainers",
             "a container of an older version does not count"
+        );
+        assert_eq!(
+            ready_to_enforce(
+                rule,
+                &two,
+                None,
+                &[seen("mkdir", "2026-12-06T12:00:20Z")],
+                later
+            )
+            .1,
+            "NotInstalled",
+            "a version not yet everywhere is not judged"
         );
         let (status, reason, msg, _) = ready_to_enforce(
             rule,

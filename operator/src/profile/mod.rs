@@ -7,3 +7,4 @@ pub mod denials;
 pub mod hold;
 pub mod runtime_default;
 pub mod status;
+pub mod versions;

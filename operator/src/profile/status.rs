@@ -58,23 +58,28 @@ pub struct VersionsObserved {
 /// The computed status, and when to look at it again (a complain profile's readiness comes
 /// with time).
 pub fn compute_with_recheck(o: &Observed) -> (SeccompProfileStatus, Option<std::time::Duration>) {
-    use crate::profile::complain;
+    use crate::profile::{complain, versions};
     let mut status = compute(o);
     let v = &o.versions;
+    let old = o.profile.status.as_ref();
     let installed = status.phase == Some(ProfilePhase::Installed);
-    let at = complain::installed_at(
-        o.profile.status.as_ref(),
-        status.content_hash.as_deref(),
-        installed,
-        v.now,
-    );
+    let at = versions::installed_at(old, status.content_hash.as_deref(), installed, v.now);
     status.installed_at = at.map(|t| t.to_string());
-    status.pods_on_older_version = Some(complain::pods_on_older_version(&v.running, at));
-    status.would_deny = complain::since(v.would_deny.clone(), at);
+    status.pods_on_older_version = Some(versions::pods_on_older_version(&v.running, at));
+    status.would_deny = complain::would_deny(old, v.would_deny.clone(), at);
     let mut recheck = None;
     if o.profile.spec.mode == seccomp_profile::Mode::Complain {
+        // Only the profile's own namespace: reports about other namespaces' pods do not reach
+        // its status, so their containers cannot vouch for it.
+        let own = format!("{}/", o.profile.namespace().unwrap_or_default());
+        let running: Vec<_> = v
+            .running
+            .iter()
+            .filter(|(pod, _)| pod.starts_with(&own))
+            .cloned()
+            .collect();
         let (st, reason, message, next) =
-            complain::ready_to_enforce(v.readiness, &v.running, at, &status.would_deny, v.now);
+            complain::ready_to_enforce(v.readiness, &running, at, &status.would_deny, v.now);
         let mut c = condition("ReadyToEnforce", false, reason, &message);
         c.status = st.to_owned();
         status.conditions.push(c);

@@ -10,7 +10,7 @@ use crds::{
     SeccompProfile, SeccompProfileSpec, LABEL_CONTAINER, LABEL_PARTIAL, LABEL_POD, LABEL_RECORDING,
 };
 use kube::ResourceExt;
-use seccomp_profile::{recorded_document, Arch, ArgClasses, SeccompDocument};
+use seccomp_profile::{recorded_document, Arch, ArgClasses};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The name of the per-pod profile of `entry`.
@@ -35,14 +35,14 @@ pub fn same_source(p: &SeccompProfile, rec: &str, entry: &RecordedContainer) -> 
 pub fn per_pod_profile(
     rec: &ProfileRecording,
     entry: &RecordedContainer,
-    earlier: Option<&SeccompDocument>,
+    earlier: Option<&seccomp_profile::ProfileSpec>,
 ) -> Result<SeccompProfile> {
     let name = rec.name_any();
     let recorded = recorded_document(
         entry.syscalls.iter().cloned(),
         &ArgClasses::from_recorded(&entry.arguments),
     );
-    let doc = merged_document(earlier, &[&recorded], Arch::native())?;
+    let doc = merged_document(earlier.map(|e| &e.document), &[&recorded], Arch::native())?;
     let partial = rec.spec.merge_strategy == MergeStrategy::Containers;
     let mut p = SeccompProfile::new(
         &per_pod_name(&name, entry),
@@ -51,7 +51,7 @@ pub fn per_pod_profile(
             base_profile_name: None,
             disabled: partial,
             report_denials: None,
-            mode: rec.spec.profile_mode,
+            mode: crate::recording::merge::result_mode(rec, earlier.map(|e| e.mode)),
         }),
     );
     p.metadata.namespace = rec.namespace();
@@ -185,7 +185,7 @@ mod tests {
         let again = per_pod_profile(
             &r,
             &entry("c1", &["read", "mkdir"], true),
-            Some(&first.spec.document),
+            Some(&first.spec.profile),
         )
         .unwrap();
         assert_eq!(again.spec, first.spec);
@@ -193,10 +193,30 @@ mod tests {
         let later = per_pod_profile(
             &r,
             &entry("c2", &["read", "symlink"], true),
-            Some(&first.spec.document),
+            Some(&first.spec.profile),
         )
         .unwrap();
         assert_eq!(allowed(&later), ["mkdir", "read", "symlink"]);
+    }
+
+    #[test]
+    fn a_result_keeps_its_own_mode_when_a_late_report_arrives() {
+        let mut r = rec("None");
+        r.spec.profile_mode = seccomp_profile::Mode::Complain;
+        let first = per_pod_profile(&r, &entry("c1", &["read"], true), None).unwrap();
+        assert_eq!(
+            first.spec.mode,
+            seccomp_profile::Mode::Complain,
+            "the recording's mode"
+        );
+        let mut enforced = first.spec.profile.clone();
+        enforced.mode = seccomp_profile::Mode::Enforce;
+        let late = per_pod_profile(&r, &entry("c2", &["write"], true), Some(&enforced)).unwrap();
+        assert_eq!(
+            late.spec.mode,
+            seccomp_profile::Mode::Enforce,
+            "switched to Enforce by its tenant: a late report never turns it back"
+        );
     }
 
     #[test]
@@ -231,7 +251,7 @@ mod tests {
         let later = per_pod_profile(
             &r,
             &entry("c2", &["read", "socket"], true),
-            Some(&first.spec.document),
+            Some(&first.spec.profile),
         )
         .unwrap();
         assert_eq!(rules(&later, "clone"), [1]);

@@ -34,6 +34,16 @@ pub fn merged_document(
     merge(&docs, native).map_err(Error::Merge)
 }
 
+/// The `spec.mode` of a recording's result: the recording's `profileMode` for a new one; an
+/// earlier result keeps its own (a late report must never turn an enforced profile back to
+/// Complain).
+pub fn result_mode(
+    rec: &ProfileRecording,
+    earlier: Option<seccomp_profile::Mode>,
+) -> seccomp_profile::Mode {
+    earlier.unwrap_or(rec.spec.profile_mode)
+}
+
 /// Merge the partials per container into `<recording>-<container>` (server-side apply, so a
 /// retry after a crash converges), then delete the partials.
 pub async fn merge_partials(
@@ -77,9 +87,7 @@ pub async fn merge_partials(
                 report_denials: None,
                 // The recording's mode for a new result; an earlier result keeps its own (a
                 // late report must never turn an enforced profile back to Complain).
-                mode: earlier
-                    .as_ref()
-                    .map_or(rec.spec.profile_mode, |p| p.spec.mode),
+                mode: result_mode(rec, earlier.as_ref().map(|p| p.spec.mode)),
             }),
         );
         obj.metadata.labels = Some(BTreeMap::from([
@@ -161,7 +169,7 @@ mod tests {
             merged_document(None, &[&pa.spec.document, &pb.spec.document], Arch::X86_64).unwrap();
         assert_eq!(allowed(&merged), ["close", "mkdir", "read"]);
         // The same reports taken in again: the same partials, the same merged profile.
-        let pa2 = per_pod_profile(&rec, &a, Some(&pa.spec.document)).unwrap();
+        let pa2 = per_pod_profile(&rec, &a, Some(&pa.spec.profile)).unwrap();
         assert_eq!(pa2.spec, pa.spec);
         let again = merged_document(
             Some(&merged),

@@ -174,8 +174,7 @@ async fn take_in(rec: &ProfileRecording, ctx: &Context, ns: &str) -> Result<Inta
                 .await
                 .map_err(Error::Kube)?
                 .filter(|p| intake::same_source(p, &name, entry));
-            let p =
-                intake::per_pod_profile(rec, entry, earlier.as_ref().map(|p| &p.spec.document))?;
+            let p = intake::per_pod_profile(rec, entry, earlier.as_ref().map(|p| &p.spec.profile))?;
             apply_profile(&profiles, &p).await?;
             tracing::info!(recording = %name, profile = %pname, node = %report.spec.node_name, syscalls = entry.syscalls.len(), "recorded container taken in");
             taken.push(entry.container_id.clone());

@@ -21,8 +21,8 @@ mod reader;
 
 pub use attribution::{proc_resolver, Resolver};
 pub use parse::{
-    is_denial, is_denial_or_logged, is_logged_allow, parse_record, Accept, SeccompRecord,
-    AUDIT_SECCOMP, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_LOG,
+    is_denial, is_logged_allow, parse_record, Accept, SeccompRecord, AUDIT_SECCOMP,
+    SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_LOG,
 };
 pub use reader::{Attributed, AuditCounters, AuditReader};
 

@@ -15,25 +15,19 @@ pub const SECCOMP_RET_ACTION_FULL: u32 = 0xffff_0000;
 /// Which records a reader passes on, by the filter's result (`code`).
 pub type Accept = fn(u32) -> bool;
 
-/// A logged, allowed syscall (`SCMP_ACT_LOG`): what `Logs` recordings read.
+/// A logged, allowed syscall (`SCMP_ACT_LOG`): what `Logs` recordings read, and the denial
+/// reporter's second reader (complain mode's would-be denials).
 pub fn is_logged_allow(code: u32) -> bool {
     code == SECCOMP_RET_LOG
 }
 
 /// A syscall the filter refused: any result but allow and log (errno, trap, kill, trace,
-/// user notification).
+/// user notification). What the denial reporter's first reader takes (`SyscallDenied`).
 pub fn is_denial(code: u32) -> bool {
     !matches!(
         code & SECCOMP_RET_ACTION_FULL,
         SECCOMP_RET_LOG | SECCOMP_RET_ALLOW
     )
-}
-
-/// A refusal or a logged, allowed syscall: what the denial reporter reads (refusals become
-/// `SyscallDenied`; logged calls of a profile in complain mode, classified against the
-/// profile's enforced form, `SyscallWouldBeDenied`).
-pub fn is_denial_or_logged(code: u32) -> bool {
-    is_denial(code) || is_logged_allow(code)
 }
 
 const X32_SYSCALL_BIT: i32 = 0x4000_0000;
@@ -177,11 +171,28 @@ mod tests {
         assert!(is_denial(0x8000_0000) && is_denial(0x0005_0001) && is_denial(0x0003_0000));
         assert!(!is_denial(SECCOMP_RET_LOG) && !is_denial(SECCOMP_RET_ALLOW));
         assert!(is_logged_allow(SECCOMP_RET_LOG) && !is_logged_allow(0x0005_0001));
-        assert!(is_denial_or_logged(SECCOMP_RET_LOG) && is_denial_or_logged(0x0005_0001));
-        assert!(is_denial_or_logged(0x8000_0000) && is_denial_or_logged(0));
         assert!(
-            !is_denial_or_logged(SECCOMP_RET_ALLOW),
+            is_denial(0) && !is_logged_allow(0),
+            "a thread kill is a denial"
+        );
+        assert!(
+            !is_denial(SECCOMP_RET_ALLOW) && !is_logged_allow(SECCOMP_RET_ALLOW),
             "allowed calls are never taken"
         );
+        // The denial reporter's two readers never take the same record.
+        for code in [
+            0x8000_0000,
+            0,
+            0x0003_0000,
+            0x0005_0001,
+            0x7fc0_0000,
+            0x7ff0_0000,
+            SECCOMP_RET_LOG,
+        ] {
+            assert!(
+                is_denial(code) != is_logged_allow(code),
+                "one reader only: {code:#x}"
+            );
+        }
     }
 }

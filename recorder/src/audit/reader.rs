@@ -182,8 +182,9 @@ fn read_loop(
             let len = (msg.length() as usize).max(16);
             if msg.message_type() == AUDIT_SECCOMP {
                 let text = String::from_utf8_lossy(msg.payload());
-                // Each consumer takes its own kind: Logs recordings the SCMP_ACT_LOG records,
-                // the denial reporter the refusals and (for complain mode) the logged calls.
+                // Each reader takes its own kind, through its own socket and channel: Logs
+                // recordings and the denial reporter's second reader the SCMP_ACT_LOG records,
+                // the denial reporter's first reader the refusals.
                 if let Some(r) = parse_record(&text).filter(|r| accept(r.code)) {
                     counters.received.fetch_add(1, Ordering::Relaxed);
                     let now = std::time::Instant::now();

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The profile (any supported format; `-`: standard input; FILE#NAME picks one of a file
-    /// of several).
+    /// of several). A SeccompProfile's `spec.mode` is not read here: `--complain` decides.
     #[arg(short, long)]
     profile: PathBuf,
     /// Refuse nothing: report what enforcing the profile would have denied.

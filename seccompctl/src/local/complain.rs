@@ -396,6 +396,7 @@ mod tests {
                     deny: WouldDeny {
                         action: Action::Errno,
                         depends_on_arguments: false,
+                        maybe_logged_by_rule: false,
                     },
                 },
                 WouldBeDenied {
@@ -404,6 +405,7 @@ mod tests {
                     deny: WouldDeny {
                         action: Action::KillProcess,
                         depends_on_arguments: true,
+                        maybe_logged_by_rule: false,
                     },
                 },
             ],
@@ -413,7 +415,9 @@ mod tests {
         assert_eq!(s[0], "complain: enforcing the profile would have denied:");
         assert_eq!(s[1], "  mkdir       1 call  SCMP_ACT_ERRNO");
         assert!(
-            s[2].starts_with("  socket    12 calls  SCMP_ACT_KILL_PROCESS: only for some"),
+            s[2].starts_with(
+                "  socket    12 calls  SCMP_ACT_KILL_PROCESS: refused for the argument values"
+            ),
             "{s:?}"
         );
         assert_eq!(

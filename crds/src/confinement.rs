@@ -294,6 +294,21 @@ pub fn settings(pod: &Pod) -> Vec<Setting> {
     out
 }
 
+/// Every container status of `pod`: regular, init (native sidecars included) and ephemeral.
+pub fn container_statuses(
+    pod: &Pod,
+) -> impl Iterator<Item = &k8s_openapi::api::core::v1::ContainerStatus> {
+    let st = pod.status.as_ref();
+    [
+        st.and_then(|s| s.container_statuses.as_ref()),
+        st.and_then(|s| s.init_container_statuses.as_ref()),
+        st.and_then(|s| s.ephemeral_container_statuses.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+}
+
 /// One container of a pod (init — native sidecars included —, regular or ephemeral) as the
 /// policy sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -646,6 +646,38 @@ pub fn is_ready(p: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// The sum of a counter of node 1's recorder over its series whose labels include every pair of
+/// `labels` (0 when the recorder does not answer).
+pub async fn recorder_counter_sum(client: &Client, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = recorder_metrics(client, &first_node())
+        .await
+        .unwrap_or_default();
+    let prefix = format!("{metric}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Namespace `ns`'s line in the operator's confinement report (the ConfigMap
+/// `seccomp-operator-confinement`).
+pub fn confinement_report_line(ns: &str) -> anyhow::Result<String> {
+    kubectl(&[
+        "-n",
+        "seccomp-operator",
+        "get",
+        "configmap",
+        "seccomp-operator-confinement",
+        "-o",
+        &format!("jsonpath={{.data.{ns}}}"),
+    ])
+}
+
 /// A profile's condition of type `type_`, if it has one.
 pub fn condition<'a>(
     p: &'a SeccompProfile,

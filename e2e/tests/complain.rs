@@ -26,14 +26,12 @@ async fn would_deny_events(ns: &TestNs, pod: &str) -> Vec<Event> {
 
 /// `seccomp_agent_would_deny_syscalls_total{syscall}` on node 1's recorder.
 async fn would_deny_total(client: &kube::Client, syscall: &str) -> f64 {
-    let text = recorder_metrics(client, &first_node())
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with("seccomp_agent_would_deny_syscalls_total{"))
-        .filter(|l| l.contains(&format!("syscall=\"{syscall}\"")))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    recorder_counter_sum(
+        client,
+        "seccomp_agent_would_deny_syscalls_total",
+        &[("syscall", syscall)],
+    )
+    .await
 }
 
 fn set_mode(ns: &TestNs, name: &str, mode: &str) -> anyhow::Result<()> {
@@ -163,17 +161,9 @@ async fn c1_complain_logs_what_enforce_would_deny_then_enforce_reaches_new_pods(
         "the namespace's confinement line with complain=1",
         Duration::from_secs(40),
         || async {
-            kubectl(&[
-                "-n",
-                "seccomp-operator",
-                "get",
-                "configmap",
-                "seccomp-operator-confinement",
-                "-o",
-                &format!("jsonpath={{.data.{}}}", ns.name),
-            ])
-            .ok()
-            .filter(|l| l.contains("complain=1") && l.starts_with("localhost=0"))
+            confinement_report_line(&ns.name)
+                .ok()
+                .filter(|l| l.contains("complain=1") && l.starts_with("localhost=0"))
         },
     )
     .await?;

@@ -209,18 +209,7 @@ async fn k3_a_user_namespaced_pod_runs_under_an_operator_profile_and_is_recorded
 
 /// The namespace's line in the confinement report (`seccomp-operator-confinement`).
 async fn confinement_line(ns: &TestNs, want: &str) -> anyhow::Result<String> {
-    let path = format!("jsonpath={{.data.{}}}", ns.name);
-    let read = || {
-        kubectl(&[
-            "-n",
-            "seccomp-operator",
-            "get",
-            "configmap",
-            "seccomp-operator-confinement",
-            "-o",
-            &path,
-        ])
-    };
+    let read = || confinement_report_line(&ns.name);
     let line = wait_for(
         "the namespace's confinement line",
         Duration::from_secs(40),

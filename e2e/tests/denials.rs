@@ -20,17 +20,12 @@ fn kill_rmdir() -> serde_json::Value {
 
 /// `seccomp_agent_denied_syscalls_total{syscall, action}` on node 1's recorder.
 async fn denied_total(client: &kube::Client, syscall: &str, action: &str) -> f64 {
-    let text = recorder_metrics(client, &first_node())
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with("seccomp_agent_denied_syscalls_total{"))
-        .filter(|l| {
-            l.contains(&format!("syscall=\"{syscall}\""))
-                && l.contains(&format!("action=\"{action}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    recorder_counter_sum(
+        client,
+        "seccomp_agent_denied_syscalls_total",
+        &[("syscall", syscall), ("action", action)],
+    )
+    .await
 }
 
 async fn recorder_counter(client: &kube::Client, name: &str) -> f64 {

@@ -35,14 +35,6 @@ impl Mode {
     pub fn is_enforce(&self) -> bool {
         *self == Mode::Enforce
     }
-
-    /// The API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "Enforce",
-            Mode::Complain => "Complain",
-        }
-    }
 }
 
 /// Whether `action` refuses the call (what complain mode logs instead).

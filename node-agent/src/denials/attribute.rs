@@ -9,7 +9,7 @@
 
 use crds::confinement::{containers, NodeDefault, Seccomp};
 use crds::runtime_id;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -53,18 +53,6 @@ pub fn is_logs_recording(pod: &Pod, profile: &str) -> bool {
             .is_some_and(|recording| !recording.is_empty())
 }
 
-fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
-    let st = pod.status.as_ref();
-    [
-        st.and_then(|s| s.container_statuses.as_ref()),
-        st.and_then(|s| s.init_container_statuses.as_ref()),
-        st.and_then(|s| s.ephemeral_container_statuses.as_ref()),
-    ]
-    .into_iter()
-    .flatten()
-    .flatten()
-}
-
 /// Every container of `pods` that runs under an operator profile, by container ID. A
 /// container's previous instance (`lastState.terminated`) is included: a container its filter
 /// killed has often been replaced by the time its record is read.
@@ -73,7 +61,7 @@ pub fn operator_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, Arc<Wo
     for pod in pods.iter().map(Borrow::borrow) {
         // Only operator profiles matter here: what the node does with unset ones does not.
         let confined = containers(pod, NodeDefault::Unknown);
-        for st in statuses(pod) {
+        for st in crds::confinement::container_statuses(pod) {
             let Some(c) = confined.iter().find(|c| c.name == st.name) else {
                 continue;
             };
@@ -118,7 +106,7 @@ pub fn operator_containers<P: Borrow<Pod>>(pods: &[P]) -> HashMap<String, Arc<Wo
 pub fn known_containers<P: Borrow<Pod>>(pods: &[P]) -> HashSet<String> {
     pods.iter()
         .map(Borrow::borrow)
-        .flat_map(statuses)
+        .flat_map(crds::confinement::container_statuses)
         .flat_map(|st| {
             let previous = st
                 .last_state

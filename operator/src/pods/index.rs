@@ -25,15 +25,7 @@ type Starts = Vec<(ProfileId, k8s_openapi::jiff::Timestamp)>;
 /// When each running container of `pod` that uses an operator profile started (from the
 /// pod's status), sorted.
 fn container_starts(pod: &Pod) -> Starts {
-    use crds::confinement::{containers, NodeDefault, Seccomp};
-    let Some(st) = pod.status.as_ref() else {
-        return Vec::new();
-    };
-    let statuses = [
-        st.container_statuses.as_ref(),
-        st.init_container_statuses.as_ref(),
-        st.ephemeral_container_statuses.as_ref(),
-    ];
+    use crds::confinement::{container_statuses, containers, NodeDefault, Seccomp};
     let mut out = Vec::new();
     for c in containers(pod, NodeDefault::Unknown) {
         let Seccomp::Localhost {
@@ -42,10 +34,7 @@ fn container_starts(pod: &Pod) -> Starts {
         else {
             continue;
         };
-        let started = statuses
-            .iter()
-            .flatten()
-            .flat_map(|v| v.iter())
+        let started = container_statuses(pod)
             .find(|s| s.name == c.name)
             .and_then(|s| s.state.as_ref())
             .and_then(|s| s.running.as_ref())

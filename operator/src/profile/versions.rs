@@ -22,9 +22,7 @@ pub fn installed_at(
     installed: bool,
     now: Timestamp,
 ) -> Option<Timestamp> {
-    let same = old.is_some_and(|o| o.content_hash.as_deref() == content_hash);
-    if same {
-        let old = old.expect("checked above");
+    if let Some(old) = old.filter(|o| o.content_hash.as_deref() == content_hash) {
         if let Some(t) = old.installed_at.as_deref().and_then(|t| t.parse().ok()) {
             return Some(t);
         }

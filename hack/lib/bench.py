@@ -1,5 +1,6 @@
 """What the cluster benchmarks (hack/bench-cluster.sh, hack/bench-scale.sh) share: a TLS
-context for the admin kubeconfig of the local cluster, and a process's peak RSS."""
+context for the admin kubeconfig of the local cluster, a process's peak RSS, and reading
+Prometheus metrics (samples, a histogram's quantile)."""
 import base64
 import os
 import re
@@ -59,3 +60,41 @@ def start_parallel(count, job, threads=8):
     for t in started:
         t.start()
     return started
+
+
+# One sample of the Prometheus text format: name, optional {labels}, value (a timestamp may follow).
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text, prefix=""):
+    """(name, {label: value}, number) of each sample in a /metrics text whose line starts with
+    `prefix` (a cheap filter: the API server's text is megabytes)."""
+    samples = []
+    for line in text.splitlines():
+        if not line.startswith(prefix):
+            continue
+        m = SAMPLE.match(line)
+        if m:
+            samples.append((m.group(1), dict(LABEL.findall(m.group(2) or "")), float(m.group(3))))
+    return samples
+
+
+def histogram_quantile(buckets, q):
+    """The q-quantile of a histogram given as {upper bound: cumulative count} (+Inf as inf),
+    interpolated linearly inside its bucket as Prometheus does; inf when it lies past the last
+    finite bound, None when the histogram is empty."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for upper in bounds:
+        count = buckets[upper]
+        if count >= rank:
+            if upper == float("inf"):
+                return upper
+            return lower + (upper - lower) * (rank - below) / (count - below)
+        lower, below = upper, count
+    return float("inf")

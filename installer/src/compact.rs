@@ -19,7 +19,6 @@ use seccomp_filter::Libseccomp;
 use seccomp_profile::ProfileSpec;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// A valid profile's spec kept as its JSON, with what every sync reads of it parsed out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,16 +149,15 @@ impl kube::Resource for StoredProfile {
     }
 }
 
-/// The profiles compacted as invalid, by namespace and name, and why.
-pub fn refused(profiles: &[Arc<StoredProfile>]) -> HashMap<(String, String), String> {
+/// The profiles compacted as invalid, by namespace and name, and why, of `profiles`
+/// (namespace, name, and why when invalid): what [`crate::Installer::sync_inputs`] refuses.
+pub fn refused<'a>(
+    profiles: impl IntoIterator<Item = (&'a str, &'a str, Option<&'a str>)>,
+) -> HashMap<(String, String), String> {
     profiles
-        .iter()
-        .filter_map(|p| {
-            let why = p.invalid.clone()?;
-            Some((
-                (p.metadata.namespace.clone()?, p.metadata.name.clone()?),
-                why,
-            ))
+        .into_iter()
+        .filter_map(|(namespace, name, why)| {
+            Some(((namespace.to_owned(), name.to_owned()), why?.to_owned()))
         })
         .collect()
 }
@@ -225,7 +223,7 @@ mod tests {
             original.spec.profile.document.render(arch).hash,
             spec.document.render(arch).hash
         );
-        assert!(refused(&[Arc::new(p)]).is_empty());
+        assert!(refused([("a", "p", p.invalid.as_deref())]).is_empty());
     }
 
     #[test]
@@ -242,7 +240,8 @@ mod tests {
             "{why}"
         );
         assert!(why.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES);
-        let r = refused(&[Arc::new(p)]);
+        let r = refused([("a", "p", p.invalid.as_deref()), ("a", "q", None)]);
+        assert_eq!(r.len(), 1);
         assert_eq!(r[&("a".to_string(), "p".to_string())], why);
         // Deserialised again (a relist of the same object): the same verdict.
         let again: StoredProfile = serde_json::from_value(object(spec)).unwrap();

@@ -4,6 +4,7 @@
 // A profile's status shows the message alone, and libseccomp's reason is the source of the
 // filter's error: the whole chain goes in.
 use crate::compact::PackedSpec;
+use crate::hash::ContentHash;
 use crate::paths::ProfileKey;
 use seccomp_filter::{self as seccomp, Libseccomp};
 use seccomp_profile::error::chain as error_chain;
@@ -17,16 +18,16 @@ use std::sync::Arc;
 pub enum Desired {
     /// A file with exactly these bytes.
     Install {
-        /// `sha256:<hex>` of `json`.
-        hash: String,
+        /// The hash of `json`.
+        hash: ContentHash,
         /// The rendered document.
         json: Arc<Vec<u8>>,
     },
     /// The file on disk already has exactly the content this version renders to (known from
     /// an earlier sync of the same version: nothing is rendered again). Never written.
     Present {
-        /// `sha256:<hex>` of the file.
-        hash: String,
+        /// The hash of the file.
+        hash: ContentHash,
     },
     /// The profile cannot be installed: why. Whatever file is on disk stays as it is, so pods
     /// that could start before keep starting while the error is fixed.
@@ -98,8 +99,9 @@ impl<'a> SpecRef<'a> {
 }
 
 /// The versions a profile's result was computed from: its own and each base's, in chain
-/// order (a base that does not exist counts as a version too).
-type Versions = Vec<Option<(String, i64)>>;
+/// order (a base that does not exist counts as a version too). Boxed: kept per profile, and
+/// never grown.
+type Versions = Box<[Option<(Box<str>, i64)>]>;
 
 /// Remembers which specs passed validation and which rendered documents libseccomp accepted,
 /// so each distinct spec is validated and each distinct document compiled once, however often
@@ -107,9 +109,9 @@ type Versions = Vec<Option<(String, i64)>>;
 /// failed), so an unchanged profile costs a lookup per sync, not a rendering.
 #[derive(Default, Debug)]
 pub struct CompileCache {
-    results: HashMap<String, Result<(), String>>,
+    results: HashMap<ContentHash, Result<(), String>>,
     validated: HashMap<u64, Result<(), String>>,
-    rendered: HashMap<ProfileKey, (Versions, Result<String, String>)>,
+    rendered: HashMap<ProfileKey, (Versions, Result<ContentHash, String>)>,
     /// Specs validated here (not found in `validated`), for tests.
     validations: usize,
 }
@@ -136,8 +138,12 @@ impl CompileCache {
         r
     }
 
-    fn check(&mut self, hash: &str, doc: &seccomp_profile::SeccompDocument) -> Result<(), String> {
-        if let Some(r) = self.results.get(hash) {
+    fn check(
+        &mut self,
+        hash: ContentHash,
+        doc: &seccomp_profile::SeccompDocument,
+    ) -> Result<(), String> {
+        if let Some(r) = self.results.get(&hash) {
             return r.clone();
         }
         let r = seccomp::compile(doc)
@@ -146,7 +152,7 @@ impl CompileCache {
         if self.results.len() > 10_000 {
             self.results.clear();
         }
-        self.results.insert(hash.to_owned(), r.clone());
+        self.results.insert(hash, r.clone());
         r
     }
 }
@@ -240,7 +246,7 @@ pub fn compute_inputs(
     cache: &mut CompileCache,
     policy: &Policy,
     refused: &Refused,
-    on_disk: &BTreeMap<ProfileKey, String>,
+    on_disk: &BTreeMap<ProfileKey, ContentHash>,
 ) -> BTreeMap<ProfileKey, Desired> {
     let snapshot = Snapshot::new(profiles);
     let out = compute_part(&snapshot, profiles, cache, policy, refused, on_disk);
@@ -256,7 +262,7 @@ pub fn compute_part(
     cache: &mut CompileCache,
     policy: &Policy,
     refused: &Refused,
-    on_disk: &BTreeMap<ProfileKey, String>,
+    on_disk: &BTreeMap<ProfileKey, ContentHash>,
 ) -> BTreeMap<ProfileKey, Desired> {
     let native = Arch::native();
     let mut out = BTreeMap::new();
@@ -272,6 +278,13 @@ pub fn compute_part(
                 continue;
             }
         };
+        // The key held already (for the file on disk, or for what it rendered to): every map
+        // of the installer then shares one copy of its strings.
+        let key = on_disk
+            .get_key_value(&key)
+            .map(|(k, _)| k)
+            .or_else(|| cache.rendered.get_key_value(&key).map(|(k, _)| k))
+            .map_or(key, Clone::clone);
         let Some(lookup) = snapshot.by_ns.get(ns) else {
             tracing::warn!(namespace = %ns, name = %name, "profile not in the snapshot; skipped");
             continue;
@@ -297,13 +310,13 @@ pub fn compute_part(
                 && was
                     .iter()
                     .zip(now)
-                    .all(|(a, b)| a.as_ref().map(|(u, g)| (u.as_str(), *g)) == *b)
+                    .all(|(a, b)| a.as_ref().map(|(u, g)| (&**u, *g)) == *b)
         };
         match (&versions, cache.rendered.get(&key)) {
             (Some(v), Some((was, result))) if same(was, v) => {
                 let reuse = match result {
                     Ok(hash) if on_disk.get(&key) == Some(hash) => {
-                        Some(Desired::Present { hash: hash.clone() })
+                        Some(Desired::Present { hash: *hash })
                     }
                     Ok(_) => None,
                     Err(why) => Some(Desired::Error(why.clone())),
@@ -349,17 +362,19 @@ pub fn compute_part(
                 ));
             }
             let rendered = policy.for_node(&spec, doc).render(native);
-            cache.check(&rendered.hash, &rendered.document)?;
-            Ok((rendered.hash, rendered.json))
+            let hash = ContentHash::from_text(&rendered.hash)
+                .expect("a rendered document's hash is a content hash");
+            cache.check(hash, &rendered.document)?;
+            Ok((hash, rendered.json))
         })();
         if let Some(v) = versions {
             let v: Versions = v
                 .into_iter()
-                .map(|o| o.map(|(u, g)| (u.to_owned(), g)))
+                .map(|o| o.map(|(u, g)| (u.into(), g)))
                 .collect();
             let result = desired
                 .as_ref()
-                .map(|(hash, _)| hash.clone())
+                .map(|(hash, _)| *hash)
                 .map_err(Clone::clone);
             cache.rendered.insert(key.clone(), (v, result));
         }
@@ -471,7 +486,7 @@ mod tests {
         let k = |n: &str| ProfileKey::new("a", n).unwrap();
         let first = compute_inputs(&set, &mut cache, &policy, &none, &BTreeMap::new());
         let hash = |d: &Desired| match d {
-            Desired::Install { hash, .. } | Desired::Present { hash } => hash.clone(),
+            Desired::Install { hash, .. } | Desired::Present { hash } => *hash,
             Desired::Error(e) => panic!("{e}"),
         };
         let disk: BTreeMap<_, _> = ["base", "app"]
@@ -483,13 +498,20 @@ mod tests {
         assert_eq!(
             again[&k("app")],
             Desired::Present {
-                hash: disk[&k("app")].clone()
+                hash: disk[&k("app")]
             }
         );
         assert_eq!(again[&k("bad")], first[&k("bad")]);
+        // The keys held already are used again: one copy of each profile's strings.
+        let held = |d: &BTreeMap<ProfileKey, Desired>, n: &str| {
+            d.get_key_value(&k(n)).unwrap().0.name.clone()
+        };
+        let on_disk = disk.get_key_value(&k("app")).unwrap().0;
+        assert!(Arc::ptr_eq(&held(&again, "app"), &on_disk.name));
+        assert!(Arc::ptr_eq(&held(&again, "bad"), &held(&first, "bad")));
         // A file changed on disk: rendered again, to be written.
         let mut drifted = disk.clone();
-        drifted.insert(k("app"), "sha256:other".into());
+        drifted.insert(k("app"), ContentHash::of(b"other"));
         let d = compute_inputs(&set, &mut cache, &policy, &none, &drifted);
         assert!(matches!(&d[&k("app")], Desired::Install { hash, .. } if *hash == disk[&k("app")]));
         // A base's new generation renders its dependents again.

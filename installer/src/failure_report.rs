@@ -25,13 +25,13 @@ impl Installer {
                 continue;
             }
             out.errors += 1;
-            let listed = per_ns.entry(k.namespace.as_str()).or_default();
+            let listed = per_ns.entry(&k.namespace).or_default();
             if *listed >= MAX_NOT_INSTALLED_PER_NAMESPACE
                 || out.not_installed.len() >= MAX_NOT_INSTALLED
             {
-                if out.truncated_namespaces.last() != Some(&k.namespace) {
+                if out.truncated_namespaces.last().map(String::as_str) != Some(&k.namespace) {
                     if out.truncated_namespaces.len() < MAX_TRUNCATED_NAMESPACES {
-                        out.truncated_namespaces.push(k.namespace.clone());
+                        out.truncated_namespaces.push(k.namespace.to_string());
                     } else {
                         out.truncated = true;
                     }
@@ -40,9 +40,9 @@ impl Installer {
             }
             *listed += 1;
             out.not_installed.push(NodeProfileStatus {
-                namespace: k.namespace.clone(),
-                name: k.name.clone(),
-                content_hash: s.hash.clone(),
+                namespace: k.namespace.to_string(),
+                name: k.name.to_string(),
+                content_hash: s.hash.map(|h| h.to_string()),
                 state: s.state,
                 message: s
                     .message

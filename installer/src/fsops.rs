@@ -4,6 +4,7 @@
 //! and the directory fsynced: a reader (the kubelet, runc) sees the old file or the new one,
 //! never a part. Fault points let tests fail each step.
 
+use crate::hash::ContentHash;
 use crate::paths::{ProfileKey, ProfileRoot, TMP_MARK};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -160,12 +161,12 @@ pub fn stamp(root: &ProfileRoot, key: &ProfileKey) -> io::Result<Option<FileStam
 }
 
 /// The content hash of a profile's file as it is now (`None`: not a regular file).
-pub fn hash_now(root: &ProfileRoot, key: &ProfileKey) -> io::Result<Option<String>> {
+pub fn hash_now(root: &ProfileRoot, key: &ProfileKey) -> io::Result<Option<ContentHash>> {
     if stamp(root, key)?.is_none() {
         return Ok(None);
     }
     match fs::read(root.file(key)) {
-        Ok(bytes) => Ok(Some(seccomp_profile::content_hash(&bytes))),
+        Ok(bytes) => Ok(Some(ContentHash::of(&bytes))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -175,7 +176,7 @@ pub fn hash_now(root: &ProfileRoot, key: &ProfileKey) -> io::Result<Option<Strin
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct OnDisk {
     /// Profile files and their content hashes.
-    pub files: BTreeMap<ProfileKey, String>,
+    pub files: BTreeMap<ProfileKey, ContentHash>,
     /// Leftover temp files of interrupted writes.
     pub temps: Vec<PathBuf>,
     /// Anything else (not ours to touch: reported, never removed).
@@ -204,7 +205,7 @@ pub fn scan(root: &ProfileRoot) -> io::Result<OnDisk> {
                 out.temps.push(path);
             } else if let (true, Some(key)) = (f.file_type()?.is_file(), root.key_of(&path)) {
                 let bytes = fs::read(&path)?;
-                out.files.insert(key, seccomp_profile::content_hash(&bytes));
+                out.files.insert(key, ContentHash::of(&bytes));
             } else {
                 out.foreign.push(path);
             }

@@ -13,12 +13,14 @@ pub mod compact;
 pub mod desired;
 mod failure_report;
 pub mod fsops;
+pub mod hash;
 pub mod paths;
 pub mod plan;
 
 use crds::NodeProfileState;
 use desired::{CompileCache, Desired};
 use fsops::{Faults, NoFaults};
+use hash::ContentHash;
 use paths::{ProfileKey, ProfileRoot};
 use plan::Op;
 use seccomp_profile::Policy;
@@ -39,7 +41,7 @@ pub struct KeyStatus {
     /// Installed, Error or Removing.
     pub state: NodeProfileState,
     /// Hash of the file on disk, if any.
-    pub hash: Option<String>,
+    pub hash: Option<ContentHash>,
     /// Why, for Error and Removing.
     pub message: Option<String>,
 }
@@ -61,7 +63,7 @@ pub struct SyncReport {
 pub struct Installer {
     root: ProfileRoot,
     faults: Arc<dyn Faults>,
-    actual: BTreeMap<ProfileKey, String>,
+    actual: BTreeMap<ProfileKey, ContentHash>,
     /// The stamp of each file in `actual` when its hash was taken (see [`Installer::check_drift`]).
     stamps: BTreeMap<ProfileKey, fsops::FileStamp>,
     status: BTreeMap<ProfileKey, KeyStatus>,
@@ -218,7 +220,7 @@ impl Installer {
         // Status follows from desired + actual.
         let mut status = BTreeMap::new();
         for (key, d) in &desired {
-            let on_disk = self.actual.get(key).cloned();
+            let on_disk = self.actual.get(key).copied();
             let s = match d {
                 Desired::Install { hash, .. } | Desired::Present { hash }
                     if on_disk.as_ref() == Some(hash) =>
@@ -240,7 +242,7 @@ impl Installer {
                     report.invalid += 1;
                     KeyStatus {
                         state: NodeProfileState::Error,
-                        hash: on_disk.clone(),
+                        hash: on_disk,
                         message: Some(if on_disk.is_some() {
                             format!("{msg} (the last installed version stays on the node)")
                         } else {
@@ -301,7 +303,7 @@ impl Installer {
                         key.clone(),
                         KeyStatus {
                             state: NodeProfileState::Removing,
-                            hash: self.actual.get(&key).cloned(),
+                            hash: self.actual.get(&key).copied(),
                             message: Some(format!("removing: {e}")),
                         },
                     );
@@ -316,7 +318,7 @@ impl Installer {
             key.clone(),
             KeyStatus {
                 state: NodeProfileState::Error,
-                hash: self.actual.get(key).cloned(),
+                hash: self.actual.get(key).copied(),
                 message: Some(message),
             },
         );
@@ -408,6 +410,30 @@ mod tests {
     }
 
     #[test]
+    fn the_maps_of_a_profile_share_one_copy_of_its_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = ProfileRoot::new(tmp.path());
+        let set = vec![p("a", "one", ALLOW_READ)];
+        let shared = |inst: &Installer| {
+            let a = inst.actual.first_key_value().unwrap().0;
+            let t = inst.stamps.first_key_value().unwrap().0;
+            let s = inst.status.first_key_value().unwrap().0;
+            [t, s]
+                .iter()
+                .all(|k| Arc::ptr_eq(&k.namespace, &a.namespace) && Arc::ptr_eq(&k.name, &a.name))
+        };
+        let mut inst = Installer::new(root.clone()).unwrap();
+        assert_eq!(inst.sync(&set).written, 1);
+        assert!(shared(&inst), "written");
+        inst.sync(&set);
+        assert!(shared(&inst), "unchanged");
+        // Restarted: the keys are those of the files found.
+        let mut later = Installer::new(root).unwrap();
+        assert_eq!(later.sync(&set), SyncReport::default());
+        assert!(shared(&later), "adopted");
+    }
+
+    #[test]
     fn a_sync_of_several_parts_resolves_bases_across_them_and_forgets_deleted_profiles() {
         let tmp = tempfile::tempdir().unwrap();
         let mut inst = Installer::new(ProfileRoot::new(tmp.path())).unwrap();
@@ -477,7 +503,11 @@ mod tests {
         assert!(inst.check_drift().is_empty(), "nothing changed yet");
         std::fs::write(file("one"), b"{}").unwrap(); // edited
         std::fs::remove_file(file("two")).unwrap(); // removed
-        let mut drifted: Vec<String> = inst.check_drift().iter().map(|k| k.name.clone()).collect();
+        let mut drifted: Vec<String> = inst
+            .check_drift()
+            .iter()
+            .map(|k| k.name.to_string())
+            .collect();
         drifted.sort();
         assert_eq!(drifted, ["one", "two"]);
         assert_eq!(inst.sync(&set).written, 2);

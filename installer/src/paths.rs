@@ -2,14 +2,17 @@
 //! `<kubelet-root>/seccomp/operator/`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// A profile's identity: its namespace and name.
+/// A profile's identity: its namespace and name. The installer keeps a key per profile in
+/// several maps (files, their stamps, status, what each version rendered to): clones share
+/// the strings.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProfileKey {
     /// Namespace (an RFC 1123 label).
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name (an RFC 1123 subdomain).
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl std::fmt::Display for ProfileKey {
@@ -61,8 +64,8 @@ impl ProfileKey {
         check("namespace", namespace, 63, false)?;
         check("name", name, 253, true)?;
         Ok(ProfileKey {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            namespace: namespace.into(),
+            name: name.into(),
         })
     }
 
@@ -96,7 +99,7 @@ impl ProfileRoot {
 
     /// The directory of a namespace.
     pub fn namespace_dir(&self, key: &ProfileKey) -> PathBuf {
-        self.dir.join(&key.namespace)
+        self.dir.join(&*key.namespace)
     }
 
     /// The file of a profile: `<root>/<namespace>/<name>.json`.

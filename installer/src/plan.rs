@@ -2,6 +2,7 @@
 //! file operations out.
 
 use crate::desired::Desired;
+use crate::hash::ContentHash;
 use crate::paths::ProfileKey;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ pub enum Op {
         /// The profile.
         key: ProfileKey,
         /// Hash of `json`.
-        hash: String,
+        hash: ContentHash,
         /// The content.
         json: Arc<Vec<u8>>,
     },
@@ -30,14 +31,14 @@ pub enum Op {
 /// has.
 pub fn writes(
     desired: &BTreeMap<ProfileKey, Desired>,
-    on_disk: &BTreeMap<ProfileKey, String>,
+    on_disk: &BTreeMap<ProfileKey, ContentHash>,
 ) -> Vec<Op> {
     desired
         .iter()
         .filter_map(|(key, d)| match d {
             Desired::Install { hash, json } if on_disk.get(key) != Some(hash) => Some(Op::Write {
                 key: key.clone(),
-                hash: hash.clone(),
+                hash: *hash,
                 json: json.clone(),
             }),
             _ => None,
@@ -49,7 +50,7 @@ pub fn writes(
 /// successful list of profiles, never from a failed or partial one.
 pub fn removals(
     desired: &BTreeMap<ProfileKey, Desired>,
-    on_disk: &BTreeMap<ProfileKey, String>,
+    on_disk: &BTreeMap<ProfileKey, ContentHash>,
 ) -> Vec<Op> {
     on_disk
         .keys()
@@ -65,7 +66,7 @@ mod tests {
     /// Everything that takes the node from `on_disk` to `desired`, as a sync does it.
     fn plan(
         desired: &BTreeMap<ProfileKey, Desired>,
-        on_disk: &BTreeMap<ProfileKey, String>,
+        on_disk: &BTreeMap<ProfileKey, ContentHash>,
     ) -> Vec<Op> {
         let mut ops = writes(desired, on_disk);
         ops.extend(removals(desired, on_disk));
@@ -77,22 +78,25 @@ mod tests {
     }
     fn install(h: &str) -> Desired {
         Desired::Install {
-            hash: h.into(),
+            hash: ContentHash::of(h.as_bytes()),
             json: Arc::new(h.as_bytes().to_vec()),
         }
+    }
+    fn hash(h: &str) -> ContentHash {
+        ContentHash::of(h.as_bytes())
     }
 
     #[test]
     fn unchanged_files_are_skipped() {
         let desired = BTreeMap::from([(k("a"), install("h1"))]);
-        let disk = BTreeMap::from([(k("a"), "h1".to_string())]);
+        let disk = BTreeMap::from([(k("a"), hash("h1"))]);
         assert!(plan(&desired, &disk).is_empty());
     }
 
     #[test]
     fn changed_and_new_files_are_written() {
         let desired = BTreeMap::from([(k("a"), install("h2")), (k("b"), install("h3"))]);
-        let disk = BTreeMap::from([(k("a"), "h1".to_string())]);
+        let disk = BTreeMap::from([(k("a"), hash("h1"))]);
         let ops = plan(&desired, &disk);
         assert_eq!(ops.len(), 2);
         assert!(ops.iter().all(|o| matches!(o, Op::Write { .. })));
@@ -101,7 +105,7 @@ mod tests {
     #[test]
     fn unbacked_files_are_removed_and_errors_keep_theirs() {
         let desired = BTreeMap::from([(k("bad"), Desired::Error("x".into()))]);
-        let disk = BTreeMap::from([(k("bad"), "h1".to_string()), (k("gone"), "h2".to_string())]);
+        let disk = BTreeMap::from([(k("bad"), hash("h1")), (k("gone"), hash("h2"))]);
         assert_eq!(plan(&desired, &disk), vec![Op::Remove { key: k("gone") }]);
     }
 }

@@ -99,13 +99,7 @@ fn ctx(
     index: PodIndex,
 ) -> Arc<profile_controller::Context> {
     Arc::new(profile_controller::Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "test".into(),
-                instance: None,
-            },
-        ),
+        writes: crate::profile::writes::StatusWrites::new(Arc::new(Metrics::default())).0,
         client,
         profiles: store_of(profiles),
         reports: Default::default(),
@@ -122,6 +116,21 @@ fn ctx(
         )),
         readiness: Default::default(),
     })
+}
+
+/// Reconcile `p`, then write the status it computed (and its phase Event), as the status
+/// writers would.
+async fn reconcile_and_write(
+    p: SeccompProfile,
+    c: Arc<profile_controller::Context>,
+) -> kube::runtime::controller::Action {
+    let action = profile_controller::reconcile(Arc::new(p), c.clone())
+        .await
+        .unwrap();
+    c.writes
+        .flush(&c.client, &test_recorder(c.client.clone()))
+        .await;
+    action
 }
 
 fn user_pod() -> Pod {
@@ -167,7 +176,7 @@ async fn invalid_spec_reports_error_status_and_a_warning_event() {
         assert_eq!(ev["type"], "Warning");
         assert_eq!(ev["reason"], "Error");
     });
-    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    reconcile_and_write(p, c).await;
     server.await.unwrap();
 }
 
@@ -198,7 +207,7 @@ async fn a_used_profile_gets_the_finalizer() {
             more.map(|r| r.map(|(req, _)| req.uri().to_string()))
         );
     });
-    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    reconcile_and_write(p, c).await;
     server.await.unwrap();
 }
 
@@ -221,7 +230,7 @@ async fn deletion_without_users_releases_the_finalizer_at_once() {
         // nothing else: no status write for an object on its way out
         assert!(h.next_request().await.is_none());
     });
-    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    reconcile_and_write(p, c).await;
     server.await.unwrap();
 }
 
@@ -244,7 +253,7 @@ async fn a_deletion_right_after_an_admission_waits_for_the_hold_then_releases() 
         assert_eq!(status["status"]["phase"], "Terminating");
         expect(&mut h, "POST", "/events", event()).await;
     });
-    let action = profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    let action = reconcile_and_write(p, c).await;
     server.await.unwrap();
     // Looked at again when the hold ends (about 55 s from now), not in 5 minutes.
     let shown = format!("{action:?}");
@@ -269,7 +278,7 @@ async fn a_deletion_right_after_an_admission_waits_for_the_hold_then_releases() 
         let body = expect(&mut h, "PATCH", "/seccompprofiles/web?", answered).await;
         assert_eq!(body["metadata"]["finalizers"], json!([]));
     });
-    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    reconcile_and_write(p, c).await;
     server.await.unwrap();
 }
 
@@ -300,7 +309,7 @@ async fn deletion_with_users_waits_and_says_why() {
             .contains("deletion waits for 1 pod(s) that use the profile: shop/p1"));
         expect(&mut h, "POST", "/events", event()).await;
     });
-    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    reconcile_and_write(p, c).await;
     server.await.unwrap();
 }
 
@@ -338,7 +347,7 @@ async fn base_chains_resolve_through_the_namespace_cache() {
         assert_eq!(valid["status"], "True");
         // Pending: no Event.
     });
-    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    reconcile_and_write(p, c).await;
     server.await.unwrap();
 }
 

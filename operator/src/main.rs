@@ -229,6 +229,9 @@ async fn main() -> anyhow::Result<()> {
     // What each node's agent reports: kept by the profile controller's node report watch, read
     // by the webhooks (a node's seccompDefault) and the confinement counts.
     let node_reports = Arc::new(RwLock::new(operator::nodes::reports::NodeReports::new()));
+    // The statuses the leader computed and has not written yet: the webhooks and the
+    // scheduling gate decide on them; the profile controller's writers write them.
+    let (status_writes, admissible) = operator::profile::writes::StatusWrites::new(metrics.clone());
     let state = WebhookState {
         view: Arc::new(operator::webhook::Caches {
             profiles: profiles.clone(),
@@ -236,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
             recordings: recordings.clone(),
             agent_pods: agent_pods.clone(),
             node_reports: node_reports.clone(),
+            writes: status_writes.clone(),
         }),
         shared: shared.clone(),
         metrics: metrics.clone(),
@@ -347,6 +351,7 @@ async fn main() -> anyhow::Result<()> {
         runtime_default,
         watchdog: watchdog.clone(),
         reports: node_reports,
+        writes: status_writes.clone(),
     };
     let binding_inputs = binding::controller::Inputs {
         bindings: bindings.clone(),
@@ -365,6 +370,11 @@ async fn main() -> anyhow::Result<()> {
         recorder: recorder.clone(),
         gate: gate.clone(),
         metrics: metrics.clone(),
+        fresher: {
+            let writes = status_writes.clone();
+            Arc::new(move |p| writes.fresher(p))
+        },
+        admissible: Box::pin(admissible),
     };
     let controllers = tokio::spawn({
         let (client, metrics, profiles, gate, watchdog) = (

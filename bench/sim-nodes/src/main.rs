@@ -67,8 +67,8 @@ async fn main() -> anyhow::Result<()> {
     // The shared watch's health is nobody's readiness: no simulated node serves /readyz.
     let (profiles, _watch) =
         install_loop::watch_profiles(client.clone(), Arc::new(Health::default()));
-    // Waited for once, here: kube's store wakes only the last of several concurrent waiters;
-    // once ready, every loop's own wait returns at once.
+    // Waited for once, here, before any node starts: a watch that never lists ends the
+    // simulator with that error rather than each node's loop with its own.
     profiles
         .store
         .wait_until_ready()

@@ -1,8 +1,9 @@
-//! Feeds the [`Installer`] from the cluster: a reflector over all SeccompProfiles, a debounced
-//! sync loop, and a batched status writer for this node's SeccompNodeStatus (`status`).
+//! Feeds the [`Installer`] from the cluster: a store of all SeccompProfiles ([`store`]), a
+//! debounced sync loop, and a batched status writer for this node's SeccompNodeStatus
+//! (`status`).
 //!
 //! Safety rules:
-//! - nothing is synced before the first complete list (the reflector store is ready);
+//! - nothing is synced before the first complete list (the store is ready);
 //! - when the API server goes away the store keeps its last complete state and the files stay;
 //!   the watcher reconnects with backoff and a relist replaces the store only once complete;
 //! - status is written at most once per [`STATUS_INTERVAL`], whatever the rate of changes.
@@ -11,19 +12,21 @@
 //! changes.
 
 mod status;
+pub mod store;
 
 use crate::metrics::Metrics;
 use crds::{KubeletSettings, SeccompNodeStatusStatus};
 use futures::StreamExt;
-use kube::runtime::{reflector, watcher, WatchStreamExt};
-use kube::{Api, Client, Resource};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client};
 use profile_installer::compact::{self, StoredProfile};
-use profile_installer::desired::{Input, SpecRef};
+use profile_installer::desired::Input;
 use profile_installer::{Installer, SyncReport};
 use status::status_writer;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use store::{Profile, ProfileStore};
 use tokio::sync::watch;
 
 /// Most one status write per this interval.
@@ -46,7 +49,7 @@ pub const MAX_REPAIR_EVENTS: usize = 10;
 pub enum InstallError {
     /// The SeccompProfile watch ended before its first complete list.
     #[error("the SeccompProfile watch ended before its first list")]
-    NeverListed(#[source] kube::runtime::reflector::store::WriterDropped),
+    NeverListed(#[source] store::WatchEnded),
     /// The node's status object cannot be owned by its Node.
     #[error("owning the node's status object")]
     Owner(#[source] crate::heartbeat::OwnerError),
@@ -62,34 +65,36 @@ pub enum InstallError {
     Closed,
 }
 
-/// The SeccompProfiles as the install loop reads them: the reflector's store, and a counter
-/// that moves with every watch event.
+/// The SeccompProfiles as the install loop reads them: the store, and a counter that moves
+/// with every watch event.
 #[derive(Clone)]
 pub struct Profiles {
-    /// Every SeccompProfile, compacted as it is read (see [`compact`]).
-    pub store: reflector::Store<StoredProfile>,
+    /// Every SeccompProfile, compacted as it is read (see [`compact`] and [`store`]).
+    pub store: ProfileStore,
     /// Moves on every watch event.
     pub changed: watch::Receiver<u64>,
 }
 
-/// Watch every SeccompProfile into a store. Every event, list boundaries included, shows the
-/// watch works (`health`). The task runs until aborted.
+/// Watch every SeccompProfile into a store, each event folded in as it arrives (the wire
+/// object is not kept). Every event, list boundaries included, shows the watch works
+/// (`health`). The task runs until aborted.
 pub fn watch_profiles(
     client: Client,
     health: Arc<crate::health::Health>,
 ) -> (Profiles, tokio::task::JoinHandle<()>) {
     let api: Api<StoredProfile> = Api::all(client);
-    let (reader, writer) = reflector::store();
+    let (reader, mut writer) = store::store();
     let (tx, changed) = watch::channel(0u64);
-    let stream = watcher(api, crate::watch_config().any_semantic())
-        .default_backoff()
-        .reflect(writer);
+    let stream = watcher(api, crate::watch_config().any_semantic()).default_backoff();
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
             health.watch(ev.is_ok());
             match ev {
-                Ok(_) => tx.send_modify(|n| *n = n.wrapping_add(1)),
+                Ok(ev) => {
+                    writer.apply(ev);
+                    tx.send_modify(|n| *n = n.wrapping_add(1));
+                }
                 Err(e) => tracing::warn!(error = %e, "watching SeccompProfiles failed; retrying"),
             }
         }
@@ -232,19 +237,10 @@ impl<H: SyncHooks> SyncLoop<H> {
             let state = reader.state();
             // Borrowed from the store's snapshot, with each profile's version (uid,
             // generation): an unchanged profile is not rendered again.
-            let snapshot: Vec<Input> = state
-                .iter()
-                .filter_map(|p| {
-                    Some(Input {
-                        namespace: p.metadata.namespace.as_deref()?,
-                        name: p.metadata.name.as_deref()?,
-                        spec: SpecRef::Packed(&p.spec),
-                        version: p.metadata.uid.as_deref().zip(p.metadata.generation),
-                    })
-                })
-                .collect();
+            let snapshot: Vec<Input> = state.iter().map(|p| p.input()).collect();
             let synced_version = synced_version(&state);
-            let refused = compact::refused(&state);
+            let refused =
+                compact::refused(state.iter().map(|p| (p.namespace(), p.name(), p.invalid())));
             let started = std::time::Instant::now();
             let report: SyncReport =
                 tokio::task::block_in_place(|| installer.sync_inputs(&snapshot, &refused));
@@ -317,18 +313,13 @@ fn give_back_freed_memory() {
     }
 }
 
-/// How far a sync of `profiles` (a state of the reflector) covers the SeccompProfile changes:
+/// How far a sync of `profiles` (a state of the store) covers the SeccompProfile changes:
 /// the highest resourceVersion among them. Watch events arrive in resourceVersion order and
 /// the store applies them in that order (a relist replaces it with a list at one version), so
 /// a store holding an object at version V reflects every change up to V. None when no
 /// version is an integer (nothing is then confirmed by this node).
-pub fn synced_version(profiles: &[Arc<StoredProfile>]) -> Option<u64> {
-    profiles
-        .iter()
-        .filter_map(|p| {
-            crds::nodestatus::parse_resource_version(p.metadata.resource_version.as_deref()?)
-        })
-        .max()
+pub fn synced_version(profiles: &[Arc<Profile>]) -> Option<u64> {
+    profiles.iter().filter_map(|p| p.resource_version()).max()
 }
 
 /// When the next resync is due, after a sync at `now`: a resync starts the period again; a
@@ -351,13 +342,12 @@ fn next_resync_at(
 /// [`MAX_REPAIR_EVENTS`]); failures to publish are logged, never retried.
 async fn tell_repairs(
     recorder: &kube::runtime::events::Recorder,
-    profiles: &reflector::Store<StoredProfile>,
+    profiles: &ProfileStore,
     node: &str,
     repaired: &[profile_installer::paths::ProfileKey],
 ) {
     for key in repaired.iter().take(MAX_REPAIR_EVENTS) {
-        let Some(p) = profiles.get(&reflector::ObjectRef::new(&key.name).within(&key.namespace))
-        else {
+        let Some(p) = profiles.get(&key.namespace, &key.name) else {
             continue;
         };
         let ev = kube::runtime::events::Event {
@@ -370,7 +360,7 @@ async fn tell_repairs(
             action: "Repair".into(),
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&ev, &p.object_ref(&())).await {
+        if let Err(e) = recorder.publish(&ev, &p.object_ref()).await {
             tracing::warn!(error = %e, profile = %format!("{}/{}", key.namespace, key.name), "publishing the repair event failed");
         }
     }
@@ -382,22 +372,25 @@ mod tests {
 
     #[test]
     fn the_synced_version_is_the_highest_integer_resource_version() {
-        let p = |rv: &str| {
-            let mut p: StoredProfile = serde_json::from_value(serde_json::json!({
-                "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
-                "metadata": {"name": "p", "namespace": "a", "resourceVersion": rv},
-                "spec": {"defaultAction": "SCMP_ACT_ERRNO"},
-            }))
-            .unwrap();
-            p.metadata.resource_version = Some(rv.into());
-            Arc::new(p)
+        // The store's state after a list of profiles at these resourceVersions.
+        let listed = |rvs: &[&str]| {
+            let (store, mut w) = store::store();
+            w.apply(watcher::Event::Init);
+            for (i, rv) in rvs.iter().enumerate() {
+                let p: StoredProfile = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+                    "metadata": {"name": format!("p{i}"), "namespace": "a", "resourceVersion": rv},
+                    "spec": {"defaultAction": "SCMP_ACT_ERRNO"},
+                }))
+                .unwrap();
+                w.apply(watcher::Event::InitApply(p));
+            }
+            w.apply(watcher::Event::InitDone);
+            store.state()
         };
-        assert_eq!(
-            synced_version(&[p("5"), p("12"), p("abc"), p("9")]),
-            Some(12)
-        );
-        assert_eq!(synced_version(&[p("abc")]), None);
-        assert_eq!(synced_version(&[]), None);
+        assert_eq!(synced_version(&listed(&["5", "12", "abc", "9"])), Some(12));
+        assert_eq!(synced_version(&listed(&["abc", "012"])), None);
+        assert_eq!(synced_version(&listed(&[])), None);
     }
 
     #[test]

@@ -248,6 +248,60 @@ pub fn touched(old: Option<&NodeReport>, new: &NodeReport, versions: &SpecVersio
     Touched::Some(out)
 }
 
+/// The version every counted node has synced: the lowest over them (None when one of them
+/// has no report or has synced nothing; then no profile is on every node by its version).
+pub fn floor<'a>(
+    reports: &NodeReports,
+    counted: impl IntoIterator<Item = &'a String>,
+) -> Option<u64> {
+    let mut low = u64::MAX;
+    for node in counted {
+        low = low.min(reports.get(node)?.synced?);
+    }
+    Some(low)
+}
+
+/// Of the profiles a node's report change touched ([`touched`]), those whose phase it may
+/// change: the ones the counted nodes' [`floor`] passed (from `floor_before` to
+/// `floor_after`: now on every counted node, unless one fails them), and those whose failure
+/// or confirmation on the node changed. A profile that only moved from `Installing n/m` to
+/// `n+1/m` is not among them: its reconcile would only recount a progress status, which is
+/// written seldom anyway ([`crate`]'s profile writes), and the burst of a hundred nodes
+/// reporting each new profile would cost a hundred reconciles.
+pub fn phase_movers(
+    old: Option<&NodeReport>,
+    new: &NodeReport,
+    versions: &SpecVersions,
+    floor_before: Option<u64>,
+    floor_after: Option<u64>,
+) -> Touched {
+    let Some(old) = old else {
+        return Touched::All;
+    };
+    if old.truncated != new.truncated {
+        return Touched::All;
+    }
+    let mut out = BTreeSet::new();
+    match (floor_before, floor_after) {
+        (Some(a), Some(b)) => out.extend(versions.between(a.min(b), a.max(b)).cloned()),
+        (None, None) => {}
+        // Every counted node has now synced something, or one no longer has: anything may
+        // have moved.
+        _ => return Touched::All,
+    }
+    let unchanged_range = NodeReport {
+        synced: old.synced,
+        ..new.clone()
+    };
+    match touched(Some(old), &unchanged_range, versions) {
+        Touched::All => Touched::All,
+        Touched::Some(failures) => {
+            out.extend(failures);
+            Touched::Some(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,5 +486,49 @@ mod tests {
             touched(Some(&reports["off"]), &reports["on"], &v),
             Touched::Some(BTreeSet::new())
         );
+    }
+
+    #[test]
+    fn only_the_floor_passing_or_a_failure_moves_a_phase() {
+        let mut v = SpecVersions::default();
+        let (a, b, c) = (id("shop", "a"), id("shop", "b"), id("shop", "c"));
+        for (p, at) in [(&a, 10), (&b, 20), (&c, 30)] {
+            v.set_effective(p, at);
+        }
+        let report = |synced| NodeReport {
+            synced: Some(synced),
+            ..Default::default()
+        };
+        let mut reports = NodeReports::new();
+        reports.insert("n1".into(), report(25));
+        reports.insert("n2".into(), report(15));
+        let counted = ["n1".to_string(), "n2".to_string()];
+        assert_eq!(floor(&reports, &counted), Some(15));
+        // n1 moves on from 25 to 40: c is on n1 now, but not on n2: nothing to look at.
+        let old = reports.insert("n1".into(), report(40));
+        let after = floor(&reports, &counted);
+        assert_eq!(
+            phase_movers(old.as_ref(), &report(40), &v, Some(15), after),
+            Touched::Some(BTreeSet::new())
+        );
+        // n2, the slowest, moves from 15 to 35: b and c are on every node now (a was already).
+        let old = reports.insert("n2".into(), report(35));
+        let after = floor(&reports, &counted);
+        assert_eq!(after, Some(35));
+        assert_eq!(
+            phase_movers(old.as_ref(), &report(35), &v, Some(15), after),
+            Touched::Some(BTreeSet::from([b.clone(), c.clone()]))
+        );
+        // A failure on a node that is ahead still counts.
+        let mut failing = report(40);
+        failing.failing.insert(a.clone(), "disk full".into());
+        assert_eq!(
+            phase_movers(Some(&report(40)), &failing, &v, Some(35), Some(35)),
+            Touched::Some(BTreeSet::from([a.clone()]))
+        );
+        // A counted node without a report: nothing is on every node.
+        assert_eq!(floor(&reports, &["n3".to_string()]), None);
+        // A node's first report: everything.
+        assert_eq!(phase_movers(None, &report(1), &v, None, None), Touched::All);
     }
 }

@@ -133,6 +133,9 @@ pub fn judge(
     }
 }
 
+/// A profile, with a newer status if one is known.
+pub type Fresher = Arc<dyn Fn(Arc<SeccompProfile>) -> Arc<SeccompProfile> + Send + Sync>;
+
 /// What the controller reads.
 pub struct Inputs {
     /// The profiles (the shared store).
@@ -151,6 +154,12 @@ pub struct Inputs {
     pub gate: Gate,
     /// `seccomp_operator_gated_pods`, `seccomp_operator_gate_wait_seconds`.
     pub metrics: Arc<crate::runtime::metrics::Metrics>,
+    /// A profile with the status the leader computed for it and has not written yet
+    /// (`profile::writes`): decided on at once.
+    pub fresher: Fresher,
+    /// Profiles that became admissible (Installed on every counted node), before their
+    /// status is written.
+    pub admissible: futures::stream::BoxStream<'static, ProfileId>,
 }
 
 /// Run until the inputs end.
@@ -164,6 +173,8 @@ pub async fn run(client: Client, inputs: Inputs) {
         recorder,
         gate,
         metrics,
+        fresher,
+        mut admissible,
     } = inputs;
     let mut profile_events = profile_events.boxed();
     let mut rescan = tokio::time::interval(RESCAN);
@@ -182,6 +193,10 @@ pub async fn run(client: Client, inputs: Inputs) {
                 Some(k) => { keys.insert(k); }
                 None => return,
             },
+            id = admissible.next() => match id {
+                Some(id) => keys.extend(gated_users(&index, &id)),
+                None => return,
+            },
             _ = rescan.tick() => all = true,
         }
         while let Some(Some(p)) = profile_events.next().now_or_never() {
@@ -189,6 +204,9 @@ pub async fn run(client: Client, inputs: Inputs) {
         }
         while let Some(Some(k)) = gated_pods.next().now_or_never() {
             keys.insert(k);
+        }
+        while let Some(Some(id)) = admissible.next().now_or_never() {
+            keys.extend(gated_users(&index, &id));
         }
         if !gate.leads() {
             continue;
@@ -208,7 +226,9 @@ pub async fn run(client: Client, inputs: Inputs) {
         let mut go = Vec::new();
         for pod in pods {
             let verdict = judge(&pod, &shared, |(ns, name)| {
-                profiles.get(&ObjectRef::new(name).within(ns))
+                profiles
+                    .get(&ObjectRef::new(name).within(ns))
+                    .map(|p| fresher(p))
             });
             match verdict {
                 Verdict::Go => {
@@ -267,9 +287,13 @@ pub async fn run(client: Client, inputs: Inputs) {
 
 /// The gated pods that use the profile of a watch event.
 fn users_of(index: &RwLock<PodIndex>, p: &SeccompProfile) -> Vec<String> {
-    let id = (p.namespace().unwrap_or_default(), p.name_any());
+    gated_users(index, &(p.namespace().unwrap_or_default(), p.name_any()))
+}
+
+/// The gated pods that use profile `id`.
+fn gated_users(index: &RwLock<PodIndex>, id: &ProfileId) -> Vec<String> {
     let idx = index.read().unwrap_or_else(|p| p.into_inner());
-    idx.gated_users(&id).into_iter().map(|g| g.key).collect()
+    idx.gated_users(id).into_iter().map(|g| g.key).collect()
 }
 
 fn pod_reference(pod: &GatedPod) -> ObjectReference {

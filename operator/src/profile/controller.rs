@@ -7,27 +7,30 @@ use crate::pods::references::ProfileId;
 use crate::profile::status::{compute_with_recheck, with_transition_times, Observed};
 use crate::runtime::metrics::Metrics;
 use crate::{Error, Result};
-use crds::apply::{apply_status, OPERATOR};
-use crds::{SeccompNodeStatus, SeccompProfile, SeccompProfileStatus, FINALIZER_IN_USE};
+use crds::{SeccompNodeStatus, SeccompProfile, FINALIZER_IN_USE};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KEvent, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+/// A profile not yet on every node is looked at again this often (node reports wake it only
+/// when its phase may change).
+pub const PROGRESS_RECOUNT: Duration = Duration::from_secs(30);
 
 /// Reconcile requests for one profile arriving closer than this are one reconcile.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
 
-/// Profiles reconciled at once. Measured with `hack/bench-scale.sh` (100 nodes × 10,000
-/// profiles on 2 cores): 16 at once made everything slower than 4 (all Installed 243 s
-/// against 115): a profile waiting in the queue gathers many node reports into one
-/// reconcile, and draining the queue faster wrote more intermediate statuses
-/// (`Installing 37/100`, `52/100`, ...) to an API server that was the bottleneck.
-pub const CONCURRENCY: u16 = 4;
+/// Profiles reconciled at once. A reconcile computes the status in memory and hands it to
+/// the status writers ([`crate::profile::writes`]); it waits on the API server only to change
+/// the in-use finalizer. (Before the writes were coalesced, 16 at once were slower than 4:
+/// every reconcile wrote an intermediate `Installing n/100` to an API server that was the
+/// bottleneck.)
+pub const CONCURRENCY: u16 = 8;
 
 /// Shared state of the controller.
 pub struct Context {
@@ -41,8 +44,6 @@ pub struct Context {
     pub versions: Arc<Mutex<SpecVersions>>,
     /// Pods by the profiles they use.
     pub index: Arc<RwLock<PodIndex>>,
-    /// Event recorder.
-    pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Which nodes count.
@@ -60,6 +61,8 @@ pub struct Context {
     pub would_deny: Arc<RwLock<crate::profile::denials::DenialIndex>>,
     /// When a complain profile is ready to enforce.
     pub readiness: crate::profile::complain::Readiness,
+    /// The statuses computed and not yet written.
+    pub writes: Arc<crate::profile::writes::StatusWrites>,
 }
 
 fn profile_id(p: &SeccompProfile) -> ProfileId {
@@ -94,6 +97,7 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
             if let Ok(mut v) = ctx.versions.lock() {
                 v.forget(&profile_id(&p));
             }
+            ctx.writes.forget(&profile_id(&p));
             ctx.metrics
                 .reconciled("SeccompProfile", started.elapsed(), true);
             return Ok(Action::await_change());
@@ -144,20 +148,14 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
             versions,
         })
     };
-    let old = p.status.as_ref();
+    // Written by the status writers, coalesced; admission reads it at once.
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let new = with_transition_times(computed, old, now);
-    if old != Some(&new) {
-        apply_status(&api, OPERATOR, &p.name_any(), &new)
-            .await
-            .map_err(Error::Kube)?;
-        // Pending (no node has the profile yet) is where every new profile starts: an Event
-        // each would double the writes of a burst of new profiles and say nothing.
-        if old.and_then(|o| o.phase) != new.phase && new.phase != Some(crds::ProfilePhase::Pending)
-        {
-            publish_phase_event(&ctx, &p, &new).await;
-        }
-    }
+    let in_progress = matches!(
+        computed.phase,
+        Some(crds::ProfilePhase::Pending | crds::ProfilePhase::Installing)
+    );
+    ctx.writes
+        .submit(&p, with_transition_times(computed, p.status.as_ref(), now));
     ctx.metrics
         .reconciled("SeccompProfile", started.elapsed(), true);
     // An admission hold ends by time: look again then.
@@ -166,7 +164,13 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
         .map(|left| left + Duration::from_secs(1))
         .unwrap_or(Duration::from_secs(300))
         .min(recheck.map_or(Duration::MAX, |d| d + Duration::from_secs(1)))
-        .min(Duration::from_secs(300));
+        // Node reports wake a profile only when they may change its phase: its progress
+        // (`Installing n/m`) is recounted by time.
+        .min(if in_progress {
+            PROGRESS_RECOUNT
+        } else {
+            Duration::from_secs(300)
+        });
     Ok(Action::requeue(next))
 }
 
@@ -196,35 +200,6 @@ fn spec_version(
     }
     versions.set_effective(&id, version);
     Ok(version)
-}
-
-async fn publish_phase_event(ctx: &Context, p: &SeccompProfile, s: &SeccompProfileStatus) {
-    let ready = s.conditions.iter().find(|c| c.type_ == "Ready");
-    let valid = s.conditions.iter().find(|c| c.type_ == "Valid");
-    let (type_, note) = match s.phase {
-        Some(crds::ProfilePhase::Error) => (
-            EventType::Warning,
-            valid
-                .filter(|v| v.status == "False")
-                .or(ready)
-                .map(|c| c.message.clone()),
-        ),
-        _ => (EventType::Normal, ready.map(|c| c.message.clone())),
-    };
-    let reason = s
-        .phase
-        .map(|ph| format!("{ph:?}"))
-        .unwrap_or_else(|| "Unknown".into());
-    let ev = KEvent {
-        type_,
-        reason,
-        note,
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &p.object_ref(&())).await {
-        tracing::warn!(error = %e, "publishing event failed");
-    }
 }
 
 async fn set_finalizer(api: &Api<SeccompProfile>, p: &SeccompProfile, on: bool) -> Result<()> {
@@ -262,6 +237,7 @@ fn node_triggers(
     reports: Arc<RwLock<NodeReports>>,
     versions: Arc<Mutex<SpecVersions>>,
     profiles: Store<SeccompProfile>,
+    liveness: Arc<crate::nodes::controller::Shared>,
 ) -> impl Fn(SeccompNodeStatus) -> Vec<ObjectRef<SeccompProfile>> + Send + Sync + 'static {
     move |n: SeccompNodeStatus| {
         let name = n.name_any();
@@ -273,8 +249,19 @@ fn node_triggers(
         let (Ok(mut reports), Ok(mut versions)) = (reports.write(), versions.lock()) else {
             return Vec::new();
         };
-        let touched = crate::nodes::reports::touched(reports.get(&name), &new, &versions);
-        reports.insert(name, new);
+        // Only what may change a profile's phase: the counted nodes' floor passing it, or a
+        // failure on the node (see phase_movers); its progress count is looked at by time.
+        let live = liveness.get();
+        let floor_before = crate::nodes::reports::floor(&reports, live.counted.keys());
+        let old = reports.insert(name.clone(), new);
+        let floor_after = crate::nodes::reports::floor(&reports, live.counted.keys());
+        let touched = crate::nodes::reports::phase_movers(
+            old.as_ref(),
+            reports.get(&name).unwrap_or(&NodeReport::default()),
+            &versions,
+            floor_before,
+            floor_after,
+        );
         drop(reports);
         let ids: Vec<_> = match touched {
             Touched::All => {
@@ -347,6 +334,8 @@ pub struct Inputs {
     /// What each node's agent reports: kept current here, read elsewhere too (the webhooks
     /// and the confinement counts read a node's `seccompDefault`).
     pub reports: Arc<RwLock<NodeReports>>,
+    /// The statuses computed and not yet written (admission reads them too); written here.
+    pub writes: Arc<crate::profile::writes::StatusWrites>,
 }
 
 /// Run the controller until the stream ends.
@@ -369,7 +358,13 @@ pub async fn run(client: Client, inputs: Inputs) {
         runtime_default,
         watchdog,
         reports,
+        writes,
     } = inputs;
+    tokio::spawn(
+        writes
+            .clone()
+            .run(client.clone(), recorder.clone(), gate.clone()),
+    );
     watchdog.beat("profiles");
     // A bounded number of reconciles at once: a burst of thousands of profiles must not hold
     // thousands of working sets. Requests for one profile are batched (trailing edge,
@@ -382,7 +377,12 @@ pub async fn run(client: Client, inputs: Inputs) {
     );
 
     let versions = Arc::new(Mutex::new(SpecVersions::default()));
-    let triggers = node_triggers(reports.clone(), versions.clone(), profiles.clone());
+    let triggers = node_triggers(
+        reports.clone(),
+        versions.clone(),
+        profiles.clone(),
+        liveness.clone(),
+    );
     let liveness_changes = liveness.changes();
 
     let dependents = profiles.clone();
@@ -401,12 +401,12 @@ pub async fn run(client: Client, inputs: Inputs) {
         reports,
         versions,
         index,
-        recorder,
         metrics,
         liveness,
         policy,
         gate: gate.clone(),
         runtime_default,
+        writes,
     });
     controller
         .reconcile_all_on(futures::stream::select(

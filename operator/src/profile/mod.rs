@@ -1,5 +1,6 @@
 //! The `SeccompProfile` controller: its reconcile, the status it writes from the nodes'
-//! reports, the `RuntimeDefault` base, and the denials reported against a profile.
+//! reports and the writes that carry it, the `RuntimeDefault` base, and the denials reported
+//! against a profile.
 
 pub mod complain;
 pub mod controller;
@@ -8,3 +9,4 @@ pub mod hold;
 pub mod runtime_default;
 pub mod status;
 pub mod versions;
+pub mod writes;

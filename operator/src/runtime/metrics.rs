@@ -70,7 +70,21 @@ pub struct Metrics {
     unreported: Family<ReasonLabel, Counter>,
     gated: Gauge,
     gate_wait: Histogram,
+    admissible: Histogram,
+    status_writes: Family<WriteLabel, Counter>,
+    status_writes_waiting: Gauge,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriteLabel {
+    kind: String,
+}
+
+/// Buckets of `profile_admissible_seconds`: a burst's profiles wait seconds to minutes.
+const ADMISSIBLE_BUCKETS: [f64; 20] = [
+    0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0,
+    300.0, 450.0, 600.0, 900.0,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
@@ -163,8 +177,29 @@ impl Default for Metrics {
             "From a pod's creation to the removal of its scheduling gate (its profiles Installed)",
             gate_wait.clone(),
         );
+        let admissible = Histogram::new(ADMISSIBLE_BUCKETS);
+        registry.register(
+            "profile_admissible_seconds",
+            "From a new profile's creation to the operator's decision that a pod using it may run (installed on every counted node), before its status is written",
+            admissible.clone(),
+        );
+        let status_writes = Family::<WriteLabel, Counter>::default();
+        registry.register(
+            "profile_status_writes",
+            "SeccompProfile status writes by kind: final (Installed, Error, Disabled, Terminating or anything else a user acts on) or progress (Pending, Installing n/m)",
+            status_writes.clone(),
+        );
+        let status_writes_waiting = Gauge::default();
+        registry.register(
+            "profile_status_writes_waiting",
+            "SeccompProfile statuses computed and not yet written",
+            status_writes_waiting.clone(),
+        );
         Metrics {
             registry,
+            admissible,
+            status_writes,
+            status_writes_waiting,
             unreported,
             gated,
             gate_wait,
@@ -193,6 +228,27 @@ impl Metrics {
     /// A pod's scheduling gate was removed, `waited` after its creation.
     pub fn ungated(&self, waited: Duration) {
         self.gate_wait.observe(waited.as_secs_f64());
+    }
+
+    /// A new profile became admissible `waited` after its creation.
+    pub fn admissible(&self, waited: Duration) {
+        self.admissible.observe(waited.as_secs_f64());
+    }
+
+    /// A profile status was written (`progress`: it only said how far the install got).
+    pub fn status_written(&self, progress: bool) {
+        let kind = if progress { "progress" } else { "final" };
+        self.status_writes
+            .get_or_create(&WriteLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// How many computed statuses wait to be written.
+    pub fn status_writes_waiting(&self, n: usize) {
+        self.status_writes_waiting
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Count a recorded container instance that was never reported.

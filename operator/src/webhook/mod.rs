@@ -64,8 +64,13 @@ pub const VALIDATING_CONFIGURATIONS: &[&str] = &[
 
 /// What the webhooks need to know about the cluster.
 pub trait ClusterView: Send + Sync {
-    /// A profile by namespace and name.
+    /// A profile by namespace and name, with the status the leader computed for it if that is
+    /// newer than the stored one ([`crate::profile::writes`]).
     fn profile(&self, namespace: &str, name: &str) -> Option<Arc<SeccompProfile>>;
+    /// `p` (read from the API server) with the leader's newer status, if any.
+    fn fresher(&self, p: Arc<SeccompProfile>) -> Arc<SeccompProfile> {
+        p
+    }
     /// The bindings of a namespace.
     fn bindings(&self, namespace: &str) -> Vec<Arc<ProfileBinding>>;
     /// The recordings of a namespace.
@@ -89,6 +94,8 @@ pub struct Caches {
     pub agent_pods: kube::runtime::reflector::Store<Pod>,
     /// What each node's agent reports (kept by the profile controller's node report watch).
     pub node_reports: Arc<std::sync::RwLock<crate::nodes::reports::NodeReports>>,
+    /// The statuses the leader computed and has not written yet.
+    pub writes: Arc<crate::profile::writes::StatusWrites>,
 }
 
 fn in_namespace<K>(store: &kube::runtime::reflector::Store<K>, ns: &str) -> Vec<Arc<K>>
@@ -107,6 +114,10 @@ impl ClusterView for Caches {
     fn profile(&self, namespace: &str, name: &str) -> Option<Arc<SeccompProfile>> {
         self.profiles
             .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+            .map(|p| self.writes.fresher(p))
+    }
+    fn fresher(&self, p: Arc<SeccompProfile>) -> Arc<SeccompProfile> {
+        self.writes.fresher(p)
     }
     fn bindings(&self, namespace: &str) -> Vec<Arc<ProfileBinding>> {
         in_namespace(&self.bindings, namespace)

@@ -151,7 +151,8 @@ impl LiveProfiles {
             let api: kube::Api<crds::SeccompProfile> = kube::Api::namespaced(client.clone(), ns);
             match tokio::time::timeout_at(deadline, api.get_opt(name)).await {
                 Ok(Ok(p)) => {
-                    live.insert((ns.clone(), name.clone()), p.map(Arc::new));
+                    let p = p.map(|p| cache.fresher(Arc::new(p)));
+                    live.insert((ns.clone(), name.clone()), p);
                 }
                 Ok(Err(_)) => {}
                 Err(_) => break,

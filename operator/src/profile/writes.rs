@@ -134,6 +134,13 @@ impl StatusWrites {
         (Arc::new(w), rx)
     }
 
+    /// Publish how many wait (a queue may still hold the place of an entry that moved to
+    /// the other queue or was written: an upper bound).
+    fn waiting(&self, q: &Queue) {
+        self.metrics
+            .status_writes_waiting(q.urgent.len(), q.progress.len());
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -164,7 +171,7 @@ impl StatusWrites {
             {
                 q.entries.remove(&id);
             }
-            self.metrics.status_writes_waiting(q.entries.len());
+            self.waiting(&q);
             return;
         }
         if q.entries.get(&id).is_some_and(|e| *e.status == status) {
@@ -228,14 +235,14 @@ impl StatusWrites {
             }
             self.wake.notify_one();
         }
-        self.metrics.status_writes_waiting(q.entries.len());
+        self.waiting(&q);
     }
 
     /// Forget a profile that is gone.
     pub fn forget(&self, id: &ProfileId) {
         let mut q = self.lock();
         q.entries.remove(id);
-        self.metrics.status_writes_waiting(q.entries.len());
+        self.waiting(&q);
     }
 
     /// `p` with the status computed for it if that is newer than the cache's (same object,
@@ -331,13 +338,13 @@ impl StatusWrites {
                 self.wake.notify_one();
             }
         }
-        self.metrics.status_writes_waiting(q.entries.len());
+        self.waiting(&q);
     }
 
     fn clear(&self) {
         let mut q = self.lock();
         *q = Queue::default();
-        self.metrics.status_writes_waiting(0);
+        self.waiting(&q);
     }
 
     /// Write statuses until the process ends: [`WRITERS`] at once, while `gate` is open (a

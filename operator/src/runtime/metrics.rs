@@ -72,7 +72,7 @@ pub struct Metrics {
     gate_wait: Histogram,
     admissible: Histogram,
     status_writes: Family<WriteLabel, Counter>,
-    status_writes_waiting: Gauge,
+    status_writes_waiting: Family<WriteLabel, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -189,10 +189,10 @@ impl Default for Metrics {
             "SeccompProfile status writes by kind: final (Installed, Error, Disabled, Terminating or anything else a user acts on) or progress (Pending, Installing n/m)",
             status_writes.clone(),
         );
-        let status_writes_waiting = Gauge::default();
+        let status_writes_waiting = Family::<WriteLabel, Gauge>::default();
         registry.register(
             "profile_status_writes_waiting",
-            "SeccompProfile statuses computed and not yet written",
+            "SeccompProfile statuses computed and waiting for a writer, by kind (final, progress)",
             status_writes_waiting.clone(),
         );
         Metrics {
@@ -245,10 +245,15 @@ impl Metrics {
             .inc();
     }
 
-    /// How many computed statuses wait to be written.
-    pub fn status_writes_waiting(&self, n: usize) {
-        self.status_writes_waiting
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// How many computed statuses wait for a writer: final ones and progress ones.
+    pub fn status_writes_waiting(&self, final_: usize, progress: usize) {
+        for (kind, n) in [("final", final_), ("progress", progress)] {
+            self.status_writes_waiting
+                .get_or_create(&WriteLabel {
+                    kind: kind.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Count a recorded container instance that was never reported.

@@ -75,6 +75,8 @@ DAEMONSETS="seccomp-node-agent seccomp-node-recorder"
 
 cleanup() {
   set +e
+  # The benchmark stops the operator once (its write rate after a restart): never leave it stopped.
+  [ -n "$OP_REPLICAS" ] && "$KUBECTL" -n seccomp-operator scale deployment seccomp-operator --replicas="$OP_REPLICAS" >/dev/null
   echo "bench-scale: cleaning up" >&2
   "$KUBECTL" delete namespace -l seccomp-operator.dev/bench=scale --wait=true --timeout=600s >/dev/null
   if [ -n "$SIM_PID" ]; then kill "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null; fi
@@ -87,6 +89,7 @@ cleanup() {
   umount "$WORK/roots" 2>/dev/null
   rm -rf "$WORK"
 }
+OP_REPLICAS=$("$KUBECTL" -n seccomp-operator get deployment seccomp-operator -o jsonpath='{.spec.replicas}')
 trap cleanup EXIT
 
 # Agent pods stay on real nodes (the simulated ones run the agent's code in the simulator).
@@ -469,6 +472,53 @@ status_per_profile = writes_during["status"] / len(applied_at) if applied_at els
 backlog_s, backlog_writes = backlog()
 operator_rate = backlog_writes / backlog_s if backlog_s >= 6 else None
 
+# 5b. The operator's writers when every profile waits only for its status write: the operator
+# stopped, this client clears every profile's status (16 threads), and the operator started
+# again finds each profile installed on every node with no status: each waits only for its
+# write. operator_writes_per_s is the API server's count of profile status writes per second
+# while at least 50 final statuses waited for the writers (a 1 s sampler).
+operator_rss = rss("/operator")  # the burst's peak, before the restart
+SCALE = "/apis/apps/v1/namespaces/seccomp-operator/deployments/seccomp-operator/scale"
+OPERATOR_PODS = "/api/v1/namespaces/seccomp-operator/pods?labelSelector=app.kubernetes.io%2Fname%3Dseccomp-operator"
+def scale_operator(replicas):
+    req("PATCH", SCALE, {"spec": {"replicas": replicas}}, ok=(200,), content_type="application/merge-patch+json")
+def restart_throughput(timeout=600):
+    replicas = req("GET", SCALE)["spec"]["replicas"]
+    scale_operator(0)
+    t0 = time.time()
+    while req("GET", OPERATOR_PODS)["items"] and time.time() - t0 < 120:
+        time.sleep(1)
+    keys = list(applied_at)
+    def clear(i):
+        ns, name = keys[i]
+        req("PATCH", f"{GROUP}/namespaces/{ns}/seccompprofiles/{name}/status", {"status": None},
+            ok=(200,), content_type="application/merge-patch+json")
+    for t in start_parallel(len(keys), clear, threads=16): t.join()
+    base = api_counters()["status"]
+    scale_operator(replicas)
+    points, t0 = [], time.time()
+    while time.time() - t0 < timeout:
+        t = time.time()
+        try:
+            written, waiting = api_counters()["status"] - base, final_waiting()
+        except RuntimeError:
+            time.sleep(1)
+            continue
+        points.append((t, written, waiting))
+        if written >= len(keys):
+            break
+        time.sleep(max(0.0, t + 1 - time.time()))
+    secs = writes = 0.0
+    for (t0, s0, w0), (t1, s1, w1) in zip(points, points[1:]):
+        if w0 >= 50 and w1 >= 50:
+            secs += t1 - t0
+            writes += s1 - s0
+    most = max((w for _, _, w in points), default=0)
+    return (writes / secs if secs >= 3 else None), secs, most, (points[-1][1] if points else 0)
+say("restarting the operator with every profile's status cleared: its write rate when profiles wait only for their status write")
+restart_rate, restart_s, restart_most, restart_written = restart_throughput()
+say(f"operator status writes {num(restart_rate, 1)}/s over {restart_s:.0f} s with >= 50 waiting (at most {restart_most:.0f} waited)")
+
 # 6. The steady state: after 20 s to settle, the project's writes over 60 s.
 lease_writes = [0]
 def watch_leases(seconds):
@@ -493,7 +543,6 @@ stop.set()
 
 # 7. Sizes and memory.
 sizes = [len(json.dumps(o)) for o in req("GET", f"{GROUP}/seccompnodestatuses")["items"]]
-operator_rss = rss("/operator")
 agent_rss = rss("/node-agent", "--record=false")
 sim_rss = progress().get("rss_peak_kib", 0) / 1024
 fmt = lambda v: num(v, 1)
@@ -517,11 +566,12 @@ print(f"  writes from just before the burst to all Installed: {writes_during['st
       f"(PATCH/PUT/APPLY); {writes_during['events']:.0f} Event writes (cluster-wide, the kubelets' included)")
 if operator_rate is None:
     most = max((w for _, _, w in samples), default=0)
-    print(f"  operator's status writes under backlog: nan/s: the backlog never built ({backlog_s:.0f} s with >= 50 final "
-          f"statuses waiting for a writer; at most {most:.0f} waited at once: the writers kept up)")
+    print(f"  during the burst the writers kept up: never 50 final statuses waiting for 2 s (at most {most:.0f} at once)")
 else:
-    print(f"  operator's status writes under backlog: {operator_rate:.2f}/s over {backlog_s:.0f} backlog seconds = "
-          f"{num(share)}% of the API server's ceiling (goal >= 80%)")
+    print(f"  during the burst, {operator_rate:.2f} status writes/s over {backlog_s:.0f} s with >= 50 waiting")
+print(f"  operator restarted with every status cleared ({restart_written:.0f} written): {num(restart_rate, 2)} status writes/s "
+      f"over {restart_s:.0f} s with >= 50 waiting (at most {restart_most:.0f}) = "
+      f"{num(None if restart_rate is None else 100 * restart_rate / ceiling)}% of the API server's ceiling (goal >= 80%)")
 print(f"peak RSS: operator {operator_rss:.1f} MiB (goal <= 150), real node's agent {agent_rss:.1f} MiB (goal <= 40), "
       f"simulator ({nodes - real} nodes, one process) {sim_rss:.1f} MiB")
 print(f"largest SeccompNodeStatus: {max(sizes) / 1024 if sizes else 0:.1f} KiB over {len(sizes)} objects (goal <= 256 KiB)")
@@ -532,6 +582,6 @@ print(f"scale: nodes={nodes} profiles={n} all_files_s={fmt(files_s)} all_install
       f"p99_apply_to_installed_ms={num(p99)} operator_rss_mib={operator_rss:.1f} agent_rss_mib={agent_rss:.1f} "
       f"node_status_max_kib={max(sizes) / 1024 if sizes else 0:.1f} apiserver_writes_per_s={writes:.2f} "
       f"p99_apply_to_admissible_ms={p99_admissible} p99_single_apply_during_burst_ms={num(p99_single)} "
-      f"status_writes_per_profile={num(status_per_profile, 2)} operator_writes_per_s={num(operator_rate, 2)} "
+      f"status_writes_per_profile={num(status_per_profile, 2)} operator_writes_per_s={num(restart_rate, 2)} "
       f"apiserver_ceiling_writes_per_s={ceiling:.2f}")
 PY

@@ -101,21 +101,32 @@ async fn renew(client: &Client, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Renewals and status posts in flight at once: one after another, 99 renewals against an API
+/// server busy with a burst took longer than the node monitor's grace period, and nodes went
+/// `Ready=Unknown` while their "kubelet" was fine.
+const PARALLEL: usize = 16;
+
 /// Every 10 s renew each node's Lease; every minute post its Ready status again.
 pub async fn keep_ready(client: Client, names: Vec<String>) {
+    use futures::StreamExt;
     let api: Api<Node> = Api::all(client.clone());
     for round in 0u64.. {
         tokio::time::sleep(Duration::from_secs(10)).await;
-        for n in &names {
-            if let Err(e) = renew(&client, n).await {
-                tracing::warn!(node = %n, error = %format_args!("{e:#}"), "renewing the node Lease failed");
-            }
-            if round % 6 == 5 {
-                if let Err(e) = set_ready(&api, n).await {
-                    tracing::warn!(node = %n, error = %format_args!("{e:#}"), "posting the node status failed");
+        futures::stream::iter(&names)
+            .for_each_concurrent(PARALLEL, |n| {
+                let (client, api) = (&client, &api);
+                async move {
+                    if let Err(e) = renew(client, n).await {
+                        tracing::warn!(node = %n, error = %format_args!("{e:#}"), "renewing the node Lease failed");
+                    }
+                    if round % 6 == 5 {
+                        if let Err(e) = set_ready(api, n).await {
+                            tracing::warn!(node = %n, error = %format_args!("{e:#}"), "posting the node status failed");
+                        }
+                    }
                 }
-            }
-        }
+            })
+            .await;
     }
 }
 

@@ -360,6 +360,11 @@ impl StatusWrites {
                 (self.clone(), client.clone(), recorder.clone(), gate.clone());
             async move {
                 loop {
+                    // A replica that follows decides nothing: what it computed while it led
+                    // must not shade the stored statuses its webhooks answer from.
+                    if !gate.leads() {
+                        me.clear();
+                    }
                     match me.take(Instant::now()) {
                         Take::Wait(d) => {
                             tokio::select! {
@@ -367,13 +372,9 @@ impl StatusWrites {
                                 _ = tokio::time::sleep(d.min(Duration::from_secs(1))) => {}
                             }
                         }
-                        Take::Job(job) => {
-                            if !gate.leads() {
-                                me.clear();
-                                continue;
-                            }
-                            me.write(&client, &recorder, job).await;
-                        }
+                        // Only the leader writes.
+                        Take::Job(_) if !gate.leads() => me.clear(),
+                        Take::Job(job) => me.write(&client, &recorder, job).await,
                     }
                 }
             }

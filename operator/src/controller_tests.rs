@@ -212,6 +212,37 @@ async fn a_used_profile_gets_the_finalizer() {
 }
 
 #[tokio::test]
+async fn a_finalizer_change_that_meets_a_status_write_is_made_from_the_fresh_object() {
+    let (client, mut h) = mock();
+    let p = profile(json!({"defaultAction": "SCMP_ACT_ERRNO"}), json!({}));
+    let mut idx = PodIndex::default();
+    idx.apply(&user_pod());
+    let c = ctx(client, std::slice::from_ref(&p), idx);
+    let mut fresh = serde_json::to_value(&p).unwrap();
+    fresh["metadata"]["resourceVersion"] = json!("9");
+    fresh["metadata"]["finalizers"] = json!(["other.example/keep"]);
+    let server = tokio::spawn(async move {
+        let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": "the object has been modified", "reason": "Conflict", "code": 409});
+        let first = expect_status(&mut h, "PATCH", "/seccompprofiles/web?", 409, conflict).await;
+        assert_eq!(first["metadata"]["resourceVersion"], "7");
+        expect(&mut h, "GET", "/seccompprofiles/web", fresh.clone()).await;
+        let second = expect(&mut h, "PATCH", "/seccompprofiles/web?", fresh).await;
+        assert_eq!(
+            second["metadata"]["resourceVersion"], "9",
+            "made from the fresh object"
+        );
+        assert_eq!(
+            second["metadata"]["finalizers"],
+            json!(["other.example/keep", FINALIZER_IN_USE]),
+            "another controller's finalizer is kept"
+        );
+    });
+    profile_controller::reconcile(Arc::new(p), c).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
 async fn deletion_without_users_releases_the_finalizer_at_once() {
     let (client, mut h) = mock();
     let p = profile(

@@ -203,33 +203,57 @@ fn spec_version(
 }
 
 async fn set_finalizer(api: &Api<SeccompProfile>, p: &SeccompProfile, on: bool) -> Result<()> {
-    let mut finalizers: Vec<String> = p
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER_IN_USE)
-        .cloned()
-        .collect();
-    if on {
-        finalizers.push(FINALIZER_IN_USE.to_owned());
-    }
-    // resourceVersion makes the merge patch conditional: a concurrent change wins and this
-    // reconcile is retried with fresh state.
-    let patch = serde_json::json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": p.resource_version(),
+    // resourceVersion makes the merge patch conditional, so a concurrent change of the
+    // finalizers wins. The status writers change the resourceVersion too, often during a
+    // burst: on a conflict the object is read again and the patch made from it, a few times,
+    // before the reconcile is retried.
+    let mut current = std::borrow::Cow::Borrowed(p);
+    for attempt in 1..=FINALIZER_ATTEMPTS {
+        let has = current.finalizers().iter().any(|f| f == FINALIZER_IN_USE);
+        if has == on {
+            return Ok(());
         }
-    });
-    api.patch(
-        &p.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    tracing::info!(profile = %format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()), finalizer = on, "finalizer updated");
+        let mut finalizers: Vec<String> = current
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER_IN_USE)
+            .cloned()
+            .collect();
+        if on {
+            finalizers.push(FINALIZER_IN_USE.to_owned());
+        }
+        let patch = serde_json::json!({
+            "metadata": {
+                "finalizers": finalizers,
+                "resourceVersion": current.resource_version(),
+            }
+        });
+        match api
+            .patch(
+                &p.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(profile = %format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()), finalizer = on, "finalizer updated");
+                return Ok(());
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < FINALIZER_ATTEMPTS => {
+                match api.get_opt(&p.name_any()).await.map_err(Error::Kube)? {
+                    Some(fresh) => current = std::borrow::Cow::Owned(fresh),
+                    None => return Ok(()),
+                }
+            }
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
     Ok(())
 }
+
+/// Tries of a finalizer change that conflicts with another write of the profile.
+const FINALIZER_ATTEMPTS: u32 = 4;
 
 /// Turns each node report seen into the profiles it moved, and keeps `reports` current: the
 /// work of a report follows what it changed, not the number of profiles (see node_reports).

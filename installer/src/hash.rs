@@ -14,40 +14,28 @@ const PREFIX: &str = "sha256:";
 pub struct ContentHash([u8; 32]);
 
 impl ContentHash {
-    /// The hash of `bytes`: [`seccomp_profile::content_hash`], as bytes.
+    /// The hash of `bytes` ([`seccomp_profile::content_digest`]).
     pub fn of(bytes: &[u8]) -> Self {
-        Self::from_text(&seccomp_profile::content_hash(bytes))
-            .expect("content_hash gives sha256 and 64 lower-case hex digits")
+        ContentHash(seccomp_profile::content_digest(bytes))
     }
 
     /// The hash written as text, `sha256:` and 64 lower-case hex digits (what [`fmt::Display`]
     /// writes); None for any other text, so that the text of a hash is always the same.
     pub fn from_text(text: &str) -> Option<Self> {
-        let hex = text.strip_prefix(PREFIX)?.as_bytes();
-        if hex.len() != 64 {
+        let hex = text.strip_prefix(PREFIX)?;
+        // `hex` reads upper case too: only the one spelling is a hash.
+        if hex.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
         let mut out = [0; 32];
-        for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-            *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-        }
+        hex::decode_to_slice(hex, &mut out).ok()?;
         Some(ContentHash(out))
-    }
-}
-
-/// The value of one lower-case hex digit.
-fn nibble(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
     }
 }
 
 impl fmt::Display for ContentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(PREFIX)?;
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        write!(f, "{PREFIX}{}", hex::encode(self.0))
     }
 }
 

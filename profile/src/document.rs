@@ -284,7 +284,12 @@ pub struct Rendered {
     pub hash: String,
 }
 
-/// `sha256:<hex>` of the given bytes.
+/// `sha256:<hex>` of the given bytes: the text of [`content_digest`].
 pub fn content_hash(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    format!("sha256:{}", hex::encode(content_digest(bytes)))
+}
+
+/// The SHA-256 of the given bytes, as bytes (what [`content_hash`] writes as text).
+pub fn content_digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }

@@ -25,7 +25,9 @@ pub mod validate;
 pub use args::{recorded_document, ArgClasses, ArgKind, RecordedArgs};
 pub use compare::{looser_than, Looser};
 pub use complain::{would_deny, Mode, WouldDeny};
-pub use document::{content_hash, ArgCondition, Rendered, SeccompDocument, SyscallRule};
+pub use document::{
+    content_digest, content_hash, ArgCondition, Rendered, SeccompDocument, SyscallRule,
+};
 pub use documents::{from_value, split_documents, Item};
 pub use error::{FieldError, MergeError, ProfileError, ResolveError};
 pub use merge::{diff, merge, ProfileDiff};

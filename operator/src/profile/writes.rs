@@ -383,6 +383,7 @@ impl StatusWrites {
     }
 
     /// Write every queued status now, ripe or not, one after another (tests).
+    #[cfg(test)]
     pub async fn flush(&self, client: &Client, recorder: &Recorder) {
         {
             let mut q = self.lock();

@@ -229,10 +229,9 @@ impl CompileCache {
         self.rendered.len()
     }
 
-    /// Forget what profiles no longer in the set rendered to (`keep`: the desired state of a
-    /// complete set).
-    pub fn keep_only<V>(&mut self, keep: &BTreeMap<ProfileKey, V>) {
-        self.rendered.retain(|k, _| keep.contains_key(k));
+    /// Forget what profiles no longer in the set rendered to: `keep` says which stay.
+    pub fn keep_only(&mut self, keep: impl Fn(&ProfileKey) -> bool) {
+        self.rendered.retain(|k, _| keep(k));
     }
 }
 
@@ -250,7 +249,7 @@ pub fn compute_inputs(
 ) -> BTreeMap<ProfileKey, Desired> {
     let snapshot = Snapshot::new(profiles);
     let out = compute_part(&snapshot, profiles, cache, policy, refused, on_disk);
-    cache.keep_only(&out);
+    cache.keep_only(|k| out.contains_key(k));
     out
 }
 

@@ -25,7 +25,7 @@ use paths::{ProfileKey, ProfileRoot};
 use plan::Op;
 use seccomp_profile::Policy;
 use seccomp_profile::ProfileSpec;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
@@ -57,6 +57,27 @@ pub struct SyncReport {
     pub failed: usize,
     /// Profiles that cannot be installed (invalid, unresolvable, refused by libseccomp).
     pub invalid: usize,
+}
+
+/// What one sync covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope<'a> {
+    /// Every file: the set is complete, and files it does not name are removed.
+    All,
+    /// The files of these namespaces: the set is complete for each of them.
+    Namespaces(&'a HashSet<&'a str>),
+    /// The files the set names, nothing else (nothing is removed).
+    Only,
+}
+
+impl Scope<'_> {
+    /// Whether the sync decides `key`'s file and status.
+    fn covers(&self, key: &ProfileKey) -> bool {
+        match self {
+            Scope::All | Scope::Only => true,
+            Scope::Namespaces(ns) => ns.contains(&*key.namespace),
+        }
+    }
 }
 
 /// Makes the files under `<kubelet-root>/seccomp/operator` match a set of profiles.
@@ -125,7 +146,7 @@ impl Installer {
         profiles: &[(String, String, ProfileSpec)],
         refused: &desired::Refused,
     ) -> SyncReport {
-        self.apply(&desired::unversioned(profiles), refused, true)
+        self.apply(&desired::unversioned(profiles), refused, Scope::All)
     }
 
     /// [`Installer::sync_refusing`] for profiles borrowed from a watch's store, with their
@@ -136,7 +157,26 @@ impl Installer {
         profiles: &[desired::Input],
         refused: &desired::Refused,
     ) -> SyncReport {
-        self.apply(profiles, refused, true)
+        self.apply(profiles, refused, Scope::All)
+    }
+
+    /// [`Installer::sync_inputs`] for some namespaces only: `profiles` is every profile of
+    /// `namespaces` (each a complete list of one namespace, which may now be empty), and the
+    /// files and statuses of other namespaces are left as they are. A base profile is always
+    /// of its profile's own namespace, so a change in one namespace changes no file of
+    /// another: syncing the namespaces that changed since a full sync gives what a full sync
+    /// would, at the cost of those namespaces alone.
+    pub fn sync_namespaces(
+        &mut self,
+        profiles: &[desired::Input],
+        refused: &desired::Refused,
+        namespaces: &HashSet<&str>,
+    ) -> SyncReport {
+        debug_assert!(
+            profiles.iter().all(|p| namespaces.contains(p.namespace)),
+            "a profile outside the namespaces synced"
+        );
+        self.apply(profiles, refused, Scope::Namespaces(namespaces))
     }
 
     /// Look at the files again: a file edited, truncated or deleted by something else since
@@ -183,14 +223,18 @@ impl Installer {
     /// Write `profiles` and leave every other file alone: for a partial set (the CLI's
     /// `install` without `--prune`). Files the set does not name are kept and not reported.
     pub fn install_only(&mut self, profiles: &[(String, String, ProfileSpec)]) -> SyncReport {
-        self.apply(&desired::unversioned(profiles), &Default::default(), false)
+        self.apply(
+            &desired::unversioned(profiles),
+            &Default::default(),
+            Scope::Only,
+        )
     }
 
     fn apply(
         &mut self,
         profiles: &[desired::Input],
         refused: &desired::Refused,
-        prune: bool,
+        scope: Scope,
     ) -> SyncReport {
         // In parts: each part's documents are rendered, written and let go before the next
         // part is rendered, so a sync of many new profiles holds a part's worth of documents.
@@ -211,14 +255,25 @@ impl Installer {
             }
             desired.extend(part.into_iter().map(|(k, d)| (k, d.settled())));
         }
-        self.cache.keep_only(&desired);
-        if prune {
-            for op in plan::removals(&desired, &self.actual) {
-                self.execute(op, &mut report);
+        self.cache
+            .keep_only(|k| !scope.covers(k) || desired.contains_key(k));
+        if scope != Scope::Only {
+            let removals = plan::removals(&desired, &self.actual);
+            for op in removals {
+                if matches!(&op, Op::Remove { key } if scope.covers(key)) {
+                    self.execute(op, &mut report);
+                }
             }
         }
-        // Status follows from desired + actual.
-        let mut status = BTreeMap::new();
+        // Status follows from desired + actual; what the sync does not cover stays.
+        let mut status = match scope {
+            Scope::Namespaces(_) => {
+                let mut kept = std::mem::take(&mut self.status);
+                kept.retain(|k, _| !scope.covers(k));
+                kept
+            }
+            Scope::All | Scope::Only => BTreeMap::new(),
+        };
         for (key, d) in &desired {
             let on_disk = self.actual.get(key).copied();
             let s = match d {
@@ -254,7 +309,10 @@ impl Installer {
             status.insert(key.clone(), s);
         }
         for (key, s) in &self.status {
-            if s.state == NodeProfileState::Removing && self.actual.contains_key(key) {
+            if scope.covers(key)
+                && s.state == NodeProfileState::Removing
+                && self.actual.contains_key(key)
+            {
                 status.insert(key.clone(), s.clone());
             }
         }
@@ -337,6 +395,9 @@ impl Installer {
         &self.status
     }
 }
+
+#[cfg(test)]
+mod scope_tests;
 
 #[cfg(test)]
 mod tests {

@@ -23,14 +23,19 @@ use profile_installer::compact::{self, StoredProfile};
 use profile_installer::desired::Input;
 use profile_installer::{Installer, SyncReport};
 use status::status_writer;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Profile, ProfileStore};
+use store::ProfileStore;
 use tokio::sync::watch;
 
 /// Most one status write per this interval.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the node reports a synced version moved only by status writes and metadata
+/// changes (no sync needed): a burst of the operator's status writes must not make every
+/// node write its own status every [`STATUS_INTERVAL`]. A sync's version is reported at once.
+pub const VERSION_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// Changes arriving within this window are applied together.
 pub const DEBOUNCE: Duration = Duration::from_millis(20);
 /// Full resync period (also retries failed writes).
@@ -65,14 +70,16 @@ pub enum InstallError {
     Closed,
 }
 
-/// The SeccompProfiles as the install loop reads them: the store, and a counter that moves
-/// with every watch event.
+/// The SeccompProfiles as the install loop reads them: the store, and counters that move
+/// with the watch's events.
 #[derive(Clone)]
 pub struct Profiles {
     /// Every SeccompProfile, compacted as it is read (see [`compact`] and [`store`]).
     pub store: ProfileStore,
-    /// Moves on every watch event.
+    /// Moves on every watch event (a resourceVersion moved, at least).
     pub changed: watch::Receiver<u64>,
+    /// Moves on every event a sync must see (see [`store`]).
+    pub content: watch::Receiver<u64>,
 }
 
 /// Watch every SeccompProfile into a store, each event folded in as it arrives (the wire
@@ -83,29 +90,55 @@ pub fn watch_profiles(
     health: Arc<crate::health::Health>,
 ) -> (Profiles, tokio::task::JoinHandle<()>) {
     let api: Api<StoredProfile> = Api::all(client);
-    let (reader, mut writer) = store::store();
-    let (tx, changed) = watch::channel(0u64);
+    let (profiles, mut feed) = Feed::new();
     let stream = watcher(api, crate::watch_config().any_semantic()).default_backoff();
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
             health.watch(ev.is_ok());
             match ev {
-                Ok(ev) => {
-                    writer.apply(ev);
-                    tx.send_modify(|n| *n = n.wrapping_add(1));
-                }
+                Ok(ev) => feed.apply(ev),
                 Err(e) => tracing::warn!(error = %e, "watching SeccompProfiles failed; retrying"),
             }
         }
     });
-    (
-        Profiles {
-            store: reader,
-            changed,
-        },
-        task,
-    )
+    (profiles, task)
+}
+
+/// The watch's end of [`Profiles`]: folds each event into the store and moves the counters.
+pub struct Feed {
+    writer: store::Writer,
+    changed: watch::Sender<u64>,
+    content: watch::Sender<u64>,
+}
+
+impl Feed {
+    /// Empty [`Profiles`] and the feed that fills them.
+    pub fn new() -> (Profiles, Feed) {
+        let (reader, writer) = store::store();
+        let (changed_tx, changed) = watch::channel(0u64);
+        let (content_tx, content) = watch::channel(0u64);
+        (
+            Profiles {
+                store: reader,
+                changed,
+                content,
+            },
+            Feed {
+                writer,
+                changed: changed_tx,
+                content: content_tx,
+            },
+        )
+    }
+
+    /// Fold one watch event in.
+    pub fn apply(&mut self, event: watcher::Event<StoredProfile>) {
+        if self.writer.apply(event) {
+            self.content.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 /// What a [`SyncLoop`] leaves to the process it runs in, around each sync: the one point
@@ -194,6 +227,7 @@ impl<H: SyncHooks> SyncLoop<H> {
         let Profiles {
             store: reader,
             mut changed,
+            mut content,
         } = profiles;
         let recorder = kube::runtime::events::Recorder::new(
             client.clone(),
@@ -219,6 +253,9 @@ impl<H: SyncHooks> SyncLoop<H> {
         // time (a busy cluster) must not push it out forever.
         let mut resync_at = tokio::time::Instant::now() + RESYNC;
         let mut resync = false;
+        // The count of the store's view the files were last synced from: the next sync covers
+        // only the namespaces changed since (a resync, every namespace).
+        let mut synced_view: Option<u64> = None;
         loop {
             if resync {
                 // Files changed or removed by hand since the last look are restored by this
@@ -234,19 +271,34 @@ impl<H: SyncHooks> SyncLoop<H> {
                 }
             }
             let permit = hooks.before_sync().await?;
-            let state = reader.state();
-            // Borrowed from the store's snapshot, with each profile's version (uid,
-            // generation): an unchanged profile is not rendered again.
-            let snapshot: Vec<Input> = state.iter().map(|p| p.input()).collect();
-            let synced_version = synced_version(&state);
-            let refused =
-                compact::refused(state.iter().map(|p| (p.namespace(), p.name(), p.invalid())));
+            // Whatever arrived until now is in this sync.
+            content.borrow_and_update();
+            changed.borrow_and_update();
+            let view = reader.view(if resync { None } else { synced_view });
+            // Borrowed from the store's view, with each profile's version (uid, generation):
+            // an unchanged profile is not rendered again.
+            let snapshot: Vec<Input> = view.profiles.iter().map(|p| p.input()).collect();
+            let refused = compact::refused(
+                view.profiles
+                    .iter()
+                    .map(|p| (p.namespace(), p.name(), p.invalid())),
+            );
             let started = std::time::Instant::now();
-            let report: SyncReport =
-                tokio::task::block_in_place(|| installer.sync_inputs(&snapshot, &refused));
+            let report: SyncReport = tokio::task::block_in_place(|| match &view.namespaces {
+                None => installer.sync_inputs(&snapshot, &refused),
+                Some(changed) => {
+                    let changed: HashSet<&str> = changed.iter().map(|ns| &**ns).collect();
+                    installer.sync_namespaces(&snapshot, &refused, &changed)
+                }
+            });
             let profiles = snapshot.len();
             drop(snapshot);
-            drop(state);
+            let store::SyncView {
+                content: seen,
+                version: synced_version,
+                ..
+            } = view;
+            synced_view = Some(seen);
             drop(permit);
             let took = started.elapsed();
             hooks.after_sync(&report);
@@ -261,7 +313,7 @@ impl<H: SyncHooks> SyncLoop<H> {
                 report.failed > 0,
             );
             let failures = installer.failure_report();
-            let _ = status_tx.send(Some(SeccompNodeStatusStatus {
+            let mut reported = SeccompNodeStatusStatus {
                 ready: true,
                 installed: installer.installed_count() as u32,
                 errors: failures.errors as u32,
@@ -272,7 +324,8 @@ impl<H: SyncHooks> SyncLoop<H> {
                 truncated: failures.truncated,
                 // Added by the status writer, from what the kubelet task learnt.
                 kubelet: None,
-            }));
+            };
+            let _ = status_tx.send(Some(reported.clone()));
             let _ = synced.send(true);
             if health.synced(report.failed == 0) {
                 tracing::info!(
@@ -281,19 +334,51 @@ impl<H: SyncHooks> SyncLoop<H> {
                 );
             }
             resync = false;
-            tokio::select! {
-                r = changed.changed() => {
-                    if r.is_err() {
-                        break;
+            // Until a change a sync must see, or the resync: versions moved by status writes
+            // alone are reported on their own, slower clock (no sync needed).
+            let mut last_report = tokio::time::Instant::now();
+            let mut report_at = None;
+            let stop = loop {
+                tokio::select! {
+                    r = content.changed() => {
+                        if r.is_err() {
+                            break true;
+                        }
+                        // At least as long as the last sync took: while profiles change all
+                        // the time the agent spends at most half a core on syncs.
+                        tokio::time::sleep(DEBOUNCE.max(took)).await;
+                        break false;
                     }
-                    // At least as long as the last sync took: while profiles change all the
-                    // time the agent spends at most half a core on syncs.
-                    tokio::time::sleep(DEBOUNCE.max(took)).await;
-                    // What arrived while waiting is in this sync.
-                    changed.borrow_and_update();
+                    r = changed.changed(), if report_at.is_none() => {
+                        if r.is_err() {
+                            break true;
+                        }
+                        changed.borrow_and_update();
+                        report_at = Some(
+                            tokio::time::Instant::now().max(last_report + VERSION_REPORT_INTERVAL),
+                        );
+                    }
+                    _ = tokio::time::sleep_until(report_at.unwrap_or(resync_at)), if report_at.is_some() => {
+                        report_at = None;
+                        last_report = tokio::time::Instant::now();
+                        // None: a change came that the next sync reports.
+                        if let Some(version) = reader.version_if_unchanged(seen) {
+                            let version = version.map(|v| v.to_string());
+                            if version != reported.synced_resource_version {
+                                reported.synced_resource_version = version;
+                                let _ = status_tx.send(Some(reported.clone()));
+                            }
+                        }
+                    }
+                    _ = tokio::time::sleep_until(resync_at) => {
+                        resync = true;
+                        break false;
+                    }
+                    _ = shutdown.changed() => break true,
                 }
-                _ = tokio::time::sleep_until(resync_at) => resync = true,
-                _ = shutdown.changed() => break,
+            };
+            if stop {
+                break;
             }
         }
         status_task.abort();
@@ -311,15 +396,6 @@ fn give_back_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// How far a sync of `profiles` (a state of the store) covers the SeccompProfile changes:
-/// the highest resourceVersion among them. Watch events arrive in resourceVersion order and
-/// the store applies them in that order (a relist replaces it with a list at one version), so
-/// a store holding an object at version V reflects every change up to V. None when no
-/// version is an integer (nothing is then confirmed by this node).
-pub fn synced_version(profiles: &[Arc<Profile>]) -> Option<u64> {
-    profiles.iter().filter_map(|p| p.resource_version()).max()
 }
 
 /// When the next resync is due, after a sync at `now`: a resync starts the period again; a
@@ -367,6 +443,9 @@ async fn tell_repairs(
 }
 
 #[cfg(test)]
+mod loop_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -386,11 +465,11 @@ mod tests {
                 w.apply(watcher::Event::InitApply(p));
             }
             w.apply(watcher::Event::InitDone);
-            store.state()
+            store.view(None).version
         };
-        assert_eq!(synced_version(&listed(&["5", "12", "abc", "9"])), Some(12));
-        assert_eq!(synced_version(&listed(&["abc", "012"])), None);
-        assert_eq!(synced_version(&listed(&[])), None);
+        assert_eq!(listed(&["5", "12", "abc", "9"]), Some(12));
+        assert_eq!(listed(&["abc", "012"]), None);
+        assert_eq!(listed(&[]), None);
     }
 
     #[test]

@@ -10,6 +10,14 @@
 //!
 //! As with the reflector, a relist (`Init`, `InitApply`…, `InitDone`) is collected aside and
 //! replaces the profiles only once complete: until then readers see the last complete list.
+//!
+//! The store counts the changes a sync must see ([`Writer::apply`] says whether an event was
+//! one): a new, changed (uid, generation, spec or validity) or deleted profile, and every
+//! relist. A status write or a metadata change moves only the profile's resourceVersion: the
+//! files stay right, so a sync is not needed, only the version the node reports
+//! ([`ProfileStore::version_if_unchanged`]). It also keeps the namespace of each of the last
+//! [`JOURNAL`] changes, so a sync can cover only the namespaces changed since the last one
+//! ([`ProfileStore::view`]).
 
 use crds::nodestatus::parse_resource_version;
 use crds::SeccompProfile;
@@ -19,7 +27,7 @@ use kube::Resource;
 use profile_installer::compact::{PackedSpec, StoredProfile};
 use profile_installer::desired::{Input, SpecRef};
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
@@ -128,42 +136,103 @@ impl PartialEq for ByName {
 
 impl Eq for ByName {}
 
+/// Changes whose namespaces are kept: a loop further behind syncs everything.
+pub const JOURNAL: usize = 4096;
+
 /// Profiles by namespace, then by name. A namespace's key is the one copy of its string
 /// that all its profiles share.
 #[derive(Default)]
-struct Map(HashMap<Arc<str>, HashSet<ByName>>);
+struct Map {
+    by_ns: HashMap<Arc<str>, HashSet<ByName>>,
+    /// Moves with every change a sync must see (see the module's doc).
+    content: u64,
+    /// The namespace of each change after `floor`, by its count.
+    journal: VecDeque<(u64, Arc<str>)>,
+    /// Changes up to this count are not in the journal.
+    floor: u64,
+    /// The highest resourceVersion folded in (see [`SyncView::version`]).
+    high_water: Option<u64>,
+}
 
 impl Map {
     /// The shared string of `namespace`, when a profile of it is here.
     fn namespace(&self, namespace: &str) -> Option<&Arc<str>> {
-        self.0.get_key_value(namespace).map(|(k, _)| k)
+        self.by_ns.get_key_value(namespace).map(|(k, _)| k)
     }
 
     fn get(&self, namespace: &str, name: &str) -> Option<&Arc<Profile>> {
-        self.0.get(namespace)?.get(name).map(|p| &p.0)
+        self.by_ns.get(namespace)?.get(name).map(|p| &p.0)
     }
 
     /// Add `profile`, or replace the one of its namespace and name.
     fn insert(&mut self, profile: Arc<Profile>) {
-        self.0
+        self.by_ns
             .entry(profile.namespace.clone())
             .or_default()
             .replace(ByName(profile));
     }
 
-    fn remove(&mut self, namespace: &str, name: &str) {
-        if let Some(names) = self.0.get_mut(namespace) {
-            names.remove(name);
-            // The namespace's string goes with its last profile.
-            if names.is_empty() {
-                self.0.remove(namespace);
+    /// Remove `namespace/name`; whether it was here.
+    fn remove(&mut self, namespace: &str, name: &str) -> bool {
+        let Some(names) = self.by_ns.get_mut(namespace) else {
+            return false;
+        };
+        let removed = names.remove(name);
+        // The namespace's string goes with its last profile.
+        if names.is_empty() {
+            self.by_ns.remove(namespace);
+        }
+        removed
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<Profile>> {
+        self.by_ns.values().flatten().map(|p| &p.0)
+    }
+
+    /// Count a change a sync must see, in `namespace`.
+    fn changed(&mut self, namespace: Arc<str>) {
+        self.content += 1;
+        self.journal.push_back((self.content, namespace));
+        if self.journal.len() > JOURNAL {
+            if let Some((count, _)) = self.journal.pop_front() {
+                self.floor = count;
             }
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Arc<Profile>> {
-        self.0.values().flatten().map(|p| &p.0)
+    /// An event at `resource_version` was folded in.
+    fn saw(&mut self, resource_version: Option<u64>) {
+        self.high_water = self.high_water.max(resource_version);
     }
+}
+
+/// What one sync reads ([`ProfileStore::view`]).
+pub struct SyncView {
+    /// The count of changes a sync must see that it includes (see
+    /// [`ProfileStore::version_if_unchanged`]).
+    pub content: u64,
+    /// How far the store reflects the SeccompProfile changes: the highest resourceVersion of
+    /// the events folded in. Watch events come in resourceVersion order and a relist is a list
+    /// at one version, so a store that folded in an event at V reflects every change up to V
+    /// (a relist never moves it back). None while no version was an integer (nothing is then
+    /// confirmed).
+    pub version: Option<u64>,
+    /// The namespaces whose profiles these are, each complete (None: every namespace).
+    pub namespaces: Option<Vec<Arc<str>>>,
+    /// The profiles, shared, not copied.
+    pub profiles: Vec<Arc<Profile>>,
+}
+
+/// Whether `new` installs exactly as `held` does: the same object (uid) at the same
+/// generation, with the same spec and validity. An object without a uid or a generation is
+/// never taken as unchanged.
+fn installs_alike(held: &Profile, new: &Profile) -> bool {
+    held.uid.is_some()
+        && held.uid == new.uid
+        && held.generation.is_some()
+        && held.generation == new.generation
+        && held.invalid == new.invalid
+        && held.spec == new.spec
 }
 
 // A panic while the lock was held left no half-done change: each change is one map call.
@@ -226,6 +295,48 @@ impl ProfileStore {
         read(&self.live).iter().cloned().collect()
     }
 
+    /// What a sync reads now. After a sync of the view whose count was `since`, only the
+    /// namespaces changed since then, each whole; every profile when `since` is None or the
+    /// journal no longer reaches back to it (a relist, or more than [`JOURNAL`] changes).
+    pub fn view(&self, since: Option<u64>) -> SyncView {
+        let live = read(&self.live);
+        let namespaces = since.filter(|s| *s >= live.floor).map(|since| {
+            let mut changed: Vec<Arc<str>> = live
+                .journal
+                .iter()
+                .rev()
+                .take_while(|(count, _)| *count > since)
+                .map(|(_, ns)| ns.clone())
+                .collect();
+            changed.sort_unstable();
+            changed.dedup();
+            changed
+        });
+        let profiles = match &namespaces {
+            None => live.iter().cloned().collect(),
+            Some(changed) => changed
+                .iter()
+                .filter_map(|ns| live.by_ns.get(&**ns))
+                .flatten()
+                .map(|p| p.0.clone())
+                .collect(),
+        };
+        SyncView {
+            content: live.content,
+            version: live.high_water,
+            namespaces,
+            profiles,
+        }
+    }
+
+    /// The version a sync would report now ([`SyncView::version`]), if no change a sync must
+    /// see came since the view whose count was `content`: the files synced from that view then
+    /// reflect every change up to it. None when one came (a sync is due).
+    pub fn version_if_unchanged(&self, content: u64) -> Option<Option<u64>> {
+        let live = read(&self.live);
+        (live.content == content).then_some(live.high_water)
+    }
+
     /// The profile `namespace/name`, if there is one.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Profile>> {
         read(&self.live).get(namespace, name).cloned()
@@ -233,34 +344,74 @@ impl ProfileStore {
 }
 
 impl Writer {
-    /// Fold one watch event in; the wire object goes with it.
-    pub fn apply(&mut self, event: Event<StoredProfile>) {
+    /// Fold one watch event in; the wire object goes with it. True when the event is a change
+    /// a sync must see (see the module's doc): the readers' profiles changed other than in
+    /// their resourceVersions.
+    pub fn apply(&mut self, event: Event<StoredProfile>) -> bool {
         match event {
             Event::Apply(p) => {
                 let mut live = write(&self.live);
-                if let Some(p) = self.keep(p, &live) {
-                    live.insert(p);
+                let Some(p) = self.keep(p, &live) else {
+                    return false;
+                };
+                let alike = live
+                    .get(p.namespace(), p.name())
+                    .is_some_and(|held| installs_alike(held, &p));
+                live.saw(p.resource_version);
+                let namespace = p.namespace.clone();
+                live.insert(p);
+                if !alike {
+                    live.changed(namespace);
                 }
+                !alike
             }
             Event::Delete(p) => {
-                if let (Some(namespace), Some(name)) = (&p.metadata.namespace, &p.metadata.name) {
-                    write(&self.live).remove(namespace, name);
+                let (Some(namespace), Some(name)) = (&p.metadata.namespace, &p.metadata.name)
+                else {
+                    return false;
+                };
+                let mut live = write(&self.live);
+                let shared = live.namespace(namespace).cloned();
+                live.saw(
+                    p.metadata
+                        .resource_version
+                        .as_deref()
+                        .and_then(parse_resource_version),
+                );
+                let removed = live.remove(namespace, name);
+                if removed {
+                    live.changed(shared.unwrap_or_else(|| namespace.as_str().into()));
                 }
+                removed
             }
             // A relist that started over drops what it had collected.
-            Event::Init => self.relist = Some(Map::default()),
+            Event::Init => {
+                self.relist = Some(Map::default());
+                false
+            }
             Event::InitApply(p) => {
                 let kept = self.keep(p, &read(&self.live));
                 if let Some(p) = kept {
-                    self.relist.get_or_insert_default().insert(p);
+                    let relist = self.relist.get_or_insert_default();
+                    relist.saw(p.resource_version);
+                    relist.insert(p);
                 }
+                false
             }
             Event::InitDone => {
-                let listed = self.relist.take().unwrap_or_default();
-                let before = std::mem::replace(&mut *write(&self.live), listed);
+                let mut listed = self.relist.take().unwrap_or_default();
+                let before = {
+                    let mut live = write(&self.live);
+                    // Whatever the relist brought, a sync reads it, all of it.
+                    listed.content = live.content + 1;
+                    listed.floor = listed.content;
+                    listed.high_water = listed.high_water.max(live.high_water);
+                    std::mem::replace(&mut *live, listed)
+                };
                 // Freed outside the lock: readers do not wait for it.
                 drop(before);
                 self.ready.send_replace(true);
+                true
             }
         }
     }
@@ -444,6 +595,127 @@ mod tests {
         w.apply(Event::InitApply(wire("a", "p", "u", "x1")));
         w.apply(Event::InitDone);
         assert!(!Arc::ptr_eq(&store.get("a", "p").unwrap(), &before));
+    }
+
+    #[test]
+    fn only_what_changes_the_files_is_a_change_a_sync_must_see() {
+        let (store, mut w) = store();
+        let with = |rv: &str, generation: i64, uid: &str, action: &str| -> StoredProfile {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+                "metadata": {"name": "p", "namespace": "a", "uid": uid,
+                    "resourceVersion": rv, "generation": generation},
+                "spec": {"defaultAction": action},
+            }))
+            .unwrap()
+        };
+        w.apply(Event::Init);
+        w.apply(Event::InitApply(with("5", 1, "u", "SCMP_ACT_ERRNO")));
+        assert!(w.apply(Event::InitDone), "a relist is always a change");
+        let seen = store.view(None).content;
+        assert_eq!(store.version_if_unchanged(seen), Some(Some(5)));
+
+        // A status write: the version moves, nothing a sync reads does.
+        assert!(!w.apply(Event::Apply(with("9", 1, "u", "SCMP_ACT_ERRNO"))));
+        assert_eq!(store.version_if_unchanged(seen), Some(Some(9)));
+        assert_eq!(store.get("a", "p").unwrap().resource_version(), Some(9));
+
+        // A new generation, a new object under the same name, a new profile, a delete: each
+        // is a change, and the version is not reported without a sync.
+        let mut last = seen;
+        for (event, what) in [
+            (
+                Event::Apply(with("10", 2, "u", "SCMP_ACT_LOG")),
+                "a new generation",
+            ),
+            (
+                Event::Apply(with("11", 2, "v", "SCMP_ACT_LOG")),
+                "a new uid",
+            ),
+            (Event::Apply(wire("a", "q", "w", "12")), "a new profile"),
+            (Event::Delete(wire("a", "q", "w", "13")), "a delete"),
+        ] {
+            assert!(w.apply(event), "{what}");
+            assert_eq!(store.version_if_unchanged(last), None, "{what}");
+            let now = store.view(None).content;
+            assert_ne!(now, last, "{what}");
+            last = now;
+        }
+        // Deleting what is not there changes nothing a sync reads; the store has seen that
+        // version, and every one before it.
+        assert!(!w.apply(Event::Delete(wire("a", "q", "w", "14"))));
+        assert_eq!(store.version_if_unchanged(last), Some(Some(14)));
+        // An object without a generation is never taken as unchanged.
+        let mut bare = with("15", 2, "v", "SCMP_ACT_LOG");
+        bare.metadata.generation = None;
+        assert!(w.apply(Event::Apply(bare.clone())));
+        bare.metadata.resource_version = Some("16".into());
+        assert!(w.apply(Event::Apply(bare)));
+    }
+
+    #[test]
+    fn a_view_after_a_sync_holds_the_namespaces_changed_since_each_whole() {
+        let (store, mut w) = store();
+        w.apply(Event::Init);
+        for (ns, name) in [("a", "one"), ("a", "two"), ("b", "one"), ("c", "one")] {
+            w.apply(Event::InitApply(wire(
+                ns,
+                name,
+                &format!("{ns}{name}"),
+                "1",
+            )));
+        }
+        w.apply(Event::InitDone);
+        let first = store.view(None);
+        assert!(first.namespaces.is_none());
+        assert_eq!(first.profiles.len(), 4);
+        let since = Some(first.content);
+        // Nothing changed: nothing to sync.
+        let none = store.view(since);
+        assert_eq!(none.namespaces.as_deref(), Some(&[][..]));
+        assert!(none.profiles.is_empty());
+        // A change in `a` and a delete emptying `c`: both namespaces, `a` whole.
+        w.apply(Event::Apply(wire("a", "three", "athree", "5")));
+        w.apply(Event::Delete(wire("c", "one", "cone", "6")));
+        // A status write in `b` is not a change.
+        w.apply(Event::Apply(wire("b", "one", "bone", "7")));
+        let view = store.view(since);
+        let namespaces: Vec<&str> = view.namespaces.iter().flatten().map(|n| &**n).collect();
+        assert_eq!(namespaces, ["a", "c"]);
+        let mut names: Vec<String> = view
+            .profiles
+            .iter()
+            .map(|p| format!("{}/{}", p.namespace(), p.name()))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a/one", "a/three", "a/two"]);
+        assert_eq!(view.version, Some(7));
+        // A loop further behind than the journal, or any loop after a relist: everything.
+        let behind = store.view(Some(first.content));
+        for i in 0..JOURNAL {
+            w.apply(Event::Apply(wire(
+                "b",
+                &format!("n{i}"),
+                &format!("u{i}"),
+                "8",
+            )));
+        }
+        assert!(store.view(Some(first.content)).namespaces.is_none());
+        // The journal reaches back exactly to `behind`, and no further after one more.
+        assert_eq!(
+            store.view(Some(behind.content)).namespaces.unwrap().len(),
+            1
+        );
+        w.apply(Event::Apply(wire("b", "n", "u", "8")));
+        assert!(store.view(Some(behind.content)).namespaces.is_none());
+        let recent = store.view(None).content;
+        w.apply(Event::Apply(wire("c", "two", "ctwo", "9")));
+        assert_eq!(store.view(Some(recent)).namespaces.unwrap().len(), 1);
+        w.apply(Event::Init);
+        w.apply(Event::InitDone);
+        assert!(store.view(Some(recent)).namespaces.is_none());
+        // The relist listed nothing; the version never goes back.
+        assert_eq!(store.view(None).version, Some(9));
     }
 
     #[test]

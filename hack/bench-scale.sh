@@ -596,7 +596,9 @@ sim_rss = progress().get("rss_peak_kib", 0) / 1024
 fmt = lambda v: num(v, 1)
 p99_admissible = admissible_p99_ms(hist)
 p99_single = pct(single_pods, 0.99)
-share = None if operator_rate is None or not ceiling else 100 * operator_rate / ceiling
+def share(rate, of):
+    """`rate` as a percentage of the ceiling `of` (None when either is missing or zero)."""
+    return None if rate is None or not of else 100 * rate / of
 
 print(f"\nscale benchmark ({os.cpu_count()} CPUs, {nodes} nodes: {real} real + {nodes - real} simulated, Kubernetes {req('GET', '/version')['gitVersion']})\n")
 print(f"API server write ceiling on the idle cluster: {ceiling:.2f} writes/s (16 threads merge-patching 200 ConfigMaps for 15 s)")
@@ -619,9 +621,9 @@ else:
     print(f"  during the burst, {operator_rate:.2f} status writes/s over {backlog_s:.0f} s with >= 50 waiting")
 print(f"  operator restarted with every status cleared ({restart_written:.0f} written): {num(restart_rate, 2)} status writes/s "
       f"over {restart_s:.0f} s with >= 50 waiting (at most {restart_most:.0f}) = "
-      f"{num(None if restart_rate is None else 100 * restart_rate / status_ceiling)}% of the API server's ceiling for that write, "
+      f"{num(share(restart_rate, status_ceiling))}% of the API server's ceiling for that write, "
       f"{status_ceiling:.2f}/s: a plain client's 16 threads server-side-applying Installed statuses with the operator stopped "
-      f"(goal >= 80%); {num(None if restart_rate is None else 100 * restart_rate / ceiling)}% of the ConfigMap ceiling")
+      f"(goal >= 80%); {num(share(restart_rate, ceiling))}% of the ConfigMap ceiling")
 print(f"peak RSS: operator {operator_rss:.1f} MiB (goal <= 150), real node's agent {agent_rss:.1f} MiB (goal <= 40), "
       f"simulator ({nodes - real} nodes, one process) {sim_rss:.1f} MiB")
 print(f"largest SeccompNodeStatus: {max(sizes) / 1024 if sizes else 0:.1f} KiB over {len(sizes)} objects (goal <= 256 KiB)")

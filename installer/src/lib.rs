@@ -258,22 +258,13 @@ impl Installer {
         self.cache
             .keep_only(|k| !scope.covers(k) || desired.contains_key(k));
         if scope != Scope::Only {
-            let removals = plan::removals(&desired, &self.actual);
-            for op in removals {
-                if matches!(&op, Op::Remove { key } if scope.covers(key)) {
-                    self.execute(op, &mut report);
-                }
+            for op in plan::removals(&desired, &self.actual, |k| scope.covers(k)) {
+                self.execute(op, &mut report);
             }
         }
-        // Status follows from desired + actual; what the sync does not cover stays.
-        let mut status = match scope {
-            Scope::Namespaces(_) => {
-                let mut kept = std::mem::take(&mut self.status);
-                kept.retain(|k, _| !scope.covers(k));
-                kept
-            }
-            Scope::All | Scope::Only => BTreeMap::new(),
-        };
+        // Status follows from desired + actual, and from what each profile had (a write's
+        // error); what the sync does not cover stays as it is.
+        let mut computed = Vec::with_capacity(desired.len());
         for (key, d) in &desired {
             let on_disk = self.actual.get(key).copied();
             let s = match d {
@@ -306,17 +297,16 @@ impl Installer {
                     }
                 }
             };
-            status.insert(key.clone(), s);
+            computed.push((key.clone(), s));
         }
-        for (key, s) in &self.status {
-            if scope.covers(key)
-                && s.state == NodeProfileState::Removing
-                && self.actual.contains_key(key)
-            {
-                status.insert(key.clone(), s.clone());
-            }
+        // A removal that failed is reported while its file is there, ahead of anything else.
+        let actual = &self.actual;
+        self.status.retain(|k, s| {
+            !scope.covers(k) || (s.state == NodeProfileState::Removing && actual.contains_key(k))
+        });
+        for (key, s) in computed {
+            self.status.entry(key).or_insert(s);
         }
-        self.status = status;
         report
     }
 

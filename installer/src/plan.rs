@@ -46,15 +46,17 @@ pub fn writes(
         .collect()
 }
 
-/// The files no profile of `desired` backs. Callers pass a `desired` built from a complete,
-/// successful list of profiles, never from a failed or partial one.
+/// The files no profile of `desired` backs, among those `covers` keeps (the namespaces a sync
+/// covers). Callers pass a `desired` built from a complete, successful list of the profiles
+/// covered, never from a failed or partial one.
 pub fn removals(
     desired: &BTreeMap<ProfileKey, Desired>,
     on_disk: &BTreeMap<ProfileKey, ContentHash>,
+    covers: impl Fn(&ProfileKey) -> bool,
 ) -> Vec<Op> {
     on_disk
         .keys()
-        .filter(|key| !desired.contains_key(*key))
+        .filter(|key| covers(key) && !desired.contains_key(*key))
         .map(|key| Op::Remove { key: key.clone() })
         .collect()
 }
@@ -69,7 +71,7 @@ mod tests {
         on_disk: &BTreeMap<ProfileKey, ContentHash>,
     ) -> Vec<Op> {
         let mut ops = writes(desired, on_disk);
-        ops.extend(removals(desired, on_disk));
+        ops.extend(removals(desired, on_disk, |_| true));
         ops
     }
 

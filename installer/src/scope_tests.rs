@@ -140,3 +140,62 @@ fn syncing_the_changed_namespaces_gives_what_a_full_sync_gives() {
         }
     }
 }
+
+/// Every file write fails.
+struct FailWrites;
+
+impl fsops::Faults for FailWrites {
+    fn at(&self, step: fsops::Step) -> io::Result<()> {
+        match step {
+            fsops::Step::Write => Err(io::Error::other("injected: disk full")),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn a_failed_write_is_reported_alike_by_a_namespace_sync_and_a_full_sync() {
+    let set = [p("a", "web", ALLOW_READ), p("b", "db", ALLOW_READ)];
+    let (full_dir, scoped_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut full =
+        Installer::with_faults(ProfileRoot::new(full_dir.path()), Arc::new(FailWrites)).unwrap();
+    let mut scoped =
+        Installer::with_faults(ProfileRoot::new(scoped_dir.path()), Arc::new(FailWrites)).unwrap();
+    assert_eq!(full.sync(&set).failed, 2);
+    assert_eq!(scoped.sync(&set).failed, 2);
+    // A sync of namespace `a` alone: its write fails again, and says why, as a full sync does.
+    let inputs = desired::unversioned(&set[..1]);
+    let only: HashSet<&str> = ["a"].into();
+    assert_eq!(
+        scoped
+            .sync_namespaces(&inputs, &Default::default(), &only)
+            .failed,
+        1
+    );
+    assert_eq!(full.sync(&set).failed, 2);
+    // The same, but for each installer's own root in the message.
+    let seen = |inst: &Installer, dir: &std::path::Path| -> Vec<String> {
+        let root = dir.display().to_string();
+        inst.status()
+            .iter()
+            .map(|(k, s)| {
+                let why = s
+                    .message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .replace(&root, "ROOT");
+                format!("{k} {:?} {why}", s.state)
+            })
+            .collect()
+    };
+    assert_eq!(
+        seen(&full, full_dir.path()),
+        seen(&scoped, scoped_dir.path())
+    );
+    assert!(
+        seen(&scoped, scoped_dir.path())[0]
+            .ends_with("writing ROOT/seccomp/operator/a/web.json: injected: disk full"),
+        "{:?}",
+        scoped.status()
+    );
+}

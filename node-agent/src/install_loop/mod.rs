@@ -302,7 +302,8 @@ impl<H: SyncHooks> SyncLoop<H> {
             drop(permit);
             let took = started.elapsed();
             hooks.after_sync(&report);
-            metrics.observe_sync(&report, installer.installed_count(), took);
+            let installed = installer.installed_count();
+            metrics.observe_sync(&report, installed, took);
             if report != SyncReport::default() {
                 tracing::info!(?report, profiles, "synced");
             }
@@ -315,7 +316,7 @@ impl<H: SyncHooks> SyncLoop<H> {
             let failures = installer.failure_report();
             let mut reported = SeccompNodeStatusStatus {
                 ready: true,
-                installed: installer.installed_count() as u32,
+                installed: installed as u32,
                 errors: failures.errors as u32,
                 architecture: Some(seccomp_profile::Arch::native()),
                 synced_resource_version: synced_version.map(|v| v.to_string()),
@@ -328,10 +329,7 @@ impl<H: SyncHooks> SyncLoop<H> {
             let _ = status_tx.send(Some(reported.clone()));
             let _ = synced.send(true);
             if health.synced(report.failed == 0) {
-                tracing::info!(
-                    installed = installer.installed_count(),
-                    "first sync done; ready"
-                );
+                tracing::info!(installed, "first sync done; ready");
             }
             resync = false;
             // Until a change a sync must see, or the resync: versions moved by status writes

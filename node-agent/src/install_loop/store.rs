@@ -290,11 +290,6 @@ impl ProfileStore {
             .map_err(|_| WatchEnded)
     }
 
-    /// Every profile, as of now: what one sync reads. The profiles are shared, not copied.
-    pub fn state(&self) -> Vec<Arc<Profile>> {
-        read(&self.live).iter().cloned().collect()
-    }
-
     /// What a sync reads now. After a sync of the view whose count was `since`, only the
     /// namespaces changed since then, each whole; every profile when `since` is None or the
     /// journal no longer reaches back to it (a relist, or more than [`JOURNAL`] changes).
@@ -474,7 +469,8 @@ mod tests {
     /// The store's profiles as `namespace/name@resourceVersion`, sorted.
     fn names(store: &ProfileStore) -> Vec<String> {
         let mut names: Vec<String> = store
-            .state()
+            .view(None)
+            .profiles
             .iter()
             .map(|p| {
                 let rv = p.resource_version().unwrap();
@@ -490,7 +486,10 @@ mod tests {
         let (store, mut w) = store();
         w.apply(Event::Init);
         w.apply(Event::InitApply(wire("a", "one", "u1", "5")));
-        assert!(store.state().is_empty(), "half a list is never read");
+        assert!(
+            store.view(None).profiles.is_empty(),
+            "half a list is never read"
+        );
         assert!(store.wait_until_ready().now_or_never().is_none());
         w.apply(Event::InitApply(wire("a", "two", "u2", "6")));
         w.apply(Event::InitDone);
@@ -541,9 +540,9 @@ mod tests {
         w.apply(Event::Delete(wire("b", "one", "u2", "8")));
         assert_eq!(names(&store), ["a/one@7"]);
         // A snapshot taken before a change keeps what it read.
-        let before = store.state();
+        let before = store.view(None).profiles;
         w.apply(Event::Delete(wire("a", "one", "u1", "9")));
-        assert!(store.state().is_empty());
+        assert!(store.view(None).profiles.is_empty());
         assert_eq!(before[0].resource_version(), Some(7));
     }
 
@@ -561,7 +560,7 @@ mod tests {
         }
         w.apply(Event::InitDone);
         w.apply(Event::Apply(wire("shop", "four", "four", "4")));
-        let state = store.state();
+        let state = store.view(None).profiles;
         assert_eq!(state.len(), 4);
         for p in &state {
             assert!(Arc::ptr_eq(&p.namespace, &state[0].namespace), "{p:?}");

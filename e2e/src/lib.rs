@@ -44,6 +44,22 @@ pub async fn client() -> Option<Client> {
     Some(Client::try_from(cfg).expect("client"))
 }
 
+/// A client for the local cluster that authenticates with `token` alone (the kubeconfig's
+/// server and CA, none of its credentials): to act with a real ServiceAccount token.
+pub async fn client_with_token(token: &str) -> anyhow::Result<Client> {
+    let path = kubeconfig().context("no local cluster")?;
+    let mut cfg = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&path)?,
+        &Default::default(),
+    )
+    .await?;
+    cfg.auth_info = kube::config::AuthInfo {
+        token: Some(token.to_owned().into()),
+        ..Default::default()
+    };
+    Ok(Client::try_from(cfg)?)
+}
+
 /// Poll `check` until it returns `Some`, or fail after `timeout` with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
 where

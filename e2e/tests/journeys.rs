@@ -313,6 +313,17 @@ async fn j4_invalid_profiles_are_rejected_or_report_the_reason() -> anyhow::Resu
     })
     .await;
     assert!(found.is_ok(), "no Warning event with the reason");
+    // A base that comes later wakes the profile built on it, and so does its deletion.
+    ns.apply::<SeccompProfile>(sp("missing", no_mkdir()))
+        .await?;
+    ns.wait_profile("no-base", "Installed once its base exists", installed)
+        .await?;
+    let profiles: Api<SeccompProfile> = ns.api();
+    profiles.delete("missing", &Default::default()).await?;
+    ns.wait_profile("no-base", "Error once its base is deleted", |p| {
+        phase(p) == "Error"
+    })
+    .await?;
     Ok(())
 }
 

@@ -472,6 +472,59 @@ async fn t1f_node_credentials_cannot_speak_for_another_node() -> anyhow::Result<
         None,
     );
     assert!(!ok && out.contains("bound ServiceAccount token"), "{out}");
+    // With a real token, bound to the agent pod of the first node as the kubelet's is, the API
+    // server names that node: its report may be written, another node's may not.
+    let nodes = cluster_nodes();
+    let mine = nodes[0].name.clone();
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "seccomp-operator");
+    let agent_pod = pods
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=seccomp-node-agent"))
+        .await?
+        .items
+        .into_iter()
+        .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(mine.as_str()))
+        .expect("an agent pod on the first node");
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(t.client.clone(), "seccomp-operator");
+    let request = k8s_openapi::api::authentication::v1::TokenRequest {
+        spec: Some(k8s_openapi::api::authentication::v1::TokenRequestSpec {
+            bound_object_ref: Some(k8s_openapi::api::authentication::v1::BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: agent_pod.metadata.name.clone(),
+                uid: agent_pod.metadata.uid.clone(),
+            }),
+            expiration_seconds: Some(600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request("seccomp-node-agent", &Default::default(), &request)
+        .await?
+        .status
+        .and_then(|s| s.token)
+        .expect("a token");
+    let as_agent: Api<SeccompNodeStatus> = Api::all(client_with_token(&token).await?);
+    let label = |v: Option<&str>| {
+        kube::api::Patch::Merge(json!({"metadata": {"labels": {"e2e-probe": v}}}))
+    };
+    let refused = as_agent
+        .patch(&other, &Default::default(), &label(Some("forged")))
+        .await
+        .expect_err("another node's report");
+    assert!(
+        refused.to_string().contains(&format!(
+            "the node agent of {mine} may write only its own node's objects, not {other}'s"
+        )),
+        "{refused}"
+    );
+    as_agent
+        .patch(&mine, &Default::default(), &label(Some("own")))
+        .await?;
+    as_agent
+        .patch(&mine, &Default::default(), &label(None))
+        .await?;
     // Nor can a recorder's credentials file a report for another node.
     let forged = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "RecordingReport",
         "metadata": {"name": format!("rec.{other}"), "namespace": bank.name,

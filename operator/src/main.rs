@@ -333,7 +333,7 @@ async fn main() -> anyhow::Result<()> {
     let profile_inputs = profile::controller::Inputs {
         profiles: profiles.clone(),
         events: caches.profile_events.controller,
-        base_events: caches.profile_events.bases,
+        changes: caches.profile_events.changes,
         index: index.clone(),
         pod_changes: pods.subscribe(),
         recorder: recorder.clone(),

@@ -251,7 +251,7 @@ impl<H: SyncHooks> SyncLoop<H> {
         }
         // The resync (drift check, retries) runs on its own clock: changes arriving all the
         // time (a busy cluster) must not push it out forever.
-        let mut resync_at = tokio::time::Instant::now() + RESYNC;
+        let mut resync_at = tokio::time::Instant::now() + first_resync(&node_name);
         let mut resync = false;
         // The count of the store's view the files were last synced from: the next sync covers
         // only the namespaces changed since (a resync, every namespace).
@@ -398,6 +398,18 @@ fn give_back_freed_memory() {
 
 /// When the next resync is due, after a sync at `now`: a resync starts the period again; a
 /// sync with failures brings it forward to a retry; other syncs leave it where it was.
+/// When a node's first resync comes: between half a [`RESYNC`] and a whole one, at a point of
+/// its own (from its name). Agents started together (a rollout, a cluster's start) then do
+/// their full syncs, and the reports those may write, spread over the period, not all at once.
+fn first_resync(node: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    node.hash(&mut h);
+    let half = RESYNC / 2;
+    let phase_ms = h.finish() % (half.as_millis() as u64).max(1);
+    half + Duration::from_millis(phase_ms)
+}
+
 fn next_resync_at(
     due: tokio::time::Instant,
     now: tokio::time::Instant,
@@ -446,6 +458,21 @@ mod loop_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_start_their_resyncs_at_points_of_their_own_within_the_period() {
+        let firsts: std::collections::BTreeSet<Duration> = (0..100)
+            .map(|i| first_resync(&format!("node-{i:03}")))
+            .collect();
+        assert!(firsts.iter().all(|d| *d >= RESYNC / 2 && *d < RESYNC));
+        assert_eq!(first_resync("node-007"), first_resync("node-007"));
+        // Spread, not bunched: 100 nodes fall in most of ten equal slots of the half period.
+        let slots: std::collections::BTreeSet<u128> = firsts
+            .iter()
+            .map(|d| (d.as_millis() - (RESYNC / 2).as_millis()) * 10 / (RESYNC / 2).as_millis())
+            .collect();
+        assert!(slots.len() >= 8, "{slots:?}");
+    }
 
     #[test]
     fn the_synced_version_is_the_highest_integer_resource_version() {

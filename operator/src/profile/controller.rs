@@ -327,8 +327,9 @@ pub struct Inputs {
     pub profiles: Store<SeccompProfile>,
     /// A subscription to SeccompProfile events: what the controller reconciles.
     pub events: ReflectHandle<SeccompProfile>,
-    /// Another subscription: a change of a base profile reconciles the profiles built on it.
-    pub base_events: ReflectHandle<SeccompProfile>,
+    /// Every SeccompProfile event: a change of a base profile reconciles the profiles built
+    /// on it ([`crate::profile::dependents`]).
+    pub changes: crate::runtime::caches::Changes<SeccompProfile>,
     /// Pods by the profiles they use.
     pub index: Arc<RwLock<PodIndex>>,
     /// Profiles whose users changed.
@@ -367,7 +368,7 @@ pub async fn run(client: Client, inputs: Inputs) {
     let Inputs {
         profiles,
         events,
-        base_events,
+        changes,
         index,
         pod_changes,
         recorder,
@@ -409,7 +410,6 @@ pub async fn run(client: Client, inputs: Inputs) {
     );
     let liveness_changes = liveness.changes();
 
-    let dependents = profiles.clone();
     let denials = Arc::new(RwLock::new(crate::profile::denials::DenialIndex::default()));
     let denial_changes = crate::profile::denials::follow(denial_events, denials.clone());
     let would_deny = Arc::new(RwLock::new(
@@ -441,19 +441,10 @@ pub async fn run(client: Client, inputs: Inputs) {
         .reconcile_on(futures::stream::select(denial_changes, would_deny_changes))
         .reconcile_on(crate::runtime::watchdog::ticks())
         .watches_stream(report_events, triggers)
-        .watches_shared_stream(base_events, move |changed: Arc<SeccompProfile>| {
-            let ns = changed.namespace();
-            let name = changed.name_any();
-            dependents
-                .state()
-                .iter()
-                .filter(|o| {
-                    o.namespace() == ns
-                        && o.spec.base_profile_name.as_deref() == Some(name.as_str())
-                })
-                .map(|o| ObjectRef::from_obj(&**o))
-                .collect::<Vec<_>>()
-        })
+        .reconcile_on(crate::profile::dependents::follow(
+            changes,
+            ctx.profiles.clone(),
+        ))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|r| {

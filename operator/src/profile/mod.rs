@@ -5,6 +5,7 @@
 pub mod complain;
 pub mod controller;
 pub mod denials;
+pub mod dependents;
 pub mod hold;
 pub mod runtime_default;
 pub mod status;

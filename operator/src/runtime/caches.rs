@@ -35,11 +35,21 @@ pub type Events<K> =
 /// Objects a reflector applied or deleted, as they change.
 pub type Touched<K> = std::pin::Pin<Box<dyn Stream<Item = watcher::Result<K>> + Send>>;
 
-/// Watch `api` once into a shared store, subscribed by `subscribe` before the watch starts.
+/// A watch's changes after the shared store took them, deletes included (the store's
+/// subscriptions carry only applied objects): `Apply`, `Delete`, and the end of each relist
+/// (`InitDone`; the listed objects themselves are not passed, the store holds them then).
+/// Like a subscription, a full channel holds the watch: its consumer must be quick, and polled
+/// from process start (a relist's objects are not passed, so the first list, which the
+/// controllers wait for, never waits for it).
+pub type Changes<K> = tokio::sync::mpsc::Receiver<watcher::Event<K>>;
+
+/// Watch `api` once into a shared store, subscribed by `subscribe` before the watch starts;
+/// its changes also go to `tap` when there is one ([`Changes`]).
 fn shared<K, S>(
     api: Api<K>,
     cfg: watcher::Config,
     subscribe: impl FnOnce(&dyn Fn() -> ReflectHandle<K>) -> S,
+    tap: Option<tokio::sync::mpsc::Sender<watcher::Event<K>>>,
 ) -> (Store<K>, S)
 where
     K: kube::Resource<DynamicType = ()>
@@ -52,17 +62,24 @@ where
 {
     let (store, writer) = reflector::store_shared::<K>(BUFFER);
     let subs = subscribe(&|| writer.subscribe().expect("a shared store has subscribers"));
-    tokio::spawn(
-        watcher(api, cfg)
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(api, cfg)
             .default_backoff()
             .modify(forget_unread)
-            .reflect_shared(writer)
-            .for_each(|ev| async move {
-                if let Err(e) = ev {
-                    tracing::warn!(error = %e, "watch failed; retrying");
+            .reflect_shared(writer));
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                Ok(ev) => {
+                    if let Some(tap) = &tap {
+                        // A consumer that is gone (shutdown) leaves the store to the others.
+                        let _ = tap.send(ev).await;
+                    }
                 }
-            }),
-    );
+                Err(e) => tracing::warn!(error = %e, "watch failed; retrying"),
+            }
+        }
+    });
     (store, subs)
 }
 
@@ -81,8 +98,9 @@ fn forget_unread<K: kube::Resource>(o: &mut K) {
 pub struct ProfileSubscriptions {
     /// The profile controller: what it reconciles.
     pub controller: ReflectHandle<SeccompProfile>,
-    /// The profile controller again: a change of a base profile reconciles those built on it.
-    pub bases: ReflectHandle<SeccompProfile>,
+    /// The profile controller again, every event: a change of a base profile reconciles
+    /// those built on it ([`crate::profile::dependents`] keeps the index).
+    pub changes: Changes<SeccompProfile>,
     /// The binding controller (a binding's profile appeared or changed).
     pub bindings: ReflectHandle<SeccompProfile>,
     /// The ungating controller (a profile became Installed).
@@ -112,26 +130,30 @@ pub struct Caches {
 
 /// Start the shared watches.
 pub fn start(client: &Client, namespace: &str) -> Caches {
+    let (profile_tap, changes) = tokio::sync::mpsc::channel(BUFFER);
     let (profiles, profile_events) = shared(
         Api::<SeccompProfile>::all(client.clone()),
         watcher::Config::default().any_semantic(),
         |sub| ProfileSubscriptions {
             controller: sub(),
-            bases: sub(),
+            changes,
             bindings: sub(),
             ungate: sub(),
             recordings: sub(),
         },
+        Some(profile_tap),
     );
     let (bindings, binding_events) = shared(
         Api::<ProfileBinding>::all(client.clone()),
         watcher::Config::default(),
         |sub| sub(),
+        None,
     );
     let (recordings, recording_events) = shared(
         Api::<ProfileRecording>::all(client.clone()),
         watcher::Config::default(),
         |sub| sub(),
+        None,
     );
     let (agent_pods, writer) = reflector::store::<Pod>();
     tokio::spawn(
@@ -242,4 +264,61 @@ pub fn recording_reports(client: &Client) -> Touched<RecordingReport> {
     .default_backoff()
     .touched_objects()
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use std::time::Duration;
+
+    /// A relist of more profiles than a channel holds must not wait for the tap's consumer:
+    /// main starts the controllers, and with them that consumer, only once the first list is
+    /// in the store.
+    #[tokio::test]
+    async fn the_first_list_fills_the_store_while_nobody_reads_the_tap() {
+        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(svc, "default");
+        let count = BUFFER + 500;
+        let items: Vec<_> = (0..count)
+            .map(|i| {
+                serde_json::json!({
+                    "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+                    "metadata": {"name": format!("p{i}"), "namespace": "team", "uid": format!("u{i}"),
+                                 "generation": 1, "resourceVersion": "10"},
+                    "spec": {"defaultAction": "SCMP_ACT_ERRNO"}})
+            })
+            .collect();
+        let list = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1",
+            "kind": "SeccompProfileList", "metadata": {"resourceVersion": "10"}, "items": items});
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some((req, send)) = handle.next_request().await {
+                if req.uri().query().unwrap_or_default().contains("watch=true") {
+                    // The watch stays open and quiet.
+                    held.push(send);
+                    continue;
+                }
+                send.send_response(
+                    Response::builder()
+                        .body(Body::from(serde_json::to_vec(&list).unwrap()))
+                        .unwrap(),
+                );
+            }
+        });
+        let (tap, _unread) = tokio::sync::mpsc::channel(BUFFER);
+        let (store, ()) = shared(
+            Api::<SeccompProfile>::all(client),
+            watcher::Config::default().any_semantic(),
+            |_| (),
+            Some(tap),
+        );
+        tokio::time::timeout(Duration::from_secs(20), store.wait_until_ready())
+            .await
+            .expect("the first list reached the store")
+            .unwrap();
+        assert_eq!(store.state().len(), count);
+        server.abort();
+    }
 }

@@ -1,5 +1,7 @@
-//! Node agents write only their own node's objects (validating, CREATE/UPDATE of
-//! SeccompNodeStatus, the agents' heartbeat Leases, and the recorders' RecordingReports).
+//! Node agents write only their own node's objects (validating, CREATE/UPDATE of the agents'
+//! heartbeat Leases and the recorders' RecordingReports). A node's SeccompNodeStatus, written
+//! far more often, is checked inside the API server from the token's node claim
+//! (`config/webhook/node-reports-policy.yaml`), so reports go on while the operator is down.
 //!
 //! RBAC cannot say "your own node": every agent has the same ServiceAccount. The agent's pod
 //! mounts a bound (projected) ServiceAccount token, so the API server tells the webhook which
@@ -57,28 +59,15 @@ fn requester_node(
         .ok_or_else(|| format!("pod {agent_namespace}/{pod} runs on no node"))
 }
 
-/// The node an object written by an agent is about, or why it cannot say: for a
-/// SeccompNodeStatus its name, which must equal `spec.nodeName`; for a heartbeat Lease its
-/// holder, which must equal its agent-node label and match its name.
+/// The node an object written by an agent is about, or why it cannot say: for a heartbeat
+/// Lease its holder, which must equal its agent-node label and match its name; for a
+/// RecordingReport its `spec.nodeName`, which its name and node label must carry.
 fn object_node(req: &AdmissionRequest<DynamicObject>) -> Result<Option<String>, String> {
     let Some(obj) = req.object.as_ref() else {
         return Ok(None);
     };
     let name = obj.metadata.name.clone().unwrap_or_default();
     match (req.kind.group.as_str(), req.kind.kind.as_str()) {
-        ("seccomp-operator.dev", "SeccompNodeStatus") => {
-            let spec_node = obj
-                .data
-                .get("spec")
-                .and_then(|s| s.get("nodeName"))
-                .and_then(|n| n.as_str());
-            match spec_node {
-                Some(n) if n != name => Err(format!(
-                    "SeccompNodeStatus {name} names node {n}: a node's report is named after it"
-                )),
-                _ => Ok(Some(name)),
-            }
-        }
         ("coordination.k8s.io", "Lease") => {
             let lease: Lease = serde_json::to_value(obj)
                 .and_then(serde_json::from_value)

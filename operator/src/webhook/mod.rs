@@ -14,8 +14,9 @@
 //!   `seccomp-operator.dev/profile-policy`): warn about or refuse unconfined containers;
 //! - profile (validating, SeccompProfile CREATE/UPDATE): size limits and the cluster's profile
 //!   policy (listeners, filter flags);
-//! - agent writes (validating, SeccompNodeStatus and heartbeat Leases): a node agent writes
-//!   only its own node's objects ([`agent_writes`]).
+//! - agent writes (validating, heartbeat Leases and RecordingReports): a node agent or
+//!   recorder writes only its own node's objects ([`agent_writes`]; node reports are checked
+//!   by the API server's policy `seccomp-operator-node-reports`).
 //!
 //! Every container counts alike: init containers, native sidecars (init containers with
 //! `restartPolicy: Always`), containers, and ephemeral containers where a pod can get them.

@@ -1,9 +1,10 @@
-//! The agents' webhook: each node writes only its own objects.
+//! The agents' webhook: each node writes only its own heartbeat and recording reports (its
+//! SeccompNodeStatus: the API server's policy, `config/webhook/node-reports-policy.yaml`).
 
 use super::*;
 
 #[test]
-fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
+fn an_agent_writes_only_its_own_nodes_heartbeat_and_recording_reports() {
     use crate::webhook::agent_writes::agent_writes;
     let view = View {
         pods: vec![agent_pod("agent-a", "u-a", "node-a")],
@@ -20,16 +21,6 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
     let mine = Some(("agent-a", "u-a"));
     let sn = "seccomp-operator.dev";
     let co = "coordination.k8s.io";
-    assert!(
-        decide(
-            node_status("node-a", "node-a"),
-            sn,
-            "SeccompNodeStatus",
-            AGENT,
-            mine
-        )
-        .allowed
-    );
     assert!(
         decide(
             lease("seccomp-agent-node-a", "node-a", "node-a"),
@@ -72,8 +63,6 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
             sn,
             "RecordingReport",
         ),
-        (node_status("node-b", "node-b"), sn, "SeccompNodeStatus"),
-        (node_status("node-a", "node-b"), sn, "SeccompNodeStatus"),
         (
             lease("seccomp-agent-node-b", "node-b", "node-b"),
             co,
@@ -103,18 +92,18 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
         );
     }
     let r = decide(
-        node_status("node-b", "node-b"),
-        sn,
-        "SeccompNodeStatus",
+        lease("seccomp-agent-node-b", "node-b", "node-b"),
+        co,
+        "Lease",
         AGENT,
         mine,
     );
     assert_eq!(r.result.message, "seccomp-operator: the node agent of node-a may write only its own node's objects, not node-b's");
     // No pod claims (a legacy token), an unknown pod, a recycled pod name: refused.
     let r = decide(
-        node_status("node-a", "node-a"),
-        sn,
-        "SeccompNodeStatus",
+        lease("seccomp-agent-node-a", "node-a", "node-a"),
+        co,
+        "Lease",
         AGENT,
         None,
     );
@@ -125,9 +114,9 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
     );
     assert!(
         !decide(
-            node_status("node-a", "node-a"),
-            sn,
-            "SeccompNodeStatus",
+            lease("seccomp-agent-node-a", "node-a", "node-a"),
+            co,
+            "Lease",
             AGENT,
             Some(("agent-z", "u-z"))
         )
@@ -135,22 +124,33 @@ fn an_agent_writes_only_its_own_nodes_report_and_heartbeat() {
     );
     assert!(
         !decide(
-            node_status("node-a", "node-a"),
-            sn,
-            "SeccompNodeStatus",
+            lease("seccomp-agent-node-a", "node-a", "node-a"),
+            co,
+            "Lease",
             AGENT,
             Some(("agent-a", "u-old"))
         )
         .allowed
     );
-    // Other users are RBAC's business; other kinds are not this webhook's.
+    // Other users are RBAC's business; other kinds are not this webhook's, node reports
+    // included (the API server's policy decides those).
+    assert!(
+        decide(
+            lease("seccomp-agent-node-b", "node-b", "node-b"),
+            co,
+            "Lease",
+            "admin",
+            None
+        )
+        .allowed
+    );
     assert!(
         decide(
             node_status("node-b", "node-b"),
             sn,
             "SeccompNodeStatus",
-            "admin",
-            None
+            AGENT,
+            mine
         )
         .allowed
     );

@@ -28,7 +28,8 @@
 //! `--kubelet-insecure-skip-tls-verify` (`KUBELET_INSECURE_SKIP_TLS_VERIFY`, default false) is
 //! set. Skipping the check hands the token to whatever answers on the node's IP at port 10250:
 //! anything able to intercept that traffic gets a token that reads every SeccompProfile and
-//! writes this node's report (the agent's RBAC and the agents webhook bound it to that). Hence
+//! writes this node's report (the agent's RBAC and the API server's policy
+//! `seccomp-operator-node-reports` bound it to that). Hence
 //! off by default, and a choice for clusters that accept it.
 //!
 //! # When it fails

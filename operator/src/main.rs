@@ -87,8 +87,9 @@ struct Args {
     /// The profile policy (the node agents are given the same).
     #[command(flatten)]
     policy: seccomp_profile::PolicyArgs,
-    /// The node agents' ServiceAccount (in the operator's namespace): its writes of node
-    /// reports and heartbeats are held to the writer's own node.
+    /// The node agents' ServiceAccount (in the operator's namespace): its heartbeat Leases are
+    /// held to the writer's own node (its node reports are held by the API server's policy
+    /// `seccomp-operator-node-reports`, which names the same account).
     #[arg(long, default_value = "seccomp-node-agent")]
     agent_service_account: String,
     /// The node recorders' ServiceAccount: its RecordingReports are held to its own node.

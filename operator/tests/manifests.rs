@@ -215,3 +215,41 @@ fn the_same_question_is_asked_in_the_same_words() {
         );
     }
 }
+
+/// The API server's policies that single out an account name it as the manifests deploy it:
+/// a renamed ServiceAccount or namespace would make a policy silently match nobody.
+#[test]
+fn policies_name_the_accounts_the_manifests_deploy() {
+    let o = config_objects();
+    let account_of = |kind: &str, name: &str| {
+        let (_, w) = o
+            .iter()
+            .find(|(_, x)| x["kind"] == kind && x["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} in config/"));
+        format!(
+            "request.userInfo.username == 'system:serviceaccount:{}:{}'",
+            w["metadata"]["namespace"].as_str().expect("a namespace"),
+            w["spec"]["template"]["spec"]["serviceAccountName"]
+                .as_str()
+                .expect("a ServiceAccount")
+        )
+    };
+    assert_eq!(
+        condition(
+            &o,
+            "ValidatingAdmissionPolicy",
+            "seccomp-operator-node-reports",
+            "a-node-agent"
+        ),
+        account_of("DaemonSet", "seccomp-node-agent")
+    );
+    assert_eq!(
+        condition(
+            &o,
+            "ValidatingAdmissionPolicy",
+            "seccomp-operator-ungate-fence",
+            "the-operator"
+        ),
+        account_of("Deployment", "seccomp-operator")
+    );
+}

@@ -396,8 +396,6 @@ fn give_back_freed_memory() {
     }
 }
 
-/// When the next resync is due, after a sync at `now`: a resync starts the period again; a
-/// sync with failures brings it forward to a retry; other syncs leave it where it was.
 /// When a node's first resync comes: between half a [`RESYNC`] and a whole one, at a point of
 /// its own (from its name). Agents started together (a rollout, a cluster's start) then do
 /// their full syncs, and the reports those may write, spread over the period, not all at once.
@@ -410,6 +408,8 @@ fn first_resync(node: &str) -> Duration {
     half + Duration::from_millis(phase_ms)
 }
 
+/// When the next resync is due, after a sync at `now`: a resync starts the period again; a
+/// sync with failures brings it forward to a retry; other syncs leave it where it was.
 fn next_resync_at(
     due: tokio::time::Instant,
     now: tokio::time::Instant,

@@ -441,10 +441,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         .reconcile_on(futures::stream::select(denial_changes, would_deny_changes))
         .reconcile_on(crate::runtime::watchdog::ticks())
         .watches_stream(report_events, triggers)
-        .reconcile_on(crate::profile::dependents::follow(
-            changes,
-            ctx.profiles.clone(),
-        ))
+        .reconcile_on(crate::profile::dependents::follow(changes))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|r| {

@@ -2,20 +2,19 @@
 //! `baseProfileName`, directly or through other bases, kept in an index by the base they name.
 //!
 //! The index is folded from the SeccompProfile watch's changes, deletes included, and rebuilt
-//! from the store at the end of each relist ([`crate::runtime::caches::Changes`]), so a change
+//! from the store's state at the end of each relist ([`Changes`]), so a change
 //! costs the size of its dependents instead of a look at every profile. Only what a
 //! dependent's reconcile reads of a base counts as a change: its existence, its uid, its
 //! generation (the spec) and the start of its deletion. A status write or a metadata change
 //! moves none of them and wakes nobody: at 10,000 profiles, each of the operator's own status
 //! writes used to cost a scan of all of them.
 
+use crate::runtime::caches::{Change, Changes};
 use crds::SeccompProfile;
 use futures::{Stream, StreamExt};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 
 /// A profile: (namespace, name).
 type Key = (String, String);
@@ -51,30 +50,22 @@ pub struct Dependents {
 }
 
 impl Dependents {
-    /// Fold in one watch change; the profiles to reconcile because a base of theirs changed.
-    ///
-    /// At the end of a relist the index is rebuilt from `listed` (the store's objects then) and
-    /// nothing is answered: the shared store hands every profile to the controller then anyway.
-    pub fn fold(
-        &mut self,
-        event: &watcher::Event<SeccompProfile>,
-        listed: impl FnOnce() -> Vec<Arc<SeccompProfile>>,
-    ) -> Vec<ObjectRef<SeccompProfile>> {
-        match event {
-            // Not passed by the watch ([`crate::runtime::caches::Changes`]): the store has them
-            // at the relist's end.
-            watcher::Event::Init | watcher::Event::InitApply(_) => Vec::new(),
-            watcher::Event::InitDone => {
+    /// Fold in one change of the watch; the profiles to reconcile because a base of theirs
+    /// changed. A relist's end rebuilds the index and answers nothing: the shared store hands
+    /// every profile to the controller then anyway.
+    pub fn fold(&mut self, change: &Change<SeccompProfile>) -> Vec<ObjectRef<SeccompProfile>> {
+        match change {
+            Change::Relisted(all) => {
                 self.seen.clear();
                 self.by_base.clear();
-                for p in listed() {
-                    let (k, seen) = (key(&p), Seen::of(&p));
+                for p in all {
+                    let (k, seen) = (key(p), Seen::of(p));
                     self.link(&k, seen.base.clone());
                     self.seen.insert(k, seen);
                 }
                 Vec::new()
             }
-            watcher::Event::Apply(p) => {
+            Change::Applied(p) => {
                 let k = key(p);
                 let now = Seen::of(p);
                 if now.generation.is_some() && self.seen.get(&k) == Some(&now) {
@@ -85,8 +76,8 @@ impl Dependents {
                 self.link(&k, now.base);
                 self.built_on(&k)
             }
-            watcher::Event::Delete(p) => {
-                let k = key(p);
+            Change::Deleted(r) => {
+                let k = (r.namespace.clone().unwrap_or_default(), r.name.clone());
                 let before = self.seen.remove(&k);
                 self.unlink(&k, before.and_then(|b| b.base));
                 self.built_on(&k)
@@ -142,21 +133,16 @@ fn key(p: &SeccompProfile) -> Key {
     (p.namespace().unwrap_or_default(), p.name_any())
 }
 
-/// The profiles to reconcile because a base of theirs changed, as the watch's changes come
-/// (`store` is the watch's store, read at the end of each relist).
+/// The profiles to reconcile because a base of theirs changed, as the watch's changes come.
 pub fn follow(
-    changes: crate::runtime::caches::Changes<SeccompProfile>,
-    store: Store<SeccompProfile>,
+    changes: Changes<SeccompProfile>,
 ) -> impl Stream<Item = ObjectRef<SeccompProfile>> + Send + 'static {
     futures::stream::unfold(
         (changes, Dependents::default()),
-        move |(mut changes, mut index)| {
-            let store = store.clone();
-            async move {
-                let event = changes.recv().await?;
-                let refs = index.fold(&event, || store.state());
-                Some((futures::stream::iter(refs), (changes, index)))
-            }
+        |(mut changes, mut index)| async move {
+            let change = changes.recv().await?;
+            let refs = index.fold(&change);
+            Some((futures::stream::iter(refs), (changes, index)))
         },
     )
     .flatten()
@@ -166,6 +152,7 @@ pub fn follow(
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::Arc;
 
     fn profile(name: &str, base: Option<&str>, generation: i64) -> SeccompProfile {
         profile_in("team", name, base, generation)
@@ -203,16 +190,16 @@ mod tests {
     }
 
     fn relist(d: &mut Dependents, objs: &[SeccompProfile]) {
-        let all: Vec<_> = objs.iter().cloned().map(Arc::new).collect();
-        assert!(d.fold(&watcher::Event::InitDone, || all).is_empty());
+        let all = objs.iter().cloned().map(Arc::new).collect();
+        assert!(d.fold(&Change::Relisted(all)).is_empty());
     }
 
-    /// A change outside a relist.
-    fn change(
-        d: &mut Dependents,
-        ev: watcher::Event<SeccompProfile>,
-    ) -> Vec<ObjectRef<SeccompProfile>> {
-        d.fold(&ev, || panic!("no relist"))
+    fn applied(d: &mut Dependents, p: SeccompProfile) -> Vec<ObjectRef<SeccompProfile>> {
+        d.fold(&Change::Applied(Arc::new(p)))
+    }
+
+    fn deleted(d: &mut Dependents, p: &SeccompProfile) -> Vec<ObjectRef<SeccompProfile>> {
+        d.fold(&Change::Deleted(ObjectRef::from_obj(p)))
     }
 
     #[test]
@@ -222,7 +209,7 @@ mod tests {
         written.metadata.resource_version = Some("2".into());
         written.status = Some(Default::default());
         written.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
-        assert!(change(&mut d, watcher::Event::Apply(written)).is_empty());
+        assert!(applied(&mut d, written).is_empty());
     }
 
     #[test]
@@ -235,13 +222,10 @@ mod tests {
             profile("unrelated", None, 1),
             profile_in("elsewhere", "app", Some("base"), 1),
         ]);
-        let woken = names(change(
-            &mut d,
-            watcher::Event::Apply(profile("base", None, 2)),
-        ));
+        let woken = names(applied(&mut d, profile("base", None, 2)));
         assert_eq!(woken, set(&["team/mid", "team/app", "team/other"]));
         // The same generation again is no change.
-        assert!(change(&mut d, watcher::Event::Apply(profile("base", None, 2))).is_empty());
+        assert!(applied(&mut d, profile("base", None, 2)).is_empty());
     }
 
     #[test]
@@ -252,21 +236,12 @@ mod tests {
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
             ));
-        assert_eq!(
-            names(change(&mut d, watcher::Event::Apply(deleting.clone()))),
-            set(&["team/app"])
-        );
-        assert_eq!(
-            names(change(&mut d, watcher::Event::Delete(deleting))),
-            set(&["team/app"])
-        );
+        assert_eq!(names(applied(&mut d, deleting.clone())), set(&["team/app"]));
+        assert_eq!(names(deleted(&mut d, &deleting)), set(&["team/app"]));
         // Recreated with the same name: a new uid, even at generation 1.
         let mut again = profile("base", None, 1);
         again.metadata.uid = Some("uid-new".into());
-        assert_eq!(
-            names(change(&mut d, watcher::Event::Apply(again))),
-            set(&["team/app"])
-        );
+        assert_eq!(names(applied(&mut d, again)), set(&["team/app"]));
     }
 
     #[test]
@@ -276,15 +251,15 @@ mod tests {
             profile("b", None, 1),
             profile("app", Some("a"), 1),
         ]);
-        change(&mut d, watcher::Event::Apply(profile("app", Some("b"), 2)));
-        assert!(change(&mut d, watcher::Event::Apply(profile("a", None, 2))).is_empty());
+        applied(&mut d, profile("app", Some("b"), 2));
+        assert!(applied(&mut d, profile("a", None, 2)).is_empty());
         assert_eq!(
-            names(change(&mut d, watcher::Event::Apply(profile("b", None, 2)))),
+            names(applied(&mut d, profile("b", None, 2))),
             set(&["team/app"])
         );
         // A deleted dependent leaves the index.
-        change(&mut d, watcher::Event::Delete(profile("app", Some("b"), 2)));
-        assert!(change(&mut d, watcher::Event::Apply(profile("b", None, 3))).is_empty());
+        deleted(&mut d, &profile("app", Some("b"), 2));
+        assert!(applied(&mut d, profile("b", None, 3)).is_empty());
         assert!(d.by_base.is_empty());
     }
 
@@ -292,10 +267,7 @@ mod tests {
     fn a_base_created_after_its_dependents_wakes_them() {
         let mut d = listed(&[profile("app", Some("base"), 1)]);
         assert_eq!(
-            names(change(
-                &mut d,
-                watcher::Event::Apply(profile("base", None, 1))
-            )),
+            names(applied(&mut d, profile("base", None, 1))),
             set(&["team/app"])
         );
     }
@@ -304,10 +276,7 @@ mod tests {
     fn a_cycle_of_bases_ends() {
         let mut d = listed(&[profile("a", Some("b"), 1), profile("b", Some("a"), 1)]);
         assert_eq!(
-            names(change(
-                &mut d,
-                watcher::Event::Apply(profile("a", Some("b"), 2))
-            )),
+            names(applied(&mut d, profile("a", Some("b"), 2))),
             set(&["team/b"])
         );
     }
@@ -317,31 +286,28 @@ mod tests {
         let mut d = listed(&[profile("base", None, 1), profile("app", Some("base"), 1)]);
         // "app" was deleted while the watch was down.
         relist(&mut d, &[profile("base", None, 1)]);
-        assert!(change(&mut d, watcher::Event::Apply(profile("base", None, 2))).is_empty());
+        assert!(applied(&mut d, profile("base", None, 2)).is_empty());
     }
 
     #[tokio::test]
-    async fn follow_reads_the_store_at_a_relists_end_and_wakes_the_dependents_of_changes() {
-        let (store, mut writer) = kube::runtime::reflector::store::<SeccompProfile>();
-        for ev in [
-            watcher::Event::Init,
-            watcher::Event::InitApply(profile("base", None, 1)),
-            watcher::Event::InitApply(profile("app", Some("base"), 1)),
-            watcher::Event::InitDone,
-        ] {
-            writer.apply_watcher_event(&ev);
-        }
+    async fn follow_turns_the_watchs_changes_into_the_dependents_to_reconcile() {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let mut woken = Box::pin(follow(rx, store));
-        // What the watch passes: the relist's end, then changes.
-        for ev in [
-            watcher::Event::InitDone,
-            watcher::Event::Apply(profile("base", None, 2)),
+        let mut woken = Box::pin(follow(rx));
+        let all = vec![
+            Arc::new(profile("base", None, 1)),
+            Arc::new(profile("app", Some("base"), 1)),
+        ];
+        for change in [
+            Change::Relisted(all),
+            Change::Applied(Arc::new(profile("base", None, 2))),
+            Change::Deleted(ObjectRef::from_obj(&profile("base", None, 2))),
         ] {
-            tx.send(ev).await.unwrap();
+            tx.send(change).await.unwrap();
         }
         drop(tx);
         let all: Vec<_> = woken.by_ref().collect().await;
+        // Once for the new generation, once for the delete.
+        assert_eq!(all.len(), 2);
         assert_eq!(names(all), set(&["team/app"]));
     }
 }

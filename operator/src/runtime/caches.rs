@@ -21,7 +21,7 @@ use crds::{
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::runtime::reflector::{self, ReflectHandle, Store};
+use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 
@@ -35,13 +35,24 @@ pub type Events<K> =
 /// Objects a reflector applied or deleted, as they change.
 pub type Touched<K> = std::pin::Pin<Box<dyn Stream<Item = watcher::Result<K>> + Send>>;
 
-/// A watch's changes after the shared store took them, deletes included (the store's
-/// subscriptions carry only applied objects): `Apply`, `Delete`, and the end of each relist
-/// (`InitDone`; the listed objects themselves are not passed, the store holds them then).
-/// Like a subscription, a full channel holds the watch: its consumer must be quick, and polled
-/// from process start (a relist's objects are not passed, so the first list, which the
-/// controllers wait for, never waits for it).
-pub type Changes<K> = tokio::sync::mpsc::Receiver<watcher::Event<K>>;
+/// A change of a watched kind, as the shared store holds it right after taking it.
+pub enum Change<K: reflector::Lookup> {
+    /// An object added or changed: the store's own copy (shared, not cloned).
+    Applied(std::sync::Arc<K>),
+    /// An object deleted.
+    Deleted(ObjectRef<K>),
+    /// A relist ended: every object the store held at that moment, before any later change.
+    Relisted(Vec<std::sync::Arc<K>>),
+}
+
+/// A watch's changes, deletes included (the store's subscriptions carry only applied
+/// objects), each sent right after the store took it, so that a consumer folding them sees the
+/// store's states in order. Like a subscription, a full channel holds the watch: its consumer
+/// must be quick, and polled from process start (a relist's objects are sent once, as one
+/// [`Change::Relisted`], so the first list, which the controllers wait for, never waits for
+/// it). A change holds the store's copy: what is queued costs memory only for objects the
+/// store has replaced since.
+pub type Changes<K> = tokio::sync::mpsc::Receiver<Change<K>>;
 
 /// Watch `api` once into a shared store, subscribed by `subscribe` before the watch starts;
 /// its changes also go to `tap` when there is one ([`Changes`]).
@@ -49,7 +60,7 @@ fn shared<K, S>(
     api: Api<K>,
     cfg: watcher::Config,
     subscribe: impl FnOnce(&dyn Fn() -> ReflectHandle<K>) -> S,
-    tap: Option<tokio::sync::mpsc::Sender<watcher::Event<K>>>,
+    tap: Option<tokio::sync::mpsc::Sender<Change<K>>>,
 ) -> (Store<K>, S)
 where
     K: kube::Resource<DynamicType = ()>
@@ -62,21 +73,29 @@ where
 {
     let (store, writer) = reflector::store_shared::<K>(BUFFER);
     let subs = subscribe(&|| writer.subscribe().expect("a shared store has subscribers"));
+    let reader = store.clone();
     tokio::spawn(async move {
         let mut events = std::pin::pin!(watcher(api, cfg)
             .default_backoff()
             .modify(forget_unread)
             .reflect_shared(writer));
         while let Some(ev) = events.next().await {
-            match ev {
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                Ok(ev) => {
-                    if let Some(tap) = &tap {
-                        // A consumer that is gone (shutdown) leaves the store to the others.
-                        let _ = tap.send(ev).await;
-                    }
+            // The store has taken the event; nothing else changes it before the next one.
+            let change = match ev {
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch failed; retrying");
+                    continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "watch failed; retrying"),
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
+                Ok(watcher::Event::Apply(o)) => {
+                    reader.get(&ObjectRef::from_obj(&o)).map(Change::Applied)
+                }
+                Ok(watcher::Event::Delete(o)) => Some(Change::Deleted(ObjectRef::from_obj(&o))),
+                Ok(watcher::Event::InitDone) => Some(Change::Relisted(reader.state())),
+            };
+            if let (Some(tap), Some(change)) = (&tap, change) {
+                // A consumer that is gone (shutdown) leaves the store to the others.
+                let _ = tap.send(change).await;
             }
         }
     });
@@ -273,40 +292,105 @@ mod tests {
     use kube::client::Body;
     use std::time::Duration;
 
+    fn profile_json(name: &str, generation: i64, rv: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+            "metadata": {"name": name, "namespace": "team", "uid": format!("u-{name}"),
+                         "generation": generation, "resourceVersion": rv},
+            "spec": {"defaultAction": "SCMP_ACT_ERRNO"}})
+    }
+
+    /// A fake API server: `list` answers every list; the first watch gets `first_watch` (one
+    /// event per line), later ones are held open and quiet.
+    fn serve(
+        mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
+        list: serde_json::Value,
+        first_watch: Vec<serde_json::Value>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            let mut first = Some(first_watch);
+            while let Some((req, send)) = handle.next_request().await {
+                if !req.uri().query().unwrap_or_default().contains("watch=true") {
+                    send.send_response(
+                        Response::builder()
+                            .body(Body::from(serde_json::to_vec(&list).unwrap()))
+                            .unwrap(),
+                    );
+                } else if let Some(events) = first.take() {
+                    let mut body = Vec::new();
+                    for e in events {
+                        body.extend(serde_json::to_vec(&e).unwrap());
+                        body.push(b'\n');
+                    }
+                    send.send_response(Response::builder().body(Body::from(body)).unwrap());
+                } else {
+                    held.push(send);
+                }
+            }
+        })
+    }
+
+    /// A relist's objects are passed as the store held them when the relist ended, not as it
+    /// holds them when the consumer gets there: a change made after the relist must still be
+    /// seen as a change.
+    #[tokio::test]
+    async fn a_relist_is_passed_as_it_ended_and_later_changes_after_it() {
+        let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let list = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1",
+            "kind": "SeccompProfileList", "metadata": {"resourceVersion": "10"},
+            "items": [profile_json("base", 1, "10")]});
+        let server = serve(
+            handle,
+            list,
+            vec![serde_json::json!({"type": "MODIFIED", "object": profile_json("base", 2, "11")})],
+        );
+        let (tap, mut changes) = tokio::sync::mpsc::channel(BUFFER);
+        let (store, ()) = shared(
+            Api::<SeccompProfile>::all(Client::new(svc, "default")),
+            watcher::Config::default().any_semantic(),
+            |_| (),
+            Some(tap),
+        );
+        let generation = |p: &SeccompProfile| p.metadata.generation;
+        // The consumer comes late: the store already holds generation 2.
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while store.state().first().and_then(|p| generation(p)) != Some(2) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the change reached the store");
+        match changes.recv().await {
+            Some(Change::Relisted(all)) => {
+                assert_eq!(
+                    all.iter().map(|p| generation(p)).collect::<Vec<_>>(),
+                    [Some(1)]
+                );
+            }
+            _ => panic!("the relist first"),
+        }
+        match changes.recv().await {
+            Some(Change::Applied(p)) => assert_eq!(generation(&p), Some(2)),
+            _ => panic!("then the change"),
+        }
+        server.abort();
+    }
+
     /// A relist of more profiles than a channel holds must not wait for the tap's consumer:
     /// main starts the controllers, and with them that consumer, only once the first list is
     /// in the store.
     #[tokio::test]
     async fn the_first_list_fills_the_store_while_nobody_reads_the_tap() {
-        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(svc, "default");
         let count = BUFFER + 500;
         let items: Vec<_> = (0..count)
-            .map(|i| {
-                serde_json::json!({
-                    "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
-                    "metadata": {"name": format!("p{i}"), "namespace": "team", "uid": format!("u{i}"),
-                                 "generation": 1, "resourceVersion": "10"},
-                    "spec": {"defaultAction": "SCMP_ACT_ERRNO"}})
-            })
+            .map(|i| profile_json(&format!("p{i}"), 1, "10"))
             .collect();
         let list = serde_json::json!({"apiVersion": "seccomp-operator.dev/v1alpha1",
             "kind": "SeccompProfileList", "metadata": {"resourceVersion": "10"}, "items": items});
-        let server = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Some((req, send)) = handle.next_request().await {
-                if req.uri().query().unwrap_or_default().contains("watch=true") {
-                    // The watch stays open and quiet.
-                    held.push(send);
-                    continue;
-                }
-                send.send_response(
-                    Response::builder()
-                        .body(Body::from(serde_json::to_vec(&list).unwrap()))
-                        .unwrap(),
-                );
-            }
-        });
+        let server = serve(handle, list, Vec::new());
         let (tap, _unread) = tokio::sync::mpsc::channel(BUFFER);
         let (store, ()) = shared(
             Api::<SeccompProfile>::all(client),

@@ -327,8 +327,8 @@ pub struct Inputs {
     pub profiles: Store<SeccompProfile>,
     /// A subscription to SeccompProfile events: what the controller reconciles.
     pub events: ReflectHandle<SeccompProfile>,
-    /// Every SeccompProfile event: a change of a base profile reconciles the profiles built
-    /// on it ([`crate::profile::dependents`]).
+    /// The SeccompProfile watch's changes, deletes included: a change of a base profile
+    /// reconciles the profiles built on it ([`crate::profile::dependents`]).
     pub changes: crate::runtime::caches::Changes<SeccompProfile>,
     /// Pods by the profiles they use.
     pub index: Arc<RwLock<PodIndex>>,

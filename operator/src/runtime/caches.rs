@@ -80,20 +80,24 @@ where
             .modify(forget_unread)
             .reflect_shared(writer));
         while let Some(ev) = events.next().await {
-            // The store has taken the event; nothing else changes it before the next one.
-            let change = match ev {
+            let ev = match ev {
+                Ok(ev) => ev,
                 Err(e) => {
                     tracing::warn!(error = %e, "watch failed; retrying");
                     continue;
                 }
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
-                Ok(watcher::Event::Apply(o)) => {
+            };
+            let Some(tap) = &tap else { continue };
+            // The store has taken the event; nothing else changes it before the next one.
+            let change = match ev {
+                watcher::Event::Init | watcher::Event::InitApply(_) => continue,
+                watcher::Event::Apply(o) => {
                     reader.get(&ObjectRef::from_obj(&o)).map(Change::Applied)
                 }
-                Ok(watcher::Event::Delete(o)) => Some(Change::Deleted(ObjectRef::from_obj(&o))),
-                Ok(watcher::Event::InitDone) => Some(Change::Relisted(reader.state())),
+                watcher::Event::Delete(o) => Some(Change::Deleted(ObjectRef::from_obj(&o))),
+                watcher::Event::InitDone => Some(Change::Relisted(reader.state())),
             };
-            if let (Some(tap), Some(change)) = (&tap, change) {
+            if let Some(change) = change {
                 // A consumer that is gone (shutdown) leaves the store to the others.
                 let _ = tap.send(change).await;
             }

@@ -41,6 +41,11 @@ image() { # containerfile, image name, binaries...
   done
   # Keep in step with the Containerfile: its runtime packages must be what ldd found.
   grep -q 'runtime-packages: libseccomp2' "$cf" || { echo "$cf: runtime packages changed; update hack/deploy.sh" >&2; exit 1; }
+  # The public CAs, where the Containerfile installs them (the operator fetches oci:// bases).
+  if grep -q 'runtime-packages: .*ca-certificates' "$cf"; then
+    mkdir -p "$root/etc/ssl/certs"
+    cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  fi
   ls "$root"/usr/lib/*/libseccomp.so.2 >/dev/null 2>&1 || ls "$root"/lib/*/libseccomp.so.2 >/dev/null || { echo "libseccomp missing from $name" >&2; exit 1; }
   local user entry
   user=$(grep -E '^USER ' "$cf" | tail -1 | awk '{print $2}')

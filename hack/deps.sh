@@ -3,7 +3,8 @@
 #   hack/deps.sh build    clang, libbpf headers, libseccomp (to build)
 #   hack/deps.sh test     build + crun, busybox-static, git, redis-server (kernel and
 #                         runtime tests; git and redis are real programs recorded there; runc
-#                         is the cluster's own, built by hack/k8s-build.sh)
+#                         is the cluster's own, built by hack/k8s-build.sh), docker-registry,
+#                         apache2-utils, openssl, curl (hack/registry.sh's OCI registries)
 #   hack/deps.sh bench    test + bpftrace, strace, time (benchmarks)
 # Several groups may be given. Only missing packages are installed; apt-get update runs once,
 # only when something is missing.
@@ -13,7 +14,8 @@ want=()
 for group in "${@:-build}"; do
   case "$group" in
     build) want+=(clang libbpf-dev libseccomp-dev pkg-config) ;;
-    test)  want+=(clang libbpf-dev libseccomp-dev pkg-config crun busybox-static git redis-server) ;;
+    test)  want+=(clang libbpf-dev libseccomp-dev pkg-config crun busybox-static git redis-server
+                  docker-registry apache2-utils openssl curl ca-certificates) ;;
     bench) want+=(clang libbpf-dev libseccomp-dev pkg-config runc busybox-static bpftrace bpftool strace time gcc) ;;
     *) echo "hack/deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac

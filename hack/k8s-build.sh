@@ -8,15 +8,17 @@
 #   runc        runc (cgo, libseccomp, tag seccomp)        -> runc-$RUNC_VERSION/bin
 #   CNI         bridge, host-local, loopback, portmap     -> cni-$CNI_VERSION/bin
 #   helm        helm (helm.sh/helm/v4; the chart's tests)  -> helm-$HELM_VERSION/bin
+#   oras        oras (oras.land/oras; OCI artifact tests
+#               against hack/registry.sh's registries)    -> oras-$ORAS_VERSION/bin
 #
 # Product code is Rust; Go is only the build tool of this test bed. Versions come from the
 # environment (K8S_VERSION=v1.34.4 hack/k8s-build.sh) or the defaults below; the Kubernetes
 # staging modules (k8s.io/api, ...) are taken at the matching v0.X.Y. About 25 minutes on two
-# cores the first time (mostly Kubernetes), then nothing.
+# cores the first time (mostly Kubernetes; oras alone under a minute), then nothing.
 #
 #   hack/k8s-build.sh            build what is missing
-#   hack/k8s-build.sh PART...    only these parts (kubernetes, etcd, containerd, runc, cni, helm):
-#                                hack/demo.sh needs runc alone
+#   hack/k8s-build.sh PART...    only these parts (kubernetes, etcd, containerd, runc, cni, helm,
+#                                oras): hack/demo.sh needs runc alone, hack/registry.sh oras
 #   hack/k8s-build.sh --print    print the cache directories (sourced by cluster-env.sh)
 set -euo pipefail
 
@@ -26,6 +28,7 @@ CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.2.9}
 RUNC_VERSION=${RUNC_VERSION:-v1.5.3}
 CNI_VERSION=${CNI_VERSION:-v1.10.0}
 HELM_VERSION=${HELM_VERSION:-v4.3.2}
+ORAS_VERSION=${ORAS_VERSION:-v1.3.6}
 ROOT=${STACK_CACHE:-/var/cache/seccomp-operator}
 # A minor such as 1.34 or v1.34.x means its newest patch the module proxy serves (looked up
 # once, then remembered in $ROOT).
@@ -48,27 +51,29 @@ CONTAINERD_DIR=$ROOT/containerd-$CONTAINERD_VERSION
 RUNC_DIR=$ROOT/runc-$RUNC_VERSION
 CNI_DIR=$ROOT/cni-$CNI_VERSION
 HELM_DIR=$ROOT/helm-$HELM_VERSION
+ORAS_DIR=$ROOT/oras-$ORAS_VERSION
 K8S_COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
 
 if [ "${1:-}" = --print ]; then
-  printf 'K8S_BIN=%s/bin\nETCD_BIN=%s/bin\nCONTAINERD_BIN=%s/bin\nRUNC_BIN=%s/bin\nCNI_BIN=%s/bin\nHELM_BIN=%s/bin\n' \
-    "$K8S_DIR" "$ETCD_DIR" "$CONTAINERD_DIR" "$RUNC_DIR" "$CNI_DIR" "$HELM_DIR"
+  printf 'K8S_BIN=%s/bin\nETCD_BIN=%s/bin\nCONTAINERD_BIN=%s/bin\nRUNC_BIN=%s/bin\nCNI_BIN=%s/bin\nHELM_BIN=%s/bin\nORAS_BIN=%s/bin\n' \
+    "$K8S_DIR" "$ETCD_DIR" "$CONTAINERD_DIR" "$RUNC_DIR" "$CNI_DIR" "$HELM_DIR" "$ORAS_DIR"
   exit 0
 fi
 
 have() { local dir=$1; shift; for c in "$@"; do [ -x "$dir/bin/$c" ] || return 1; done; }
-need_k8s=true need_etcd=true need_containerd=true need_runc=true need_cni=true need_helm=true
+need_k8s=true need_etcd=true need_containerd=true need_runc=true need_cni=true need_helm=true need_oras=true
 have "$K8S_DIR" $K8S_COMPONENTS && need_k8s=false
 have "$ETCD_DIR" etcd && need_etcd=false
 have "$CONTAINERD_DIR" containerd containerd-shim-runc-v2 ctr && need_containerd=false
 have "$RUNC_DIR" runc && need_runc=false
 have "$CNI_DIR" bridge host-local loopback portmap && need_cni=false
 have "$HELM_DIR" helm && need_helm=false
+have "$ORAS_DIR" oras && need_oras=false
 if [ $# -gt 0 ]; then
   want=" $* "
   for part in $want; do
-    case "$part" in kubernetes|etcd|containerd|runc|cni|helm) ;; *)
-      echo "hack/k8s-build.sh: unknown part '$part' (kubernetes, etcd, containerd, runc, cni, helm)" >&2; exit 2 ;;
+    case "$part" in kubernetes|etcd|containerd|runc|cni|helm|oras) ;; *)
+      echo "hack/k8s-build.sh: unknown part '$part' (kubernetes, etcd, containerd, runc, cni, helm, oras)" >&2; exit 2 ;;
     esac
   done
   [[ "$want" == *" kubernetes "* ]] || need_k8s=false
@@ -77,8 +82,9 @@ if [ $# -gt 0 ]; then
   [[ "$want" == *" runc "* ]] || need_runc=false
   [[ "$want" == *" cni "* ]] || need_cni=false
   [[ "$want" == *" helm "* ]] || need_helm=false
+  [[ "$want" == *" oras "* ]] || need_oras=false
 fi
-if ! $need_k8s && ! $need_etcd && ! $need_containerd && ! $need_runc && ! $need_cni && ! $need_helm; then
+if ! $need_k8s && ! $need_etcd && ! $need_containerd && ! $need_runc && ! $need_cni && ! $need_helm && ! $need_oras; then
   exit 0
 fi
 [ "$(id -u)" -eq 0 ] || { echo "hack/k8s-build.sh needs root (it writes $ROOT)" >&2; exit 1; }
@@ -176,5 +182,12 @@ if $need_helm; then
   log=$HELM_DIR/build.log; mkdir -p "$HELM_DIR/bin"; : > "$log"
   GOBIN=$HELM_DIR/bin CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
     "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >>"$log" 2>&1 || fail "building helm" "$log"
+fi
+if $need_oras; then
+  step "oras $ORAS_VERSION"
+  log=$ORAS_DIR/build.log; mkdir -p "$ORAS_DIR/bin"; : > "$log"
+  GOBIN=$ORAS_DIR/bin CGO_ENABLED=0 go install -trimpath -ldflags "-s -w -X oras.land/oras/internal/version.GitTreeState=clean" \
+    "oras.land/oras/cmd/oras@$ORAS_VERSION" >>"$log" 2>&1 || fail "building oras" "$log"
+  "$ORAS_DIR/bin/oras" version | head -1
 fi
 step "done in $(( $(date +%s) - started )) s"

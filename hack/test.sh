@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of seccomp-operator on this machine, installing what it needs:
 #   1. cargo fmt --check, cargo clippy --all-targets -D warnings, the book (hack/book.sh)
-#   2. unit tests, kernel tests (eBPF recorder, libseccomp; root) and runtime tests (runc; root)
+#   2. unit tests, kernel tests (eBPF recorder, libseccomp; root), runtime tests (runc; root) and
+#      OCI registry tests (push/pull against hack/registry.sh up's local registries; root)
 #   3. end-to-end tests on a real 3-node local cluster (E2E_NODES=N for another size):
 #      hack/cluster-up.sh --nodes 3, hack/deploy.sh, the
 #      journeys in e2e/, then hack/cluster-down.sh (a cluster that was already up stays up)
@@ -43,6 +44,13 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== the book (docs/): mdbook build and internal links"
 hack/book.sh
+
+# The local OCI registries and oras that the push/pull tests (registry/, seccompctl/) use,
+# installed and started as the test bed is: as root. Without them those tests print SKIP.
+if [ "$(id -u)" -eq 0 ]; then
+  echo "== local OCI registries (hack/registry.sh up)"
+  hack/registry.sh up
+fi
 
 echo "== unit, kernel and runtime tests"
 set +e +o pipefail

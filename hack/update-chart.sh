@@ -44,6 +44,8 @@ split() {
       sub(/^  SHARED_NAMESPACES: .*/, "  SHARED_NAMESPACES: {{ .Values.policy.sharedNamespaces | quote }}", line)
       sub(/^  COMPLAIN_READY_AFTER: .*/, "  COMPLAIN_READY_AFTER: {{ .Values.policy.complainReadyAfter | quote }}", line)
       sub(/^  COMPLAIN_READY_CONTAINERS: .*/, "  COMPLAIN_READY_CONTAINERS: {{ .Values.policy.complainReadyContainers | quote }}", line)
+      sub(/^  ALLOWED_REGISTRIES: .*/, "  ALLOWED_REGISTRIES: {{ .Values.policy.allowedRegistries | quote }}", line)
+      sub(/^  REGISTRY_REFUSED_NETWORKS: .*/, "  REGISTRY_REFUSED_NETWORKS: {{ .Values.policy.registryRefusedNetworks | quote }}", line)
       doc = doc line "\n"
       # Helm keeps the CRDs, and with them every profile, on `helm uninstall`.
       if (line == "metadata:" && kind == "CustomResourceDefinition") {

@@ -11,9 +11,15 @@
 //!   parsed again only to be rendered, which happens when its version changes;
 //! - an invalid profile is validated once, here, and kept without its rules, with the
 //!   (bounded) reason; it is reported as an error and never installed, and neither is any
-//!   profile built on it.
+//!   profile built on it;
+//! - a profile built on a registry artifact (`baseProfileName: oci://…`) is kept with that
+//!   base folded in, from the copy the operator fetched and validated into
+//!   `status.resolvedBase` (the status is read for this alone and let go): it costs what the
+//!   same rules written inline would, and the node never contacts a registry. Until the
+//!   operator has fetched the reference the spec names, it is kept as invalid ("waiting"), so
+//!   whatever file is on disk stays as it is.
 
-use crds::{SeccompProfile, SeccompProfileSpec};
+use crds::{ResolvedBase, SeccompProfile, SeccompProfileSpec};
 use kube::core::ObjectMeta;
 use seccomp_filter::Libseccomp;
 use seccomp_profile::ProfileSpec;
@@ -78,6 +84,8 @@ pub struct StoredProfile {
     pub spec: PackedSpec,
     /// Why the profile is invalid (bounded), when it is.
     pub invalid: Option<String>,
+    /// The digest of the registry artifact folded in as its base, when one is.
+    pub base_digest: Option<String>,
 }
 
 /// The part of a SeccompProfile that is read.
@@ -85,16 +93,35 @@ pub struct StoredProfile {
 struct Wire {
     metadata: ObjectMeta,
     spec: SeccompProfileSpec,
+    #[serde(default)]
+    status: Option<WireStatus>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireStatus {
+    #[serde(default)]
+    resolved_base: Option<ResolvedBase>,
 }
 
 impl From<Wire> for StoredProfile {
     fn from(w: Wire) -> Self {
-        compact(w.metadata, w.spec.profile)
+        let resolved = w.status.and_then(|s| s.resolved_base);
+        compact_with_base(w.metadata, w.spec.profile, resolved)
     }
 }
 
 /// Compact a profile (see the module documentation).
-pub fn compact(metadata: ObjectMeta, mut spec: ProfileSpec) -> StoredProfile {
+pub fn compact(metadata: ObjectMeta, spec: ProfileSpec) -> StoredProfile {
+    compact_with_base(metadata, spec, None)
+}
+
+/// Compact a profile, folding in `resolved` when it is the registry base the spec names.
+pub fn compact_with_base(
+    metadata: ObjectMeta,
+    mut spec: ProfileSpec,
+    resolved: Option<ResolvedBase>,
+) -> StoredProfile {
     let metadata = ObjectMeta {
         name: metadata.name,
         namespace: metadata.namespace,
@@ -103,6 +130,22 @@ pub fn compact(metadata: ObjectMeta, mut spec: ProfileSpec) -> StoredProfile {
         generation: metadata.generation,
         ..Default::default()
     };
+    let (base_digest, waiting) = match crds::fold_registry_base(&mut spec, resolved.as_ref()) {
+        Ok(digest) => (digest, None),
+        Err(why) => (None, Some(why)),
+    };
+    if let Some(why) = waiting {
+        spec.document.syscalls = Vec::new();
+        return StoredProfile {
+            metadata,
+            spec: PackedSpec::pack(&spec),
+            invalid: Some(seccomp_profile::limits::truncate(
+                &why,
+                seccomp_profile::limits::MAX_MESSAGE_BYTES,
+            )),
+            base_digest: None,
+        };
+    }
     let invalid = match seccomp_profile::validate_spec(&spec, Some(&Libseccomp)) {
         Ok(()) => {
             for rule in &mut spec.document.syscalls {
@@ -122,6 +165,7 @@ pub fn compact(metadata: ObjectMeta, mut spec: ProfileSpec) -> StoredProfile {
         metadata,
         spec: PackedSpec::pack(&spec),
         invalid,
+        base_digest,
     }
 }
 
@@ -246,6 +290,52 @@ mod tests {
         // Deserialised again (a relist of the same object): the same verdict.
         let again: StoredProfile = serde_json::from_value(object(spec)).unwrap();
         assert_eq!(again.invalid, Some(why));
+    }
+
+    #[test]
+    fn a_registry_base_is_folded_in_from_the_status_or_the_profile_waits() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let reference = format!("oci://r.example/base@{digest}");
+        let spec = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": reference,
+            "syscalls": [{"names": ["write"], "action": "SCMP_ACT_ALLOW"}]});
+        let resolved = |r: &str| {
+            serde_json::json!({"reference": r, "digest": digest, "generation": 3,
+            "profile": {"defaultAction": "SCMP_ACT_KILL_PROCESS", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}})
+        };
+
+        let mut with = object(spec.clone());
+        with["status"]["resolvedBase"] = resolved(&reference);
+        let p: StoredProfile = serde_json::from_value(with).unwrap();
+        assert!(p.invalid.is_none(), "{:?}", p.invalid);
+        assert_eq!(p.base_digest.as_deref(), Some(digest.as_str()));
+        let folded = p.spec.unpack();
+        assert!(folded.base_profile_name.is_none() && !p.spec.has_base());
+        let names: Vec<&str> = folded
+            .document
+            .syscalls
+            .iter()
+            .flat_map(|r| r.names.iter().map(String::as_str))
+            .collect();
+        assert_eq!(names, ["read", "write"]);
+        // The child's own default action wins, as in any base chain.
+        assert_eq!(
+            folded.document.default_action,
+            seccomp_profile::Action::Errno
+        );
+
+        // Not fetched yet, or fetched for another reference: waiting, nothing installed.
+        let mut other = object(spec.clone());
+        other["status"]["resolvedBase"] = resolved("oci://r.example/old:v1");
+        for o in [object(spec), other] {
+            let p: StoredProfile = serde_json::from_value(o).unwrap();
+            let why = p.invalid.unwrap();
+            assert!(
+                why.starts_with("spec.baseProfileName: waiting for the operator to fetch"),
+                "{why}"
+            );
+            assert!(p.spec.unpack().document.syscalls.is_empty());
+            assert!(p.base_digest.is_none());
+        }
     }
 
     #[test]

@@ -100,6 +100,7 @@ fn ctx(
 ) -> Arc<profile_controller::Context> {
     Arc::new(profile_controller::Context {
         writes: crate::profile::writes::StatusWrites::new(Arc::new(Metrics::default())).0,
+        artifacts: crate::profile::artifacts::Artifacts::new(client.clone(), Default::default()).0,
         client,
         profiles: store_of(profiles),
         reports: Default::default(),
@@ -377,6 +378,99 @@ async fn base_chains_resolve_through_the_namespace_cache() {
             .clone();
         assert_eq!(valid["status"], "True");
         // Pending: no Event.
+    });
+    reconcile_and_write(p, c).await;
+    server.await.unwrap();
+}
+
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn condition(status: &Value, type_: &str) -> Value {
+    status["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_registry_base_from_a_registry_not_allowed_is_an_error_naming_the_field() {
+    let (client, mut h) = mock();
+    let p = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": format!("oci://169.254.169.254/x@{DIGEST}")}),
+        json!({}),
+    );
+    let c = ctx(client, std::slice::from_ref(&p), PodIndex::default());
+    let answered = serde_json::to_value(&p).unwrap();
+    let server = tokio::spawn(async move {
+        let status = expect(&mut h, "PATCH", "/seccompprofiles/web/status", answered).await;
+        assert_eq!(status["status"]["phase"], "Error");
+        let valid = condition(&status, "Valid");
+        assert_eq!(valid["reason"], "BaseProfileUnavailable");
+        let message = valid["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("spec.baseProfileName: registry `169.254.169.254` is not allowed"),
+            "{message}"
+        );
+        assert!(status["status"].get("resolvedBase").is_none());
+        expect(&mut h, "POST", "/events", event()).await;
+    });
+    reconcile_and_write(p, c).await;
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_registry_base_recorded_in_status_is_built_on_without_a_fetch() {
+    let (client, mut h) = mock();
+    let reference = format!("oci://registry.example:5443/team/base@{DIGEST}");
+    let base_doc = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]});
+    let mut p = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": reference, "syscalls": [{"names": ["write"], "action": "SCMP_ACT_ALLOW"}]}),
+        json!({}),
+    );
+    let resolved: crds::ResolvedBase = serde_json::from_value(json!({
+        "reference": reference, "digest": DIGEST, "generation": 1, "profile": base_doc}))
+    .unwrap();
+    p.status = Some(crds::SeccompProfileStatus {
+        resolved_base: Some(resolved.clone()),
+        ..Default::default()
+    });
+    let base_spec: seccomp_profile::ProfileSpec = serde_json::from_value(base_doc).unwrap();
+    let expected = seccomp_profile::resolve(
+        "web",
+        &p.spec,
+        &std::collections::BTreeMap::from([(reference.clone(), base_spec)]),
+    )
+    .unwrap()
+    .render(seccomp_profile::Arch::native())
+    .hash;
+    // Allowed, so that a fetch would be tried if the status were not read (the mock API
+    // server would then see no request, and the test time out).
+    let c = ctx(
+        client.clone(),
+        std::slice::from_ref(&p),
+        PodIndex::default(),
+    );
+    let c = Arc::new(profile_controller::Context {
+        artifacts: crate::profile::artifacts::Artifacts::new(
+            client,
+            crate::profile::artifacts::RegistryConfig {
+                allowed: vec!["registry.example:5443".into()],
+                ..Default::default()
+            },
+        )
+        .0,
+        ..Arc::try_unwrap(c).ok().unwrap()
+    });
+    let answered = serde_json::to_value(&p).unwrap();
+    let server = tokio::spawn(async move {
+        let status = expect(&mut h, "PATCH", "/seccompprofiles/web/status", answered).await;
+        assert_eq!(status["status"]["contentHash"], expected);
+        assert_eq!(condition(&status, "Valid")["status"], "True");
+        assert_eq!(status["status"]["resolvedBase"]["digest"], DIGEST);
+        assert_eq!(status["status"]["resolvedBase"]["reference"], reference);
     });
     reconcile_and_write(p, c).await;
     server.await.unwrap();

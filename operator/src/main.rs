@@ -112,6 +112,32 @@ struct Args {
     /// See `--complain-ready-after`.
     #[arg(long, env = "COMPLAIN_READY_CONTAINERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     complain_ready_containers: u32,
+    /// Registries `oci://` base profiles may come from (comma-separated `host[:port]` or
+    /// `host[:port]/repository-prefix`). Empty: none.
+    #[arg(
+        long,
+        env = "ALLOWED_REGISTRIES",
+        default_value = "",
+        value_delimiter = ','
+    )]
+    allowed_registries: Vec<String>,
+    /// Networks registry fetches must never reach besides loopback, link-local and the
+    /// cluster's service and pod ranges, which are always refused (comma-separated CIDRs).
+    #[arg(
+        long,
+        env = "REGISTRY_REFUSED_NETWORKS",
+        default_value = "",
+        value_delimiter = ','
+    )]
+    registry_refused_networks: Vec<String>,
+    /// A directory of PEM CA certificates (`*.crt`, `*.pem`) trusted for registries besides
+    /// the system's, mounted from a ConfigMap. Missing: none.
+    #[arg(
+        long,
+        env = "REGISTRY_CA_DIR",
+        default_value = "/etc/seccomp-operator/registry-ca"
+    )]
+    registry_ca_dir: std::path::PathBuf,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -233,6 +259,11 @@ async fn main() -> anyhow::Result<()> {
     // The statuses the leader computed and has not written yet: the webhooks and the
     // scheduling gate decide on them; the profile controller's writers write them.
     let (status_writes, admissible) = operator::profile::writes::StatusWrites::new(metrics.clone());
+    let registry = registry_config(
+        &args.allowed_registries,
+        &args.registry_refused_networks,
+        &args.registry_ca_dir,
+    )?;
     let state = WebhookState {
         view: Arc::new(operator::webhook::Caches {
             profiles: profiles.clone(),
@@ -245,6 +276,7 @@ async fn main() -> anyhow::Result<()> {
         shared: shared.clone(),
         metrics: metrics.clone(),
         policy: policy.clone(),
+        registries: Arc::new(registry.clone()),
         client: Some(client.clone()),
         agents: Arc::new((
             [&args.agent_service_account, &args.recorder_service_account]
@@ -332,6 +364,7 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     let profile_inputs = profile::controller::Inputs {
+        registry,
         profiles: profiles.clone(),
         events: caches.profile_events.controller,
         changes: caches.profile_events.changes,
@@ -429,4 +462,60 @@ async fn main() -> anyhow::Result<()> {
     leadership.release().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), webhook).await;
     Ok(())
+}
+
+/// What the operator is told about registries, checked: an entry that is not a registry or a
+/// network stops the operator with the entry named.
+fn registry_config(
+    allowed: &[String],
+    refused: &[String],
+    ca_dir: &std::path::Path,
+) -> anyhow::Result<operator::profile::artifacts::RegistryConfig> {
+    let allowed: Vec<String> = allowed
+        .iter()
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .collect();
+    for a in &allowed {
+        let probe = if a.contains('/') {
+            format!("{a}:probe")
+        } else {
+            format!("{a}/probe:probe")
+        };
+        seccomp_profile::OciReference::parse(&probe)
+            .map_err(|why| anyhow::anyhow!("ALLOWED_REGISTRIES: `{a}` is not a registry: {why}"))?;
+    }
+    let refused = refused
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            n.parse()
+                .map_err(|_| anyhow::anyhow!("REGISTRY_REFUSED_NETWORKS: `{n}` is not a CIDR"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut ca_pem = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(ca_dir) {
+        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || !(name.ends_with(".crt") || name.ends_with(".pem")) {
+                continue;
+            }
+            let pem = std::fs::read(&path)
+                .map_err(|e| anyhow::anyhow!("reading registry CA {}: {e}", path.display()))?;
+            ca_pem.push(pem);
+        }
+    }
+    tracing::info!(
+        allowed = %allowed.join(","),
+        cas = ca_pem.len(),
+        "registries for oci:// bases"
+    );
+    Ok(operator::profile::artifacts::RegistryConfig {
+        allowed,
+        refused,
+        ca_pem,
+    })
 }

@@ -13,6 +13,7 @@ pub mod documents;
 pub mod error;
 pub mod limits;
 pub mod merge;
+pub mod oci;
 pub mod parse;
 pub mod policy;
 #[cfg(feature = "cli")]
@@ -31,6 +32,7 @@ pub use document::{
 pub use documents::{from_value, split_documents, Item};
 pub use error::{FieldError, MergeError, ProfileError, ResolveError};
 pub use merge::{diff, merge, ProfileDiff};
+pub use oci::{OciReference, OCI_PREFIX};
 pub use parse::{parse_profile, parse_value, EvalContext, ParsedProfile, SourceFormat};
 pub use policy::Policy;
 #[cfg(feature = "cli")]

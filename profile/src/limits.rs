@@ -29,8 +29,12 @@ pub const MAX_FLAGS: usize = 8;
 pub const MAX_LISTENER_PATH_LEN: usize = 107;
 /// Characters of `listenerMetadata`.
 pub const MAX_LISTENER_METADATA_LEN: usize = 4096;
-/// Characters of `baseProfileName` (`builtin:` and an object name).
-pub const MAX_BASE_NAME_LEN: usize = 261;
+/// Characters of `baseProfileName`: `builtin:` and an object name (261), or an `oci://`
+/// reference (a registry, a repository of up to 255 characters, a tag and a digest).
+pub const MAX_BASE_NAME_LEN: usize = 1024;
+/// Bytes of a profile artifact's layer (KEP-6061's limit): what the operator and `seccompctl`
+/// fetch from a registry at most.
+pub const MAX_ARTIFACT_BYTES: usize = 1 << 20;
 /// Characters of a Kubernetes object or label value a spec names (container names, images).
 pub const MAX_REF_LEN: usize = 253;
 /// Container names a recording or binding lists.

@@ -14,8 +14,10 @@ pub struct ProfileSpec {
     /// The filter, as the OCI runtime-spec `linux.seccomp` section.
     #[serde(flatten)]
     pub document: SeccompDocument,
-    /// A profile to build on: another SeccompProfile in this namespace, or a built-in base
-    /// (`builtin:runc`). The result is the base's syscalls plus this profile's; this profile's
+    /// A profile to build on: another SeccompProfile in this namespace, a built-in base
+    /// (`builtin:runc`), or a profile artifact in a registry
+    /// (`oci://REGISTRY/REPOSITORY@sha256:DIGEST`, or `:TAG`, resolved to a digest once), which
+    /// the operator fetches (see the "Profiles in a registry" guide). The result is the base's syscalls plus this profile's; this profile's
     /// own fields win.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = crate::limits::MAX_BASE_NAME_LEN))]

@@ -57,6 +57,10 @@ pub fn validate_spec_at(
                     ),
                 ));
             }
+        } else if base.starts_with(super::oci::OCI_PREFIX) {
+            if let Err(reason) = super::oci::OciReference::parse(base) {
+                errors.push(FieldError::new(&base_field, reason));
+            }
         } else if let Err(reason) = check_object_name(base) {
             errors.push(FieldError::new(&base_field, reason));
         }

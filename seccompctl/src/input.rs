@@ -113,18 +113,12 @@ pub fn read_text(path: &Path) -> anyhow::Result<String> {
 pub fn read_input(arg: &Path) -> anyhow::Result<Input> {
     let (path, select) = split_selector(arg);
     let text = read_text(&path)?;
-    let shown = path.display().to_string();
-    let all = split_documents(&text).map_err(|e| anyhow!("{shown}: {e}"))?;
     let stem = (path.as_os_str() != STDIN)
         .then(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .flatten();
-    let input = Input {
-        shown,
-        stem,
-        all,
-        select,
-        bases: Default::default(),
-    };
+    let mut input = from_text(path.display().to_string(), &text)?;
+    input.stem = stem;
+    input.select = select;
     if let Some(name) = &input.select {
         if input.chosen().next().is_none() {
             bail!(
@@ -135,6 +129,19 @@ pub fn read_input(arg: &Path) -> anyhow::Result<Input> {
         }
     }
     Ok(input)
+}
+
+/// Split `text` that came from somewhere other than a file (a pulled artifact), which messages
+/// call `shown`.
+pub fn from_text(shown: String, text: &str) -> anyhow::Result<Input> {
+    let all = split_documents(text).map_err(|e| anyhow!("{shown}: {e}"))?;
+    Ok(Input {
+        shown,
+        stem: None,
+        all,
+        select: None,
+        bases: Default::default(),
+    })
 }
 
 /// The labels of `items`, bounded.

@@ -1,11 +1,11 @@
 //! `seccompctl`: record, enforce, validate, convert, merge and diff seccomp profiles on the
-//! local machine, with no cluster. This file parses the command line and dispatches; each
-//! subcommand is a module of [`commands`].
+//! local machine, with no cluster, and push and pull them as OCI artifacts. This file parses
+//! the command line and dispatches; each subcommand is a module of [`commands`].
 
 mod commands;
 
 use clap::{Parser, Subcommand};
-use commands::{compare, convert, diff, install, merge, record, run, validate};
+use commands::{compare, convert, diff, install, merge, pull, push, record, run, validate};
 use std::process::ExitCode;
 
 /// Record seccomp profiles from real programs and containers, and enforce them.
@@ -57,6 +57,22 @@ enum Cmd {
     Compare(compare::Args),
     /// What differs between two profiles (exit 0 if equivalent, 1 if not).
     Diff(diff::Args),
+    /// Push a profile to an OCI registry as a KEP-6061 profile artifact, and print its digest.
+    ///
+    /// The profile (any format `convert` reads; one profile, with no base or a `builtin:` one)
+    /// is validated as `validate` does and pushed as the plain OCI linux.seccomp JSON a node
+    /// installs. The same profile always pushes to the same digest, printed alone on stdout;
+    /// stderr names the pinned reference (oci://REGISTRY/REPOSITORY@sha256:…) for
+    /// spec.baseProfileName. Exit 1 if the profile is invalid (nothing is pushed).
+    Push(push::Args),
+    /// Pull a profile artifact from an OCI registry, check it and write its profile.
+    ///
+    /// The manifest must be a KEP-6061 seccomp profile artifact, its digest the one REF pins
+    /// (if it pins one), its one layer at most 1 MiB and of the digest the manifest names; the
+    /// profile must validate as `validate` checks it. The profile's bytes, exactly as pulled,
+    /// go to -o FILE (atomically; the digest to stdout) or to stdout (the digest to stderr).
+    /// Exit 1 if the profile is invalid (nothing is written).
+    Pull(pull::Args),
 }
 
 fn main() -> ExitCode {
@@ -80,5 +96,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Install(args) => install::run(args),
         Cmd::Compare(args) => compare::run(args),
         Cmd::Diff(args) => diff::run(args),
+        Cmd::Push(args) => push::run(args),
+        Cmd::Pull(args) => pull::run(args),
     }
 }

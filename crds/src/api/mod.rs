@@ -12,8 +12,8 @@ pub use nodestatus::{
     SeccompNodeStatusStatus,
 };
 pub use profile::{
-    DeniedSyscall, NodeCounts, ProfilePhase, SeccompProfile, SeccompProfileSpec,
-    SeccompProfileStatus, MAX_STATUS_DENIALS,
+    fold_registry_base, DeniedSyscall, NodeCounts, ProfilePhase, ResolvedBase, SeccompProfile,
+    SeccompProfileSpec, SeccompProfileStatus, MAX_STATUS_DENIALS,
 };
 pub use recording::{
     container_instances, recorded_profile_name, runtime_id, ContainerInstance, MergeStrategy,

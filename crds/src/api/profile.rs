@@ -31,6 +31,20 @@ pub struct SeccompProfileSpec {
     /// [`ProfileSpec`]; its fields appear directly in `spec`).
     #[serde(flatten)]
     pub profile: ProfileSpec,
+    /// For an `oci://` base in a private registry: a `kubernetes.io/dockerconfigjson` Secret
+    /// in this profile's namespace holding the registry's credentials. The operator reads it
+    /// only where the namespace lets it (a Role and RoleBinding: see the "Profiles in a
+    /// registry" guide); a Secret in any other namespace is never used.
+    #[serde(
+        default,
+        rename = "pullSecretName",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub pull_secret_name: Option<String>,
 }
 
 /// What the API server itself checks in a profile beyond the field formats
@@ -70,7 +84,10 @@ fn api_server_rules(schema: &mut schemars::Schema) {
 
 impl From<ProfileSpec> for SeccompProfileSpec {
     fn from(profile: ProfileSpec) -> Self {
-        SeccompProfileSpec { profile }
+        SeccompProfileSpec {
+            profile,
+            pull_secret_name: None,
+        }
     }
 }
 
@@ -168,6 +185,58 @@ pub struct SeccompProfileStatus {
     /// example with `kubectl rollout restart`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods_on_older_version: Option<u32>,
+    /// The registry artifact an `oci://` base resolved to, as the operator fetched and
+    /// validated it: the node agents build the profile from this (nodes never contact a
+    /// registry). A tag is resolved once and followed again only when the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_base: Option<ResolvedBase>,
+}
+
+/// Fold a registry base into `spec`: when `spec` builds on an `oci://` reference and
+/// `resolved` is the operator's fetch of exactly that reference, `spec` becomes the profile
+/// with the base's rules under its own (as any base chain resolves) and no base; Ok(digest).
+/// Ok(None) when `spec` has no registry base. Err(why) while the operator has not fetched the
+/// reference the spec names: the profile cannot be built yet. Every reader of a profile built
+/// on a registry artifact (the node agents' install loop and their denial classification)
+/// goes through here; none contacts a registry.
+pub fn fold_registry_base(
+    spec: &mut ProfileSpec,
+    resolved: Option<&ResolvedBase>,
+) -> Result<Option<String>, String> {
+    let Some(base) = spec
+        .base_profile_name
+        .as_deref()
+        .filter(|b| b.starts_with(seccomp_profile::OCI_PREFIX))
+    else {
+        return Ok(None);
+    };
+    match resolved.filter(|r| r.reference == base) {
+        Some(r) => {
+            spec.document = seccomp_profile::resolve::inherit(&spec.document, r.profile.clone());
+            spec.base_profile_name = None;
+            Ok(Some(r.digest.clone()))
+        }
+        None => Err(format!(
+            "spec.baseProfileName: waiting for the operator to fetch `{base}` (see the profile's status)"
+        )),
+    }
+}
+
+/// An `oci://` base as fetched (`status.resolvedBase`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedBase {
+    /// `spec.baseProfileName` as it was when fetched.
+    #[schemars(length(max = seccomp_profile::limits::MAX_BASE_NAME_LEN))]
+    pub reference: String,
+    /// The manifest's digest (`sha256:…`): the reference pinned.
+    #[schemars(length(max = 71))]
+    pub digest: String,
+    /// The `metadata.generation` it was resolved for: a tag is followed again only for a
+    /// later one.
+    pub generation: i64,
+    /// The artifact's profile, validated.
+    pub profile: seccomp_profile::SeccompDocument,
 }
 
 impl SeccompProfileStatus {

@@ -141,7 +141,13 @@ async fn get(
     name: &str,
 ) -> Result<Result<Option<ProfileSpec>, String>, kube::Error> {
     match api.get_opt(name).await {
-        Ok(found) => Ok(Ok(found.map(|sp| sp.spec.profile))),
+        // A registry base comes folded in, from the operator's fetch in its status.
+        Ok(Some(sp)) => {
+            let mut spec = sp.spec.profile;
+            let resolved = sp.status.and_then(|s| s.resolved_base);
+            Ok(crds::fold_registry_base(&mut spec, resolved.as_ref()).map(|_| Some(spec)))
+        }
+        Ok(None) => Ok(Ok(None)),
         Err(kube::Error::SerdeError(e)) => Ok(Err(e.to_string())),
         Err(e) => Err(e),
     }

@@ -50,6 +50,10 @@ pub struct Profile {
     resource_version: Option<u64>,
     spec: PackedSpec,
     invalid: Option<Box<str>>,
+    /// For a profile with a registry base folded in: its uid and the artifact's digest, what
+    /// identifies its version with the generation (the operator's fetch changes the file
+    /// without a new generation).
+    folded_uid: Option<Box<str>>,
 }
 
 impl Profile {
@@ -95,7 +99,11 @@ impl Profile {
             namespace: self.namespace(),
             name: self.name(),
             spec: SpecRef::Packed(&self.spec),
-            version: self.uid().zip(self.generation),
+            version: self
+                .folded_uid
+                .as_deref()
+                .or(self.uid())
+                .zip(self.generation),
         }
     }
 
@@ -441,9 +449,13 @@ impl Writer {
         Some(Arc::new(Profile {
             namespace: shared.unwrap_or_else(|| namespace.into()),
             name: name.into_boxed_str(),
-            uid: meta.uid.map(String::into_boxed_str),
             generation: meta.generation,
             resource_version,
+            folded_uid: p
+                .base_digest
+                .zip(meta.uid.as_deref())
+                .map(|(digest, uid)| format!("{uid}@{digest}").into_boxed_str()),
+            uid: meta.uid.map(String::into_boxed_str),
             spec: p.spec,
             invalid: p.invalid.map(String::into_boxed_str),
         }))
@@ -594,6 +606,39 @@ mod tests {
         w.apply(Event::InitApply(wire("a", "p", "u", "x1")));
         w.apply(Event::InitDone);
         assert!(!Arc::ptr_eq(&store.get("a", "p").unwrap(), &before));
+    }
+
+    #[test]
+    fn a_registry_base_arriving_in_status_is_a_change_and_a_new_version() {
+        let (store, mut w) = store();
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let reference = format!("oci://r.example/base@{digest}");
+        let with = |rv: &str, status: serde_json::Value| -> StoredProfile {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+                "metadata": {"name": "p", "namespace": "a", "uid": "u",
+                    "resourceVersion": rv, "generation": 1},
+                "spec": {"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": reference},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        w.apply(Event::Init);
+        w.apply(Event::InitApply(with("5", serde_json::json!({}))));
+        w.apply(Event::InitDone);
+        let waiting = store.get("a", "p").unwrap();
+        assert!(waiting.invalid().is_some());
+        assert_eq!(waiting.input().version, Some(("u", 1)));
+        // The operator's status write brings the base at the same generation: a change, with
+        // a version of its own, so that nothing rendered while waiting is reused.
+        let resolved = serde_json::json!({"resolvedBase": {"reference": reference, "digest": digest,
+            "generation": 1, "profile": {"defaultAction": "SCMP_ACT_ERRNO"}}});
+        assert!(w.apply(Event::Apply(with("6", resolved))));
+        let folded = store.get("a", "p").unwrap();
+        assert!(folded.invalid().is_none());
+        let key = format!("u@{digest}");
+        assert_eq!(folded.input().version, Some((key.as_str(), 1)));
+        assert_eq!(folded.object_ref().uid.as_deref(), Some("u"));
     }
 
     #[test]

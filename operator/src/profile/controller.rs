@@ -4,6 +4,7 @@
 use crate::nodes::reports::{NodeReport, NodeReports, SpecVersions, Touched};
 use crate::pods::index::PodIndex;
 use crate::pods::references::ProfileId;
+use crate::profile::artifacts::Base;
 use crate::profile::status::{compute_with_recheck, with_transition_times, Observed};
 use crate::runtime::metrics::Metrics;
 use crate::{Error, Result};
@@ -63,6 +64,8 @@ pub struct Context {
     pub readiness: crate::profile::complain::Readiness,
     /// The statuses computed and not yet written.
     pub writes: Arc<crate::profile::writes::StatusWrites>,
+    /// Registry bases (`oci://`), fetched by the operator.
+    pub artifacts: Arc<crate::profile::artifacts::Artifacts>,
 }
 
 fn profile_id(p: &SeccompProfile) -> ProfileId {
@@ -98,14 +101,35 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
                 v.forget(&profile_id(&p));
             }
             ctx.writes.forget(&profile_id(&p));
+            ctx.artifacts.forget(&profile_id(&p));
             ctx.metrics
                 .reconciled("SeccompProfile", started.elapsed(), true);
             return Ok(Action::await_change());
         }
     }
 
+    // A registry base: fetched by the operator, or recorded in status
+    // ([`crate::profile::artifacts`]).
+    let registry_base = ctx.artifacts.base_for(&p);
+    let own_base = match &registry_base {
+        Base::Ready(r) => Some(r),
+        _ => None,
+    };
     // Bases are looked up in the cache as the chain is followed: nothing is copied.
     let lookup = |base: &str| {
+        if base.starts_with(seccomp_profile::OCI_PREFIX) {
+            let document = own_base
+                .filter(|r| r.reference == base)
+                .map(|r| r.profile.clone())
+                .or_else(|| ctx.artifacts.document(&ns, base))?;
+            return Some(seccomp_profile::ProfileSpec {
+                document,
+                base_profile_name: None,
+                disabled: false,
+                report_denials: None,
+                mode: Default::default(),
+            });
+        }
         ctx.profiles
             .get(&ObjectRef::new(base).within(&ns))
             .map(|o| o.spec.profile.clone())
@@ -148,6 +172,8 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
             versions,
         })
     };
+    let (computed, registry_recheck) =
+        with_registry_base(computed, &registry_base, p.status.as_ref());
     // Written by the status writers, coalesced; admission reads it at once.
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let in_progress = matches!(
@@ -164,6 +190,7 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
         .map(|left| left + Duration::from_secs(1))
         .unwrap_or(Duration::from_secs(300))
         .min(recheck.map_or(Duration::MAX, |d| d + Duration::from_secs(1)))
+        .min(registry_recheck.unwrap_or(Duration::MAX))
         // Node reports wake a profile only when they may change its phase: its progress
         // (`Installing n/m`) is recounted by time.
         .min(if in_progress {
@@ -172,6 +199,63 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
             Duration::from_secs(300)
         });
     Ok(Action::requeue(next))
+}
+
+/// `status` with what is known of the profile's registry base: the resolved base recorded
+/// (the agents build the profile from it), or, while it is fetched or after a failed fetch,
+/// the reason in place of the resolver's "does not exist" (the last resolved base is kept, so
+/// nodes keep their files); and when to look again.
+fn with_registry_base(
+    mut status: crds::SeccompProfileStatus,
+    base: &Base,
+    old: Option<&crds::SeccompProfileStatus>,
+) -> (crds::SeccompProfileStatus, Option<Duration>) {
+    let (phase, valid, reason, message, recheck) = match base {
+        Base::None => return (status, None),
+        Base::Ready(r) => {
+            status.resolved_base = Some(r.clone());
+            return (status, None);
+        }
+        Base::Fetching => (
+            crds::ProfilePhase::Pending,
+            "Unknown",
+            "BaseProfileFetching",
+            "fetching spec.baseProfileName from the registry".to_owned(),
+            Duration::from_secs(60),
+        ),
+        Base::Failed { why, retry_in } => (
+            crds::ProfilePhase::Error,
+            "False",
+            "BaseProfileUnavailable",
+            why.clone(),
+            *retry_in + Duration::from_secs(1),
+        ),
+    };
+    status.resolved_base = old.and_then(|o| o.resolved_base.clone());
+    // Only the resolver's complaint is replaced: an invalid spec says so first.
+    let unresolved = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Valid" && c.reason == "BaseProfileUnresolved");
+    if unresolved {
+        for c in &mut status.conditions {
+            if c.type_ == "Valid" {
+                c.status = valid.to_owned();
+                c.reason = reason.to_owned();
+                c.message = seccomp_profile::limits::truncate(
+                    &message,
+                    seccomp_profile::limits::MAX_MESSAGE_BYTES,
+                );
+            } else if c.type_ == "Ready" {
+                c.message = seccomp_profile::limits::truncate(
+                    &message,
+                    seccomp_profile::limits::MAX_MESSAGE_BYTES,
+                );
+            }
+        }
+        status.phase = Some(phase);
+    }
+    (status, Some(recheck))
 }
 
 /// The version at which `p`'s spec or a base's last changed (see [`SpecVersions`]), recorded
@@ -361,6 +445,8 @@ pub struct Inputs {
     pub reports: Arc<RwLock<NodeReports>>,
     /// The statuses computed and not yet written (admission reads them too); written here.
     pub writes: Arc<crate::profile::writes::StatusWrites>,
+    /// Which registries `oci://` bases may come from, and how to reach them.
+    pub registry: crate::profile::artifacts::RegistryConfig,
 }
 
 /// Run the controller until the stream ends.
@@ -384,6 +470,7 @@ pub async fn run(client: Client, inputs: Inputs) {
         watchdog,
         reports,
         writes,
+        registry,
     } = inputs;
     tokio::spawn(
         writes
@@ -416,7 +503,9 @@ pub async fn run(client: Client, inputs: Inputs) {
         crate::profile::denials::DenialIndex::would_deny(),
     ));
     let would_deny_changes = crate::profile::denials::follow(would_deny_events, would_deny.clone());
+    let (artifacts, fetched) = crate::profile::artifacts::Artifacts::new(client.clone(), registry);
     let ctx = Arc::new(Context {
+        artifacts,
         denials,
         would_deny,
         readiness,
@@ -442,6 +531,9 @@ pub async fn run(client: Client, inputs: Inputs) {
         .reconcile_on(crate::runtime::watchdog::ticks())
         .watches_stream(report_events, triggers)
         .reconcile_on(crate::profile::dependents::follow(changes))
+        .reconcile_on(futures::stream::unfold(fetched, |mut rx| async move {
+            rx.recv().await.map(|r| (r, rx))
+        }))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|r| {

@@ -2,6 +2,7 @@
 //! reports and the writes that carry it, the `RuntimeDefault` base, and the denials reported
 //! against a profile.
 
+pub mod artifacts;
 pub mod complain;
 pub mod controller;
 pub mod denials;

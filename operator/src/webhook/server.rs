@@ -29,6 +29,8 @@ pub struct WebhookState {
     pub metrics: Arc<Metrics>,
     /// What tenants' profiles may use.
     pub policy: Arc<seccomp_profile::Policy>,
+    /// Which registries `oci://` bases may come from.
+    pub registries: Arc<crate::profile::artifacts::RegistryConfig>,
     /// The node agents' ServiceAccount user names (installer, recorder) and the namespace
     /// their pods run in.
     pub agents: Arc<(Vec<String>, String)>,
@@ -234,7 +236,9 @@ pub fn webhook_router(state: WebhookState) -> Router {
         .route(
             "/validate-profile",
             post(|State(s): State<WebhookState>, body: Bytes| async move {
-                answer("profile", &s, &body, |r| webhook::profile(r, &s.policy))
+                answer("profile", &s, &body, |r| {
+                    webhook::profile(r, &s.policy, &s.registries)
+                })
             }),
         )
         .with_state(state)

@@ -14,7 +14,10 @@ pub mod convert;
 pub mod diff;
 pub mod install;
 pub mod merge;
+pub mod pull;
+pub mod push;
 pub mod record;
+pub mod remote;
 pub mod run;
 pub mod validate;
 

@@ -2,12 +2,59 @@
 
 use super::*;
 
+/// The webhook with no registry allowed.
+fn profile(
+    req: &kube::core::admission::AdmissionRequest<kube::core::DynamicObject>,
+    policy: &Policy,
+) -> kube::core::admission::AdmissionResponse {
+    crate::webhook::profile(req, policy, &Default::default())
+}
+
+#[test]
+fn registry_bases_come_only_from_listed_registries() {
+    let policy = Policy::default();
+    let digest = format!("sha256:{}", "c".repeat(64));
+    let spec = |base: &str| json!({"defaultAction": "SCMP_ACT_ALLOW", "baseProfileName": base});
+    let listed = crate::profile::artifacts::RegistryConfig {
+        allowed: vec!["r.example:5443".into()],
+        ..Default::default()
+    };
+    let ok = format!("oci://r.example:5443/team/base@{digest}");
+    let r = crate::webhook::profile(
+        &req(&profile_review("CREATE", spec(&ok), None)),
+        &policy,
+        &listed,
+    );
+    assert!(r.allowed, "{}", r.result.message);
+    let other = format!("oci://169.254.169.254/latest@{digest}");
+    let r = crate::webhook::profile(
+        &req(&profile_review("CREATE", spec(&other), None)),
+        &policy,
+        &listed,
+    );
+    assert!(!r.allowed);
+    assert!(
+        r.result.message.contains(
+            "spec.baseProfileName: registry `169.254.169.254/latest` is not in the allowed list"
+        ),
+        "{}",
+        r.result.message
+    );
+    // Nothing listed: every registry base is refused.
+    let r = profile(&req(&profile_review("CREATE", spec(&ok), None)), &policy);
+    assert!(
+        !r.allowed && r.result.message.contains("no registry is"),
+        "{}",
+        r.result.message
+    );
+}
+
 #[test]
 fn profiles_are_held_to_the_policy_and_the_sizes() {
     let policy = Policy::default();
     let listener = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/containerd/containerd.sock",
                           "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
-    let r = crate::webhook::profile(
+    let r = profile(
         &req(&profile_review("CREATE", listener.clone(), None)),
         &policy,
     );
@@ -28,7 +75,7 @@ fn profiles_are_held_to_the_policy_and_the_sizes() {
         ..Policy::default()
     };
     assert!(
-        crate::webhook::profile(
+        profile(
             &req(&profile_review("CREATE", listener.clone(), None)),
             &open
         )
@@ -37,7 +84,7 @@ fn profiles_are_held_to_the_policy_and_the_sizes() {
 
     let spec_allow =
         json!({"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]});
-    let r = crate::webhook::profile(
+    let r = profile(
         &req(&profile_review(
             "UPDATE",
             spec_allow,
@@ -59,7 +106,7 @@ fn profiles_are_held_to_the_policy_and_the_sizes() {
         .chunks(1000)
         .map(|c| json!({"names": c, "action": "SCMP_ACT_ALLOW"}))
         .collect();
-    let r = crate::webhook::profile(
+    let r = profile(
         &req(&profile_review(
             "CREATE",
             json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": many}),
@@ -74,7 +121,7 @@ fn profiles_are_held_to_the_policy_and_the_sizes() {
     );
 
     // What was stored before the policy can still be released (finalizers, labels) and deleted.
-    let r = crate::webhook::profile(
+    let r = profile(
         &req(&profile_review(
             "UPDATE",
             listener.clone(),
@@ -83,12 +130,10 @@ fn profiles_are_held_to_the_policy_and_the_sizes() {
         &policy,
     );
     assert!(r.allowed);
-    assert!(
-        crate::webhook::profile(&req(&profile_review("DELETE", listener, None)), &policy).allowed
-    );
+    assert!(profile(&req(&profile_review("DELETE", listener, None)), &policy).allowed);
     // Ordinary profiles pass; unknown syscall names are the status's business, not admission's.
     let typo = json!({"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_LOG"], "syscalls": [{"names": ["raed"], "action": "SCMP_ACT_ALLOW"}]});
-    assert!(crate::webhook::profile(&req(&profile_review("CREATE", typo, None)), &policy).allowed);
+    assert!(profile(&req(&profile_review("CREATE", typo, None)), &policy).allowed);
     // Unreadable objects are refused, with a bounded message.
     let junk = review_of(
         ("seccomp-operator.dev", "SeccompProfile"),
@@ -98,7 +143,7 @@ fn profiles_are_held_to_the_policy_and_the_sizes() {
         json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile", "metadata": {"name": "p"}, "spec": {"defaultAction": "x".repeat(100_000)}}),
         Value::Null,
     );
-    let r = crate::webhook::profile(&req(&junk), &policy);
+    let r = profile(&req(&junk), &policy);
     assert!(
         !r.allowed && r.result.message.len() <= seccomp_profile::limits::MAX_MESSAGE_BYTES,
         "{}",

@@ -130,37 +130,48 @@ pub fn compact_with_base(
         generation: metadata.generation,
         ..Default::default()
     };
-    let (base_digest, waiting) = match crds::fold_registry_base(&mut spec, resolved.as_ref()) {
-        Ok(digest) => (digest, None),
-        Err(why) => (None, Some(why)),
+    // Validated as the operator validates: the profile as written, then its registry base on
+    // its own (as a named base is), then folded. Limits hold for each, not for the sum.
+    let summary = |errs: Vec<seccomp_profile::FieldError>| {
+        seccomp_profile::limits::summarize(errs.iter().map(ToString::to_string))
     };
-    if let Some(why) = waiting {
-        spec.document.syscalls = Vec::new();
-        return StoredProfile {
-            metadata,
-            spec: PackedSpec::pack(&spec),
-            invalid: Some(seccomp_profile::limits::truncate(
-                &why,
-                seccomp_profile::limits::MAX_MESSAGE_BYTES,
-            )),
-            base_digest: None,
+    let mut base_digest = None;
+    let mut invalid = seccomp_profile::validate_spec(&spec, Some(&Libseccomp))
+        .err()
+        .map(summary);
+    if invalid.is_none() {
+        let base_errors = resolved
+            .as_ref()
+            .filter(|r| spec.base_profile_name.as_deref() == Some(r.reference.as_str()))
+            .map(|r| seccomp_profile::validate_document(&r.profile, "", Some(&Libseccomp)))
+            .unwrap_or_default();
+        invalid = if base_errors.is_empty() {
+            match crds::fold_registry_base(&mut spec, resolved.as_ref()) {
+                Ok(digest) => {
+                    base_digest = digest;
+                    None
+                }
+                Err(waiting) => Some(waiting),
+            }
+        } else {
+            Some(format!(
+                "spec.baseProfileName: the registry base is invalid: {}",
+                summary(base_errors)
+            ))
         };
     }
-    let invalid = match seccomp_profile::validate_spec(&spec, Some(&Libseccomp)) {
-        Ok(()) => {
+    match &invalid {
+        None => {
             for rule in &mut spec.document.syscalls {
                 rule.names.sort_unstable();
                 rule.names.dedup();
             }
-            None
         }
-        Err(errs) => {
-            spec.document.syscalls = Vec::new();
-            Some(seccomp_profile::limits::summarize(
-                errs.iter().map(ToString::to_string),
-            ))
-        }
-    };
+        Some(_) => spec.document.syscalls = Vec::new(),
+    }
+    let invalid = invalid.map(|why| {
+        seccomp_profile::limits::truncate(&why, seccomp_profile::limits::MAX_MESSAGE_BYTES)
+    });
     StoredProfile {
         metadata,
         spec: PackedSpec::pack(&spec),

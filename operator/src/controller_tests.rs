@@ -476,6 +476,55 @@ async fn a_registry_base_recorded_in_status_is_built_on_without_a_fetch() {
     server.await.unwrap();
 }
 
+#[tokio::test]
+async fn a_profile_built_on_one_with_a_registry_base_reads_that_bases_own_fetch() {
+    // web → mid → oci://…: mid's status holds its fetched base; web is computed as the node
+    // agents render it (mid with that base folded in), whatever else was fetched elsewhere.
+    let (client, mut h) = mock();
+    let reference = format!("oci://registry.example:5443/team/base@{DIGEST}");
+    let base_doc = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]});
+    let mut mid = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": reference, "syscalls": [{"names": ["close"], "action": "SCMP_ACT_ALLOW"}]}),
+        json!({"name": "mid", "uid": "u2"}),
+    );
+    mid.status = Some(crds::SeccompProfileStatus {
+        resolved_base: Some(
+            serde_json::from_value(json!({
+            "reference": reference, "digest": DIGEST, "generation": 1, "profile": base_doc}))
+            .unwrap(),
+        ),
+        ..Default::default()
+    });
+    let web = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": "mid", "syscalls": [{"names": ["write"], "action": "SCMP_ACT_ALLOW"}]}),
+        json!({}),
+    );
+    let mut folded = mid.spec.profile.clone();
+    crds::fold_registry_base(
+        &mut folded,
+        mid.status.as_ref().unwrap().resolved_base.as_ref(),
+    )
+    .unwrap();
+    let expected = seccomp_profile::resolve(
+        "web",
+        &web.spec,
+        &std::collections::BTreeMap::from([("mid".to_string(), folded)]),
+    )
+    .unwrap()
+    .render(seccomp_profile::Arch::native())
+    .hash;
+    let c = ctx(client, &[mid, web.clone()], PodIndex::default());
+    let answered = serde_json::to_value(&web).unwrap();
+    let server = tokio::spawn(async move {
+        let status = expect(&mut h, "PATCH", "/seccompprofiles/web/status", answered).await;
+        assert_eq!(condition(&status, "Valid")["status"], "True", "{status}");
+        assert_eq!(status["status"]["contentHash"], expected);
+        assert!(status["status"].get("resolvedBase").is_none());
+    });
+    reconcile_and_write(web, c).await;
+    server.await.unwrap();
+}
+
 fn recording(meta: Value) -> ProfileRecording {
     let mut m = json!({"name": "rec", "namespace": "shop", "resourceVersion": "3", "uid": "r1", "creationTimestamp": two_minutes_ago()});
     m.as_object_mut()

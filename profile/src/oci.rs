@@ -128,7 +128,7 @@ fn check_registry(registry: &str) -> Result<(), String> {
     if registry.len() > MAX_REGISTRY_LEN {
         return Err(format!(
             "the registry `{}…` is longer than {MAX_REGISTRY_LEN} characters",
-            &registry[..32]
+            registry.chars().take(32).collect::<String>()
         ));
     }
     let (host, port) = if let Some(v6) = registry.strip_prefix('[') {
@@ -160,6 +160,12 @@ fn check_registry(registry: &str) -> Result<(), String> {
         }
     }
     if let Some(host) = host {
+        // What registry clients take for a Docker Hub namespace is never a registry here.
+        if port.is_none() && !host.contains('.') && host != "localhost" {
+            return Err(format!(
+                "`{host}` is not a registry host: write its full name (with a dot) or a port; a reference never falls back to Docker Hub"
+            ));
+        }
         let label_ok = |l: &str| {
             !l.is_empty()
                 && l.len() <= 63
@@ -292,7 +298,8 @@ mod tests {
             ("oci://r.io/p@sha256:ABC", "digest `sha256:ABC` is invalid"),
             ("oci://r.io:0/p:v", "invalid port"),
             ("oci://r.io:99999/p:v", "invalid port"),
-            ("oci://bad_host/p:v", "not a host name"),
+            ("oci://bad_host.io/p:v", "not a host name"),
+            ("oci://registry/team/p:v", "not a registry host"),
             ("oci://[zz]/p:v", "not a valid IPv6"),
         ] {
             let e = OciReference::parse(text).unwrap_err();

@@ -321,12 +321,26 @@ impl Registry {
 }
 
 fn to_client_reference(r: &OciReference) -> Result<Reference, RegistryError> {
-    r.without_scheme()
+    let parsed: Reference = r
+        .without_scheme()
         .parse()
         .map_err(|e| RegistryError::Failed {
             reference: r.to_string(),
             reason: format!("not a registry reference: {e}"),
-        })
+        })?;
+    // The client reads some names as Docker Hub's: never fetch from anywhere but the
+    // registry and repository written.
+    if parsed.registry() != r.registry || parsed.repository() != r.repository {
+        return Err(RegistryError::Failed {
+            reference: r.to_string(),
+            reason: format!(
+                "the registry client reads it as {}/{}: write the registry's full host name",
+                parsed.registry(),
+                parsed.repository()
+            ),
+        });
+    }
+    Ok(parsed)
 }
 
 fn to_auth(c: &Credentials) -> RegistryAuth {

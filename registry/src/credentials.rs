@@ -84,7 +84,8 @@ pub fn from_docker_config(
     let file: ConfigFile =
         serde_json::from_slice(config).map_err(|e| CredentialsError::Format {
             source_name: source_name.to_owned(),
-            reason: e.to_string(),
+            // Where, not what: the text may hold a credential.
+            reason: format!("invalid at line {}, column {}", e.line(), e.column()),
         })?;
     let entry_error = |reason: &str| CredentialsError::Entry {
         source_name: source_name.to_owned(),

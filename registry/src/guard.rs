@@ -402,7 +402,7 @@ mod tests {
     fn local_address() -> Option<IpAddr> {
         // The address this machine would use to reach a public one (no packet is sent).
         let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-        s.connect("192.0.2.255:9").ok()?;
+        s.connect("203.0.113.1:9").ok()?;
         let ip = s.local_addr().ok()?.ip();
         (!ip.is_loopback()).then_some(ip)
     }

@@ -112,28 +112,51 @@ pub enum Base {
     },
 }
 
-/// One fetch's key: a profile, the reference, the Secret and the generation it is for.
-type Key = (ProfileId, String, Option<String>, i64);
+/// What a profile's fetch is for: the reference, the Secret and the generation.
+type Want = (String, Option<String>, i64);
 
 #[derive(Debug)]
 enum Entry {
-    Fetching,
+    /// Running (or queued for a permit); aborted when no longer wanted.
+    Fetching(tokio::task::AbortHandle),
     Done(Fetched),
     Failed {
         why: String,
-        failures: u32,
         at: Instant,
     },
 }
+
+/// One profile's fetch: what it is for, its state, and the failures in a row for this
+/// reference (kept across generations, so that edits do not reset the backoff).
+#[derive(Debug)]
+struct Slot {
+    want: Want,
+    entry: Entry,
+    failures: u32,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Entry::Fetching(handle) = &self.entry {
+            handle.abort();
+        }
+    }
+}
+
+/// Fetches running or queued for one namespace at most: one tenant cannot fill the queue.
+pub const MAX_FETCHES_PER_NAMESPACE: usize = 2;
+/// The cluster's networks are read again after this long.
+const NETWORKS_TTL: Duration = Duration::from_secs(60);
+/// Bytes of a fetched base's profile as JSON at most: it is carried in the profile's status
+/// (`status.resolvedBase`), which every node agent receives with each status write.
+pub const MAX_RESOLVED_BYTES: usize = 256 << 10;
 
 /// The registry bases of every profile (see the module documentation).
 pub struct Artifacts {
     client: Client,
     config: RegistryConfig,
-    entries: Mutex<HashMap<Key, Entry>>,
-    /// The last base fetched for each (namespace, reference): what a profile built on a
-    /// profile with a registry base reads.
-    by_reference: Mutex<HashMap<(String, String), SeccompDocument>>,
+    slots: Mutex<HashMap<ProfileId, Slot>>,
+    networks: tokio::sync::Mutex<Option<(Instant, Arc<EgressPolicy>)>>,
     fetches: Arc<Semaphore>,
     wake: mpsc::UnboundedSender<ObjectRef<SeccompProfile>>,
 }
@@ -151,45 +174,37 @@ impl Artifacts {
         let a = Artifacts {
             client,
             config,
-            entries: Mutex::default(),
-            by_reference: Mutex::default(),
+            slots: Mutex::default(),
+            networks: tokio::sync::Mutex::new(None),
             fetches: Arc::new(Semaphore::new(MAX_FETCHES)),
             wake,
         };
         (Arc::new(a), woken)
     }
 
-    /// The document of the registry base `reference` in `namespace`, when a profile there
-    /// has it (for profiles built on a profile with a registry base).
-    pub fn document(&self, namespace: &str, reference: &str) -> Option<SeccompDocument> {
-        self.by_reference
-            .lock()
-            .ok()?
-            .get(&(namespace.to_owned(), reference.to_owned()))
-            .cloned()
-    }
-
     /// What `p`'s registry base is; starts a fetch when one is needed.
     pub fn base_for(self: &Arc<Self>, p: &SeccompProfile) -> Base {
+        let id: ProfileId = (p.namespace().unwrap_or_default(), p.name_any());
         let Some(reference) = p
             .spec
             .base_profile_name
             .as_deref()
             .filter(|b| b.starts_with(OCI_PREFIX))
         else {
+            self.forget(&id);
             return Base::None;
         };
-        let ns = p.namespace().unwrap_or_default();
-        let id: ProfileId = (ns.clone(), p.name_any());
         let generation = p.metadata.generation.unwrap_or(0);
+        let refused = |why: String| {
+            self.forget(&id);
+            Base::Failed {
+                why,
+                retry_in: Duration::from_secs(300),
+            }
+        };
         let parsed = match OciReference::parse(reference) {
             Ok(r) => r,
-            Err(why) => {
-                return Base::Failed {
-                    why: format!("spec.baseProfileName: {why}"),
-                    retry_in: Duration::from_secs(300),
-                }
-            }
+            Err(why) => return refused(format!("spec.baseProfileName: {why}")),
         };
         if let Some(Err(why)) = p
             .spec
@@ -197,105 +212,103 @@ impl Artifacts {
             .as_deref()
             .map(seccomp_profile::validate::check_object_name)
         {
-            return Base::Failed {
-                why: format!("spec.pullSecretName: {why}"),
-                retry_in: Duration::from_secs(300),
-            };
+            return refused(format!("spec.pullSecretName: {why}"));
         }
         // Refused at once, without a fetch: the admin's list changes only with a restart.
         if let Err(why) = self.config.check_allowed(&parsed) {
-            return Base::Failed {
-                why: format!("spec.baseProfileName: {why}"),
-                retry_in: Duration::from_secs(300),
-            };
+            return refused(format!("spec.baseProfileName: {why}"));
         }
-        // Recorded in status: a digest holds for good, a tag for its generation.
+        // Recorded in status: a digest holds for good, a tag for its generation. Nothing is
+        // kept here then: the status is the one copy.
         if let Some(r) = p.status.as_ref().and_then(|s| s.resolved_base.as_ref()) {
             if r.reference == reference && (parsed.digest.is_some() || r.generation == generation) {
-                self.remember(&ns, reference, &r.profile);
+                self.forget(&id);
                 return Base::Ready(r.clone());
             }
         }
-        let key: Key = (
-            id.clone(),
+        let want: Want = (
             reference.to_owned(),
             p.spec.pull_secret_name.clone(),
             generation,
         );
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // Only the current key of a profile is kept.
-        entries.retain(|k, _| k.0 != id || *k == key);
-        let start = match entries.get(&key) {
-            Some(Entry::Fetching) => return Base::Fetching,
-            Some(Entry::Done(f)) => {
-                let r = ResolvedBase {
-                    reference: reference.to_owned(),
-                    digest: f.digest.clone(),
-                    generation,
-                    profile: f.document.clone(),
-                };
-                self.remember(&ns, reference, &r.profile);
-                return Base::Ready(r);
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failures = 0;
+        let mut last = None;
+        if let Some(slot) = slots.get(&id) {
+            if slot.want.0 == want.0 {
+                failures = slot.failures;
             }
-            Some(Entry::Failed { why, failures, at }) => {
-                let wait = backoff(*failures);
-                let waited = at.elapsed();
-                if waited < wait {
-                    return Base::Failed {
-                        why: why.clone(),
-                        retry_in: wait - waited,
-                    };
+            if slot.want == want {
+                match &slot.entry {
+                    Entry::Fetching(_) => return Base::Fetching,
+                    Entry::Done(f) => {
+                        return Base::Ready(ResolvedBase {
+                            reference: reference.to_owned(),
+                            digest: f.digest.clone(),
+                            generation,
+                            profile: f.document.clone(),
+                        })
+                    }
+                    Entry::Failed { why, at } => {
+                        let wait = backoff(slot.failures);
+                        let waited = at.elapsed();
+                        if waited < wait {
+                            return Base::Failed {
+                                why: why.clone(),
+                                retry_in: wait - waited,
+                            };
+                        }
+                        last = Some(why.clone());
+                    }
                 }
-                Some(*failures)
             }
-            None => Some(0),
-        };
-        let failures = start.unwrap_or(0);
-        let last = match entries.insert(key.clone(), Entry::Fetching) {
-            Some(Entry::Failed { why, .. }) => Some(why),
-            _ => None,
-        };
-        drop(entries);
+        }
+        // At most a few fetches per namespace: the rest wait their turn.
+        let busy = slots
+            .iter()
+            .filter(|(k, s)| k.0 == id.0 && **k != id && matches!(s.entry, Entry::Fetching(_)))
+            .count();
+        if busy >= MAX_FETCHES_PER_NAMESPACE {
+            return Base::Fetching;
+        }
         let this = self.clone();
-        let secret = p.spec.pull_secret_name.clone();
-        tokio::spawn(async move {
-            let fetch = {
-                let this = this.clone();
-                let ns = key.0 .0.clone();
-                tokio::spawn(async move {
-                    match this.fetches.clone().acquire_owned().await {
-                        Ok(_permit) => this.fetch(&ns, &parsed, secret.as_deref()).await,
-                        Err(_) => Err("the operator is shutting down".to_owned()),
-                    }
-                })
-            };
-            // A fetch that panicked is a failed fetch, tried again: never one left "fetching".
-            let result = fetch
+        let secret = want.1.clone();
+        let (key_id, key_want) = (id.clone(), want.clone());
+        let task = tokio::spawn(async move {
+            let result = match this.fetches.clone().acquire_owned().await {
+                Ok(_permit) => tokio::time::timeout(
+                    FETCH_TIMEOUT + Duration::from_secs(30),
+                    this.fetch(&key_id.0, &parsed, secret.as_deref()),
+                )
                 .await
-                .unwrap_or_else(|e| Err(format!("the fetch failed unexpectedly: {e}")));
-            let entry = match result {
-                Ok(f) => Entry::Done(f),
-                Err(why) => {
-                    tracing::info!(namespace = %key.0 .0, profile = %key.0 .1, %why, "registry base not fetched");
-                    Entry::Failed {
-                        // A cause in another field names it already.
-                        why: if why.starts_with("spec.") {
-                            why
-                        } else {
-                            format!("spec.baseProfileName: {why}")
-                        },
-                        failures: failures + 1,
-                        at: Instant::now(),
-                    }
-                }
+                .unwrap_or_else(|_| Err("the fetch took too long".to_owned())),
+                Err(_) => Err("the operator is shutting down".to_owned()),
             };
-            let mut entries = this.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(e) = entries.get_mut(&key) {
-                *e = entry;
-            }
-            drop(entries);
-            let _ = this.wake.send(ObjectRef::new(&key.0 .1).within(&key.0 .0));
+            this.finish(&key_id, &key_want, result);
         });
+        let abort = task.abort_handle();
+        // A fetch that panicked is a failed fetch, tried again: never one left "fetching".
+        let watcher = self.clone();
+        let (watch_id, watch_want) = (id.clone(), want.clone());
+        tokio::spawn(async move {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    watcher.finish(
+                        &watch_id,
+                        &watch_want,
+                        Err("the fetch failed unexpectedly".to_owned()),
+                    );
+                }
+            }
+        });
+        slots.insert(
+            id,
+            Slot {
+                want,
+                entry: Entry::Fetching(abort),
+                failures,
+            },
+        );
         match last {
             // A retry: the profile keeps reporting the last failure until it ends.
             Some(why) => Base::Failed {
@@ -306,20 +319,60 @@ impl Artifacts {
         }
     }
 
-    /// Forget a deleted profile's fetches.
+    /// Record a fetch's result, if the profile still wants it, and wake the profile.
+    fn finish(&self, id: &ProfileId, want: &Want, result: Result<Fetched, String>) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = slots.get_mut(id).filter(|s| s.want == *want) else {
+            return;
+        };
+        slot.entry = match result {
+            Ok(f) => {
+                slot.failures = 0;
+                Entry::Done(f)
+            }
+            Err(why) => {
+                tracing::info!(namespace = %id.0, profile = %id.1, %why, "registry base not fetched");
+                slot.failures += 1;
+                Entry::Failed {
+                    // A cause in another field names it already.
+                    why: if why.starts_with("spec.") {
+                        why
+                    } else {
+                        format!("spec.baseProfileName: {why}")
+                    },
+                    at: Instant::now(),
+                }
+            }
+        };
+        drop(slots);
+        let _ = self.wake.send(ObjectRef::new(&id.1).within(&id.0));
+    }
+
+    /// Forget a profile's fetch (a running one is stopped).
     pub fn forget(&self, id: &ProfileId) {
-        if let Ok(mut e) = self.entries.lock() {
-            e.retain(|k, _| k.0 != *id);
+        if let Ok(mut s) = self.slots.lock() {
+            s.remove(id);
         }
     }
 
-    fn remember(&self, namespace: &str, reference: &str, document: &SeccompDocument) {
-        if let Ok(mut m) = self.by_reference.lock() {
-            let key = (namespace.to_owned(), reference.to_owned());
-            if m.get(&key) != Some(document) {
-                m.insert(key, document.clone());
+    /// Forget the fetches of profiles that no longer exist.
+    pub fn keep_only(&self, exists: impl Fn(&ProfileId) -> bool) {
+        if let Ok(mut s) = self.slots.lock() {
+            s.retain(|id, _| exists(id));
+        }
+    }
+
+    /// The networks a fetch must never reach, read at most once a minute.
+    async fn egress_policy(&self) -> Result<Arc<EgressPolicy>, String> {
+        let mut cached = self.networks.lock().await;
+        if let Some((at, policy)) = cached.as_ref() {
+            if at.elapsed() < NETWORKS_TTL {
+                return Ok(policy.clone());
             }
         }
+        let policy = Arc::new(EgressPolicy::new(self.cluster_networks().await?));
+        *cached = Some((Instant::now(), policy.clone()));
+        Ok(policy)
     }
 
     /// Fetch and validate `r` for a profile of `namespace`.
@@ -334,7 +387,7 @@ impl Artifacts {
             Some(name) => self.credentials(namespace, name, &r.registry).await?,
             None => Credentials::Anonymous,
         };
-        let policy = Arc::new(EgressPolicy::new(self.cluster_networks().await?));
+        let policy = self.egress_policy().await?;
         let guard = Guard::start(policy, MAX_FETCH_BYTES)
             .await
             .map_err(|e| format!("cannot start the egress guard: {e}"))?;
@@ -353,6 +406,12 @@ impl Artifacts {
             }
         })?;
         let document = parse_artifact(&pulled.profile).map_err(|why| format!("{r}: {why}"))?;
+        let size = serde_json::to_vec(&document).map_or(0, |j| j.len());
+        if size > MAX_RESOLVED_BYTES {
+            return Err(format!(
+                "{r}: its profile is {size} bytes as JSON, over the {MAX_RESOLVED_BYTES} a profile's status carries to the nodes"
+            ));
+        }
         tracing::info!(namespace, reference = %r, digest = %pulled.digest, "registry base fetched");
         Ok(Fetched {
             digest: pulled.digest,

@@ -115,13 +115,15 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
         Base::Ready(r) => Some(r),
         _ => None,
     };
-    // Bases are looked up in the cache as the chain is followed: nothing is copied.
+    // Bases are looked up in the cache as the chain is followed. A base built on a registry
+    // artifact is read as the node agents read it: with its own `status.resolvedBase` folded
+    // in (or, not fetched yet, with its registry base unresolved). The profile's own registry
+    // base is only what was fetched for it.
     let lookup = |base: &str| {
         if base.starts_with(seccomp_profile::OCI_PREFIX) {
             let document = own_base
                 .filter(|r| r.reference == base)
-                .map(|r| r.profile.clone())
-                .or_else(|| ctx.artifacts.document(&ns, base))?;
+                .map(|r| r.profile.clone())?;
             return Some(seccomp_profile::ProfileSpec {
                 document,
                 base_profile_name: None,
@@ -130,9 +132,11 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
                 mode: Default::default(),
             });
         }
-        ctx.profiles
-            .get(&ObjectRef::new(base).within(&ns))
-            .map(|o| o.spec.profile.clone())
+        let o = ctx.profiles.get(&ObjectRef::new(base).within(&ns))?;
+        let mut spec = o.spec.profile.clone();
+        let resolved = o.status.as_ref().and_then(|s| s.resolved_base.as_ref());
+        let _ = crds::fold_registry_base(&mut spec, resolved);
+        Some(spec)
     };
     let spec_version = spec_version(&ctx, &p, &lookup)?;
     let live = ctx.liveness.get();
@@ -221,7 +225,8 @@ fn with_registry_base(
             "Unknown",
             "BaseProfileFetching",
             "fetching spec.baseProfileName from the registry".to_owned(),
-            Duration::from_secs(60),
+            // Woken when the fetch ends; a fetch waiting for its turn is looked at again.
+            Duration::from_secs(15),
         ),
         Base::Failed { why, retry_in } => (
             crds::ProfilePhase::Error,
@@ -504,6 +509,18 @@ pub async fn run(client: Client, inputs: Inputs) {
     ));
     let would_deny_changes = crate::profile::denials::follow(would_deny_events, would_deny.clone());
     let (artifacts, fetched) = crate::profile::artifacts::Artifacts::new(client.clone(), registry);
+    // The fetches of profiles deleted without a reconcile (no finalizer) are let go.
+    {
+        let (artifacts, profiles) = (artifacts.clone(), profiles.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                tick.tick().await;
+                artifacts
+                    .keep_only(|id| profiles.get(&ObjectRef::new(&id.1).within(&id.0)).is_some());
+            }
+        });
+    }
     let ctx = Arc::new(Context {
         artifacts,
         denials,

@@ -28,6 +28,9 @@ struct Seen {
     generation: Option<i64>,
     deleting: bool,
     base: Option<String>,
+    /// The digest of its registry base as fetched (`status.resolvedBase`): what the profiles
+    /// built on it read of its status.
+    resolved: Option<String>,
 }
 
 impl Seen {
@@ -37,6 +40,11 @@ impl Seen {
             generation: p.metadata.generation,
             deleting: p.metadata.deletion_timestamp.is_some(),
             base: p.spec.base_profile_name.clone(),
+            resolved: p
+                .status
+                .as_ref()
+                .and_then(|s| s.resolved_base.as_ref())
+                .map(|r| format!("{}@{}", r.reference, r.digest)),
         }
     }
 }

@@ -47,34 +47,13 @@ async fn configure_operator(r: &Local) -> anyhow::Result<()> {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "seccomp-operator-registry-ca", "namespace": "seccomp-operator"},
         "data": {"local.crt": ca}});
-    let current_ca = kubectl(&[
-        "-n",
-        "seccomp-operator",
-        "get",
-        "configmap",
-        "seccomp-operator-registry-ca",
-        "-o",
-        "jsonpath={.data.local\\.crt}",
-        "--ignore-not-found",
-    ])?;
-    let current_allowed = kubectl(&[
-        "-n",
-        "seccomp-operator",
-        "get",
-        "configmap",
-        "seccomp-operator-policy",
-        "-o",
-        "jsonpath={.data.ALLOWED_REGISTRIES}",
-    ])?;
-    if current_ca.trim() == ca.trim() && current_allowed == allowed(r) {
-        return Ok(());
-    }
     let out = kubectl_output(None, &["apply", "-f", "-"], Some(cm.to_string().as_bytes()))?;
     anyhow::ensure!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The API server's profile policy reads the ConfigMap at once.
     kubectl(&[
         "-n",
         "seccomp-operator",
@@ -86,12 +65,16 @@ async fn configure_operator(r: &Local) -> anyhow::Result<()> {
         "-p",
         &json!({"data": {"ALLOWED_REGISTRIES": allowed(r)}}).to_string(),
     ])?;
+    // The operator reads it at start: set on the Deployment itself (an explicit variable wins
+    // over the ConfigMap's), a change of its pod template only when the value is new, so that
+    // exactly the pods started after it answer. Then the rollout, and no old pod left.
     kubectl(&[
         "-n",
         "seccomp-operator",
-        "rollout",
-        "restart",
+        "set",
+        "env",
         "deploy/seccomp-operator",
+        &format!("ALLOWED_REGISTRIES={}", allowed(r)),
     ])?;
     kubectl(&[
         "-n",
@@ -99,8 +82,47 @@ async fn configure_operator(r: &Local) -> anyhow::Result<()> {
         "rollout",
         "status",
         "deploy/seccomp-operator",
-        "--timeout=180s",
+        "--timeout=240s",
     ])?;
+    wait_for("only the operator's new pods to run", Duration::from_secs(120), || async {
+        let out = kubectl(&[
+            "-n", "seccomp-operator", "get", "pods", "-l", "app.kubernetes.io/name=seccomp-operator",
+            "-o", "jsonpath={range .items[*]}{.metadata.deletionTimestamp}|{.status.containerStatuses[0].ready} {end}",
+        ])
+        .ok()?;
+        let pods: Vec<&str> = out.split_whitespace().collect();
+        (!pods.is_empty() && pods.iter().all(|p| *p == "|true")).then_some(())
+    })
+    .await?;
+    // Admission through the webhook agrees, several times in a row (each may reach another
+    // replica): a server-side dry run goes through the webhooks.
+    let probe = json!({"apiVersion": "seccomp-operator.dev/v1alpha1", "kind": "SeccompProfile",
+        "metadata": {"name": "registry-probe", "namespace": "default"},
+        "spec": {"defaultAction": "SCMP_ACT_ALLOW",
+            "baseProfileName": format!("oci://{}/probe@sha256:{}", r.tls, "2".repeat(64))}})
+    .to_string();
+    let mut agreed = 0;
+    wait_for(
+        "the operator's webhook to allow the local registry",
+        Duration::from_secs(120),
+        || {
+            let ok = kubectl_output(
+                None,
+                &["create", "--dry-run=server", "-f", "-"],
+                Some(probe.as_bytes()),
+            )
+            .is_ok_and(|o| o.status.success());
+            agreed = if ok { agreed + 1 } else { 0 };
+            let done = agreed >= 5;
+            async move {
+                if !done {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                done.then_some(())
+            }
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -184,16 +184,21 @@ impl Artifacts {
 
     /// What `p`'s registry base is; starts a fetch when one is needed.
     pub fn base_for(self: &Arc<Self>, p: &SeccompProfile) -> Base {
-        let id: ProfileId = (p.namespace().unwrap_or_default(), p.name_any());
         let Some(reference) = p
             .spec
             .base_profile_name
             .as_deref()
             .filter(|b| b.starts_with(OCI_PREFIX))
         else {
-            self.forget(&id);
+            // Every profile's reconcile passes here: nothing is allocated unless a fetch is
+            // held (one for a profile whose registry base was just removed goes).
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            if !slots.is_empty() {
+                slots.remove(&(p.namespace().unwrap_or_default(), p.name_any()));
+            }
             return Base::None;
         };
+        let id: ProfileId = (p.namespace().unwrap_or_default(), p.name_any());
         let generation = p.metadata.generation.unwrap_or(0);
         let refused = |why: String| {
             self.forget(&id);

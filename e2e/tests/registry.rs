@@ -75,6 +75,11 @@ async fn configure_operator(r: &Local) -> anyhow::Result<()> {
         "env",
         "deploy/seccomp-operator",
         &format!("ALLOWED_REGISTRIES={}", allowed(r)),
+        // The CA is read at start too: a new one (a registry set up again) restarts it.
+        &format!(
+            "REGISTRY_CA_DIGEST={}",
+            profile_registry::artifact::digest(&r.ca).replace(':', "-")
+        ),
     ])?;
     kubectl(&[
         "-n",

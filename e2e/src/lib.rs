@@ -354,7 +354,12 @@ pub fn kubectl_output(
         .spawn()?;
     let mut input = child.stdin.take();
     if let (Some(pipe), Some(bytes)) = (input.as_mut(), stdin) {
-        pipe.write_all(bytes)?;
+        // kubectl may exit before reading its input (bad arguments, no server): its exit
+        // status and stderr then say why, not a broken pipe.
+        match pipe.write_all(bytes) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
+            _ => {}
+        }
     }
     drop(input);
     child.wait_with_output()

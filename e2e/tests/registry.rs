@@ -36,10 +36,15 @@ fn local_registry() -> Option<Local> {
     })
 }
 
-/// What the operator must be told: the local registry, loopback and the API service's
-/// address (to show that listing them does not make them reachable).
+/// What the operator must be told: two repositories of the local registry, loopback and the
+/// API service's address (to show that listing them does not make them reachable). Spelled
+/// as an admin might (upper case, a trailing `/`): the API server's policy and the operator
+/// must read each entry alike, or r1 is refused by one of them.
 fn allowed(r: &Local) -> String {
-    format!("{},127.0.0.1:5443,10.96.0.1:443", r.tls)
+    format!(
+        "{tls}/E2E/,{tls}/probe,127.0.0.1:5443,10.96.0.1:443/",
+        tls = r.tls
+    )
 }
 
 async fn configure_operator(r: &Local) -> anyhow::Result<()> {
@@ -336,7 +341,7 @@ async fn r2_only_the_profiles_own_namespace_secret_is_used() -> anyhow::Result<(
 
 #[tokio::test]
 async fn r3_registries_outside_the_list_and_addresses_inside_are_refused() -> anyhow::Result<()> {
-    let Some((client, _)) = set_up().await? else {
+    let Some((client, reg)) = set_up().await? else {
         return Ok(());
     };
     let ns = TestNs::new(client, "registry-refused").await?;
@@ -356,6 +361,16 @@ async fn r3_registries_outside_the_list_and_addresses_inside_are_refused() -> an
         message.contains("spec.baseProfileName") && message.contains("allowed list"),
         "{message}"
     );
+    // A listed registry, but a repository outside the listed ones.
+    let elsewhere = format!("oci://{}/other/x@{digest}", reg.tls);
+    let refused = ns
+        .apply::<SeccompProfile>(sp(
+            "elsewhere",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "baseProfileName": elsewhere}),
+        ))
+        .await
+        .expect_err("a repository outside the listed ones is refused");
+    assert!(refused.to_string().contains("allowed list"), "{refused}");
     // Listed, but inside: the fetch never connects.
     for (name, reference, says) in [
         (

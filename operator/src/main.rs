@@ -473,8 +473,7 @@ fn registry_config(
 ) -> anyhow::Result<operator::profile::artifacts::RegistryConfig> {
     let allowed: Vec<String> = allowed
         .iter()
-        .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty())
+        .filter_map(|a| operator::profile::artifacts::allowed_entry(a))
         .collect();
     for a in &allowed {
         let probe = if a.contains('/') {

@@ -55,12 +55,24 @@ pub struct RegistryConfig {
     pub ca_pem: Vec<Vec<u8>>,
 }
 
+/// An `ALLOWED_REGISTRIES` entry as both checks compare it: trimmed, lower case, one trailing
+/// `/` dropped; empty: no entry. The API server's profile policy spells the same steps in CEL
+/// (`config/webhook/profile-policy.yaml`), so the two agree on every entry.
+pub fn allowed_entry(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    let entry = trimmed
+        .strip_suffix('/')
+        .unwrap_or(trimmed)
+        .to_ascii_lowercase();
+    (!entry.is_empty()).then_some(entry)
+}
+
 impl RegistryConfig {
     /// Why `r` may not be fetched by the allowed list, if it may not.
     pub fn check_allowed(&self, r: &OciReference) -> Result<(), String> {
         let allowed = self.allowed.iter().any(|entry| {
             let (registry, prefix) = match entry.split_once('/') {
-                Some((reg, p)) => (reg, Some(p.trim_end_matches('/'))),
+                Some((reg, p)) => (reg, Some(p)),
                 None => (entry.as_str(), None),
             };
             registry.eq_ignore_ascii_case(&r.registry)
@@ -571,6 +583,27 @@ mod tests {
             let e = some.check_allowed(&r(refused)).unwrap_err();
             assert!(e.contains("not in the allowed list"), "{refused}: {e}");
         }
+    }
+
+    #[test]
+    fn entries_are_compared_as_the_api_servers_policy_compares_them() {
+        let r = |s: &str| OciReference::parse(s).unwrap();
+        assert_eq!(allowed_entry(" Q.io/Team/ ").as_deref(), Some("q.io/team"));
+        assert_eq!(allowed_entry("R.IO:5443").as_deref(), Some("r.io:5443"));
+        assert_eq!(allowed_entry("  "), None);
+        assert_eq!(allowed_entry("/"), None);
+        // Only one `/` goes: the CEL policy drops one, and a doubled one stays refused.
+        assert_eq!(allowed_entry("q.io/team//").as_deref(), Some("q.io/team/"));
+        let some = RegistryConfig {
+            allowed: ["Q.io/Team/", "R.IO:5443"]
+                .iter()
+                .filter_map(|e| allowed_entry(e))
+                .collect(),
+            ..Default::default()
+        };
+        some.check_allowed(&r("oci://q.io/team/web:v")).unwrap();
+        some.check_allowed(&r("oci://R.io:5443/a:v")).unwrap();
+        some.check_allowed(&r("oci://q.io/teams:v")).unwrap_err();
     }
 
     #[test]

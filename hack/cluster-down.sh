@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops exactly the processes hack/cluster-up.sh started (by the PIDs it recorded in
 # /run/seccomp-operator-cluster/pids, from whichever checkout started them; never by
-# name; for extra nodes, every process in their own cgroup subtree) and cleans what they left: containers, mounts, network namespaces, the pod bridge,
+# name; for extra nodes, every process in their own cgroup subtree; the containerd shims by
+# the cluster's socket they name) and cleans what they left: containers, mounts, network namespaces, the pod bridge,
 # CNI and kube-proxy iptables chains. `--wipe` also deletes the cluster's state (etcd data,
 # certificates, containerd images, /var/lib/kubelet). Idempotent.
 set -uo pipefail
@@ -51,6 +52,14 @@ stop etcd
 # containerd-shim processes are children of containerd's session.
 for f in /run/seccomp-operator-cluster/containerd/io.containerd.runtime.v2.task/k8s.io/*/init.pid; do
   [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
+done
+# The shims outlive their containerd by design; each of this cluster's (every node's) names
+# a socket under $RUN, which no other containerd uses.
+for p in /proc/[0-9]*; do
+  cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+  case "$cmd" in
+    *containerd-shim*" -address $RUN/"*) kill -KILL "${p#/proc/}" 2>/dev/null ;;
+  esac
 done
 
 # Mounts under the cluster's directories, deepest first.

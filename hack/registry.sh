@@ -158,6 +158,23 @@ EOF
   fi
 }
 
+# Fails, naming the holder, when another process listens on an instance's port: most often
+# the registries another checkout's tests left running.
+port_free() {
+  local port=$TLS_PORT pid cmd
+  [ "$1" = plain ] && port=$PLAIN_PORT
+  pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2) || true
+  [ -n "$pid" ] || return 0
+  cmd=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || true
+  case "$cmd" in
+    *"docker-registry serve "*/.local-registry/*)
+      local other=${cmd#*docker-registry serve }
+      other=${other%/.local-registry/*}
+      die "port $port is taken by the registry of the checkout $other (PID $pid): run hack/registry.sh down there first" ;;
+    *) die "port $port is taken by PID $pid (${cmd:-unknown}): the $1 registry needs it" ;;
+  esac
+}
+
 # Starts an instance unless it runs healthy with the config it should have (a changed config
 # or certificate restarts it), then waits until GET /v2/ answers.
 ensure() {
@@ -173,6 +190,7 @@ ensure() {
     return 0
   fi
   stop "$i"
+  port_free "$i"
   mkdir -p "$STATE/data/$i"
   # docker-registry reads REGISTRY_* variables as config overrides: none of ours reaches it.
   local unset=()

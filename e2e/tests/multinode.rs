@@ -247,6 +247,19 @@ async fn m4_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_lea
             .await?;
     }
     let reports: Api<SeccompNodeStatus> = Api::all(client.clone());
+    // The newest version of the namespace's profiles before the node joins. Read later, it
+    // could include the status writes its joining causes (each profile's node count), which
+    // its agent need not have seen when the pod lands: only the content matters.
+    let newest = Api::<crds::SeccompProfile>::namespaced(client.clone(), &ns.name)
+        .list(&Default::default())
+        .await?
+        .items
+        .iter()
+        .filter_map(|p| {
+            crds::nodestatus::parse_resource_version(p.metadata.resource_version.as_deref()?)
+        })
+        .max()
+        .expect("the namespace has profiles");
 
     let started = Instant::now();
     let new = cluster_ctl(&["add-node"])?.trim().to_owned();
@@ -279,18 +292,8 @@ async fn m4_a_new_node_has_every_profile_before_pods_land_and_a_removed_node_lea
         .await?;
         let s = scheduled.expect("the new node's report exists when its first pod lands");
         assert!(s.ready, "scheduled before the agent's first sync");
-        // The profiles of the namespace: synced (the node's report covers their first
-        // versions at least), counted, and not failing there.
-        let newest = Api::<crds::SeccompProfile>::namespaced(client.clone(), &ns.name)
-            .list(&Default::default())
-            .await?
-            .items
-            .iter()
-            .filter_map(|p| {
-                crds::nodestatus::parse_resource_version(p.metadata.resource_version.as_deref()?)
-            })
-            .min()
-            .expect("the namespace has profiles");
+        // The profiles of the namespace: synced (the node's report covers every version
+        // they had before it joined), counted, and not failing there.
         assert!(
             s.synced_version().is_some_and(|v| v >= newest),
             "{new} had not synced the profiles when the pod landed: {s:?}"

@@ -130,36 +130,10 @@ pub fn compact_with_base(
         generation: metadata.generation,
         ..Default::default()
     };
-    // Validated as the operator validates: the profile as written, then its registry base on
-    // its own (as a named base is), then folded. Limits hold for each, not for the sum.
-    let summary = |errs: Vec<seccomp_profile::FieldError>| {
-        seccomp_profile::limits::summarize(errs.iter().map(ToString::to_string))
+    let (base_digest, invalid) = match validate_and_fold(&mut spec, resolved.as_ref()) {
+        Ok(digest) => (digest, None),
+        Err(why) => (None, Some(why)),
     };
-    let mut base_digest = None;
-    let mut invalid = seccomp_profile::validate_spec(&spec, Some(&Libseccomp))
-        .err()
-        .map(summary);
-    if invalid.is_none() {
-        let base_errors = resolved
-            .as_ref()
-            .filter(|r| spec.base_profile_name.as_deref() == Some(r.reference.as_str()))
-            .map(|r| seccomp_profile::validate_document(&r.profile, "", Some(&Libseccomp)))
-            .unwrap_or_default();
-        invalid = if base_errors.is_empty() {
-            match crds::fold_registry_base(&mut spec, resolved.as_ref()) {
-                Ok(digest) => {
-                    base_digest = digest;
-                    None
-                }
-                Err(waiting) => Some(waiting),
-            }
-        } else {
-            Some(format!(
-                "spec.baseProfileName: the registry base is invalid: {}",
-                summary(base_errors)
-            ))
-        };
-    }
     match &invalid {
         None => {
             for rule in &mut spec.document.syscalls {
@@ -178,6 +152,29 @@ pub fn compact_with_base(
         invalid,
         base_digest,
     }
+}
+
+/// Validated as the operator validates: the profile as written, then its registry base on its
+/// own (as a named base is), then folded; the base's digest, or why the profile cannot be
+/// installed. Limits hold for each, not for the sum.
+fn validate_and_fold(
+    spec: &mut ProfileSpec,
+    resolved: Option<&ResolvedBase>,
+) -> Result<Option<String>, String> {
+    let summary = |errs: Vec<seccomp_profile::FieldError>| {
+        seccomp_profile::limits::summarize(errs.iter().map(ToString::to_string))
+    };
+    seccomp_profile::validate_spec(spec, Some(&Libseccomp)).map_err(summary)?;
+    if let Some(r) = resolved.filter(|r| spec.base_profile_name.as_deref() == Some(&*r.reference)) {
+        let errors = seccomp_profile::validate_document(&r.profile, "", Some(&Libseccomp));
+        if !errors.is_empty() {
+            return Err(format!(
+                "spec.baseProfileName: the registry base is invalid: {}",
+                summary(errors)
+            ));
+        }
+    }
+    crds::fold_registry_base(spec, resolved)
 }
 
 impl kube::Resource for StoredProfile {

@@ -81,13 +81,7 @@ pub fn resolve(
             });
         }
         let base_spec = match base.strip_prefix(BUILTIN_PREFIX) {
-            Some(builtin) => super::builtin::get(builtin).map(|document| ProfileSpec {
-                document,
-                base_profile_name: None,
-                disabled: false,
-                report_denials: None,
-                mode: Default::default(),
-            }),
+            Some(builtin) => super::builtin::get(builtin).map(ProfileSpec::from),
             None => lookup.lookup(&base),
         };
         let Some(base_spec) = base_spec else {

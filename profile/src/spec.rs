@@ -37,3 +37,17 @@ pub struct ProfileSpec {
     #[serde(default, skip_serializing_if = "Mode::is_enforce")]
     pub mode: Mode,
 }
+
+impl From<SeccompDocument> for ProfileSpec {
+    /// A profile that is only its filter: no base, installed, reporting denials as the cluster
+    /// says, enforced (a built-in base, a fetched registry base).
+    fn from(document: SeccompDocument) -> Self {
+        ProfileSpec {
+            document,
+            base_profile_name: None,
+            disabled: false,
+            report_denials: None,
+            mode: Mode::default(),
+        }
+    }
+}

@@ -121,16 +121,9 @@ pub async fn reconcile(p: Arc<SeccompProfile>, ctx: Arc<Context>) -> Result<Acti
     // base is only what was fetched for it.
     let lookup = |base: &str| {
         if base.starts_with(seccomp_profile::OCI_PREFIX) {
-            let document = own_base
+            return own_base
                 .filter(|r| r.reference == base)
-                .map(|r| r.profile.clone())?;
-            return Some(seccomp_profile::ProfileSpec {
-                document,
-                base_profile_name: None,
-                disabled: false,
-                report_denials: None,
-                mode: Default::default(),
-            });
+                .map(|r| seccomp_profile::ProfileSpec::from(r.profile.clone()));
         }
         let o = ctx.profiles.get(&ObjectRef::new(base).within(&ns))?;
         let mut spec = o.spec.profile.clone();

@@ -421,23 +421,27 @@ async fn a_registry_base_from_a_registry_not_allowed_is_an_error_naming_the_fiel
     server.await.unwrap();
 }
 
+/// `reference` as the operator records it once fetched (a base allowing `read`).
+fn fetched_base(reference: &str) -> crds::ResolvedBase {
+    serde_json::from_value(json!({"reference": reference, "digest": DIGEST, "generation": 1,
+        "profile": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}}))
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_registry_base_recorded_in_status_is_built_on_without_a_fetch() {
     let (client, mut h) = mock();
     let reference = format!("oci://registry.example:5443/team/base@{DIGEST}");
-    let base_doc = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]});
     let mut p = profile(
         json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": reference, "syscalls": [{"names": ["write"], "action": "SCMP_ACT_ALLOW"}]}),
         json!({}),
     );
-    let resolved: crds::ResolvedBase = serde_json::from_value(json!({
-        "reference": reference, "digest": DIGEST, "generation": 1, "profile": base_doc}))
-    .unwrap();
+    let resolved = fetched_base(&reference);
     p.status = Some(crds::SeccompProfileStatus {
         resolved_base: Some(resolved.clone()),
         ..Default::default()
     });
-    let base_spec: seccomp_profile::ProfileSpec = serde_json::from_value(base_doc).unwrap();
+    let base_spec = seccomp_profile::ProfileSpec::from(resolved.profile);
     let expected = seccomp_profile::resolve(
         "web",
         &p.spec,
@@ -482,17 +486,12 @@ async fn a_profile_built_on_one_with_a_registry_base_reads_that_bases_own_fetch(
     // agents render it (mid with that base folded in), whatever else was fetched elsewhere.
     let (client, mut h) = mock();
     let reference = format!("oci://registry.example:5443/team/base@{DIGEST}");
-    let base_doc = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]});
     let mut mid = profile(
         json!({"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": reference, "syscalls": [{"names": ["close"], "action": "SCMP_ACT_ALLOW"}]}),
         json!({"name": "mid", "uid": "u2"}),
     );
     mid.status = Some(crds::SeccompProfileStatus {
-        resolved_base: Some(
-            serde_json::from_value(json!({
-            "reference": reference, "digest": DIGEST, "generation": 1, "profile": base_doc}))
-            .unwrap(),
-        ),
+        resolved_base: Some(fetched_base(&reference)),
         ..Default::default()
     });
     let web = profile(
